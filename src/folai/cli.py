@@ -1,0 +1,102 @@
+"""The ``folai`` command line: one subcommand per library function.
+
+Each subcommand lives in ``folai.commands.<name>`` and provides ``add_arguments(parser)`` and
+``run(args) -> int | None``. Modules are imported only when their command runs, so a missing
+optional dependency of one command never breaks another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+from .errors import FolaiError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("folai.commands.generate", "video -> envelope -> Foley audio, muxed back into the video"),
+    "envelope": ("folai.commands.envelope", "stage 1 alone: the RMS envelope of a video (or of a recording) as CSV/PNG"),
+    "render": ("folai.commands.render", "stage 2 alone: render an envelope CSV to 44.1 kHz stereo audio"),
+    "strip-audio": ("folai.commands.media_tools", "write a copy of a video without its audio tracks"),
+    "mux": ("folai.commands.media_tools", "put an audio file onto a video (video stream copied, not re-encoded)"),
+    "extract": ("folai.commands.extract", "cache per-frame video features for the learned timing model"),
+    "train": ("folai.commands.train", "train the timing model (stage 1) or the envelope ControlNet (stage 2)"),
+    "evaluate": ("folai.commands.evaluate", "score generated audio against references (E-L1, onsets, FAD, CLAP, FAVD)"),
+    "studio": ("folai.commands.studio", "local web app: see, edit and hear the envelope before rendering"),
+}
+
+
+def _load(name: str):
+    module = importlib.import_module(COMMANDS[name][0])
+    return module
+
+
+def build_parser(load_all: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="folai",
+        description=(
+            "Synchronized Foley for silent video in two stages: timing (video -> an editable RMS "
+            "envelope CSV) and synthesis (envelope + a prompt or reference recordings -> 44.1 kHz "
+            "stereo audio). The default path runs on a CPU with no downloaded weights."
+        ),
+        epilog="Run 'folai COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"folai {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (modname, helptext) in COMMANDS.items():
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        p.set_defaults(_command=name)
+        if load_all:
+            try:
+                module = _load(name)
+            except ImportError as e:  # command's module missing or its optional deps absent
+                p.set_defaults(_import_error=str(e))
+                continue
+            adder = getattr(module, f"add_arguments_{name.replace('-', '_')}", None) or module.add_arguments
+            adder(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        if getattr(args, "_import_error", None):
+            raise FolaiError(f"command '{args.command}' is unavailable: {args._import_error}")
+        module = _load(args.command)
+        runner = getattr(module, f"run_{args.command.replace('-', '_')}", None) or module.run
+        rc = runner(args)
+        return int(rc or 0)
+    except FolaiError as e:
+        if args.debug:
+            raise
+        print(f"folai {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"folai {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # unexpected: still one line unless --debug
+        if args.debug:
+            raise
+        print(
+            f"folai {args.command}: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,558 @@
+"""The RMS envelope: the contract between stage 1 (timing) and stage 2 (synthesis).
+
+Exactly as SPEC.md says:
+
+- target audio: mono, 16 kHz, peak-normalised to [-1, 1];
+- RMS with frame 512 / hop 128 (``librosa.feature.rms`` conventions, centred frames) -> 125
+  frames/s, ``samples // 128`` frames (1250 for 10 s); values in [0, 1];
+- smoothing: a length-preserving centred moving average over 15 frames (``EnvelopeConfig.smooth_filter``
+  = ``"box"``; ``"hann"`` and ``"none"`` are the alternatives; edges use reflection);
+- classes: mu-law, mu = 127, quantised -> 64 classes 0..63 (equal to
+  ``librosa.mu_compress(rms, mu=127, quantize=True)``), decoded by ``librosa.mu_expand``;
+- class targets: Gaussian label smoothing, sigma 1, half-width 2, normalised to sum 1;
+- for stage 2: linear interpolation to the audio rate and channel count.
+
+Frame ``i`` of an envelope describes the audio around time ``start + i / rate`` seconds.
+
+Example::
+
+    >>> import numpy as np
+    >>> from folai.envelope import Envelope
+    >>> y = np.zeros(160000, dtype=np.float32); y[80000:80400] = 1.0   # a click at 5 s
+    >>> env = Envelope.from_audio(y, sr=16000)
+    >>> env.values.shape, env.rate                                       # (channels, frames)
+    ((1, 1250), 125.0)
+    >>> round(env.duration, 3)
+    10.0
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import EnvelopeFormatError, FolaiError
+
+__all__ = [
+    "EnvelopeConfig",
+    "Envelope",
+    "rms_frames",
+    "smooth",
+    "mu_classes",
+    "classes_to_rms",
+    "smooth_targets",
+]
+
+
+@dataclass(frozen=True)
+class EnvelopeConfig:
+    """Envelope extraction settings (defaults are the paper's / SPEC's)."""
+
+    sr: int = 16000
+    frame_length: int = 512
+    hop_length: int = 128
+    smooth_kernel: int = 15
+    smooth_filter: str = "box"  # "box" (moving average), "hann" (Hann-weighted), "none"
+    mu: int = 127
+    label_sigma: float = 1.0
+    label_width: int = 2
+
+    @property
+    def rate(self) -> float:
+        """Envelope frames per second (125.0 by default)."""
+        return self.sr / self.hop_length
+
+    @property
+    def n_classes(self) -> int:
+        """Number of mu-law classes for values in [0, 1] (64 for mu = 127)."""
+        return (self.mu + 1) // 2
+
+    def n_frames(self, seconds: float) -> int:
+        """Envelope frames for ``seconds`` of audio (1250 for 10 s)."""
+        return int(round(seconds * self.sr)) // self.hop_length
+
+
+DEFAULT = EnvelopeConfig()
+
+
+# ----------------------------------------------------------------------------- core maths
+
+
+def rms_frames(y: np.ndarray, frame_length: int = 512, hop_length: int = 128) -> np.ndarray:
+    """RMS per centred frame of a mono signal, like ``librosa.feature.rms`` (center, pad constant 0).
+
+    y: (N,) float. Returns (N // hop_length,) float32 — the trailing partial frame librosa adds is
+    dropped so that 10 s at 16 kHz give exactly 1250 frames.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1:
+        raise ValueError(f"rms_frames expects a mono (N,) signal, got shape {y.shape}")
+    n = len(y) // hop_length
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    pad = frame_length // 2
+    yp = np.pad(y, (pad, pad))
+    # sum of squares over each window via cumulative sums (O(N), exact enough in float64)
+    c = np.concatenate([[0.0], np.cumsum(yp * yp)])
+    starts = np.arange(n) * hop_length
+    power = (c[starts + frame_length] - c[starts]) / frame_length
+    return np.sqrt(np.maximum(power, 0.0)).astype(np.float32)
+
+
+def smooth(x: np.ndarray, kernel: int = 15, kind: str = "box") -> np.ndarray:
+    """Length-preserving centred smoothing along the last axis (reflect at the edges)."""
+    if kind == "none" or kernel <= 1:
+        return np.asarray(x, dtype=np.float32).copy()
+    if kernel % 2 == 0:
+        raise ValueError(f"smoothing kernel must be odd to stay centred, got {kernel}")
+    if kind == "box":
+        w = np.ones(kernel)
+    elif kind == "hann":
+        w = np.hanning(kernel + 2)[1:-1]
+    else:
+        raise ValueError(f"unknown smoothing filter '{kind}'; expected 'box', 'hann' or 'none'")
+    w = w / w.sum()
+    x = np.asarray(x, dtype=np.float64)
+    half = kernel // 2
+    T = x.shape[-1]
+    if T == 0:
+        return x.astype(np.float32)
+    mode = "reflect" if T > half else "edge"
+    xp = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)], mode=mode)
+    out = np.apply_along_axis(lambda r: np.convolve(r, w, mode="valid"), -1, xp)
+    return out.astype(np.float32)
+
+
+def mu_classes(rms: np.ndarray, mu: int = 127) -> np.ndarray:
+    """Mu-law classes of values in [0, 1]: equals ``librosa.mu_compress(rms, mu=mu, quantize=True)``.
+
+    Returns int64 classes in 0..(mu+1)//2 - 1 (0..63 for mu = 127).
+    """
+    x = np.clip(np.asarray(rms, dtype=np.float64), 0.0, 1.0)
+    y = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
+    bins = np.linspace(-1, 1, num=1 + mu, endpoint=True)
+    q = np.digitize(y, bins=bins, right=True) - (mu + 1) // 2
+    return np.clip(q, 0, (mu + 1) // 2 - 1).astype(np.int64)
+
+
+def classes_to_rms(classes: np.ndarray, mu: int = 127) -> np.ndarray:
+    """Decode classes to RMS: equals ``librosa.mu_expand(classes, mu=mu, quantize=True)``."""
+    x = np.asarray(classes, dtype=np.float64) * (2.0 / (1 + mu))
+    y = np.sign(x) / mu * (np.power(1.0 + mu, np.abs(x)) - 1.0)
+    return y.astype(np.float32)
+
+
+def smooth_targets(
+    classes: np.ndarray, n_classes: int = 64, sigma: float = 1.0, width: int = 2
+) -> np.ndarray:
+    """Gaussian label smoothing: (...,) int classes -> (..., n_classes) float32 rows summing to 1.
+
+    weight(c) = exp(-(c - c*)^2 / (2 sigma^2)) for |c - c*| <= width, else 0; normalised.
+    """
+    classes = np.asarray(classes, dtype=np.int64)
+    c = np.arange(n_classes)
+    d = c - classes[..., None]
+    w = np.exp(-(d.astype(np.float64) ** 2) / (2.0 * sigma**2))
+    w[np.abs(d) > width] = 0.0
+    w /= w.sum(axis=-1, keepdims=True)
+    return w.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- the type
+
+
+@dataclass
+class Envelope:
+    """Loudness over time.
+
+    values: (C, T) float32 in [0, 1] — C = 1 (mono) or 2 (left, right).
+    rate:   frames per second (125.0 for the SPEC envelope).
+    start:  time in seconds of frame 0.
+    """
+
+    values: np.ndarray
+    rate: float = DEFAULT.rate
+    start: float = 0.0
+    config: EnvelopeConfig = field(default=DEFAULT, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.values, dtype=np.float32)
+        if v.ndim == 1:
+            v = v[None]
+        if v.ndim != 2 or v.shape[0] not in (1, 2):
+            raise ValueError(f"envelope values must be (T,) or (C, T) with C in (1, 2), got {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError("envelope values must be finite")
+        if self.rate <= 0:
+            raise ValueError(f"envelope rate must be positive, got {self.rate}")
+        self.values = v
+        self.rate = float(self.rate)
+        self.start = float(self.start)
+
+    # -- basic properties
+    @property
+    def channels(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def n_frames(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered: n_frames / rate."""
+        return self.n_frames / self.rate
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+    @property
+    def times(self) -> np.ndarray:
+        """(T,) float64 time of each frame in seconds."""
+        return self.start + np.arange(self.n_frames) / self.rate
+
+    @property
+    def mono(self) -> np.ndarray:
+        """(T,) float32: the channel mean."""
+        return self.values.mean(axis=0)
+
+    def copy(self) -> "Envelope":
+        return replace(self, values=self.values.copy())
+
+    def _with(self, values: np.ndarray) -> "Envelope":
+        return replace(self, values=np.clip(values, 0.0, 1.0).astype(np.float32))
+
+    def _index(self, t: float) -> int:
+        return int(round((t - self.start) * self.rate))
+
+    def _range(self, t0: float | None, t1: float | None) -> slice:
+        i0 = 0 if t0 is None else max(0, self._index(t0))
+        i1 = self.n_frames if t1 is None else min(self.n_frames, self._index(t1))
+        return slice(i0, max(i0, i1))
+
+    # -- construction
+    @classmethod
+    def from_audio(
+        cls,
+        audio: np.ndarray,
+        sr: int,
+        config: EnvelopeConfig = DEFAULT,
+        smoothing: bool = True,
+        start: float = 0.0,
+    ) -> "Envelope":
+        """The target envelope of a recording (SPEC): mono, ``config.sr``, peak-normalised, RMS, smoothed.
+
+        audio: (N,) or (C, N) float at rate ``sr`` (channels are averaged to mono).
+        """
+        a = np.asarray(audio, dtype=np.float32)
+        if a.ndim == 2:
+            a = a.mean(axis=0)
+        if a.ndim != 1:
+            raise ValueError(f"audio must be (N,) or (C, N), got {np.shape(audio)}")
+        if sr != config.sr:
+            import soxr
+
+            a = soxr.resample(a, sr, config.sr, quality="HQ").astype(np.float32)
+        peak = float(np.max(np.abs(a))) if a.size else 0.0
+        if peak > 0:
+            a = a / peak
+        rms = rms_frames(a, config.frame_length, config.hop_length)
+        if smoothing:
+            rms = smooth(rms, config.smooth_kernel, config.smooth_filter)
+        return cls(np.clip(rms, 0.0, 1.0)[None], rate=config.rate, start=start, config=config)
+
+    @classmethod
+    def from_media(cls, path: str | os.PathLike, config: EnvelopeConfig = DEFAULT, smoothing: bool = True) -> "Envelope":
+        """The target envelope of an audio file or of a video's audio track."""
+        from .media import read_audio
+
+        audio = read_audio(path, sr=config.sr, channels=1)
+        if audio.shape[-1] < config.hop_length:
+            raise FolaiError(f"audio in {path} is too short for an envelope (needs at least {config.hop_length} samples at {config.sr} Hz)")
+        return cls.from_audio(audio, config.sr, config=config, smoothing=smoothing)
+
+    @classmethod
+    def from_classes(cls, classes: np.ndarray, config: EnvelopeConfig = DEFAULT, start: float = 0.0) -> "Envelope":
+        """Decode (T,) or (C, T) class indices to an envelope."""
+        return cls(classes_to_rms(classes, config.mu), rate=config.rate, start=start, config=config)
+
+    @classmethod
+    def zeros(cls, duration: float, rate: float = DEFAULT.rate, channels: int = 1) -> "Envelope":
+        return cls(np.zeros((channels, int(round(duration * rate))), np.float32), rate=rate)
+
+    # -- classes and targets
+    def to_classes(self) -> np.ndarray:
+        """(C, T) int64 mu-law classes."""
+        return mu_classes(self.values, self.config.mu)
+
+    def targets(self) -> np.ndarray:
+        """(C, T, n_classes) float32 Gaussian-smoothed class targets."""
+        c = self.config
+        return smooth_targets(self.to_classes(), c.n_classes, c.label_sigma, c.label_width)
+
+    def quantized(self) -> "Envelope":
+        """The envelope after a class round trip (what a classifier can express at best)."""
+        return self._with(classes_to_rms(self.to_classes(), self.config.mu))
+
+    # -- resampling
+    def resample(self, rate: float) -> "Envelope":
+        """Linear interpolation to another frame rate over the same time span."""
+        n = int(round(self.duration * rate))
+        t_new = self.start + np.arange(n) / rate
+        vals = np.stack([np.interp(t_new, self.times, ch) for ch in self.values])
+        return replace(self, values=vals.astype(np.float32), rate=float(rate))
+
+    def to_audio_rate(self, sr: int = 44100, n_samples: int | None = None, channels: int = 2) -> np.ndarray:
+        """(channels, n_samples) float32: the envelope linearly interpolated to audio samples.
+
+        A mono envelope is duplicated to every channel; a stereo one to 1 channel is averaged.
+        ``n_samples`` defaults to round(duration * sr); sample k is at time start + k / sr.
+        """
+        if n_samples is None:
+            n_samples = int(round(self.duration * sr))
+        t = self.start + np.arange(n_samples) / sr
+        src = self.values
+        if channels == 1 and src.shape[0] == 2:
+            src = src.mean(axis=0, keepdims=True)
+        out = np.stack([np.interp(t, self.times, ch) for ch in src]).astype(np.float32)
+        if out.shape[0] != channels:
+            out = np.repeat(out[:1], channels, axis=0)
+        return out
+
+    def with_channels(self, channels: int) -> "Envelope":
+        if channels == self.channels:
+            return self.copy()
+        if channels == 1:
+            return replace(self, values=self.mono[None].copy())
+        return replace(self, values=np.repeat(self.values[:1], 2, axis=0))
+
+    def crop(self, t0: float, t1: float) -> "Envelope":
+        """The frames in [t0, t1) as a new envelope starting at the first kept frame's time."""
+        s = self._range(t0, t1)
+        return replace(self, values=self.values[:, s].copy(), start=self.start + s.start / self.rate)
+
+    def fit(self, duration: float) -> "Envelope":
+        """Cut or zero-pad to exactly round(duration * rate) frames."""
+        n = int(round(duration * self.rate))
+        v = self.values[:, :n]
+        if v.shape[1] < n:
+            v = np.pad(v, ((0, 0), (0, n - v.shape[1])))
+        return replace(self, values=v.copy())
+
+    # -- edits a sound designer needs (each returns a new envelope)
+    def gain(self, factor: float, t0: float | None = None, t1: float | None = None) -> "Envelope":
+        """Multiply the level by ``factor`` (in [t0, t1) if given); result clipped to [0, 1]."""
+        if factor < 0:
+            raise FolaiError(f"gain factor must be >= 0, got {factor}")
+        v = self.values.copy()
+        v[:, self._range(t0, t1)] *= factor
+        return self._with(v)
+
+    def gain_db(self, db: float, t0: float | None = None, t1: float | None = None) -> "Envelope":
+        return self.gain(10.0 ** (db / 20.0), t0, t1)
+
+    def shift(self, seconds: float) -> "Envelope":
+        """Move the content later (positive) or earlier (negative); same length, zeros enter."""
+        k = int(round(seconds * self.rate))
+        v = np.zeros_like(self.values)
+        if k >= 0:
+            v[:, k:] = self.values[:, : self.n_frames - k] if k < self.n_frames else 0
+        else:
+            v[:, : self.n_frames + k] = self.values[:, -k:]
+        return replace(self, values=v)
+
+    def add_event(self, time: float, level: float, decay: float = 0.08, attack: float = 0.004) -> "Envelope":
+        """Add an impact at ``time`` s peaking at ``level`` and decaying exponentially (time constant ``decay`` s).
+
+        The new shape is combined with the existing curve by maximum, so an event never lowers it.
+        """
+        if not 0.0 <= level <= 1.0:
+            raise FolaiError(f"event level must be in [0, 1], got {level}")
+        if decay <= 0:
+            raise FolaiError(f"event decay must be > 0 s, got {decay}")
+        dt = self.times - time
+        shape = np.where(dt < 0, np.exp(-((dt / max(attack, 1e-6)) ** 2)), np.exp(-np.maximum(dt, 0) / decay))
+        return self._with(np.maximum(self.values, (level * shape)[None].astype(np.float32)))
+
+    def remove(self, t0: float, t1: float) -> "Envelope":
+        """Silence everything in [t0, t1) (delete the events there)."""
+        if t1 <= t0:
+            raise FolaiError(f"remove needs t0 < t1, got {t0} >= {t1}")
+        v = self.values.copy()
+        v[:, self._range(t0, t1)] = 0.0
+        return replace(self, values=v)
+
+    def gate(self, threshold: float, t0: float | None = None, t1: float | None = None) -> "Envelope":
+        """Set values below ``threshold`` to 0 (in [t0, t1) if given)."""
+        v = self.values.copy()
+        s = self._range(t0, t1)
+        seg = v[:, s]
+        seg[seg < threshold] = 0.0
+        v[:, s] = seg
+        return replace(self, values=v)
+
+    def clip(self, lo: float = 0.0, hi: float = 1.0) -> "Envelope":
+        """Limit values to [lo, hi]."""
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise FolaiError(f"clip needs 0 <= lo <= hi <= 1, got lo={lo}, hi={hi}")
+        return replace(self, values=np.clip(self.values, lo, hi).astype(np.float32))
+
+    def draw(self, times: Sequence[float], levels: Sequence[float]) -> "Envelope":
+        """Replace the curve between min(times) and max(times) by the polyline through the points."""
+        t = np.asarray(times, dtype=np.float64)
+        lv = np.asarray(levels, dtype=np.float64)
+        if t.shape != lv.shape or t.size < 2:
+            raise FolaiError("draw needs at least two (time, level) points of equal count")
+        order = np.argsort(t)
+        t, lv = t[order], np.clip(lv[order], 0.0, 1.0)
+        s = self._range(t[0], t[-1] + 1.0 / self.rate)
+        v = self.values.copy()
+        v[:, s] = np.interp(self.times[s], t, lv)[None]
+        return self._with(v)
+
+    def events(self, threshold: float = 0.02, min_gap: float = 0.05) -> list[tuple[float, float]]:
+        """Local maxima above ``threshold`` at least ``min_gap`` s apart: [(time_s, level), ...]."""
+        from scipy.signal import find_peaks
+
+        x = self.mono
+        if x.size < 3:
+            return []
+        peaks, props = find_peaks(x, height=threshold, distance=max(1, int(round(min_gap * self.rate))))
+        return [(float(self.start + p / self.rate), float(x[p])) for p in peaks]
+
+    # -- file I/O
+    def save_csv(self, path: str | os.PathLike) -> Path:
+        """Write the SPEC CSV (``time_s,rms`` or ``time_s,rms_left,rms_right``) atomically."""
+        from .paths import atomic_output
+
+        with atomic_output(path) as tmp:
+            tmp.write_text(self.to_csv_string())
+        return Path(path)
+
+    def to_csv_string(self) -> str:
+        buf = io.StringIO()
+        header = ["time_s", "rms"] if self.channels == 1 else ["time_s", "rms_left", "rms_right"]
+        buf.write(",".join(header) + "\n")
+        for i, t in enumerate(self.times):
+            vals = ",".join(format(float(x), ".9g") for x in self.values[:, i])
+            buf.write(f"{t:.6f},{vals}\n")
+        return buf.getvalue()
+
+    @classmethod
+    def load_csv(cls, path: str | os.PathLike) -> "Envelope":
+        """Read an envelope CSV; reject bad files with a message naming the line and the problem."""
+        p = Path(path)
+        if not p.exists():
+            raise FolaiError(f"envelope file not found: {p}")
+        try:
+            text = p.read_text()
+        except UnicodeDecodeError:
+            raise EnvelopeFormatError(f"{p}: not a text CSV file (expected header 'time_s,rms')") from None
+        return cls.from_csv_string(text, name=str(p))
+
+    @classmethod
+    def from_csv_string(cls, text: str, name: str = "<envelope>") -> "Envelope":
+        rows = list(csv.reader(io.StringIO(text)))
+        if not rows:
+            raise EnvelopeFormatError(f"{name}: file is empty (expected header 'time_s,rms')")
+        header = [h.strip() for h in rows[0]]
+        if header == ["time_s", "rms"]:
+            nch = 1
+        elif header == ["time_s", "rms_left", "rms_right"]:
+            nch = 2
+        else:
+            raise EnvelopeFormatError(
+                f"{name}: line 1: bad header {','.join(header)!r}; expected 'time_s,rms' or 'time_s,rms_left,rms_right'"
+            )
+        times: list[float] = []
+        vals: list[list[float]] = []
+        for lineno, row in enumerate(rows[1:], start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != nch + 1:
+                raise EnvelopeFormatError(f"{name}: line {lineno}: expected {nch + 1} columns, found {len(row)}")
+            try:
+                nums = [float(c) for c in row]
+            except ValueError:
+                raise EnvelopeFormatError(f"{name}: line {lineno}: not a number: {','.join(row)!r}") from None
+            if any(math.isnan(x) or math.isinf(x) for x in nums):
+                raise EnvelopeFormatError(f"{name}: line {lineno}: NaN or infinite value")
+            t, *v = nums
+            for x in v:
+                if x < 0:
+                    raise EnvelopeFormatError(f"{name}: line {lineno}: negative rms {x}; values must be in [0, 1]")
+                if x > 1:
+                    raise EnvelopeFormatError(f"{name}: line {lineno}: rms {x} > 1; values must be in [0, 1]")
+            if times and t <= times[-1]:
+                raise EnvelopeFormatError(
+                    f"{name}: line {lineno}: time {t} is not after the previous {times[-1]}; times must increase"
+                )
+            times.append(t)
+            vals.append(v)
+        if len(times) < 2:
+            raise EnvelopeFormatError(f"{name}: needs at least 2 data rows to know the frame rate, found {len(times)}")
+        ta = np.asarray(times)
+        step = (ta[-1] - ta[0]) / (len(ta) - 1)
+        d = np.diff(ta)
+        bad = np.nonzero(np.abs(d - step) > max(2e-6, 1e-3 * step))[0]
+        if bad.size:
+            k = int(bad[0])
+            raise EnvelopeFormatError(
+                f"{name}: line {k + 3}: non-uniform time step {d[k]:.6f} s (expected {step:.6f} s between rows)"
+            )
+        rate = round(1.0 / step, 6)
+        return cls(np.asarray(vals, dtype=np.float32).T, rate=rate, start=float(ta[0]))
+
+    # -- plot
+    def plot(
+        self,
+        path: str | os.PathLike,
+        waveform: np.ndarray | None = None,
+        sr: int | None = None,
+        title: str | None = None,
+        events: Sequence[float] | None = None,
+    ) -> Path:
+        """PNG of the curve over time (seconds), optionally over a waveform (``(N,)`` or ``(C, N)`` at ``sr``)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .paths import atomic_output
+
+        fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, self.duration * 1.2)), 3.0), dpi=100)
+        if waveform is not None:
+            if sr is None:
+                raise ValueError("plot(waveform=...) needs sr")
+            w = np.asarray(waveform, dtype=np.float32)
+            w = w.mean(axis=0) if w.ndim == 2 else w
+            peak = float(np.max(np.abs(w))) or 1.0
+            tw = np.arange(len(w)) / sr
+            step = max(1, len(w) // 20000)
+            ax.fill_between(tw[::step], -np.abs(w[::step]) / peak * max(1e-6, float(self.values.max())),
+                            np.abs(w[::step]) / peak * max(1e-6, float(self.values.max())),
+                            color="0.8", lw=0, label="waveform (scaled)")
+        names = ["rms"] if self.channels == 1 else ["rms left", "rms right"]
+        for ch, nm in zip(self.values, names):
+            ax.plot(self.times, ch, lw=1.2, label=nm)
+        if events:
+            for t in events:
+                ax.axvline(t, color="r", lw=0.6, alpha=0.5)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("RMS")
+        ax.set_xlim(self.start, self.end)
+        ax.set_title(title or f"RMS envelope ({self.rate:g} frames/s, {self.duration:.2f} s)")
+        ax.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+        return Path(path)
