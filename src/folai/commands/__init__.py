@@ -1,0 +1,1 @@
+"""CLI subcommands; each module provides add_arguments(parser) and run(args)."""
