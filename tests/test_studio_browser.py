@@ -1,0 +1,140 @@
+"""End to end in a real headless browser (Debian's chromium driven by Playwright): open a generated
+video, estimate its envelope, render, add an event by clicking the timeline at a known time, render
+again, download the audio and find a new onset at that time (+-20 ms).
+
+Needs: apt-get install -y chromium; pip install playwright (no `playwright install`: it uses
+/usr/bin/chromium). Set FOLAI_STUDIO_SCREENSHOT=docs/studio.png to also save a screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)"),
+]
+
+HITS = [0.5, 1.8]
+CLICK_AT = 1.15
+DURATION = 2.5
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def studio(tmp_path, monkeypatch):
+    import test_studio_fakes
+
+    from folai.studio import StudioServer
+
+    test_studio_fakes.install(monkeypatch)
+    with StudioServer("127.0.0.1", 0, workspace=tmp_path / "ws") as server:
+        yield server
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # a fresh user-data-dir
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1360, "height": 860},
+            accept_downloads=True,
+        )
+        ctx.set_default_timeout(60_000)
+        try:
+            yield ctx.pages[0] if ctx.pages else ctx.new_page()
+        finally:
+            ctx.close()
+
+
+def wait_idle(page) -> None:
+    page.wait_for_function("document.body.dataset.busy === '0'")
+
+
+def download_wav(page, tmp_path: Path, name: str) -> tuple[np.ndarray, int]:
+    with page.expect_download() as dl:
+        page.click("#link-wav")
+    path = tmp_path / name
+    dl.value.save_as(path)
+    audio, sr = sf.read(path, dtype="float32", always_2d=True)
+    return audio.T, sr
+
+
+def test_click_to_add_event_then_render_has_onset_there(studio, browser_page, tmp_path):
+    from folai.metrics.sync import detect_onsets
+    from folai.testing import make_hit_video
+
+    video = tmp_path / "bounce.mp4"
+    make_hit_video(video, duration=DURATION, hit_times=HITS, size=(320, 240), with_audio=False)
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    page.goto(studio.url)
+    page.wait_for_selector("body[data-ready='1']")
+    page.set_input_files("#file-video", str(video))
+    page.wait_for_function("document.getElementById('video-name').textContent.includes('bounce.mp4')")
+    wait_idle(page)
+
+    # stage 1 from the page, then a first render
+    page.click("#btn-timing")
+    page.wait_for_function("document.getElementById('message').textContent.includes('timing found')")
+    wait_idle(page)
+    page.fill("#in-prompt", "hitting wood with a stick")
+    page.click("#btn-render")
+    page.wait_for_function("document.body.dataset.renders === '1'")
+    wait_idle(page)
+    before, sr = download_wav(page, tmp_path, "before.wav")
+    on_before = detect_onsets(before, sr)
+    assert not np.any(np.abs(on_before - CLICK_AT) < 0.1), on_before
+
+    # add an event by clicking the timeline at CLICK_AT with the Add tool
+    page.click("#tool-add")
+    box = page.locator("#timeline").bounding_box()
+    x = box["x"] + CLICK_AT / DURATION * box["width"]
+    y = box["y"] + box["height"] * 0.4
+    with page.expect_response(lambda r: r.url.endswith("/edit")) as resp:
+        page.mouse.click(x, y)
+    assert resp.value.ok, resp.value.text()
+    events = [t for t, _ in resp.value.json()["events"]]
+    assert np.min(np.abs(np.asarray(events) - CLICK_AT)) < 0.01, events
+    wait_idle(page)
+
+    page.click("#btn-render")
+    page.wait_for_function("document.body.dataset.renders === '2'")
+    wait_idle(page)
+    assert "re-rendered" in page.inner_text("#message")  # only the changed stretch
+    after, sr = download_wav(page, tmp_path, "after.wav")
+    on_after = detect_onsets(after, sr)
+    assert np.min(np.abs(on_after - CLICK_AT)) <= 0.02, (on_after, CLICK_AT)
+    # the rest is unchanged
+    i = int((CLICK_AT - 0.3) * sr)
+    np.testing.assert_array_equal(after[:, :i], before[:, :i])
+
+    # a selection on the timeline for the screenshot; errors show in the page, not as stack traces
+    page.click("#tool-select")
+    page.mouse.move(box["x"] + 1.55 / DURATION * box["width"], box["y"] + 60)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 2.1 / DURATION * box["width"], box["y"] + 60, steps=5)
+    page.mouse.up()
+    page.evaluate("document.getElementById('video').currentTime = 1.15")
+    page.wait_for_timeout(300)
+    shot = os.environ.get("FOLAI_STUDIO_SCREENSHOT")
+    if shot:
+        page.screenshot(path=shot)
+    assert not errors, errors
