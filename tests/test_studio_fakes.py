@@ -31,29 +31,37 @@ class FakeSampler:
         noise = rng.standard_normal((2, n)).astype(np.float32) * 0.5
         return np.clip(noise * envelope.to_audio_rate(self.sample_rate, n, 2), -1, 1)
 
+    def affected_span(self, old, new, duration, **kw):
+        diff = np.nonzero(np.any(old.values != new.values, axis=0))[0]
+        if diff.size == 0:
+            return None
+        return (diff[0] - 1) / old.rate, (diff[-1] + 2) / old.rate
+
     def render_span(self, envelope, start, end, **kw):
         full = self.render(envelope, **kw)
         return full[:, int(round(start * self.sample_rate)) : int(round(end * self.sample_rate))]
 
 
-def real_backends_present() -> bool:
-    for name in ("folai.timing.motion", "folai.synthesis.sampler"):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            return False
+def _present(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
     return True
 
 
-def install(monkeypatch) -> bool:
-    """Register the fakes as 'motion' and 'sampler' if the real ones are absent; True if installed."""
-    if real_backends_present():
-        return False
+def install(monkeypatch) -> list[str]:
+    """Register a fake 'motion' / 'sampler' for each real one that is absent; returns the fakes used."""
     from folai import synthesis, timing
 
     mod = types.ModuleType("folai_studio_test_fakes")
     mod.FakeMotion, mod.FakeSampler = FakeMotion, FakeSampler
     monkeypatch.setitem(sys.modules, mod.__name__, mod)
-    monkeypatch.setitem(timing.TIMING_BACKENDS, "motion", f"{mod.__name__}:FakeMotion")
-    monkeypatch.setitem(synthesis.SYNTH_BACKENDS, "sampler", f"{mod.__name__}:FakeSampler")
-    return True
+    used = []
+    if not _present("folai.timing.motion"):
+        monkeypatch.setitem(timing.TIMING_BACKENDS, "motion", f"{mod.__name__}:FakeMotion")
+        used.append("motion")
+    if not _present("folai.synthesis.sampler"):
+        monkeypatch.setitem(synthesis.SYNTH_BACKENDS, "sampler", f"{mod.__name__}:FakeSampler")
+        used.append("sampler")
+    return used

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from .. import __version__
 from ..envelope import Envelope
 from ..errors import FolaiError
-from .backends import BackendCache, BackendOptions, affected_span, backend_table, presets
+from .backends import BackendCache, BackendOptions, NoLocalRender, affected_span, backend_table, presets
 from .edits import apply_edit
 from .jobs import Job, JobRunner, readable_error
 from .session import (
@@ -348,6 +348,7 @@ def create_app(
                 s.set_envelope(env)
                 s.detected = events
                 s.pan = None if result.pan is None else np.asarray(result.pan, dtype=np.float32)
+                s.pan_version += 1
                 s.timing_backend = req.backend
             return {"events": len(events), "duration": duration}
 
@@ -471,11 +472,12 @@ def create_app(
             duration = float(s.duration)
             video_path = s.video.path if s.video else None
             pan = s.pan if req.pan else None
+            pan_version = s.pan_version if req.pan else None
             version = s.version
         if req.pan and pan is None:
             raise FolaiError("panning needs the motion position from a timing run; run the timing first")
         prompt = (req.prompt or "").strip() or None
-        key = (req.synth, prompt, tuple(str(p) for p in refs), req.seed, req.pan, duration, str(video_path))
+        key = (req.synth, prompt, tuple(str(p) for p in refs), req.seed, pan_version, duration, str(video_path))
 
         def work(job: Job) -> dict[str, Any]:
             t_start = time.perf_counter()
@@ -490,9 +492,11 @@ def create_app(
             mode, span = "full", [0.0, duration]
             audio = None
             if req.partial and last is not None and last.key[:-1] == key and hasattr(synth, "render_span"):
+                span_kw = {k: v for k, v in kwargs.items() if k not in ("duration", "progress")}
                 try:
-                    changed = affected_span(synth, last.envelope, env, duration)
-                except ValueError:  # other length or rate: no comparison possible
+                    changed = affected_span(synth, last.envelope, env, duration, **span_kw)
+                except NoLocalRender as e:
+                    log.info("full render: %s", e)
                     changed = (0.0, duration)
                 if changed is None:
                     mode, span, audio = "unchanged", None, last.audio

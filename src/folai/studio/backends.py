@@ -148,35 +148,64 @@ class BackendCache:
 # ----------------------------------------------------------------------------- local re-rendering
 
 
-def changed_frames(old: Envelope, new: Envelope) -> tuple[int, int] | None:
-    """First and one-past-last frame where the two envelopes differ; None if identical.
-
-    Raises ValueError when they are not comparable (other length, rate, start or channels)."""
-    if old.values.shape != new.values.shape or old.rate != new.rate or old.start != new.start:
-        raise ValueError("envelopes differ in shape or timing")
-    diff = np.nonzero(np.any(old.values != new.values, axis=0))[0]
-    if diff.size == 0:
-        return None
-    return int(diff[0]), int(diff[-1]) + 1
+class NoLocalRender(Exception):
+    """The backend cannot tell which stretch an envelope edit changes: render in full."""
 
 
-def affected_span(synth: Any, old: Envelope, new: Envelope, duration: float) -> tuple[float, float] | None:
-    """Seconds [t0, t1) of audio that can differ between renders of ``old`` and ``new``.
+def affected_span(synth: Any, old: Envelope, new: Envelope, duration: float, **render_kwargs: Any) -> tuple[float, float] | None:
+    """Seconds [t0, t1) of audio that can differ between renders of ``old`` and ``new`` (same other
+    arguments); None when nothing changes. Raises :class:`NoLocalRender` when it cannot be known.
 
-    Uses the backend's own ``affected_span(old, new)`` when it has one, else its
-    ``span_margin = (before_s, after_s)`` around the changed frames. None: nothing changed."""
+    The backend decides through its own ``affected_span(old, new, **render_kwargs)`` when it has one;
+    for the offline sampler, whose output is made in fixed blocks from a frame-rate plan, the plan of
+    both envelopes is compared block by block (see :func:`_sampler_blocks`)."""
     own = getattr(synth, "affected_span", None)
     if callable(own):
-        span = own(old, new)
-        if span is None:
-            return None
-        t0, t1 = span
+        span = own(old, new, duration=duration, **render_kwargs)
+    elif hasattr(synth, "_plan") and type(synth).__module__ == "folai.synthesis.sampler":
+        span = _sampler_span(synth, old, new, duration, **render_kwargs)
     else:
-        frames = changed_frames(old, new)
-        if frames is None:
-            return None
-        before, after = getattr(synth, "span_margin", (0.25, 3.0))
-        t0 = new.start + frames[0] / new.rate - before
-        t1 = new.start + frames[1] / new.rate + after
-    t0, t1 = max(0.0, float(t0)), min(float(duration), float(t1))
+        raise NoLocalRender(f"{type(synth).__name__} does not say which stretch an edit changes")
+    if span is None:
+        return None
+    t0, t1 = max(0.0, float(span[0])), min(float(duration), float(span[1]))
     return (t0, t1) if t1 > t0 else None
+
+
+def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **kw: Any) -> tuple[float, float] | None:
+    """The sampler renders fixed blocks (``_BLOCK`` samples, ``_CTX`` context each side); a block's
+    samples depend only on the plan's envelope and texture-level frames inside its window and on the
+    events sounding in it (time, level, decay, chosen take, attack peak). Blocks where any of these
+    differ between the two plans are the ones to re-render."""
+    import sys
+
+    mod = sys.modules[type(synth).__module__]
+    try:
+        B, C, H, ME, sr = mod._BLOCK, mod._CTX, mod._HOP44, mod._MAX_EVENT, mod.SR
+    except AttributeError as e:  # the sampler changed its internals: stay correct, render in full
+        raise NoLocalRender(str(e)) from None
+    n = int(round(duration * sr))
+    args = (n, kw.get("prompt"), kw.get("references", ()), kw.get("pan"), kw.get("seed", 0))
+    a, b = synth._plan(old, *args), synth._plan(new, *args)
+    if a.e.shape != b.e.shape:
+        raise NoLocalRender("plans differ in length")
+
+    def sounding(p: Any, ws: int, we: int) -> list:
+        idx = np.nonzero((p.samples < we) & (p.samples > ws - int(ME * sr)))[0]
+        return [(p.events[i], p.takes[i], float(p.peaks[i]), int(p.samples[i])) for i in idx]
+
+    changed = []
+    for k in range(-(-n // B)):
+        ws, we = k * B - C, (k + 1) * B + C
+        f0 = int(round(ws / H))
+        nf = (we - ws) * 160 // 441 // 128
+        fr = slice(max(0, f0), max(0, f0 + nf))
+        if (
+            not np.array_equal(a.e[fr], b.e[fr])
+            or not np.array_equal(a.q[fr], b.q[fr])
+            or sounding(a, ws, we) != sounding(b, ws, we)
+        ):
+            changed.append(k)
+    if not changed:
+        return None
+    return changed[0] * B / sr, min(n, (changed[-1] + 1) * B) / sr
