@@ -110,6 +110,21 @@ def test_page_static_and_info(client):
         assert b["available"] or len(b["reason"]) > 10, b
 
 
+def test_optional_backends_say_what_is_missing(tmp_path):
+    from folai.studio.backends import BackendOptions, _stable_audio_status, backend_table
+
+    ok, why = _stable_audio_status(BackendOptions())
+    assert not ok and "--controlnet" in why
+    ok, why = _stable_audio_status(BackendOptions(controlnet=str(tmp_path / "no-such-controlnet")))
+    assert not ok and "not found" in why and "no-such-controlnet" in why
+    (tmp_path / "cn").mkdir()
+    ok, why = _stable_audio_status(BackendOptions(controlnet=str(tmp_path / "cn"), base=str(tmp_path / "no-base")))
+    assert not ok and "Stable Audio Open" in why and "no-base" in why
+    table = backend_table(BackendOptions(timing_checkpoint=str(tmp_path / "missing.safetensors")))
+    learned = {b["name"]: b for b in table["timing"]}["learned"]
+    assert not learned["available"] and learned["reason"]
+
+
 def test_unknown_session_is_404_with_message(client):
     r = client.get("/api/s/" + "0" * 32 + "/state")
     assert r.status_code == 404 and "session" in r.json()["error"]
@@ -311,6 +326,9 @@ def test_render_then_partial_rerender_equals_full_render(client, long_video):
     np.testing.assert_array_equal(partial, full)
     st = client.get(f"/api/s/{sid}/state").json()
     assert st["render"]["envelope_version"] == st["envelope"]["version"]
+    peaks = np.asarray(st["render"]["peaks"])  # the waveform overview under the curve
+    assert abs(len(peaks) - duration * 125) <= 1
+    assert abs(peaks.max() - np.abs(full).max()) < 1e-3 and peaks[int(4.4 * 125)] > 0.05 > peaks[int(2.0 * 125)]
 
 
 def test_references_upload_render_and_delete(client, video, tmp_path, workspace):

@@ -48,6 +48,7 @@ from .session import (
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100
+PEAK_RATE = 125.0  # columns per second of the rendered-waveform overview drawn under the curve
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
@@ -213,6 +214,8 @@ def create_app(
                 "version": r.version,
                 "envelope_version": r.key[-1],
                 "seconds": r.audio.shape[-1] / r.sample_rate,
+                "peak_rate": PEAK_RATE,
+                "peaks": np.round(_peaks(r.audio, r.sample_rate), 4).tolist(),
             },
             "export": f"/api/s/{s.id}/export" if s.export_path is not None else None,
         }
@@ -592,6 +595,16 @@ def create_app(
             return _no_job()
 
     return app
+
+
+def _peaks(audio: np.ndarray, sr: int, rate: float = PEAK_RATE) -> np.ndarray:
+    """(C, N) audio -> (ceil(N * rate / sr),) max |sample| per column (the overview drawn in the page)."""
+    a = np.abs(audio).max(axis=0) if audio.ndim == 2 else np.abs(audio)
+    if a.size == 0:
+        return np.zeros(0, np.float32)
+    hop = sr / rate
+    starts = np.unique(np.round(np.arange(int(np.ceil(a.size / hop))) * hop).astype(np.int64))
+    return np.maximum.reduceat(a, starts[starts < a.size]).astype(np.float32)
 
 
 def _no_job() -> dict[str, Any]:

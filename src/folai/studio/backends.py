@@ -59,6 +59,46 @@ def _weights_status(modname: str, clsname: str, options: dict[str, Any]) -> tupl
     return True, ""
 
 
+STABLE_AUDIO_BASE = "stabilityai/stable-audio-open-1.0"
+CLAP_ID = "laion/clap-htsat-unfused"
+
+
+def _ref_status(ref: str, what: str, probe_file: str | None) -> tuple[bool, str]:
+    """Is the weights reference ``ref`` (a local file/folder or a hub id) here without downloading?"""
+    p = Path(ref).expanduser()
+    if p.exists():
+        return True, ""
+    if ref.startswith(("/", ".", "~")) or "\\" in ref or ref.count("/") != 1:
+        return False, f"the {what} was not found at {ref}"
+    if probe_file is None:
+        return True, ""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False, f"the {what} ({ref}) needs huggingface_hub to be found; install folai[neural]"
+    hit = try_to_load_from_cache(ref, probe_file)
+    if isinstance(hit, str):
+        return True, ""
+    return False, (
+        f"the {what} ({ref}) is not downloaded; accept its licence on the Hugging Face hub, log in with "
+        f"`huggingface-cli login` and run `huggingface-cli download {ref}`, or pass a local folder"
+    )
+
+
+def _stable_audio_status(opts: BackendOptions) -> tuple[bool, str]:
+    if not opts.controlnet:
+        return False, "start the studio with --controlnet PATH_OR_ID (a trained envelope ControlNet) to use it"
+    for ref, what, probe in (
+        (opts.controlnet, "envelope ControlNet", "controlnet.json"),
+        (opts.base or STABLE_AUDIO_BASE, "Stable Audio Open base model", "transformer/config.json"),
+        (CLAP_ID, "CLAP model", "config.json"),
+    ):
+        ok, why = _ref_status(ref, what, probe)
+        if not ok:
+            return ok, why
+    return True, ""
+
+
 def timing_options(name: str, opts: BackendOptions) -> dict[str, Any]:
     if name == "learned":
         o: dict[str, Any] = {"checkpoint": opts.timing_checkpoint}
@@ -93,6 +133,8 @@ def backend_table(opts: BackendOptions) -> dict[str, list[dict[str, Any]]]:
             ok, why = False, "start the studio with --timing-checkpoint PATH (a trained timing model) to use it"
         else:
             ok, why = _module_status(modname)
+        if ok and name == "learned":
+            ok, why = _ref_status(opts.timing_checkpoint, "timing checkpoint", None)
         if ok:
             ok, why = _weights_status(modname, clsname, timing_options(name, opts))
         timing.append({"name": name, "available": ok, "reason": why})
@@ -100,6 +142,8 @@ def backend_table(opts: BackendOptions) -> dict[str, list[dict[str, Any]]]:
     for name, target in SYNTH_BACKENDS.items():
         modname, clsname = target.split(":")
         ok, why = _module_status(modname)
+        if ok and name == "stable-audio":
+            ok, why = _stable_audio_status(opts)
         if ok:
             ok, why = _weights_status(modname, clsname, synth_options(name, opts))
         synth.append({"name": name, "available": ok, "reason": why})

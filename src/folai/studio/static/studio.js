@@ -241,6 +241,17 @@ function draw() {
     ctx.strokeStyle = "rgba(120,170,255,0.8)"; ctx.strokeRect(x0 + 0.5, PAD_TOP + 0.5, x1 - x0, plotH() - 1);
   }
   const env = S.env;
+  const r = S.state && S.state.render;
+  if (r && r.peaks && r.peaks.length) {   // the last render's waveform : peak per column, up from 0
+    const pk = r.peaks, pr = r.peak_rate, mid = levelToY(0);
+    ctx.fillStyle = "rgba(200,205,215,0.16)";
+    const perPx = (b - a) * pr / Math.max(1, W);
+    for (let px = 0; px < W; px++) {
+      const j0 = Math.max(0, Math.floor((a + px / W * (b - a)) * pr)), j1 = Math.min(pk.length, j0 + Math.max(1, Math.ceil(perPx)));
+      let m = 0; for (let j = j0; j < j1; j++) if (pk[j] > m) m = pk[j];
+      if (m > 0) { const h = m * plotH(); ctx.fillRect(px, mid - h, 1, h); }
+    }
+  }
   if (env) {
     // curve (filled); one vertex per pixel column at most, using the column's maximum
     const vals = env.values, n = vals.length, rate = env.rate;
