@@ -31,7 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import MediaError
-from .paths import atomic_output
+from .paths import atomic_output, check_output
 
 __all__ = [
     "VideoInfo",
@@ -102,6 +102,10 @@ def _open(path: str | os.PathLike, what: str):
     p = _check_file(path, what)
     try:
         return p, av.open(str(p), "r", metadata_errors="ignore")
+    except av.error.EOFError as e:
+        raise MediaError(
+            f"{what} {p} has zero duration: it ends right after its header, with no audio or video data."
+        ) from e
     except Exception as e:  # av.error.* (InvalidDataError, ...), OSError
         raise MediaError(
             f"{what} {p} is not a media file that can be read ({_reason(e)}); it may be truncated, "
@@ -367,10 +371,12 @@ def iter_video_frames(
                 f"{p} is truncated: its video stops at {video_end:.2f} s but the file says "
                 f"{header_end:.2f} s."
             )
-        stop = video_end if end is None else min(end, video_end)
-        if k == 0 and t_k >= stop - tol:
+        # the end of the last frame may carry ~1 ms of timestamp rounding (Matroska sources)
+        end_tol = max(tol, min(1e-3, 0.25 / fps))
+        stop = video_end - end_tol if end is None or end > video_end - end_tol else end - 1e-9
+        if k == 0 and t_k >= stop:
             raise MediaError(f"start {start:.3f} s is at or after the end of {p} ({video_end:.3f} s).")
-        while t_k < stop - tol:
+        while t_k < stop:
             arr = emit(prev, prev_arr, prev_used)
             prev_arr, prev_used = arr, True
             yield t_k, arr
@@ -661,9 +667,13 @@ class _DtsFixer:
         return out
 
 
-def _video_span(p: Path, vs, demux) -> tuple[Fraction, Fraction]:
-    """(first pts, end) of the video stream in seconds (stream time), from its packets."""
+def _video_span(p: Path, container, vs) -> tuple[Fraction, Fraction]:
+    """(first pts, end) of the video stream in seconds (stream time), from its packets.
+
+    Raises MediaError when there are no frames or the packets stop well before the header's end
+    (a truncated file)."""
     tb = vs.time_base
+    demux = container.demux(vs)
     first = last_end = None
     for pkt in demux:
         if pkt.size == 0 or pkt.pts is None:
@@ -674,6 +684,13 @@ def _video_span(p: Path, vs, demux) -> tuple[Fraction, Fraction]:
         last_end = e if last_end is None else max(last_end, e)
     if first is None or last_end is None or last_end <= first:
         raise MediaError(f"{p} has zero duration: its video stream contains no frames.")
+    origin = _origin(container)
+    header_end = _stream_end(container, vs, origin)
+    got = float(last_end) - origin
+    if header_end is not None and got < header_end - max(_TRUNC_ABS, _TRUNC_REL * header_end):
+        raise MediaError(
+            f"{p} is truncated: its video stops at {got:.2f} s but the file says {header_end:.2f} s."
+        )
     return first, last_end
 
 
@@ -745,9 +762,10 @@ def _remux(
     av = _av()
     out = Path(out)
     fmt = _out_format(out)
+    check_output(out, (video, *extra_inputs))  # fail before any decoding
     p, cin = _open(video, "video")
     try:
-        first, end = _video_span(p, _video_stream(cin, p), cin.demux(_video_stream(cin, p)))
+        first, end = _video_span(p, cin, _video_stream(cin, p))
     except _av().error.FFmpegError as e:
         raise MediaError(f"reading {p} failed ({_reason(e)}); the file is truncated or corrupt.") from e
     finally:

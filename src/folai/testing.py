@@ -32,6 +32,7 @@ __all__ = [
     "make_static_video",
     "make_clicks",
     "make_tone",
+    "make_audio_file",
     "default_video_codec",
 ]
 
@@ -43,6 +44,11 @@ _CONTAINER_FORMATS = {
     ".mkv": "matroska",
     ".avi": "avi",
     ".webm": "webm",
+    # audio-only containers (make_audio_file)
+    ".mp3": "mp3",
+    ".m4a": "ipod",
+    ".wav": "wav",
+    ".flac": "flac",
 }
 
 
@@ -61,6 +67,9 @@ def default_video_codec(suffix: str = ".mp4") -> str:
 
 def _default_audio_codec(suffix: str) -> str:
     suffix = suffix.lower()
+    special = {".mp3": "libmp3lame", ".wav": "pcm_s16le", ".flac": "flac", ".m4a": "aac"}
+    if suffix in special:
+        return special[suffix]
     if suffix in (".mkv", ".mov", ".avi"):
         return "pcm_s16le"  # sample exact, no encoder delay
     if suffix == ".webm":
@@ -165,7 +174,7 @@ def make_video(
             if vcodec == "libx264":
                 opts = {"crf": str(crf), "preset": "veryfast"}
                 if frame_times is not None:
-                    opts["x264-params"] = "force-cfr=0"
+                    opts["x264-params"] = "bframes=0"  # exact durations in the mp4 index
             elif vcodec == "mpeg4":
                 vstream.bit_rate = max(200_000, w * h * 4)
             if gop:
@@ -207,6 +216,8 @@ def make_video(
 
         if astream is not None:
             _encode_audio(container, astream, audio, int(sr))
+        if total == 0 and astream is None:
+            container.start_encoding()  # write the header of an empty file (zero-duration tests)
     finally:
         container.close()
     return path
@@ -238,6 +249,12 @@ def _encode_audio(container, astream, audio: np.ndarray, sr: int) -> None:
                 container.mux(packet)
     for packet in astream.encode():
         container.mux(packet)
+
+
+def make_audio_file(path: str | Path, audio: np.ndarray, sr: int = 44100, codec: str | None = None) -> Path:
+    """Encode ``(C, N)`` / ``(N,)`` float32 audio with PyAV: .wav, .flac, .mp3, .m4a (AAC), or
+    an audio-only .mp4/.mkv/.mov (for "no video stream" tests)."""
+    return make_video(path, None, audio=audio, sr=sr, audio_codec=codec, audio_only=True)
 
 
 # --------------------------------------------------------------------------------------------
