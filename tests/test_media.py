@@ -144,6 +144,9 @@ def test_read_audio_formats_alignment_and_channels(tmp_path, suffix):
     onset = np.flatnonzero(np.abs(a[0]) > 0.3)[0]
     assert abs(onset - int(0.5 * sr)) <= 2  # encoder delay (mp3, AAC) is compensated
     assert np.abs(a[1]).max() == pytest.approx(0.4, abs=0.03)
+    late = read_audio(path, sr, start=0.4, duration=1.0)  # seek (with pre-roll) then trim
+    assert late.shape == (1, sr)
+    assert abs(np.flatnonzero(np.abs(late[0]) > 0.3)[0] - int(0.1 * sr)) <= 2
     mono = read_audio(path, 16000)  # mixdown + resampling
     assert mono.shape == (1, 32000)
     assert abs(np.flatnonzero(np.abs(mono[0]) > 0.2)[0] - 8000) <= 2

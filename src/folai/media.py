@@ -430,9 +430,7 @@ def _map_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
         return x.mean(axis=0, keepdims=True)
     if c == 1:
         return np.repeat(x, channels, axis=0)
-    if c > channels:
-        return x[:channels]
-    return np.concatenate([x, x[: channels - c]], axis=0) if channels - c <= c else np.resize(x, (channels, x.shape[1]))
+    return x[np.arange(channels) % c]  # fewer: the first ones; more: repeat cyclically
 
 
 def resample_audio(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -463,16 +461,17 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tu
         tb = a.time_base
         origin = _origin(container)
         header_end = _stream_end(container, a, origin)
-        if start > 0 and tb:
-            try:
-                container.seek(int(math.floor((start + origin) / tb)), stream=a, backward=True)
+        # Seek only where timestamps are sample accurate; with coarse ones (Matroska: 1 ms) decode
+        # from the start and count samples, so `start` lands on the exact sample.
+        if start > 0 and tb and tb <= Fraction(1, sr):
+            try:  # 0.2 s of pre-roll so codecs with overlapping frames (AAC, mp3) decode cleanly
+                container.seek(int(math.floor((max(0.0, start - 0.2) + origin) / tb)), stream=a, backward=True)
             except av.error.FFmpegError:
                 container.seek(0, stream=a)
         want = None if duration is None else int(round(duration * sr))
         chunks: list[np.ndarray] = []
-        have = 0
-        begun = False
-        pos_t = None  # time (s from origin) of the next decoded sample
+        have = 0  # samples collected (from `start` on)
+        pos = None  # index, relative to `start`, of the next decoded sample (from the first pts only)
         demux = container.demux(a)
         done = False
         while not done:
@@ -484,30 +483,29 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tu
             except av.error.EOFError:
                 break
             except av.error.FFmpegError as e:
-                at = pos_t if pos_t is not None else 0.0
+                at = start + max(pos or 0, 0) / sr
                 raise MediaError(
                     f"{p} cannot be decoded past {at:.2f} s ({_reason(e)}); the file is truncated or corrupt."
                 ) from e
             for frame in frames:
                 x = _audio_frame_to_float(frame)
-                if not begun:
+                if pos is None:
+                    ft = 0.0
                     if frame.pts is not None and frame.time_base is not None:
                         ft = float(frame.pts * frame.time_base) - origin
-                    else:
-                        ft = 0.0
-                    offset = int(round((ft - start) * sr))  # samples between `start` and this frame
-                    if offset > 0:
-                        chunks.append(np.zeros((x.shape[0], offset), np.float32))
-                        have += offset
-                    elif offset < 0:
-                        x = x[:, -offset:]
-                    if x.shape[1] == 0 and offset < 0:
-                        continue
-                    begun = True
-                    pos_t = start + have / sr
+                    pos = int(round((ft - start) * sr))
+                    if pos > 0:  # the audio starts after `start`: silence before it
+                        chunks.append(np.zeros((x.shape[0], pos), np.float32))
+                        have += pos
+                n = x.shape[1]
+                if pos + n <= 0:
+                    pos += n
+                    continue
+                if pos < 0:
+                    x = x[:, -pos:]
+                pos += n
                 chunks.append(x)
                 have += x.shape[1]
-                pos_t = start + have / sr
                 if want is not None and have >= want:
                     done = True
                     break
@@ -642,9 +640,7 @@ class _DtsFixer:
             self.pending.append(pkt)
             return []
         if pkt.dts is None:
-            pkt.dts = self.last_dts + 1 if pkt.pts is None else min(max(self.last_dts + 1, pkt.pts), pkt.pts)
-            if pkt.dts <= self.last_dts:
-                pkt.dts = self.last_dts + 1
+            pkt.dts = self.last_dts + 1
         out = []
         if self.pending:
             step = pkt.duration or 1
@@ -732,7 +728,7 @@ def _encode_audio_packets(stream, audio: np.ndarray, sr: int, pts0: int) -> list
     return packets
 
 
-def _prepare_audio(audio, sr: int | None, p_video: Path) -> tuple[np.ndarray, int]:
+def _prepare_audio(audio, sr: int | None) -> tuple[np.ndarray, int]:
     if isinstance(audio, (str, os.PathLike)):
         x, file_sr = _decode_audio(audio)
         if sr is not None and int(sr) != file_sr:
@@ -778,7 +774,7 @@ def _remux(
 
         new_audio = None
         if audio is not None:
-            x, asr = _prepare_audio(audio, sr, p)
+            x, asr = _prepare_audio(audio, sr)
             codec = codec or _MUX_AUDIO_CODECS[fmt][0]
             if codec not in _MUX_AUDIO_CODECS[fmt]:
                 raise MediaError(

@@ -90,6 +90,7 @@ def make_video(
     frame_times: Sequence[float] | None = None,
     rotation: int = 0,
     crf: int = 18,
+    preset: str = "veryfast",
     gop: int | None = None,
     audio_only: bool = False,
 ) -> Path:
@@ -110,7 +111,7 @@ def make_video(
         frame_times: seconds of each frame, strictly increasing: makes a variable-frame-rate file.
         rotation: clockwise rotation a player must apply (0/90/180/270), stored as display matrix
             side data, like a phone video shot in portrait. Frames are stored as given.
-        crf: x264 quality (lower is better); gop: keyframe interval in frames.
+        crf / preset: x264 quality (lower is better) and speed preset; gop: keyframe interval in frames.
         audio_only: write only the audio stream (for "no video stream" tests).
 
     Returns:
@@ -172,7 +173,7 @@ def make_video(
                 vstream.codec_context.time_base = 1 / rate
             opts = {}
             if vcodec == "libx264":
-                opts = {"crf": str(crf), "preset": "veryfast"}
+                opts = {"crf": str(crf), "preset": preset}
                 if frame_times is not None:
                     opts["x264-params"] = "bframes=0"  # exact durations in the mp4 index
             elif vcodec == "mpeg4":
