@@ -31,7 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import MediaError
-from .paths import atomic_output
+from .paths import atomic_output, check_output
 
 __all__ = [
     "VideoInfo",
@@ -102,6 +102,10 @@ def _open(path: str | os.PathLike, what: str):
     p = _check_file(path, what)
     try:
         return p, av.open(str(p), "r", metadata_errors="ignore")
+    except av.error.EOFError as e:
+        raise MediaError(
+            f"{what} {p} has zero duration: it ends right after its header, with no audio or video data."
+        ) from e
     except Exception as e:  # av.error.* (InvalidDataError, ...), OSError
         raise MediaError(
             f"{what} {p} is not a media file that can be read ({_reason(e)}); it may be truncated, "
@@ -367,10 +371,12 @@ def iter_video_frames(
                 f"{p} is truncated: its video stops at {video_end:.2f} s but the file says "
                 f"{header_end:.2f} s."
             )
-        stop = video_end if end is None else min(end, video_end)
-        if k == 0 and t_k >= stop - tol:
+        # the end of the last frame may carry ~1 ms of timestamp rounding (Matroska sources)
+        end_tol = max(tol, min(1e-3, 0.25 / fps))
+        stop = video_end - end_tol if end is None or end > video_end - end_tol else end - 1e-9
+        if k == 0 and t_k >= stop:
             raise MediaError(f"start {start:.3f} s is at or after the end of {p} ({video_end:.3f} s).")
-        while t_k < stop - tol:
+        while t_k < stop:
             arr = emit(prev, prev_arr, prev_used)
             prev_arr, prev_used = arr, True
             yield t_k, arr
@@ -424,9 +430,7 @@ def _map_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
         return x.mean(axis=0, keepdims=True)
     if c == 1:
         return np.repeat(x, channels, axis=0)
-    if c > channels:
-        return x[:channels]
-    return np.concatenate([x, x[: channels - c]], axis=0) if channels - c <= c else np.resize(x, (channels, x.shape[1]))
+    return x[np.arange(channels) % c]  # fewer: the first ones; more: repeat cyclically
 
 
 def resample_audio(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -457,16 +461,17 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tu
         tb = a.time_base
         origin = _origin(container)
         header_end = _stream_end(container, a, origin)
-        if start > 0 and tb:
-            try:
-                container.seek(int(math.floor((start + origin) / tb)), stream=a, backward=True)
+        # Seek only where timestamps are sample accurate; with coarse ones (Matroska: 1 ms) decode
+        # from the start and count samples, so `start` lands on the exact sample.
+        if start > 0 and tb and tb <= Fraction(1, sr):
+            try:  # 0.2 s of pre-roll so codecs with overlapping frames (AAC, mp3) decode cleanly
+                container.seek(int(math.floor((max(0.0, start - 0.2) + origin) / tb)), stream=a, backward=True)
             except av.error.FFmpegError:
                 container.seek(0, stream=a)
         want = None if duration is None else int(round(duration * sr))
         chunks: list[np.ndarray] = []
-        have = 0
-        begun = False
-        pos_t = None  # time (s from origin) of the next decoded sample
+        have = 0  # samples collected (from `start` on)
+        pos = None  # index, relative to `start`, of the next decoded sample (from the first pts only)
         demux = container.demux(a)
         done = False
         while not done:
@@ -478,30 +483,29 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tu
             except av.error.EOFError:
                 break
             except av.error.FFmpegError as e:
-                at = pos_t if pos_t is not None else 0.0
+                at = start + max(pos or 0, 0) / sr
                 raise MediaError(
                     f"{p} cannot be decoded past {at:.2f} s ({_reason(e)}); the file is truncated or corrupt."
                 ) from e
             for frame in frames:
                 x = _audio_frame_to_float(frame)
-                if not begun:
+                if pos is None:
+                    ft = 0.0
                     if frame.pts is not None and frame.time_base is not None:
                         ft = float(frame.pts * frame.time_base) - origin
-                    else:
-                        ft = 0.0
-                    offset = int(round((ft - start) * sr))  # samples between `start` and this frame
-                    if offset > 0:
-                        chunks.append(np.zeros((x.shape[0], offset), np.float32))
-                        have += offset
-                    elif offset < 0:
-                        x = x[:, -offset:]
-                    if x.shape[1] == 0 and offset < 0:
-                        continue
-                    begun = True
-                    pos_t = start + have / sr
+                    pos = int(round((ft - start) * sr))
+                    if pos > 0:  # the audio starts after `start`: silence before it
+                        chunks.append(np.zeros((x.shape[0], pos), np.float32))
+                        have += pos
+                n = x.shape[1]
+                if pos + n <= 0:
+                    pos += n
+                    continue
+                if pos < 0:
+                    x = x[:, -pos:]
+                pos += n
                 chunks.append(x)
                 have += x.shape[1]
-                pos_t = start + have / sr
                 if want is not None and have >= want:
                     done = True
                     break
@@ -636,9 +640,7 @@ class _DtsFixer:
             self.pending.append(pkt)
             return []
         if pkt.dts is None:
-            pkt.dts = self.last_dts + 1 if pkt.pts is None else min(max(self.last_dts + 1, pkt.pts), pkt.pts)
-            if pkt.dts <= self.last_dts:
-                pkt.dts = self.last_dts + 1
+            pkt.dts = self.last_dts + 1
         out = []
         if self.pending:
             step = pkt.duration or 1
@@ -661,9 +663,13 @@ class _DtsFixer:
         return out
 
 
-def _video_span(p: Path, vs, demux) -> tuple[Fraction, Fraction]:
-    """(first pts, end) of the video stream in seconds (stream time), from its packets."""
+def _video_span(p: Path, container, vs) -> tuple[Fraction, Fraction]:
+    """(first pts, end) of the video stream in seconds (stream time), from its packets.
+
+    Raises MediaError when there are no frames or the packets stop well before the header's end
+    (a truncated file)."""
     tb = vs.time_base
+    demux = container.demux(vs)
     first = last_end = None
     for pkt in demux:
         if pkt.size == 0 or pkt.pts is None:
@@ -674,6 +680,13 @@ def _video_span(p: Path, vs, demux) -> tuple[Fraction, Fraction]:
         last_end = e if last_end is None else max(last_end, e)
     if first is None or last_end is None or last_end <= first:
         raise MediaError(f"{p} has zero duration: its video stream contains no frames.")
+    origin = _origin(container)
+    header_end = _stream_end(container, vs, origin)
+    got = float(last_end) - origin
+    if header_end is not None and got < header_end - max(_TRUNC_ABS, _TRUNC_REL * header_end):
+        raise MediaError(
+            f"{p} is truncated: its video stops at {got:.2f} s but the file says {header_end:.2f} s."
+        )
     return first, last_end
 
 
@@ -715,7 +728,7 @@ def _encode_audio_packets(stream, audio: np.ndarray, sr: int, pts0: int) -> list
     return packets
 
 
-def _prepare_audio(audio, sr: int | None, p_video: Path) -> tuple[np.ndarray, int]:
+def _prepare_audio(audio, sr: int | None) -> tuple[np.ndarray, int]:
     if isinstance(audio, (str, os.PathLike)):
         x, file_sr = _decode_audio(audio)
         if sr is not None and int(sr) != file_sr:
@@ -745,9 +758,10 @@ def _remux(
     av = _av()
     out = Path(out)
     fmt = _out_format(out)
+    check_output(out, (video, *extra_inputs))  # fail before any decoding
     p, cin = _open(video, "video")
     try:
-        first, end = _video_span(p, _video_stream(cin, p), cin.demux(_video_stream(cin, p)))
+        first, end = _video_span(p, cin, _video_stream(cin, p))
     except _av().error.FFmpegError as e:
         raise MediaError(f"reading {p} failed ({_reason(e)}); the file is truncated or corrupt.") from e
     finally:
@@ -760,7 +774,7 @@ def _remux(
 
         new_audio = None
         if audio is not None:
-            x, asr = _prepare_audio(audio, sr, p)
+            x, asr = _prepare_audio(audio, sr)
             codec = codec or _MUX_AUDIO_CODECS[fmt][0]
             if codec not in _MUX_AUDIO_CODECS[fmt]:
                 raise MediaError(
