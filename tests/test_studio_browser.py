@@ -110,8 +110,9 @@ def test_click_to_add_event_then_render_has_onset_there(studio, browser_page, tm
     y = box["y"] + box["height"] * 0.55
     with page.expect_response(lambda r: r.url.endswith("/edit")) as resp:
         page.mouse.click(x, y)
-    assert resp.value.ok, resp.value.text()
-    events = [t for t, _ in resp.value.json()["events"]]
+    data = resp.value.json()
+    assert resp.value.ok, data
+    events = [t for t, _ in data["events"]]
     assert np.min(np.abs(np.asarray(events) - CLICK_AT)) < 0.01, events
     wait_idle(page)
 
@@ -134,4 +135,91 @@ def test_click_to_add_event_then_render_has_onset_there(studio, browser_page, tm
     shot = os.environ.get("FOLAI_STUDIO_SCREENSHOT")
     if shot:
         page.screenshot(path=shot)
+    assert not errors, errors
+
+
+def test_timeline_drag_draw_delete_undo_and_csv(studio, browser_page, tmp_path):
+    from folai.envelope import Envelope
+    from folai.testing import make_static_video
+
+    video = tmp_path / "still.mp4"
+    make_static_video(video, duration=DURATION, size=(160, 120))
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(studio.url)
+    page.wait_for_selector("body[data-ready='1']")
+    page.set_input_files("#file-video", str(video))
+    page.wait_for_function("document.getElementById('video-name').textContent.includes('still.mp4')")
+    wait_idle(page)
+    box = page.locator("#timeline").bounding_box()
+    X = lambda t: box["x"] + t / DURATION * box["width"]  # noqa: E731
+    Y = lambda lv: box["y"] + 18 + (1 - lv) * (box["height"] - 38)  # noqa: E731  (the page's paddings)
+
+    def edit(action) -> dict:
+        with page.expect_response(lambda r: "/edit" in r.url or r.url.endswith(("/undo", "/redo"))) as resp:
+            action()
+        data = resp.value.json()  # read at once: the browser may evict the body later
+        assert resp.value.ok, data
+        wait_idle(page)
+        return data
+
+    page.click("#tool-add")
+    env = edit(lambda: page.mouse.click(X(1.0), Y(0.5)))
+    (t, lv), = env["events"]
+    # drag the event's dot later and lower with the select tool
+    page.click("#tool-select")
+
+    def drag():
+        page.mouse.move(X(t), Y(lv))
+        page.mouse.down()
+        page.mouse.move(X(2.0), Y(0.25), steps=6)
+        page.mouse.up()
+
+    env = edit(drag)
+    (t2, lv2), = env["events"]
+    assert abs(t2 - 2.0) < 0.02 and abs(lv2 - 0.25) < 0.02, env["events"]
+    env = edit(lambda: page.keyboard.press("Control+z"))
+    assert abs(env["events"][0][0] - 1.0) < 0.01 and env["can_redo"]
+    env = edit(lambda: page.click("#btn-redo"))
+    assert abs(env["events"][0][0] - 2.0) < 0.02
+
+    # freehand drawing: a sustained stretch
+    page.click("#tool-draw")
+
+    def draw_stroke():
+        page.mouse.move(X(2.6), Y(0.2))
+        page.mouse.down()
+        page.mouse.move(X(3.4), Y(0.3), steps=12)
+        page.mouse.up()
+
+    env = edit(draw_stroke)
+    v = np.asarray(env["values"])
+    assert np.all(v[int(2.7 * 125) : int(3.3 * 125)] > 0.15)
+    # select a range and delete it
+    page.click("#tool-select")
+    page.mouse.move(X(2.5), Y(0.9))
+    page.mouse.down()
+    page.mouse.move(X(3.6), Y(0.9), steps=5)
+    page.mouse.up()
+    env = edit(lambda: page.click("#btn-delete"))
+    v = np.asarray(env["values"])
+    assert v[int(2.5 * 125) : int(3.6 * 125)].max() == 0.0 and v.max() > 0.2
+
+    # save the CSV, edit it outside, load it back
+    with page.expect_download() as dl:
+        page.click("#link-csv")
+    saved = tmp_path / "saved.csv"
+    dl.value.save_as(saved)
+    Envelope.load_csv(saved).add_event(0.5, 0.4).save_csv(tmp_path / "edited.csv")
+    with page.expect_response(lambda r: "/envelope.csv" in r.url and r.request.method == "POST") as resp:
+        page.set_input_files("#file-csv", str(tmp_path / "edited.csv"))
+    assert resp.value.ok
+    wait_idle(page)
+    assert [round(t, 1) for t, _ in page.evaluate("S.env.events")] == [0.5, 2.0]  # what the page now shows
+    # a broken CSV: the page shows the loader's sentence
+    (tmp_path / "broken.csv").write_text("time_s,rms\n0.0,0.1\n0.008,7\n")
+    page.set_input_files("#file-csv", str(tmp_path / "broken.csv"))
+    page.wait_for_function("document.getElementById('message').textContent.includes('line 3')")
+    assert "values must be in [0, 1]" in page.inner_text("#message")
     assert not errors, errors
