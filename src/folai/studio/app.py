@@ -341,6 +341,8 @@ def create_app(
             backend = cache.timing(req.backend)
             result = backend.estimate(video_path, progress=True)
             env = result.envelope
+            if env.start == 0:  # as the pipeline does: exactly the video's length
+                env = env.fit(duration)
             events = []
             for e in (result.info or {}).get("events", []) or []:
                 t = e[0] if isinstance(e, (tuple, list)) else e

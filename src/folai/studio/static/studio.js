@@ -519,6 +519,11 @@ document.addEventListener("keydown", (ev) => {
   else if (ev.key === "Escape") { S.sel = null; updateButtons(); draw(); }
 });
 window.addEventListener("resize", draw);
+// a clicked button gives the focus back, so Space plays instead of pressing it again
+document.addEventListener("click", (ev) => { const b = ev.target.closest && ev.target.closest("button"); if (b) b.blur(); });
+video.addEventListener("error", () => {
+  if (S.state && S.state.video) message("this browser cannot play the video's format; the timeline, rendering and export still work (try an H.264 mp4 or a webm to watch it here)");
+});
 
 // ------------------------------------------------------------------ start
 (async function start() {
