@@ -153,8 +153,11 @@ def test_timeline_drag_draw_delete_undo_and_csv(studio, browser_page, tmp_path):
     page.wait_for_function("document.getElementById('video-name').textContent.includes('still.mp4')")
     wait_idle(page)
     box = page.locator("#timeline").bounding_box()
-    X = lambda t: box["x"] + t / DURATION * box["width"]  # noqa: E731
-    Y = lambda lv: box["y"] + 18 + (1 - lv) * (box["height"] - 38)  # noqa: E731  (the page's paddings)
+    page.select_option("#sel-yscale", "1")  # level axis 0..1
+    # page coordinates of a time / level, from the page's own mapping
+    X = lambda t: box["x"] + page.evaluate(f"tToX({t})")  # noqa: E731
+    Y = lambda lv: box["y"] + page.evaluate(f"levelToY({lv})")  # noqa: E731
+    assert abs(X(DURATION / 2) - (box["x"] + box["width"] / 2)) < 1
 
     def edit(action) -> dict:
         with page.expect_response(lambda r: "/edit" in r.url or r.url.endswith(("/undo", "/redo"))) as resp:

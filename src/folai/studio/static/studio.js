@@ -190,8 +190,19 @@ const ctx = canvas.getContext("2d");
 function plotH() { return canvas.clientHeight - PAD_TOP - PAD_BOTTOM; }
 function tToX(t) { const [a, b] = S.view; return (t - a) / (b - a) * canvas.clientWidth; }
 function xToT(x) { const [a, b] = S.view; return a + x / canvas.clientWidth * (b - a); }
-function levelToY(l) { return PAD_TOP + (1 - l) * plotH(); }
-function yToLevel(y) { return Math.min(1, Math.max(0, 1 - (y - PAD_TOP) / plotH())); }
+// the level axis: 0 at the bottom, yMax() at the top ("auto": the smallest step above the curve)
+const Y_STEPS = [0.05, 0.1, 0.25, 0.5, 1];
+function yMax() {
+  const v = $("sel-yscale").value;
+  if (v !== "auto") return parseFloat(v);
+  if (!S.env) return 1;
+  let m = 0; for (const x of S.env.values) if (x > m) m = x;
+  if (m === 0) return 0.25;   // a blank timeline: room for ordinary impacts
+  return Y_STEPS.find((s) => s >= 1.15 * m) || 1;
+}
+function levelToY(l) { return PAD_TOP + (1 - l / yMax()) * plotH(); }
+function yToLevel(y) { return Math.min(yMax(), Math.max(0, (1 - (y - PAD_TOP) / plotH()) * yMax())); }
+function ampToY(a) { return PAD_TOP + (1 - a) * plotH(); }   // the render's waveform: full scale = top
 function clampT(t) { const e = S.env; return e ? Math.min(e.start + e.duration, Math.max(e.start, t)) : t; }
 function eventPos(x, y) {   // canvas-relative mouse position
   const r = canvas.getBoundingClientRect();
@@ -222,10 +233,11 @@ function draw() {
   const [a, b] = S.view;
   // grid: levels and seconds
   ctx.strokeStyle = "#2b303a"; ctx.lineWidth = 1; ctx.fillStyle = "#7d8593"; ctx.font = "11px system-ui";
-  for (const l of [0.25, 0.5, 0.75, 1]) {
-    const y = Math.round(levelToY(l)) + 0.5;
+  const ym = yMax();
+  for (const f of [0.25, 0.5, 0.75, 1]) {
+    const y = Math.round(levelToY(f * ym)) + 0.5;
     ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(W, y); ctx.stroke();
-    ctx.fillText(l.toFixed(2), 3, y + 11);
+    ctx.fillText((f * ym).toFixed(ym < 0.1 ? 4 : ym < 1 ? 3 : 2), 3, y + 11);
   }
   const step = niceStep(b - a, W);
   for (let t = Math.ceil(a / step) * step; t <= b + 1e-9; t += step) {
@@ -249,9 +261,11 @@ function draw() {
     for (let px = 0; px < W; px++) {
       const j0 = Math.max(0, Math.floor((a + px / W * (b - a)) * pr)), j1 = Math.min(pk.length, j0 + Math.max(1, Math.ceil(perPx)));
       let m = 0; for (let j = j0; j < j1; j++) if (pk[j] > m) m = pk[j];
-      if (m > 0) { const h = m * plotH(); ctx.fillRect(px, mid - h, 1, h); }
+      if (m > 0) { const y = ampToY(Math.min(1, m)); ctx.fillRect(px, y, 1, mid - y); }
     }
   }
+  ctx.save();
+  ctx.beginPath(); ctx.rect(0, PAD_TOP - HANDLE_R, W, plotH() + HANDLE_R); ctx.clip();   // a manual scale may cut the curve
   if (env) {
     // curve (filled); one vertex per pixel column at most, using the column's maximum
     const vals = env.values, n = vals.length, rate = env.rate;
@@ -283,6 +297,7 @@ function draw() {
       drawHandle(tToX(t), levelToY(l), false);
     }
   }
+  ctx.restore();
   // drag preview
   const d = S.drag;
   if (d && d.kind === "event") {
@@ -479,6 +494,7 @@ $("file-ref").addEventListener("change", (ev) => {
 });
 $("sel-preset").addEventListener("change", () => { const p = $("sel-preset").value; if (p) $("in-prompt").value = p; });
 $("sel-timing").addEventListener("change", updateButtons);
+$("sel-yscale").addEventListener("change", draw);
 $("sel-synth").addEventListener("change", updateButtons);
 
 $("btn-timing").onclick = () => task("timing", async () => {
