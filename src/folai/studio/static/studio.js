@@ -234,10 +234,13 @@ function draw() {
   // grid: levels and seconds
   ctx.strokeStyle = "#2b303a"; ctx.lineWidth = 1; ctx.fillStyle = "#7d8593"; ctx.font = "11px system-ui";
   const ym = yMax();
-  for (const f of [0.25, 0.5, 0.75, 1]) {
-    const y = Math.round(levelToY(f * ym)) + 0.5;
+  const p10 = Math.pow(10, Math.floor(Math.log10(ym / 4)));
+  const lstep = [1, 2, 2.5, 5, 10].map((m) => m * p10).find((v) => v >= ym / 5);
+  const dec = Math.max(0, -Math.floor(Math.log10(lstep)) + (lstep / p10 === 2.5 ? 1 : 0));
+  for (let l = lstep; l <= ym + 1e-9; l += lstep) {
+    const y = Math.round(levelToY(l)) + 0.5;
     ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(W, y); ctx.stroke();
-    ctx.fillText((f * ym).toFixed(ym < 0.1 ? 4 : ym < 1 ? 3 : 2), 3, y + 11);
+    ctx.fillText(l.toFixed(dec), 3, y + 11);
   }
   const step = niceStep(b - a, W);
   for (let t = Math.ceil(a / step) * step; t <= b + 1e-9; t += step) {
@@ -264,6 +267,14 @@ function draw() {
       if (m > 0) { const y = ampToY(Math.min(1, m)); ctx.fillRect(px, y, 1, mid - y); }
     }
   }
+  if (env) {   // detected events: ticks in the top band
+    ctx.strokeStyle = "#e8598f"; ctx.lineWidth = 2;
+    for (const t of env.detected) {
+      if (t < a || t > b) continue;
+      const x = tToX(t);
+      ctx.beginPath(); ctx.moveTo(x, 1); ctx.lineTo(x, PAD_TOP - 6); ctx.stroke();
+    }
+  }
   ctx.save();
   ctx.beginPath(); ctx.rect(0, PAD_TOP - HANDLE_R, W, plotH() + HANDLE_R); ctx.clip();   // a manual scale may cut the curve
   if (env) {
@@ -284,13 +295,6 @@ function draw() {
     ctx.lineTo(tToX(env.start + (i1 - 1) / rate), levelToY(0)); ctx.closePath();
     ctx.fillStyle = "rgba(62,193,168,0.25)"; ctx.fill();
     ctx.strokeStyle = "#3ec1a8"; ctx.lineWidth = 1.5; ctx.stroke();
-    // detected events: ticks in the top band
-    ctx.strokeStyle = "#e8598f"; ctx.lineWidth = 2;
-    for (const t of env.detected) {
-      if (t < a || t > b) continue;
-      const x = tToX(t);
-      ctx.beginPath(); ctx.moveTo(x, 2); ctx.lineTo(x, PAD_TOP - 3); ctx.stroke();
-    }
     // editable events: handles at the peaks
     for (const [t, l] of env.events) {
       if (t < a || t > b) continue;
