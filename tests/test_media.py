@@ -76,7 +76,7 @@ def test_probe_and_audio_alignment(tmp_path):
     assert abs(onsets[0] - hv.hit_samples[0]) <= 2  # AAC priming is removed
 
 
-@pytest.mark.parametrize("src_fps", [25.0, 30000 / 1001, 60.0])
+@pytest.mark.parametrize("src_fps", [24000 / 1001, 25.0, 30000 / 1001, 60.0])
 def test_fps_conversion_picks_frame_by_timestamp(tmp_path, src_fps):
     n = int(2 * src_fps)
     path = make_video(tmp_path / "v.mp4", _index_frames(n), fps=src_fps, n_frames=n, size=(64, 48))
@@ -232,6 +232,26 @@ def test_mux_copies_video_packets_exactly(tmp_path, src, dst):
     onsets = np.flatnonzero(np.abs(a[0]) > 0.3)
     assert abs(onsets[0] - 12000) <= 2  # new audio starts with the first video frame
     assert read_video_frames(out, fps=30).shape == (60, 120, 160, 3)
+
+
+def test_mux_mpeg4_avi_source(tmp_path):
+    hv = make_hit_video(tmp_path / "in.avi", duration=1.0, hit_times=[0.5], codec="mpeg4")
+    out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mkv", sr=44100)
+    assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(hv.path)]
+    assert _stream_kinds(out) == [("video", "mpeg4"), ("audio", "aac")]
+    assert read_video_frames(out, fps=30).shape[0] == 30
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".mp4", "alac"), (".mp4", "flac"), (".mov", "pcm_s24le"),
+                                           (".mkv", "pcm_f32le"), (".mkv", "libopus")])
+def test_mux_audio_codecs(tmp_path, suffix, codec):
+    video = make_static_video(tmp_path / "v.mp4", duration=1.0)
+    tone = make_tone(1.0, 48000, amplitude=0.5, channels=2)
+    out = mux_audio(video, tone, tmp_path / f"o{suffix}", sr=48000, codec=codec)
+    assert _stream_kinds(out)[1] == ("audio", codec if codec != "libopus" else "opus")
+    a = read_audio(out, 48000, channels=None)
+    assert a.shape == (2, 48000)
+    assert np.sqrt(np.mean(a[:, 4800:-4800] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
 
 
 def test_mux_trims_and_pads_to_video_duration(tmp_path):

@@ -53,7 +53,7 @@ MUX_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska
 # audio codecs each muxer accepts for a new track (first = default)
 _MUX_AUDIO_CODECS = {
     "mp4": ("aac", "alac", "flac", "mp3"),
-    "mov": ("aac", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le", "flac"),
+    "mov": ("aac", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le"),
     "matroska": ("aac", "flac", "pcm_s16le", "pcm_s24le", "pcm_f32le", "libopus", "mp3"),
 }
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
@@ -877,7 +877,7 @@ def mux_audio(
             :func:`read_audio` opens; ``sr`` then resamples it, default: the file's rate).
         out: ``.mp4`` / ``.m4v`` / ``.mov`` / ``.mkv``; never one of the inputs; written atomically.
         codec: audio codec; default AAC. ``pcm_s16le`` / ``pcm_s24le`` / ``pcm_f32le`` in mov or
-            mkv, ``flac`` in mkv/mov/mp4, ``alac`` in mp4/mov.
+            mkv, ``flac`` in mkv/mp4, ``alac`` in mp4/mov, ``libopus`` / ``mp3`` in mkv.
         keep_existing: keep the video's own audio tracks (copied) before the new one; default
             replaces them.
 
