@@ -130,6 +130,19 @@ def test_rotation_metadata_applied(tmp_path):
     assert small.shape == (32, 24, 3) and small[:4, -4:].mean() > 200
 
 
+def test_non_square_pixels_scaled_to_display_shape(tmp_path):
+    from fractions import Fraction
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :32] = 255  # left half white
+    path = make_video(tmp_path / "anamorphic.mp4", [img] * 3, sample_aspect_ratio=Fraction(2, 1))
+    info = probe_video(path)
+    assert (info.width, info.height) == (128, 48)
+    _, fr = next(iter_video_frames(path))
+    assert fr.shape == (48, 128, 3)
+    assert fr[:, :60].mean() > 240 and fr[:, 68:].mean() < 15
+
+
 # ------------------------------------------------------------------------------------------
 # audio
 

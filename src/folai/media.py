@@ -222,7 +222,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         if end <= 0:
             raise MediaError(f"{p} has zero duration.")
         rot = _rotation_cw(first, vs)
-        w, h = first.width, first.height
+        w, h = int(round(first.width * _sar(vs))), first.height
         if rot in (90, 270):
             w, h = h, w
         n = vs.frames or (int(round(end * fps)) if fps else 0)
@@ -239,8 +239,20 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 # video frames
 
 
-def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int) -> np.ndarray:
+def _sar(stream) -> Fraction:
+    """Sample (pixel) aspect ratio of a video stream; 1 when unknown."""
+    try:
+        sar = stream.sample_aspect_ratio
+    except Exception:  # pragma: no cover
+        sar = None
+    return Fraction(sar) if sar else Fraction(1)
+
+
+def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int, sar: Fraction = Fraction(1)) -> np.ndarray:
     fmt = "gray" if gray else "rgb24"
+    if size is None and sar != 1:  # non-square pixels: scale to the display shape
+        w = max(1, int(round(frame.width * sar)))
+        size = (w, frame.height) if rot not in (90, 270) else (frame.height, w)
     if size is not None:
         w, h = int(size[0]), int(size[1])
         if rot in (90, 270):  # size is the display size; scale the coded picture to (h, w)
@@ -270,7 +282,7 @@ def iter_video_frames(
         path: any video PyAV opens.
         fps: output frame rate.
         size: ``(w, h)`` display size of the output frames (after rotation); default: the
-            video's display size.
+            video's display size (non-square pixels are scaled to square ones).
         start: seconds; the first output frame is at ``start`` (the decoder seeks there).
         end: seconds (exclusive); default: the end of the video stream.
         gray: return ``(H, W)`` luma instead of ``(H, W, 3)`` RGB.
@@ -301,6 +313,7 @@ def iter_video_frames(
         header_end = _stream_end(container, vs, origin)
         src_rate = vs.average_rate or vs.guessed_rate
         src_dt = 1.0 / float(src_rate) if src_rate else 1.0 / 30.0
+        sar = _sar(vs)
         tol = min(max(_TIME_TOL, 0.5 * float(tb) if tb else 0.0), 0.25 / fps)
         if start > 0 and tb:
             try:
@@ -322,7 +335,7 @@ def iter_video_frames(
             if rot is None:
                 rot = _rotation_cw(frame, vs)
             if cached is None:
-                return _frame_to_array(frame, size, gray, rot)
+                return _frame_to_array(frame, size, gray, rot, sar)
             return cached.copy() if used else cached
 
         demux = container.demux(vs)

@@ -89,6 +89,7 @@ def make_video(
     audio_codec: str | None = None,
     frame_times: Sequence[float] | None = None,
     rotation: int = 0,
+    sample_aspect_ratio: Fraction | None = None,
     crf: int = 18,
     preset: str = "veryfast",
     gop: int | None = None,
@@ -111,6 +112,7 @@ def make_video(
         frame_times: seconds of each frame, strictly increasing: makes a variable-frame-rate file.
         rotation: clockwise rotation a player must apply (0/90/180/270), stored as display matrix
             side data, like a phone video shot in portrait. Frames are stored as given.
+        sample_aspect_ratio: pixel aspect ratio to store (anamorphic video), e.g. ``Fraction(4, 3)``.
         crf / preset: x264 quality (lower is better) and speed preset; gop: keyframe interval in frames.
         audio_only: write only the audio stream (for "no video stream" tests).
 
@@ -180,6 +182,8 @@ def make_video(
                 vstream.bit_rate = max(200_000, w * h * 4)
             if gop:
                 vstream.codec_context.gop_size = int(gop)
+            if sample_aspect_ratio:
+                vstream.codec_context.sample_aspect_ratio = Fraction(sample_aspect_ratio)
             vstream.options = opts
             if rotation % 360:
                 if rotation % 90:
