@@ -76,7 +76,7 @@ def test_probe_and_audio_alignment(tmp_path):
     assert abs(onsets[0] - hv.hit_samples[0]) <= 2  # AAC priming is removed
 
 
-@pytest.mark.parametrize("src_fps", [24000 / 1001, 25.0, 30000 / 1001, 60.0])
+@pytest.mark.parametrize("src_fps", [10.0, 24000 / 1001, 25.0, 30000 / 1001, 60.0])
 def test_fps_conversion_picks_frame_by_timestamp(tmp_path, src_fps):
     n = int(2 * src_fps)
     path = make_video(tmp_path / "v.mp4", _index_frames(n), fps=src_fps, n_frames=n, size=(64, 48))
@@ -84,6 +84,7 @@ def test_fps_conversion_picks_frame_by_timestamp(tmp_path, src_fps):
     assert len(out) == int(np.ceil(n / src_fps * 30 - 1e-6))
     assert [t for t, _ in out] == pytest.approx([k / 30 for k in range(len(out))])
     _check_by_timestamp(path, out)
+    assert not np.shares_memory(out[0][1], out[1][1])  # repeated source frames are separate arrays
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])

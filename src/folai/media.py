@@ -323,20 +323,18 @@ def iter_video_frames(
 
         k = 0
         t_k = start
-        prev = prev_arr = None
-        prev_used = False
+        prev = None  # the last decoded source frame (kept as an AVFrame; converted when emitted)
         prev_t = None
         last_dur = src_dt
         rot = None
         n_decoded = 0
 
-        def emit(frame, cached, used):
+        def emit(frame):
+            # every output gets its own array, also when a source frame repeats (upsampling)
             nonlocal rot
             if rot is None:
                 rot = _rotation_cw(frame, vs)
-            if cached is None:
-                return _frame_to_array(frame, size, gray, rot, sar)
-            return cached.copy() if used else cached
+            return _frame_to_array(frame, size, gray, rot, sar)
 
         demux = container.demux(vs)
         while True:
@@ -362,16 +360,12 @@ def iter_video_frames(
                     last_dur = ft - prev_t
                 # output times before this frame show the previous frame
                 while t_k < ft - tol and (end is None or t_k < end - 1e-9):
-                    src = prev if prev is not None else frame
-                    arr = emit(src, prev_arr if src is prev else None, prev_used)
-                    if src is prev:
-                        prev_arr, prev_used = arr, True
-                    yield t_k, arr
+                    yield t_k, emit(prev if prev is not None else frame)
                     k += 1
                     t_k = start + k / fps
                 if end is not None and t_k >= end - 1e-9:
                     return
-                prev, prev_arr, prev_used, prev_t = frame, None, False, ft
+                prev, prev_t = frame, ft
                 if frame.duration and frame.time_base is not None:
                     last_dur = float(frame.duration * frame.time_base)
         if prev is None:
@@ -390,9 +384,7 @@ def iter_video_frames(
         if k == 0 and t_k >= stop:
             raise MediaError(f"start {start:.3f} s is at or after the end of {p} ({video_end:.3f} s).")
         while t_k < stop:
-            arr = emit(prev, prev_arr, prev_used)
-            prev_arr, prev_used = arr, True
-            yield t_k, arr
+            yield t_k, emit(prev)
             k += 1
             t_k = start + k / fps
     finally:
