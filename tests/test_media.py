@@ -362,6 +362,15 @@ def test_broken_audio_rejected(tmp_path):
         path, msg = _broken(tmp_path, kind)
         with pytest.raises(MediaError, match=msg):
             read_audio(path, 16000)
+    wav = write_audio(tmp_path / "full.wav", make_tone(1.0), 44100)
+    (tmp_path / "cut.wav").write_bytes(wav.read_bytes()[:30000])
+    with pytest.raises(MediaError, match="is truncated"):
+        read_audio(tmp_path / "cut.wav", 16000)
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "nothing.wav"), np.zeros((0, 1), np.float32), 44100)
+    with pytest.raises(MediaError, match="zero duration"):
+        read_audio(tmp_path / "nothing.wav", 16000)
     silent = make_static_video(tmp_path / "silent.mp4", duration=1.0)
     with pytest.raises(MediaError, match="has no audio stream"):
         read_audio(silent, 16000)

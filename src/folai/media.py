@@ -450,6 +450,32 @@ def resample_audio(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(y.T, dtype=np.float32)
 
 
+def _wav_missing_bytes(p: Path) -> int:
+    """Bytes a WAV file's 'data' chunk header promises beyond the end of the file (0 if complete
+    or unknown). FFmpeg clamps the data size to the file, so truncation is checked here."""
+    import struct
+
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return 0
+            endian = "<" if head[:4] == b"RIFF" else ">"
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                cid, clen = struct.unpack(endian + "4sI", f.read(8))
+                if cid == b"data":
+                    if clen in (0, 0xFFFFFFFF) or clen >= 0xFFFFFF00:  # streamed: size unknown
+                        return 0
+                    return max(0, pos + 8 + clen - size)
+                pos += 8 + clen + (clen & 1)
+    except OSError:
+        return 0
+    return 0
+
+
 def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of ``path`` at its own rate: ``((C, N) float32, sr)``."""
     av = _av()
@@ -460,6 +486,8 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tu
     p, container = _open(path, "audio file")
     try:
         a = _audio_stream(container, p)
+        if container.format.name == "wav" and _wav_missing_bytes(p) > 0:
+            raise MediaError(f"{p} is truncated: its WAV header promises {_wav_missing_bytes(p)} more bytes of audio than the file holds.")
         sr = int(a.sample_rate or a.codec_context.sample_rate)
         if not sr:
             raise MediaError(f"the audio stream of {p} has no sample rate; the file is corrupt.")
