@@ -779,6 +779,14 @@ def _prepare_audio(audio, sr: int | None) -> tuple[np.ndarray, int]:
     return x, int(sr)
 
 
+def _copy_stream_tags(src, dst) -> None:
+    """Carry the tags a viewer shows (language, title) over to a copied stream."""
+    for key in ("language", "title"):
+        value = src.metadata.get(key)
+        if value:
+            dst.metadata[key] = value
+
+
 def _remux(
     video: str | os.PathLike,
     out: str | os.PathLike,
@@ -833,10 +841,12 @@ def _remux(
             try:
                 ovs = cout.add_stream_from_template(vs)
                 cout.metadata.update(cin.metadata)
+                _copy_stream_tags(vs, ovs)
                 omap = {vs.index: ovs}
                 for s in keep:
                     try:
                         omap[s.index] = cout.add_stream_from_template(s)
+                        _copy_stream_tags(s, omap[s.index])
                     except Exception as e:
                         raise MediaError(
                             f"the existing {s.codec_context.name} audio of {p} cannot be kept in a {out.suffix} file ({_reason(e)})."
