@@ -400,7 +400,6 @@ def _hit_trajectory(t: np.ndarray, hits: np.ndarray, duration: float) -> np.ndar
             tf = ts - (g - fall)
             falling = tf >= 0
             y = np.where(falling, 1.0 - (tf / fall) ** 2, y)
-            # impact frame and after: on the floor (the next segment starts at rest)
         hgt[seg] = y
     return np.clip(hgt, 0.0, 1.0)
 
@@ -466,9 +465,8 @@ def make_hit_video(
     # horizontal position changes at each hit (a new throw), colour per hit
     xs_per_seg = rng.integers(side, max(side + 1, w - 2 * side), size=len(hits) + 1)
     seg_idx = np.searchsorted(hits, t + 1e-9, side="right")
-    # keep x constant from the rise after a hit to the next hit: the segment index changes at the hit,
-    # but the square is on the floor there; switching x while resting would be a jump, so switch
-    # only when it leaves the floor.
+    # a new x for each throw, taken only once the square has left the floor (no sideways jump
+    # while it rests after a hit)
     x = np.empty(n_frames, dtype=int)
     cur = xs_per_seg[0]
     for k in range(n_frames):
