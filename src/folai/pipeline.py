@@ -247,7 +247,7 @@ def _plot_with_audio(env: Envelope, wav: Path, png: Path, events: Sequence[float
     import soundfile as sf
 
     peaks = []
-    block = 4410
+    block = 441
     with sf.SoundFile(wav) as f:
         sr = f.samplerate
         for b in f.blocks(blocksize=block * 50, dtype="float32", always_2d=True):
