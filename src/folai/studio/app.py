@@ -488,6 +488,9 @@ def create_app(
             t_start = time.perf_counter()
             job.update(f"rendering ({req.synth})")
             synth = cache.synth(req.synth)
+            check = getattr(synth, "check", None)  # fail fast on an unknown prompt, a silent recording...
+            if callable(check):
+                check(prompt=prompt, references=list(refs))
             sr = int(getattr(synth, "sample_rate", SAMPLE_RATE))
             kwargs: dict[str, Any] = dict(
                 duration=duration, prompt=prompt, references=refs, video=video_path, pan=pan, seed=req.seed, progress=True
