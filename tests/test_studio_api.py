@@ -425,3 +425,35 @@ def test_cli_starts_on_loopback_and_prints_its_url(video, tmp_path):
     r = subprocess.run([sys.executable, "-m", "folai", "studio", str(tmp_path / "missing.mp4")],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_jobs_report_the_backends_progress_bars():
+    import threading
+
+    from tqdm.auto import tqdm
+
+    from folai.studio.jobs import JobRunner
+
+    runner, half, release = JobRunner(), threading.Event(), threading.Event()
+
+    def work(job):
+        job.update("timing (motion)")
+        with tqdm(total=8, desc="motion", file=io.StringIO()) as bar:
+            bar.update(4)
+            half.set()
+            release.wait(10)
+            bar.update(4)
+        return {"ok": True}
+
+    job = runner.submit("s" * 32, "timing", work)
+    assert half.wait(10)
+    t0 = time.time()
+    while job.progress != 0.5 and time.time() - t0 < 5:
+        time.sleep(0.05)
+    seen = job.to_json()
+    release.set()
+    assert seen["state"] == "running" and seen["progress"] == 0.5 and seen["stage"] == "timing (motion): motion", seen
+    while job.state == "running":
+        time.sleep(0.05)
+    assert job.to_json()["state"] == "done" and job.to_json()["result"] == {"ok": True}
+    runner.shutdown()
