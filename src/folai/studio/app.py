@@ -165,6 +165,14 @@ def create_app(
         return await call_next(request)
 
     # ------------------------------------------------------------------ helpers
+    table_cache: dict[str, Any] = {}
+
+    def backends_now() -> dict[str, list[dict[str, Any]]]:
+        """The availability table, worked out once per server (importing a neural backend is slow)."""
+        if "table" not in table_cache:
+            table_cache["table"] = backend_table(opts)
+        return table_cache["table"]
+
     def session(sid: str) -> Session:
         try:
             return store.get(sid)
@@ -274,7 +282,7 @@ def create_app(
     def info() -> dict[str, Any]:
         return {
             "version": __version__,
-            "backends": backend_table(opts),
+            "backends": backends_now(),
             "presets": presets(),
             "limits": {
                 "video_mib": limits.video_bytes / 2**20,
@@ -329,7 +337,7 @@ def create_app(
         s = session(sid)
         if s.video is None:
             raise FolaiError("open a video first; the timing backends estimate the envelope from a video")
-        table = {b["name"]: b for b in backend_table(opts)["timing"]}
+        table = {b["name"]: b for b in backends_now()["timing"]}
         if req.backend not in table:
             raise FolaiError(f"unknown timing backend '{req.backend}'; choose one of: {', '.join(table)}")
         if not table[req.backend]["available"]:
@@ -460,7 +468,7 @@ def create_app(
     @app.post("/api/s/{sid}/render")
     def render(sid: str, req: RenderRequest) -> dict[str, Any]:
         s = session(sid)
-        table = {b["name"]: b for b in backend_table(opts)["synthesis"]}
+        table = {b["name"]: b for b in backends_now()["synthesis"]}
         if req.synth not in table:
             raise FolaiError(f"unknown synthesis backend '{req.synth}'; choose one of: {', '.join(table)}")
         if not table[req.synth]["available"]:
