@@ -114,7 +114,7 @@ def test_click_to_add_event_then_render_has_onset_there(studio, browser_page, tm
     assert resp.value.ok, data
     events = [t for t, _ in data["events"]]
     assert np.min(np.abs(np.asarray(events) - CLICK_AT)) < 0.01, events
-    wait_idle(page)
+    page.wait_for_function(f"document.body.dataset.envVersion === '{data['version']}'")
 
     page.click("#btn-render")
     page.wait_for_function("document.body.dataset.renders === '2'")
@@ -164,7 +164,7 @@ def test_timeline_drag_draw_delete_undo_and_csv(studio, browser_page, tmp_path):
             action()
         data = resp.value.json()  # read at once: the browser may evict the body later
         assert resp.value.ok, data
-        wait_idle(page)
+        page.wait_for_function(f"document.body.dataset.envVersion === '{data['version']}'")  # the page drew it
         return data
 
     page.click("#tool-add")

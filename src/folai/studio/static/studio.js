@@ -78,6 +78,18 @@ async function task(label, fn) {   // one user action: busy state, errors shown 
   finally { S.busy = false; document.body.dataset.busy = "0"; updateButtons(); }
 }
 
+// Edits are instant server calls: they may run while a job (render, timing) works, one after another
+// in the order made, so a slow answer never overwrites a newer curve.
+let editChain = Promise.resolve();
+function quick(label, fn) {
+  editChain = editChain.then(async () => {
+    try { await fn(); if (!S.busy) message(""); }
+    catch (e) { message(`${label}: ${e.message}`); }
+    finally { updateButtons(); }
+  });
+  return editChain;
+}
+
 // ------------------------------------------------------------------ state
 function setState(st) {
   S.state = st;
@@ -110,6 +122,7 @@ function setState(st) {
 function setEnvelope(env, keepView) {
   const first = !S.env || Math.abs(S.env.duration - env.duration) > 1e-9 || S.env.start !== env.start;
   S.env = env;
+  document.body.dataset.envVersion = String(env.version);
   if (S.state) S.state.envelope = env;
   if (first || !keepView) {
     if (first) S.view = [env.start, env.start + env.duration];
@@ -142,9 +155,9 @@ function renderRefs() {
 function updateButtons() {
   const env = S.env, st = S.state, b = S.busy;
   const has = (id, on) => { $(id).disabled = !on; };
-  has("btn-undo", !b && env && env.can_undo);
-  has("btn-redo", !b && env && env.can_redo);
-  for (const id of ["btn-delete", "btn-scale", "btn-gate"]) has(id, !b && env && S.sel);
+  has("btn-undo", env && env.can_undo);
+  has("btn-redo", env && env.can_redo);
+  for (const id of ["btn-delete", "btn-scale", "btn-gate"]) has(id, env && S.sel);
   has("btn-timing", !b && st && st.video && optionAvailable("sel-timing"));
   has("btn-render", !b && env && optionAvailable("sel-synth"));
   has("btn-export", !b && st && st.video && st.render);
@@ -343,7 +356,7 @@ function hitEvent(x, y) {
 
 // ------------------------------------------------------------------ timeline interaction
 function edit(body) {
-  return task("edit", async () => { setEnvelope(await api("POST", "/edit", body), true); });
+  return quick("edit", async () => { setEnvelope(await api("POST", "/edit", body), true); });
 }
 
 canvas.addEventListener("mousedown", (ev) => {
@@ -466,8 +479,8 @@ $("btn-zoom-fit").onclick = () => { if (S.env) { S.view = [S.env.start, S.env.st
 $("btn-delete").onclick = () => S.sel && edit({ op: "remove", t0: S.sel[0], t1: S.sel[1] });
 $("btn-scale").onclick = () => S.sel && edit({ op: "gain", t0: S.sel[0], t1: S.sel[1], factor: parseFloat($("in-scale").value) });
 $("btn-gate").onclick = () => S.sel && edit({ op: "gate", t0: S.sel[0], t1: S.sel[1], threshold: parseFloat($("in-gate").value) });
-$("btn-undo").onclick = () => task("undo", async () => setEnvelope(await api("POST", "/undo"), true));
-$("btn-redo").onclick = () => task("redo", async () => setEnvelope(await api("POST", "/redo"), true));
+$("btn-undo").onclick = () => quick("undo", async () => setEnvelope(await api("POST", "/undo"), true));
+$("btn-redo").onclick = () => quick("redo", async () => setEnvelope(await api("POST", "/redo"), true));
 
 $("file-video").addEventListener("change", (ev) => {
   const f = ev.target.files[0]; ev.target.value = "";
