@@ -346,8 +346,7 @@ def create_app(
 
         def work(job: Job) -> dict[str, Any]:
             job.update(f"timing ({req.backend})")
-            backend = cache.timing(req.backend)
-            result = backend.estimate(video_path, progress=True)
+            result = cache.timing(req.backend).estimate(video_path, progress=True)
             env = result.envelope
             if env.start == 0:  # as the pipeline does: exactly the video's length
                 env = env.fit(duration)
@@ -495,10 +494,9 @@ def create_app(
         def work(job: Job) -> dict[str, Any]:
             t_start = time.perf_counter()
             job.update(f"rendering ({req.synth})")
-            synth = cache.synth(req.synth)
-            check = getattr(synth, "check", None)  # fail fast on an unknown prompt, a silent recording...
-            if callable(check):
-                check(prompt=prompt, references=list(refs))
+            pipe = cache.synth(req.synth)
+            pipe.check(prompt=prompt, references=refs)  # fail fast on an unknown prompt, a silent recording...
+            synth = pipe.synth
             sr = int(getattr(synth, "sample_rate", SAMPLE_RATE))
             kwargs: dict[str, Any] = dict(
                 duration=duration, prompt=prompt, references=refs, video=video_path, pan=pan, seed=req.seed, progress=True
@@ -529,7 +527,7 @@ def create_app(
                     audio[:, i0:i1] = seg
                     mode, span = "partial", [t0, t1]
             if audio is None:
-                audio = np.asarray(synth.render(env, **kwargs), dtype=np.float32)
+                audio = np.asarray(pipe.render(env, **kwargs), dtype=np.float32)
             from ..media import write_audio
 
             with s.lock:

@@ -164,7 +164,8 @@ def presets() -> list[str]:
 
 
 class BackendCache:
-    """Built backends, kept so that weights load once per server."""
+    """One :class:`folai.pipeline.FoleyPipeline` per backend, kept so that weights load once per
+    server; the studio runs the same inference path as ``folai generate`` / ``folai render``."""
 
     def __init__(self, opts: BackendOptions) -> None:
         self.opts = opts
@@ -172,14 +173,16 @@ class BackendCache:
         self._lock = threading.Lock()
 
     def timing(self, name: str) -> Any:
-        from ..timing import get_timing
+        """A pipeline whose stage 1 is ``name`` (use ``.estimate``)."""
+        from ..pipeline import FoleyPipeline
 
-        return self._get("timing", name, lambda: get_timing(name, **timing_options(name, self.opts)))
+        return self._get("timing", name, lambda: FoleyPipeline(timing=name, timing_options=timing_options(name, self.opts)))
 
     def synth(self, name: str) -> Any:
-        from ..synthesis import get_synth
+        """A pipeline whose stage 2 is ``name`` (use ``.check``, ``.render``, ``.synth.render_span``)."""
+        from ..pipeline import FoleyPipeline
 
-        return self._get("synth", name, lambda: get_synth(name, **synth_options(name, self.opts)))
+        return self._get("synth", name, lambda: FoleyPipeline(synth=name, synth_options=synth_options(name, self.opts)))
 
     def _get(self, kind: str, name: str, build: Any) -> Any:
         with self._lock:
