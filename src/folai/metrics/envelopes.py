@@ -72,7 +72,7 @@ def load_prediction(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
     env = Envelope.load_csv(p)
     if abs(env.rate - DEFAULT.rate) > 1e-6:
         env = env.resample(DEFAULT.rate)
-    return env.mono().astype(np.float64).reshape(-1), None
+    return env.mono.astype(np.float64).reshape(-1), None
 
 
 @dataclass
@@ -87,7 +87,7 @@ class EnvelopeMetric:
         self.per_clip.clear()
 
     def score(self, prediction: str | os.PathLike, reference_16k: np.ndarray) -> dict:
-        gt = Envelope.from_audio(reference_16k, DEFAULT.sr).mono().astype(np.float64).reshape(-1)
+        gt = Envelope.from_audio(reference_16k, DEFAULT.sr).mono.astype(np.float64).reshape(-1)
         rms, logits = load_prediction(prediction)
         n = gt.shape[0]
         target = mu_classes(gt, DEFAULT.mu).reshape(-1)
