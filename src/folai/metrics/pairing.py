@@ -9,7 +9,9 @@ on its file name gets the clip id
 - otherwise (default pattern ``"*"``) the file stem with one known system prefix removed
   (``GT_``, ``folai-paper_``, ``syncfusion_``, ... see :data:`KNOWN_PREFIXES`).
 
-Generated and reference files with the same id form a pair. Two files with the same id in one
+A generated id that is not a reference id but ends with ``_<reference id>`` (an unknown system
+prefix, ``mysys_12``) is mapped onto that id. Generated and reference files with the same id
+form a pair. Two files with the same id in one
 folder, or ids present on one side only, are reported with a clear message (or, with
 ``allow_missing=True``, unpaired ids are skipped and listed).
 """
@@ -107,6 +109,7 @@ def pair_files(
     gen = collect(generated, generated_pattern, "generated")
     ref = collect(reference, reference_pattern, "reference")
     vid = collect(videos, video_pattern, "video") if videos is not None else {}
+    gen = _align_prefixed(gen, ref)
     problems = []
     no_ref = sorted(set(gen) - set(ref))
     no_gen = sorted(set(ref) - set(gen))
@@ -130,6 +133,23 @@ def pair_files(
         raise FolaiError(f"no generated file pairs with a reference ({'; '.join(problems)})")
     pairs = [Pair(c, gen[c], ref[c], vid.get(c)) for c in common]
     return pairs, problems
+
+
+def _align_prefixed(gen: dict[str, Path], ref: dict[str, Path]) -> dict[str, Path]:
+    """Map a generated id with an unknown system prefix (``mysys_12``) onto the reference id it
+    ends with after an underscore (``12``); the longest such reference id wins; ids that already
+    match, or that would collide, are left alone."""
+    out: dict[str, Path] = {}
+    for g, path in gen.items():
+        new = g
+        if g not in ref:
+            cands = [r for r in ref if g.endswith("_" + r)]
+            if cands:
+                new = max(cands, key=len)
+        if new in out or (new != g and new in gen):
+            new = g
+        out[new] = path
+    return out
 
 
 def _few(ids: list[str], n: int = 5) -> str:
