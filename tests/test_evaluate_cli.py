@@ -109,7 +109,7 @@ def test_empty_or_videoless_input_is_a_clear_error(tmp_path):
     sf.write(ref / "a.wav", clicks(TIMES), SR)
     (gen / "a.wav").write_bytes(b"not audio at all")
     pairs, _ = pair_files(gen, ref)
-    with pytest.raises(FolaiError, match="cannot decode audio"):
+    with pytest.raises(FolaiError, match="a.wav is not a media file that can be read"):
         evaluate_pairs(pairs, EvalOptions(metrics=("e_l1",)))
 
 

@@ -56,48 +56,21 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int, resampler: str = "poly
 
 
 def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of ``path`` at its own rate: ((C, N) float32, sr)."""
+    """Decode the first audio stream of ``path`` at its own rate: ((C, N) float32, sr).
+
+    Decoding is :func:`folai.media.read_audio` (encoder priming and padding trimmed as the
+    container's timestamps say), so a video's audio track and an extracted wav give the same samples.
+    """
+    from ..media import audio_info, read_audio
+
     p = Path(path)
     if not p.is_file():
         raise MediaError(f"media file not found: {p}")
-    if p.suffix.lower() in {".wav", ".flac", ".ogg", ".aif", ".aiff"}:
-        try:
-            import soundfile as sf
-
-            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
-            return np.ascontiguousarray(data.T), int(sr)
-        except Exception:  # fall back to PyAV for anything soundfile cannot read
-            pass
-    try:
-        import av
-    except ImportError as e:  # pragma: no cover
-        raise FolaiError("decoding media needs PyAV: pip install av") from e
-    try:
-        with av.open(str(p)) as c:
-            if not c.streams.audio:
-                raise MediaError(f"{p} has no audio track; give a file with sound (or its audio as a wav)")
-            s = c.streams.audio[0]
-            sr = int(s.rate or s.codec_context.sample_rate)
-            chunks = []
-            for frame in c.decode(s):
-                a = frame.to_ndarray()
-                if a.ndim == 1 or not frame.format.is_planar:  # packed: (1, N*C) interleaved
-                    a = a.reshape(-1, len(frame.layout.channels)).T
-                a = a.astype(np.float32)
-                if frame.format.name.startswith("s16"):
-                    a /= 32768.0
-                elif frame.format.name.startswith("s32"):
-                    a /= 2147483648.0
-                elif frame.format.name.startswith("u8"):
-                    a = (a - 128.0) / 128.0
-                chunks.append(a)
-    except MediaError:
-        raise
-    except Exception as e:
-        raise MediaError(f"cannot decode audio from {p}: {e}") from e
-    if not chunks:
+    sr = int(audio_info(p)[0])
+    y = read_audio(p, sr=None, channels=None)
+    if y.shape[-1] == 0:
         raise MediaError(f"{p} has an audio track with no samples")
-    return np.concatenate(chunks, axis=1), sr
+    return np.ascontiguousarray(y, dtype=np.float32), sr
 
 
 def load_audio(
