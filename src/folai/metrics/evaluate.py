@@ -22,7 +22,7 @@ from ..errors import FolaiError, MissingDependencyError, WeightsUnavailableError
 from .audio import load_audio
 from .cache import EmbeddingCache
 from .envelopes import ENVELOPE_EXTS, EnvelopeMetric
-from .frechet import FrechetDistance, frechet_distance, gaussian_stats
+from .frechet import frechet_distance, gaussian_stats
 from .onsets import OnsetMetric
 from .pairing import Pair, collect
 from .report import MetricResult, Report, bootstrap_mean, bootstrap_set

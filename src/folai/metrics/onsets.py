@@ -39,7 +39,6 @@ def onset_candidates(y: np.ndarray, sr: int = EVAL_SR) -> tuple[np.ndarray, np.n
     if top <= 0:
         return np.zeros(0), np.zeros(0)
     env = env / top
-    f = sr / HOP
     from scipy.signal import find_peaks
 
     # local maxima at least onset_detect's ``wait`` (30 ms) apart, no threshold

@@ -157,44 +157,22 @@ class I3D(nn.Module):
 
 
 def read_frames(path: str | Path, fps: float, short_side: int, crop: int) -> np.ndarray:
-    """(T, crop, crop, 3) uint8 RGB frames sampled at ``fps`` (the last source frame with pts <= t)."""
-    import av
+    """(T, crop, crop, 3) uint8 RGB frames at ``fps`` (``folai.media.iter_video_frames``: the source
+    frame shown at each time), short side resized to ``short_side`` (bilinear), centre-cropped."""
     import cv2
 
-    p = Path(path)
-    try:
-        container = av.open(str(p))
-    except Exception as e:
-        raise MediaError(f"cannot open video {p}: {e}") from e
-    with container:
-        if not container.streams.video:
-            raise MediaError(f"{p} has no video stream; FAVD needs the original videos")
-        vs = container.streams.video[0]
-        out, k, last = [], 0, None
-        for frame in container.decode(vs):
-            t = float(frame.pts * vs.time_base) if frame.pts is not None else None
-            if t is None:
-                continue
-            while k / fps < t - 1e-6 and last is not None:
-                out.append(last)
-                k += 1
-            img = frame.to_ndarray(format="rgb24")
-            h, w = img.shape[:2]
-            sc = short_side / min(h, w)
-            img = cv2.resize(img, (max(crop, round(w * sc)), max(crop, round(h * sc))), interpolation=cv2.INTER_LINEAR)
-            h, w = img.shape[:2]
-            y0, x0 = (h - crop) // 2, (w - crop) // 2
-            last = img[y0:y0 + crop, x0:x0 + crop]
-            if abs(k / fps - t) <= 1e-6:
-                out.append(last)
-                k += 1
-        if last is not None:
-            dur = float(vs.duration * vs.time_base) if vs.duration else (k + 1) / fps
-            while k / fps < dur - 1e-6:
-                out.append(last)
-                k += 1
+    from ...media import iter_video_frames
+
+    out = []
+    for _, img in iter_video_frames(path, fps=fps):
+        h, w = img.shape[:2]
+        sc = short_side / min(h, w)
+        img = cv2.resize(img, (max(crop, round(w * sc)), max(crop, round(h * sc))), interpolation=cv2.INTER_LINEAR)
+        h, w = img.shape[:2]
+        y0, x0 = (h - crop) // 2, (w - crop) // 2
+        out.append(np.ascontiguousarray(img[y0:y0 + crop, x0:x0 + crop]))
     if not out:
-        raise MediaError(f"{p} has no decodable video frames")
+        raise MediaError(f"{path} has no decodable video frames")
     return np.stack(out)
 
 
