@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--envelopes", metavar="DIR",
                    help="predicted envelopes (CSV time_s,rms or .npy logits (frames, 64)) for env E-L1 and acc@k")
     p.add_argument("--generated-pattern", default="*", metavar="GLOB",
-                   help="file-name glob for generated files; its first '*' is the clip id (e.g. 'syncfusion_*.mp4'). "
+                   help="file-name glob for generated files; the part its wildcards match is the clip id "
+                        "(e.g. 'syncfusion_*[0-9].mp4'). "
                         "Default: every media file, id = name without a known prefix such as GT_ or folai-paper_")
     p.add_argument("--reference-pattern", default="*", metavar="GLOB", help="the same for reference files (e.g. 'GT_*.mp4')")
     p.add_argument("--video-pattern", default="*", metavar="GLOB", help="the same for --videos")
@@ -32,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", metavar="TEXT", help="text prompt for the CLAP text score (LAION-CLAP text vs generated audio)")
     p.add_argument("--tolerance", type=float, default=0.05, metavar="S", help="onset matching tolerance in seconds (default 0.05)")
     p.add_argument("--resampler", choices=("polyphase", "soxr"), default="polyphase",
-                   help="resampler to 44.1 kHz and to each embedder's rate (default polyphase; see docs/evaluation.md)")
+                   help="resampler to 44.1 kHz for E-L1 and onsets (default polyphase; see docs/evaluation.md); "
+                        "embedders always resample polyphase from 44.1 kHz to their own rate")
     p.add_argument("--panns-weights", metavar="PATH_OR_URL", help="Wavegram_Logmel_Cnn14_mAP=0.439.pth (FAD-P)")
     p.add_argument("--msclap-weights", metavar="PATH_OR_URL", help="CLAP_weights_2023.pth (FAD-C)")
     p.add_argument("--clap-model", metavar="HUB_ID_OR_DIR", help="LAION-CLAP for transformers.ClapModel (FAD-LC, CLAP)")

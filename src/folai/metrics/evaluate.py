@@ -111,6 +111,10 @@ def evaluate_pairs(pairs: Sequence[Pair], opts: EvalOptions | None = None, embed
             embedders[name] = None
         return embedders[name]
 
+    # cache keys: the model's own key, plus the resampler that produced the 44.1 kHz input
+    def ckey(emb, suffix: str = "") -> str:
+        return emb.key + suffix + ("" if opts.resampler == "polyphase" else f"-{opts.resampler}")
+
     # which embedders are usable
     fad_emb = {}
     for m, name in FAD_EMBEDDERS.items():
@@ -181,20 +185,20 @@ def evaluate_pairs(pairs: Sequence[Pair], opts: EvalOptions | None = None, embed
 
             row.update(envm.update(env_files[p.clip], resample(ref, EVAL_SR, 16000, opts.resampler)))
         for m, emb in fad_emb.items():
-            g = cache.get_or_compute(p.generated, emb.key, lambda: emb.embed_audio(gen, EVAL_SR))
-            r = cache.get_or_compute(p.reference, emb.key, lambda: emb.embed_audio(ref, EVAL_SR))
+            g = cache.get_or_compute(p.generated, ckey(emb), lambda: emb.embed_audio(gen, EVAL_SR))
+            r = cache.get_or_compute(p.reference, ckey(emb), lambda: emb.embed_audio(ref, EVAL_SR))
             fad_rows[m].append((np.atleast_2d(g), np.atleast_2d(r)))
         if clap_emb is not None:
-            g = cache.get_or_compute(p.generated, clap_emb.key + "-clip", lambda: clap_emb.embed_clip(gen, EVAL_SR))
-            r = cache.get_or_compute(p.reference, clap_emb.key + "-clip", lambda: clap_emb.embed_clip(ref, EVAL_SR))
+            g = cache.get_or_compute(p.generated, ckey(clap_emb, "-clip"), lambda: clap_emb.embed_clip(gen, EVAL_SR))
+            r = cache.get_or_compute(p.reference, ckey(clap_emb, "-clip"), lambda: clap_emb.embed_clip(ref, EVAL_SR))
             row["clap"] = _cos(g, r)
             if text_emb is not None:
                 row["clap_text"] = _cos(g, text_emb)
         if favd_emb is not None and p.video is not None:
             vemb, aemb = favd_emb
             v = cache.get_or_compute(p.video, vemb.key, lambda: vemb.embed_video(p.video))
-            ag = cache.get_or_compute(p.generated, aemb.key, lambda: aemb.embed_audio(gen, EVAL_SR))
-            ar = cache.get_or_compute(p.reference, aemb.key, lambda: aemb.embed_audio(ref, EVAL_SR))
+            ag = cache.get_or_compute(p.generated, ckey(aemb), lambda: aemb.embed_audio(gen, EVAL_SR))
+            ar = cache.get_or_compute(p.reference, ckey(aemb), lambda: aemb.embed_audio(ref, EVAL_SR))
             favd_rows.append((_av_rows(v, ag), _av_rows(v, ar)))
         per_clip.append(row)
     rep.per_clip = per_clip

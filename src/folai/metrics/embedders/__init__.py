@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 
-from ...errors import FolaiError, WeightsUnavailableError
+from ...errors import FolaiError, MissingDependencyError, WeightsUnavailableError
 
 # name -> (module, what the user must provide)
 REGISTRY: dict[str, tuple[str, str]] = {
@@ -45,5 +45,10 @@ def get_embedder(name: str, weights: str | None, device: str = "cpu"):
     modname, needs = REGISTRY[name]
     if not weights:
         raise WeightsUnavailableError(needs)
-    module = importlib.import_module(modname)
+    try:
+        module = importlib.import_module(modname)
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"the {name} embedder needs PyTorch ({e}); install it with pip install 'folai[eval]'"
+        ) from e
     return module.load(weights, device=device)
