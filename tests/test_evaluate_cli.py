@@ -182,3 +182,17 @@ def test_all_metrics_with_tiny_random_embedders(clipdirs, tmp_path):
     assert rep0.results["fad_p"].value == pytest.approx(0.0, abs=1e-6)
     assert rep0.results["favd"].value == pytest.approx(0.0, abs=1e-6)
     assert any((tmp_path / "cache").rglob("*.npy"))
+
+
+def test_documented_library_example_runs(clipdirs, monkeypatch):
+    """docs/evaluation.md's "Library" snippet, run as written (in the folder holding gen/ and ref/)."""
+    import pathlib
+    import re
+
+    gen, _ = clipdirs
+    doc = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "evaluation.md").read_text()
+    code = re.search(r"## Library\n\n```python\n(.*?)```", doc, re.S).group(1)
+    monkeypatch.chdir(gen.parent)
+    ns: dict = {}
+    exec(compile(code.replace("print(", "_out = ("), "doc", "exec"), ns)
+    assert ns["report"].n_clips == 3 and "| generated | 3 |" in ns["_out"] and "E-L1" in ns["_out"]
