@@ -76,7 +76,7 @@ def test_probe_and_audio_alignment(tmp_path):
     assert abs(onsets[0] - hv.hit_samples[0]) <= 2  # AAC priming is removed
 
 
-@pytest.mark.parametrize("src_fps", [25.0, 30000 / 1001, 60.0])
+@pytest.mark.parametrize("src_fps", [10.0, 24000 / 1001, 25.0, 30000 / 1001, 60.0])
 def test_fps_conversion_picks_frame_by_timestamp(tmp_path, src_fps):
     n = int(2 * src_fps)
     path = make_video(tmp_path / "v.mp4", _index_frames(n), fps=src_fps, n_frames=n, size=(64, 48))
@@ -84,6 +84,7 @@ def test_fps_conversion_picks_frame_by_timestamp(tmp_path, src_fps):
     assert len(out) == int(np.ceil(n / src_fps * 30 - 1e-6))
     assert [t for t, _ in out] == pytest.approx([k / 30 for k in range(len(out))])
     _check_by_timestamp(path, out)
+    assert not np.shares_memory(out[0][1], out[1][1])  # repeated source frames are separate arrays
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
@@ -128,6 +129,19 @@ def test_rotation_metadata_applied(tmp_path):
     assert fr[:12, -12:].mean() > 200 and fr[:12, :12].mean() < 40
     _, small = next(iter_video_frames(path, fps=30, size=(24, 32)))
     assert small.shape == (32, 24, 3) and small[:4, -4:].mean() > 200
+
+
+def test_non_square_pixels_scaled_to_display_shape(tmp_path):
+    from fractions import Fraction
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :32] = 255  # left half white
+    path = make_video(tmp_path / "anamorphic.mp4", [img] * 3, sample_aspect_ratio=Fraction(2, 1))
+    info = probe_video(path)
+    assert (info.width, info.height) == (128, 48)
+    _, fr = next(iter_video_frames(path))
+    assert fr.shape == (48, 128, 3)
+    assert fr[:, :60].mean() > 240 and fr[:, 68:].mean() < 15
 
 
 # ------------------------------------------------------------------------------------------
@@ -234,6 +248,26 @@ def test_mux_copies_video_packets_exactly(tmp_path, src, dst):
     assert read_video_frames(out, fps=30).shape == (60, 120, 160, 3)
 
 
+def test_mux_mpeg4_avi_source(tmp_path):
+    hv = make_hit_video(tmp_path / "in.avi", duration=1.0, hit_times=[0.5], codec="mpeg4")
+    out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mkv", sr=44100)
+    assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(hv.path)]
+    assert _stream_kinds(out) == [("video", "mpeg4"), ("audio", "aac")]
+    assert read_video_frames(out, fps=30).shape[0] == 30
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".mp4", "alac"), (".mp4", "flac"), (".mov", "pcm_s24le"),
+                                           (".mkv", "pcm_f32le"), (".mkv", "libopus")])
+def test_mux_audio_codecs(tmp_path, suffix, codec):
+    video = make_static_video(tmp_path / "v.mp4", duration=1.0)
+    tone = make_tone(1.0, 48000, amplitude=0.5, channels=2)
+    out = mux_audio(video, tone, tmp_path / f"o{suffix}", sr=48000, codec=codec)
+    assert _stream_kinds(out)[1] == ("audio", codec if codec != "libopus" else "opus")
+    a = read_audio(out, 48000, channels=None)
+    assert a.shape == (2, 48000)
+    assert np.sqrt(np.mean(a[:, 4800:-4800] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
+
+
 def test_mux_trims_and_pads_to_video_duration(tmp_path):
     video = make_static_video(tmp_path / "v.mp4", duration=2.0, fps=25)
     long = make_tone(3.5, 44100, amplitude=0.5)
@@ -328,6 +362,15 @@ def test_broken_audio_rejected(tmp_path):
         path, msg = _broken(tmp_path, kind)
         with pytest.raises(MediaError, match=msg):
             read_audio(path, 16000)
+    wav = write_audio(tmp_path / "full.wav", make_tone(1.0), 44100)
+    (tmp_path / "cut.wav").write_bytes(wav.read_bytes()[:30000])
+    with pytest.raises(MediaError, match="is truncated"):
+        read_audio(tmp_path / "cut.wav", 16000)
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "nothing.wav"), np.zeros((0, 1), np.float32), 44100)
+    with pytest.raises(MediaError, match="zero duration"):
+        read_audio(tmp_path / "nothing.wav", 16000)
     silent = make_static_video(tmp_path / "silent.mp4", duration=1.0)
     with pytest.raises(MediaError, match="has no audio stream"):
         read_audio(silent, 16000)

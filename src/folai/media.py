@@ -53,7 +53,7 @@ MUX_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska
 # audio codecs each muxer accepts for a new track (first = default)
 _MUX_AUDIO_CODECS = {
     "mp4": ("aac", "alac", "flac", "mp3"),
-    "mov": ("aac", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le", "flac"),
+    "mov": ("aac", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le"),
     "matroska": ("aac", "flac", "pcm_s16le", "pcm_s24le", "pcm_f32le", "libopus", "mp3"),
 }
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
@@ -222,7 +222,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         if end <= 0:
             raise MediaError(f"{p} has zero duration.")
         rot = _rotation_cw(first, vs)
-        w, h = first.width, first.height
+        w, h = int(round(first.width * _sar(vs))), first.height
         if rot in (90, 270):
             w, h = h, w
         n = vs.frames or (int(round(end * fps)) if fps else 0)
@@ -239,8 +239,20 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 # video frames
 
 
-def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int) -> np.ndarray:
+def _sar(stream) -> Fraction:
+    """Sample (pixel) aspect ratio of a video stream; 1 when unknown."""
+    try:
+        sar = stream.sample_aspect_ratio
+    except Exception:  # pragma: no cover
+        sar = None
+    return Fraction(sar) if sar else Fraction(1)
+
+
+def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int, sar: Fraction = Fraction(1)) -> np.ndarray:
     fmt = "gray" if gray else "rgb24"
+    if size is None and sar != 1:  # non-square pixels: scale to the display shape
+        w = max(1, int(round(frame.width * sar)))
+        size = (w, frame.height) if rot not in (90, 270) else (frame.height, w)
     if size is not None:
         w, h = int(size[0]), int(size[1])
         if rot in (90, 270):  # size is the display size; scale the coded picture to (h, w)
@@ -270,7 +282,7 @@ def iter_video_frames(
         path: any video PyAV opens.
         fps: output frame rate.
         size: ``(w, h)`` display size of the output frames (after rotation); default: the
-            video's display size.
+            video's display size (non-square pixels are scaled to square ones).
         start: seconds; the first output frame is at ``start`` (the decoder seeks there).
         end: seconds (exclusive); default: the end of the video stream.
         gray: return ``(H, W)`` luma instead of ``(H, W, 3)`` RGB.
@@ -301,6 +313,7 @@ def iter_video_frames(
         header_end = _stream_end(container, vs, origin)
         src_rate = vs.average_rate or vs.guessed_rate
         src_dt = 1.0 / float(src_rate) if src_rate else 1.0 / 30.0
+        sar = _sar(vs)
         tol = min(max(_TIME_TOL, 0.5 * float(tb) if tb else 0.0), 0.25 / fps)
         if start > 0 and tb:
             try:
@@ -310,20 +323,18 @@ def iter_video_frames(
 
         k = 0
         t_k = start
-        prev = prev_arr = None
-        prev_used = False
+        prev = None  # the last decoded source frame (kept as an AVFrame; converted when emitted)
         prev_t = None
         last_dur = src_dt
         rot = None
         n_decoded = 0
 
-        def emit(frame, cached, used):
+        def emit(frame):
+            # every output gets its own array, also when a source frame repeats (upsampling)
             nonlocal rot
             if rot is None:
                 rot = _rotation_cw(frame, vs)
-            if cached is None:
-                return _frame_to_array(frame, size, gray, rot)
-            return cached.copy() if used else cached
+            return _frame_to_array(frame, size, gray, rot, sar)
 
         demux = container.demux(vs)
         while True:
@@ -349,16 +360,12 @@ def iter_video_frames(
                     last_dur = ft - prev_t
                 # output times before this frame show the previous frame
                 while t_k < ft - tol and (end is None or t_k < end - 1e-9):
-                    src = prev if prev is not None else frame
-                    arr = emit(src, prev_arr if src is prev else None, prev_used)
-                    if src is prev:
-                        prev_arr, prev_used = arr, True
-                    yield t_k, arr
+                    yield t_k, emit(prev if prev is not None else frame)
                     k += 1
                     t_k = start + k / fps
                 if end is not None and t_k >= end - 1e-9:
                     return
-                prev, prev_arr, prev_used, prev_t = frame, None, False, ft
+                prev, prev_t = frame, ft
                 if frame.duration and frame.time_base is not None:
                     last_dur = float(frame.duration * frame.time_base)
         if prev is None:
@@ -377,9 +384,7 @@ def iter_video_frames(
         if k == 0 and t_k >= stop:
             raise MediaError(f"start {start:.3f} s is at or after the end of {p} ({video_end:.3f} s).")
         while t_k < stop:
-            arr = emit(prev, prev_arr, prev_used)
-            prev_arr, prev_used = arr, True
-            yield t_k, arr
+            yield t_k, emit(prev)
             k += 1
             t_k = start + k / fps
     finally:
@@ -445,6 +450,32 @@ def resample_audio(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(y.T, dtype=np.float32)
 
 
+def _wav_missing_bytes(p: Path) -> int:
+    """Bytes a WAV file's 'data' chunk header promises beyond the end of the file (0 if complete
+    or unknown). FFmpeg clamps the data size to the file, so truncation is checked here."""
+    import struct
+
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return 0
+            endian = "<" if head[:4] == b"RIFF" else ">"
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                cid, clen = struct.unpack(endian + "4sI", f.read(8))
+                if cid == b"data":
+                    if clen in (0, 0xFFFFFFFF) or clen >= 0xFFFFFF00:  # streamed: size unknown
+                        return 0
+                    return max(0, pos + 8 + clen - size)
+                pos += 8 + clen + (clen & 1)
+    except OSError:
+        return 0
+    return 0
+
+
 def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of ``path`` at its own rate: ``((C, N) float32, sr)``."""
     av = _av()
@@ -455,6 +486,8 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tu
     p, container = _open(path, "audio file")
     try:
         a = _audio_stream(container, p)
+        if container.format.name == "wav" and _wav_missing_bytes(p) > 0:
+            raise MediaError(f"{p} is truncated: its WAV header promises {_wav_missing_bytes(p)} more bytes of audio than the file holds.")
         sr = int(a.sample_rate or a.codec_context.sample_rate)
         if not sr:
             raise MediaError(f"the audio stream of {p} has no sample rate; the file is corrupt.")
@@ -746,6 +779,14 @@ def _prepare_audio(audio, sr: int | None) -> tuple[np.ndarray, int]:
     return x, int(sr)
 
 
+def _copy_stream_tags(src, dst) -> None:
+    """Carry the tags a viewer shows (language, title) over to a copied stream."""
+    for key in ("language", "title"):
+        value = src.metadata.get(key)
+        if value:
+            dst.metadata[key] = value
+
+
 def _remux(
     video: str | os.PathLike,
     out: str | os.PathLike,
@@ -800,10 +841,12 @@ def _remux(
             try:
                 ovs = cout.add_stream_from_template(vs)
                 cout.metadata.update(cin.metadata)
+                _copy_stream_tags(vs, ovs)
                 omap = {vs.index: ovs}
                 for s in keep:
                     try:
                         omap[s.index] = cout.add_stream_from_template(s)
+                        _copy_stream_tags(s, omap[s.index])
                     except Exception as e:
                         raise MediaError(
                             f"the existing {s.codec_context.name} audio of {p} cannot be kept in a {out.suffix} file ({_reason(e)})."
@@ -877,7 +920,7 @@ def mux_audio(
             :func:`read_audio` opens; ``sr`` then resamples it, default: the file's rate).
         out: ``.mp4`` / ``.m4v`` / ``.mov`` / ``.mkv``; never one of the inputs; written atomically.
         codec: audio codec; default AAC. ``pcm_s16le`` / ``pcm_s24le`` / ``pcm_f32le`` in mov or
-            mkv, ``flac`` in mkv/mov/mp4, ``alac`` in mp4/mov.
+            mkv, ``flac`` in mkv/mp4, ``alac`` in mp4/mov, ``libopus`` / ``mp3`` in mkv.
         keep_existing: keep the video's own audio tracks (copied) before the new one; default
             replaces them.
 

@@ -89,6 +89,7 @@ def make_video(
     audio_codec: str | None = None,
     frame_times: Sequence[float] | None = None,
     rotation: int = 0,
+    sample_aspect_ratio: Fraction | None = None,
     crf: int = 18,
     preset: str = "veryfast",
     gop: int | None = None,
@@ -111,6 +112,7 @@ def make_video(
         frame_times: seconds of each frame, strictly increasing: makes a variable-frame-rate file.
         rotation: clockwise rotation a player must apply (0/90/180/270), stored as display matrix
             side data, like a phone video shot in portrait. Frames are stored as given.
+        sample_aspect_ratio: pixel aspect ratio to store (anamorphic video), e.g. ``Fraction(4, 3)``.
         crf / preset: x264 quality (lower is better) and speed preset; gop: keyframe interval in frames.
         audio_only: write only the audio stream (for "no video stream" tests).
 
@@ -180,6 +182,8 @@ def make_video(
                 vstream.bit_rate = max(200_000, w * h * 4)
             if gop:
                 vstream.codec_context.gop_size = int(gop)
+            if sample_aspect_ratio:
+                vstream.codec_context.sample_aspect_ratio = Fraction(sample_aspect_ratio)
             vstream.options = opts
             if rotation % 360:
                 if rotation % 90:
@@ -396,7 +400,6 @@ def _hit_trajectory(t: np.ndarray, hits: np.ndarray, duration: float) -> np.ndar
             tf = ts - (g - fall)
             falling = tf >= 0
             y = np.where(falling, 1.0 - (tf / fall) ** 2, y)
-            # impact frame and after: on the floor (the next segment starts at rest)
         hgt[seg] = y
     return np.clip(hgt, 0.0, 1.0)
 
@@ -462,9 +465,8 @@ def make_hit_video(
     # horizontal position changes at each hit (a new throw), colour per hit
     xs_per_seg = rng.integers(side, max(side + 1, w - 2 * side), size=len(hits) + 1)
     seg_idx = np.searchsorted(hits, t + 1e-9, side="right")
-    # keep x constant from the rise after a hit to the next hit: the segment index changes at the hit,
-    # but the square is on the floor there; switching x while resting would be a jump, so switch
-    # only when it leaves the floor.
+    # a new x for each throw, taken only once the square has left the floor (no sideways jump
+    # while it rests after a hit)
     x = np.empty(n_frames, dtype=int)
     cur = xs_per_seg[0]
     for k in range(n_frames):
