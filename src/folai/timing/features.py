@@ -131,12 +131,20 @@ def _fallback_audio(path: str | Path, sr: int, start: float, duration: float | N
                 raise MediaError(f"{p} has no audio stream") from None
             st = c.streams.audio[0]
             file_sr = st.rate
-            chunks = [f.to_ndarray().astype(np.float32).reshape(f.to_ndarray().shape[0], -1).mean(0)
-                      if f.format.is_planar else f.to_ndarray().astype(np.float32).reshape(-1, len(f.layout.channels)).mean(1)
-                      for f in c.decode(st)]
-            y = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+            total = np.zeros(0, np.float32)
+            for fr in c.decode(st):
+                x = fr.to_ndarray().astype(np.float32)
+                x = x.mean(0) if fr.format.is_planar else x.reshape(-1, len(fr.layout.channels)).mean(1)
+                if np.issubdtype(fr.to_ndarray().dtype, np.integer):
+                    x = x / 32768.0
+                pos = int(round(float(fr.pts * fr.time_base) * file_sr)) if fr.pts is not None else len(total)
+                if pos < 0:  # encoder priming samples before t = 0
+                    x, pos = x[-pos:], 0
+                if pos + len(x) > len(total):
+                    total = np.concatenate([total, np.zeros(pos + len(x) - len(total), np.float32)])
+                total[pos : pos + len(x)] = x
             s0 = int(round(start * file_sr))
-            y = y[s0:] if duration is None else y[s0 : s0 + int(round(duration * file_sr))]
+            y = total[s0:] if duration is None else total[s0 : s0 + int(round(duration * file_sr))]
     if file_sr != sr and y.size:
         y = soxr.resample(y, file_sr, sr).astype(np.float32)
     return y.astype(np.float32)
