@@ -107,6 +107,8 @@ def simulate_clip(
 
 
 def _render_audio(rng, hits, duration, sr, decay, lp) -> np.ndarray:
+    from scipy.signal import lfilter
+
     n = int(round(duration * sr))
     y = rng.normal(0, 1e-3, n).astype(np.float64)  # faint room noise
     for t, strength in hits:
@@ -117,11 +119,7 @@ def _render_audio(rng, hits, duration, sr, decay, lp) -> np.ndarray:
         tt = np.arange(L) / sr
         noise = rng.normal(0, 1, L)
         # one-pole low-pass: the material's brightness
-        out = np.empty(L)
-        acc = 0.0
-        for i in range(L):
-            acc = lp * acc + (1 - lp) * noise[i]
-            out[i] = acc
+        out = lfilter([1 - lp], [1, -lp], noise)
         out /= np.abs(out).max() + 1e-9
         y[i0 : i0 + L] += min(1.0, 0.15 * strength) * out * np.exp(-tt / decay)
     return y.astype(np.float32)
