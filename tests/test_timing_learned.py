@@ -235,15 +235,19 @@ def test_flowstats_sees_motion_and_stillness():
     enc = FlowStatsEncoder(image_size=32)
     rgb = np.zeros((3, 32, 32, 3), np.uint8)
     still = enc.encode(rgb, np.zeros((3, 32, 32, 2), np.float32))
-    assert still.shape == (3, 512) and np.all(still == 0)
+    assert still.shape == (3, 512) and np.all(still[:, :496] == 0)  # no motion, black frames
+    assert np.allclose(still[:, 496], np.log1p(1.0)) and np.all(still[:, 497:] == 0)  # all pixels in the still bin
     enc.reset()
     flow = np.zeros((3, 32, 32, 2), np.float32)
     flow[1, :8, :8, 1] = 3.0  # downward motion top-left in frame 1, stops in frame 2
     f = enc.encode(rgb, flow)
     assert np.abs(f[1]).max() > 0
-    cells = f[:, :384].reshape(3, 8, 8, 6)
+    cells = f[:, :320].reshape(3, 8, 8, 5)
     assert cells[1, 0, 0, 1] > 0 and cells[1, 7, 7, 2] == 0  # v > 0 top-left, no motion bottom-right
-    assert cells[2, 0, 0, 5] > 0  # acceleration when the motion stops
+    assert cells[1, 0, 0, 4] > 0 and cells[2, 0, 0, 4] > 0  # acceleration when motion starts and stops
+    assert cells[2, 0, 0, 2] == 0  # no motion any more in frame 2
+    colour = FlowStatsEncoder(image_size=32).encode(np.full((1, 32, 32, 3), 255, np.uint8), np.zeros((1, 32, 32, 2), np.float32))
+    assert np.allclose(colour[0, 448:496], np.log1p(1.0))  # the 4 x 4 mean-colour block of a white frame
 
 
 def test_flow_image_colour_wheel():

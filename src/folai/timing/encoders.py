@@ -61,14 +61,17 @@ class FrameEncoder:
 
 
 class FlowStatsEncoder(FrameEncoder):
-    """512 weight-free motion statistics per frame, from optical flow and frame differences.
+    """512 weight-free statistics per frame, mostly of motion: optical flow and frame differences.
 
     Flow is measured in percent of the frame size per frame (resolution independent). Per frame:
 
-    - 8 x 8 grid, 6 values per cell (384): mean horizontal flow u, mean vertical flow v, mean
-      magnitude, max magnitude, mean |frame difference| (grey, in [0, 1]) and mean |flow_t - flow_t-1|
-      (acceleration: large where a moving object stops or bounces, i.e. where impacts happen);
-    - 4 x 4 grid, 8 orientation bins of magnitude-weighted flow direction (128).
+    - 8 x 8 grid, 5 values per cell (320): mean horizontal flow u, mean vertical flow v, mean
+      magnitude, mean |frame difference| (grey, x10) and mean |flow_t - flow_t-1| (acceleration:
+      large where a moving object stops or bounces, i.e. where impacts happen);
+    - 4 x 4 grid, 8 orientation bins of magnitude-weighted flow direction (128);
+    - 4 x 4 grid, mean R, G, B in [0, 1] (48): a little appearance, e.g. what surface is hit;
+    - global (16): fractions of pixels in 8 log-spaced magnitude bins, mean u, mean v, mean and max
+      magnitude, mean frame difference, mean acceleration, fractions moving > 0.5 % and > 2 %.
 
     Values are compressed with sign(x) * log1p(|x|) so rare fast motions do not dominate.
     """
@@ -76,6 +79,7 @@ class FlowStatsEncoder(FrameEncoder):
     name = "flowstats"
     dim = 512
     window = 1
+    MAG_EDGES = np.array([0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0])  # percent of frame size per frame
 
     def __init__(self, image_size: int = 128):
         self.image_size = int(image_size)
@@ -93,19 +97,16 @@ class FlowStatsEncoder(FrameEncoder):
         x = x[: h * g, : w * g]
         return x.reshape(g, h, g, w, *x.shape[2:]).mean(axis=(1, 3))
 
-    @staticmethod
-    def _grid_max(x: np.ndarray, g: int) -> np.ndarray:
-        H, W = x.shape[:2]
-        h, w = H // g, W // g
-        return x[: h * g, : w * g].reshape(g, h, g, w).max(axis=(1, 3))
-
     def encode(self, rgb: np.ndarray, flow: np.ndarray | None) -> np.ndarray:
         if flow is None:
             raise FolaiError("the flowstats encoder needs optical flow")
         t, S = rgb.shape[0], rgb.shape[1]
+        if S < 8:
+            raise FolaiError(f"flowstats needs frames of at least 8 x 8 pixels, got {S}")
         out = np.zeros((t, self.dim), dtype=np.float32)
         scale = 100.0 / S  # pixels/frame -> percent of the frame size per frame
-        grey_all = rgb.astype(np.float32).mean(axis=-1) / 255.0  # (t, S, S)
+        colour_all = rgb.astype(np.float32) / 255.0  # (t, S, S, 3)
+        grey_all = colour_all.mean(axis=-1)  # (t, S, S)
         for i in range(t):
             f = flow[i].astype(np.float32) * scale  # (S, S, 2)
             mag = np.sqrt((f**2).sum(-1))
@@ -115,27 +116,29 @@ class FlowStatsEncoder(FrameEncoder):
                 np.sqrt(((f - self._prev_flow) ** 2).sum(-1)) if self._prev_flow is not None else np.zeros_like(mag)
             )
             cells = np.concatenate(
-                [
-                    self._grid_mean(f, 8),  # (8, 8, 2)
-                    self._grid_mean(mag, 8)[..., None],
-                    self._grid_max(mag, 8)[..., None],
-                    self._grid_mean(diff * 10.0, 8)[..., None],
-                    self._grid_mean(acc, 8)[..., None],
-                ],
-                axis=-1,
-            )  # (8, 8, 6)
+                [f, mag[..., None], diff[..., None] * 10.0, acc[..., None]], axis=-1
+            )  # (S, S, 5)
             ang = np.arctan2(f[..., 1], f[..., 0])  # [-pi, pi]
             b = np.minimum(((ang + np.pi) / (2 * np.pi) * 8).astype(np.int64), 7)
             onehot = np.zeros((S, S, 8), np.float32)
             np.put_along_axis(onehot, b[..., None], mag[..., None], axis=-1)
-            orient = self._grid_mean(onehot, 4)  # (4, 4, 8)
-            v = np.concatenate([cells.reshape(-1), orient.reshape(-1)])
+            hist = np.bincount(np.searchsorted(self.MAG_EDGES, mag.ravel()), minlength=8)[:8] / mag.size
+            glob = np.array([
+                f[..., 0].mean(), f[..., 1].mean(), mag.mean(), mag.max(), diff.mean() * 10.0, acc.mean(),
+                (mag > 0.5).mean(), (mag > 2.0).mean(),
+            ])
+            v = np.concatenate([
+                self._grid_mean(cells, 8).reshape(-1),  # 320
+                self._grid_mean(onehot, 4).reshape(-1),  # 128
+                self._grid_mean(colour_all[i], 4).reshape(-1),  # 48
+                hist, glob,  # 16
+            ])
             out[i] = np.sign(v) * np.log1p(np.abs(v))
             self._prev_flow, self._prev_grey = f, grey
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "stats": "grid8x6+orient4x8", "version": 1}
+        return {**super().describe(), "stats": "grid8x5+orient4x8+rgb4x3+global16", "version": 2}
 
 
 # ----------------------------------------------------------------------------- CLIP family
