@@ -13,6 +13,7 @@ the video's length when the synthesis backend can render a stretch alone (``rend
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -103,6 +104,12 @@ class FoleyPipeline:
         return self.timing.estimate(video, roi=roi, progress=progress)
 
     # ---------------------------------------------------------------- stage 2
+    def check(self, prompt: str | None = None, references: Sequence[str | os.PathLike] = ()) -> None:
+        """Fail fast on conditions the synthesis backend cannot use (before stage 1 runs)."""
+        check = getattr(self.synth, "check", None)
+        if check is not None:
+            check(prompt=prompt, references=list(references))
+
     def render(
         self,
         envelope: Envelope,
@@ -133,33 +140,38 @@ class FoleyPipeline:
         progress: bool = True,
         **render_kwargs: Any,
     ) -> Path:
-        """Stage 2 straight to a WAV/FLAC file, chunk by chunk when the backend allows it."""
+        """Stage 2 straight to a WAV/FLAC file (atomically), chunk by chunk when the backend allows it."""
+        with atomic_output(out_wav, inputs) as tmp:
+            self._render_into(tmp, envelope, duration, subtype=subtype, progress=progress,
+                              flac=Path(out_wav).suffix.lower() == ".flac", **render_kwargs)
+        return Path(out_wav)
+
+    def _render_into(
+        self, path: Path, envelope: Envelope, duration: float | None, *, subtype: str = "PCM_16",
+        progress: bool = True, flac: bool = False, **render_kwargs: Any,
+    ) -> None:
         import soundfile as sf
         from tqdm.auto import tqdm
 
-        duration = envelope.duration if duration is None else float(duration)
+        duration = envelope.end if duration is None else float(duration)
         if duration <= 0:
             raise FolaiError(f"nothing to render: duration is {duration:.3f} s")
         synth = self.synth
         sr = getattr(synth, "sample_rate", SAMPLE_RATE)
         total = int(round(duration * sr))
-        fmt = "FLAC" if Path(out_wav).suffix.lower() == ".flac" else "WAV"
-        with atomic_output(out_wav, inputs) as tmp:
-            with sf.SoundFile(tmp, "w", samplerate=sr, channels=2, subtype=subtype, format=fmt) as f:
-                if hasattr(synth, "render_span") and duration > CHUNK_SECONDS * 1.5:
-                    starts = np.arange(0.0, duration, CHUNK_SECONDS)
-                    for t0 in tqdm(starts, desc="render", unit="chunk", disable=not progress):
-                        t1 = min(duration, t0 + CHUNK_SECONDS)
-                        chunk = synth.render_span(envelope, float(t0), float(t1), duration=duration, progress=False, **render_kwargs)
-                        f.write(np.clip(chunk, -1, 1).T)
-                    written = f.frames
-                else:
-                    audio = synth.render(envelope, duration=duration, progress=progress, **render_kwargs)
-                    f.write(np.clip(audio, -1, 1).T)
-                    written = f.frames
-            if written != total:
-                raise FolaiError(f"internal: rendered {written} samples, expected {total}")
-        return Path(out_wav)
+        with sf.SoundFile(path, "w", samplerate=sr, channels=2, subtype=subtype, format="FLAC" if flac else "WAV") as f:
+            if hasattr(synth, "render_span") and duration > CHUNK_SECONDS * 1.5:
+                starts = np.arange(0.0, duration, CHUNK_SECONDS)
+                for t0 in tqdm(starts, desc="render", unit="chunk", disable=not progress):
+                    t1 = min(duration, t0 + CHUNK_SECONDS)
+                    chunk = synth.render_span(envelope, float(t0), float(t1), duration=duration, progress=False, **render_kwargs)
+                    f.write(np.clip(chunk, -1, 1).T)
+            else:
+                audio = synth.render(envelope, duration=duration, progress=progress, **render_kwargs)
+                f.write(np.clip(audio, -1, 1).T)
+            written = f.frames
+        if written != total:
+            raise FolaiError(f"internal: rendered {written} samples, expected {total}")
 
     # ---------------------------------------------------------------- end to end
     def generate(
@@ -190,6 +202,7 @@ class FoleyPipeline:
             if key == "video" and not write_video:
                 continue
             check_output(p, ins)
+        self.check(prompt=prompt, references=references)
         info = probe_video(video)
         if info.duration <= 0:
             raise FolaiError(f"video {video} has zero duration")
@@ -210,24 +223,26 @@ class FoleyPipeline:
         env = env.fit(info.duration) if env.start == 0 else env
         seconds["timing"] = time.perf_counter() - t
 
-        env.save_csv(paths["csv"])
-        t = time.perf_counter()
-        self.render_to_file(
-            env, paths["wav"], info.duration, inputs=ins, progress=progress, prompt=prompt,
-            references=list(references), video=video, pan=pan_curve if pan else None, seed=seed,
-        )
-        seconds["synthesis"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        video_out = None
-        if write_video:
-            video_out = mux_audio(video, paths["wav"], paths["video"])
-        seconds["mux"] = time.perf_counter() - t
-        png = None
-        if plot:
+        with contextlib.ExitStack() as stack:
+            tmp = {k: stack.enter_context(atomic_output(p, ins)) for k, p in paths.items()
+                   if (k != "video" or write_video) and (k != "png" or plot)}
+            tmp["csv"].write_text(env.to_csv_string())
             t = time.perf_counter()
-            png = _plot_with_audio(env, paths["wav"], paths["png"], events)
-            seconds["plot"] = time.perf_counter() - t
+            self._render_into(
+                tmp["wav"], env, info.duration, progress=progress, prompt=prompt, references=list(references),
+                video=video, pan=pan_curve if pan else None, seed=seed,
+            )
+            seconds["synthesis"] = time.perf_counter() - t
+            if write_video:
+                t = time.perf_counter()
+                mux_audio(video, tmp["wav"], tmp["video"])
+                seconds["mux"] = time.perf_counter() - t
+            if plot:
+                t = time.perf_counter()
+                _plot_with_audio(env, tmp["wav"], tmp["png"], events)
+                seconds["plot"] = time.perf_counter() - t
+        video_out = paths["video"] if write_video else None
+        png = paths["png"] if plot else None
         return GenerateResult(
             wav=paths["wav"], envelope_csv=paths["csv"], envelope_png=png,
             video=Path(video_out) if video_out else None, envelope=env, duration=info.duration, seconds=seconds,
@@ -239,7 +254,7 @@ def _plot_with_audio(env: Envelope, wav: Path, png: Path, events: Sequence[float
     import soundfile as sf
 
     peaks = []
-    block = 4410
+    block = 441
     with sf.SoundFile(wav) as f:
         sr = f.samplerate
         for b in f.blocks(blocksize=block * 50, dtype="float32", always_2d=True):
