@@ -420,6 +420,8 @@ def test_extract_and_train_commands(clips, tmp_path, capsys):
     feats = tmp_path / "feats"
     assert main(["extract", str(data), "--out", str(feats), "--image-size", "32"]) == 0
     assert "6 extracted" in capsys.readouterr().out
+    assert main(["extract", str(data), "--out", str(tmp_path / "f1"), "--image-size", "32", "--pattern", "c1*.mp4"]) == 0
+    assert "1 extracted" in capsys.readouterr().out and (tmp_path / "f1" / "c1.mp4.safetensors").is_file()
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"preset": "tiny", "model": {"conv_channels": 8, "lstm_hidden": 8},
                                "train": {"epochs": 1, "batch_size": 2}}))
@@ -431,3 +433,30 @@ def test_extract_and_train_commands(clips, tmp_path, capsys):
     assert conf["data"]["dataset"] == "folder" and conf["model"]["duration"] == 2.0
     assert main(["train", "timing", "--features", str(feats), "--data", str(data), "--out", str(tmp_path / "r2"),
                  "--config", "nonsense"]) == 1
+
+
+# ----------------------------------------------------------------------------- real weights (never in CI)
+
+
+@pytest.mark.weights
+def test_real_clip_vit_b16_gives_1024_features(tmp_path):
+    from folai.data.synthetic import simulate_clip, write_clip
+    from folai.timing.encoders import CLIPEncoder
+    from folai.timing.features import extract_video_features
+
+    write_clip(simulate_clip(np.random.default_rng(0), duration=1.0, size=64), tmp_path / "v.mp4")
+    enc = CLIPEncoder(os.environ.get("FOLAI_CLIP_WEIGHTS", "openai/clip-vit-base-patch16"))
+    x = extract_video_features(tmp_path / "v.mp4", enc)
+    assert x.shape == (30, 1024) and np.isfinite(x).all()
+
+
+@pytest.mark.weights
+@pytest.mark.skipif(not os.environ.get("FOLAI_TCCLIP_CKPT"), reason="set FOLAI_TCCLIP_CKPT to an official TC-CLIP .pth")
+def test_real_tcclip_checkpoint_loads_strictly(tmp_path):
+    from folai.timing.tcclip import tcclip_from_checkpoint
+
+    m = tcclip_from_checkpoint(os.environ["FOLAI_TCCLIP_CKPT"])
+    assert m.config.width == 768 and m.config.layers == 12 and m.config.output_dim == 512
+    with torch.no_grad():
+        y = m(torch.zeros(1, 16, 3, 224, 224))
+    assert y.shape == (1, 16, 512)

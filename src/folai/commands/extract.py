@@ -14,6 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("videos", help="a video file or a folder of videos (searched recursively)")
     p.add_argument("--out", required=True, help="feature folder (created)")
+    p.add_argument("--pattern", default="*", help="only videos whose file name matches this glob "
+                   "(Greatest Hits: '*_denoised.mp4'; default: all videos)")
     p.add_argument("--encoder", default="flowstats", choices=["tcclip", "clip", "flowstats"],
                    help="frame encoder (default flowstats: offline, weight-free)")
     p.add_argument("--encoder-weights", help="tcclip: checkpoint file; clip: hub id or folder "
@@ -40,8 +42,18 @@ def run(args: argparse.Namespace) -> int:
         enc_opts = {"weights": args.encoder_weights, "streams": args.streams, "device": args.device}
     flow_opts = {"weights": args.flow_weights, "device": args.device} if args.flow == "raft" else {}
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    videos = args.videos
+    if args.pattern != "*":
+        from ..timing.features import list_videos
+
+        root = Path(args.videos)
+        videos = [v for v in list_videos(root) if v.match(args.pattern)]
+        if not videos:
+            from ..errors import FolaiError
+
+            raise FolaiError(f"no videos matching '{args.pattern}' under {root}")
     res = extract_folder(
-        args.videos, args.out, encoder=args.encoder, flow=args.flow, fps=args.fps,
+        videos, args.out, data_root=args.videos if Path(args.videos).is_dir() else None, encoder=args.encoder, flow=args.flow, fps=args.fps,
         encoder_options=enc_opts, flow_options=flow_opts, overwrite=args.overwrite,
     )
     print(f"features in {args.out}: {res['done']} extracted, {res['skipped']} already cached, {res['total']} videos")

@@ -53,117 +53,23 @@ __all__ = [
 
 def iter_frames(path: str | Path, fps: float = VIDEO_FPS, start: float = 0.0, end: float | None = None) -> Iterator[np.ndarray]:
     """RGB frames (H, W, 3) uint8 at ``fps``: frame k shows the source at t = start + k / fps."""
-    try:
-        from ..media import iter_video_frames  # the shared media module, when present
-    except ImportError:
-        iter_video_frames = None
-    if iter_video_frames is not None:
-        for _, frame in iter_video_frames(path, fps=fps, start=start, end=end):
-            yield frame
-        return
-    yield from _pyav_frames(path, fps, start, end)  # pragma: no cover - used before media.py landed
+    from ..media import iter_video_frames
 
-
-def _pyav_frames(path: str | Path, fps: float, start: float, end: float | None) -> Iterator[np.ndarray]:
-    """Frame k is the last source frame with pts <= start + k / fps (what a player shows then)."""
-    import av
-
-    p = Path(path)
-    if not p.is_file():
-        raise MediaError(f"video not found: {p}")
-    try:
-        container = av.open(str(p))
-    except av.error.FFmpegError as e:
-        raise MediaError(f"cannot open video {p}: {e}") from None
-    with container:
-        if not container.streams.video:
-            raise MediaError(f"{p} has no video stream")
-        stream = container.streams.video[0]
-        k, last, t = 0, None, 0.0
-        for frame in container.decode(stream):
-            t = float(frame.pts * stream.time_base) if frame.pts is not None else t
-            while last is not None and start + k / fps < t - 1e-6:
-                if end is not None and start + k / fps >= end - 1e-9:
-                    return
-                yield last
-                k += 1
-            last = frame.to_ndarray(format="rgb24")
-        if last is None:
-            return
-        stop = float(stream.duration * stream.time_base) if stream.duration else t + 1.0 / fps
-        if end is not None:
-            stop = min(stop, end)
-        while start + k / fps < stop - 1e-6:
-            yield last
-            k += 1
+    for _, frame in iter_video_frames(path, fps=fps, start=start, end=end):
+        yield frame
 
 
 def read_audio(path: str | Path, sr: int, start: float = 0.0, duration: float | None = None) -> np.ndarray:
     """Mono float32 (N,) audio of a file or a video's audio track at ``sr``, from ``start`` for ``duration`` s."""
-    try:
-        from ..media import read_audio as media_read_audio
-    except ImportError:
-        media_read_audio = None
-    if media_read_audio is not None:
-        return np.asarray(media_read_audio(path, sr, channels=1, start=start, duration=duration))[0]
-    return _fallback_audio(path, sr, start, duration)  # pragma: no cover - before media.py landed
+    from ..media import read_audio as media_read_audio
 
-
-def _fallback_audio(path: str | Path, sr: int, start: float, duration: float | None) -> np.ndarray:
-    import soxr
-
-    p = Path(path)
-    if not p.is_file():
-        raise MediaError(f"audio file not found: {p}")
-    try:
-        import soundfile as sf
-
-        info = sf.info(str(p))
-        s0 = int(round(start * info.samplerate))
-        n = -1 if duration is None else int(round(duration * info.samplerate))
-        y, file_sr = sf.read(str(p), start=s0, frames=n, dtype="float32", always_2d=True)
-        y = y.mean(axis=1)
-    except Exception:
-        import av
-
-        with av.open(str(p)) as c:
-            if not c.streams.audio:
-                raise MediaError(f"{p} has no audio stream") from None
-            st = c.streams.audio[0]
-            file_sr = st.rate
-            total = np.zeros(0, np.float32)
-            for fr in c.decode(st):
-                x = fr.to_ndarray().astype(np.float32)
-                x = x.mean(0) if fr.format.is_planar else x.reshape(-1, len(fr.layout.channels)).mean(1)
-                if np.issubdtype(fr.to_ndarray().dtype, np.integer):
-                    x = x / 32768.0
-                pos = int(round(float(fr.pts * fr.time_base) * file_sr)) if fr.pts is not None else len(total)
-                if pos < 0:  # encoder priming samples before t = 0
-                    x, pos = x[-pos:], 0
-                if pos + len(x) > len(total):
-                    total = np.concatenate([total, np.zeros(pos + len(x) - len(total), np.float32)])
-                total[pos : pos + len(x)] = x
-            s0 = int(round(start * file_sr))
-            y = total[s0:] if duration is None else total[s0 : s0 + int(round(duration * file_sr))]
-    if file_sr != sr and y.size:
-        y = soxr.resample(y, file_sr, sr).astype(np.float32)
-    return y.astype(np.float32)
+    return np.asarray(media_read_audio(path, sr, channels=1, start=start, duration=duration), dtype=np.float32)[0]
 
 
 def video_duration(path: str | Path) -> float:
-    try:
-        from ..media import probe_video
-    except ImportError:
-        probe_video = None
-    if probe_video is not None:
-        return float(probe_video(path).duration)
-    import av  # pragma: no cover
+    from ..media import probe_video
 
-    with av.open(str(path)) as c:
-        st = c.streams.video[0]
-        if st.duration:
-            return float(st.duration * st.time_base)
-        return c.duration / 1e6
+    return float(probe_video(path).duration)
 
 
 # ----------------------------------------------------------------------------- optical flow
