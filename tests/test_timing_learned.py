@@ -395,6 +395,13 @@ def test_learned_timing_backend_estimates_an_envelope(clips, tmp_path):
     np.testing.assert_allclose(env.mono, classes_to_rms(cls), atol=1e-6)
     with pytest.raises(WeightsUnavailableError):
         get_timing("learned", checkpoint=str(tmp_path / "missing-run"))
+    # through the CLI, as users call it
+    from folai.cli import main
+    from folai.envelope import Envelope
+
+    assert main(["envelope", str(data / "c1.mp4"), "--timing", "learned", "--checkpoint", str(tmp_path / "run"),
+                 "--device", "cpu", "-o", str(tmp_path / "e.csv")]) == 0
+    np.testing.assert_allclose(Envelope.load_csv(tmp_path / "e.csv").mono, env.mono, atol=1e-6)
 
 
 def test_fine_tune_from_checkpoint_keeps_weights_shape(clips, tmp_path):
@@ -460,3 +467,14 @@ def test_real_tcclip_checkpoint_loads_strictly(tmp_path):
     with torch.no_grad():
         y = m(torch.zeros(1, 16, 3, 224, 224))
     assert y.shape == (1, 16, 512)
+
+
+def test_documented_examples_run():
+    import doctest
+
+    import folai.metrics.timing
+    import folai.timing.model
+
+    for mod in (folai.timing.model, folai.metrics.timing):
+        res = doctest.testmod(mod, verbose=False)
+        assert res.attempted > 0 and res.failed == 0, mod.__name__
