@@ -53,8 +53,8 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
             return Path(hf_hub_download(repo, fname or "model.safetensors"))
         except Exception as e:
             raise WeightsUnavailableError(
-                f"cannot download checkpoint '{s}' from the Hugging Face hub ({type(e).__name__}); "
-                "check the id and your connection, or pass a local run folder or .safetensors file"
+                f"checkpoint '{s}' is not a local run folder or file, and downloading it as a Hugging Face hub id "
+                f"failed ({type(e).__name__}); check the path, or the id and your connection"
             ) from e
     raise WeightsUnavailableError(f"checkpoint not found: {checkpoint} (expected a run folder, a .safetensors file or a hub id)")
 
@@ -108,6 +108,8 @@ class LearnedTiming:
         if checkpoint is None:
             raise FolaiError("the learned timing backend needs a checkpoint (--checkpoint RUN_OR_ID)")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise FolaiError(f"device '{device}' was asked for but no CUDA GPU is available; use --device cpu")
         self.checkpoint = str(checkpoint)
         self.model, self.config = load_model(checkpoint, self.device)
         self.overlap = overlap
