@@ -500,15 +500,15 @@ class Envelope:
         if len(times) < 2:
             raise EnvelopeFormatError(f"{name}: needs at least 2 data rows to know the frame rate, found {len(times)}")
         ta = np.asarray(times)
-        step = (ta[-1] - ta[0]) / (len(ta) - 1)
         d = np.diff(ta)
+        step = float(np.median(d))
         bad = np.nonzero(np.abs(d - step) > max(2e-6, 1e-3 * step))[0]
         if bad.size:
             k = int(bad[0])
             raise EnvelopeFormatError(
                 f"{name}: line {k + 3}: non-uniform time step {d[k]:.6f} s (expected {step:.6f} s between rows)"
             )
-        rate = round(1.0 / step, 6)
+        rate = round((len(ta) - 1) / (ta[-1] - ta[0]), 6)
         return cls(np.asarray(vals, dtype=np.float32).T, rate=rate, start=float(ta[0]))
 
     # -- plot

@@ -1,0 +1,187 @@
+import numpy as np
+import pytest
+
+from folai.envelope import (
+    Envelope,
+    EnvelopeConfig,
+    classes_to_rms,
+    mu_classes,
+    rms_frames,
+    smooth,
+    smooth_targets,
+)
+from folai.errors import EnvelopeFormatError, FolaiError
+
+librosa = pytest.importorskip("librosa")
+
+
+def clicks(sr=16000, seconds=10.0, times=(1.0, 4.5, 7.25)):
+    y = np.zeros(int(sr * seconds), np.float32)
+    for t in times:
+        i = int(t * sr)
+        y[i : i + 200] = np.hanning(200) * 0.5
+    return y
+
+
+def test_ten_seconds_give_1250_frames_and_rate_125():
+    env = Envelope.from_audio(clicks(), 16000)
+    assert env.values.shape == (1, 1250)
+    assert env.rate == 125.0 and env.duration == 10.0
+    # resampled input gives the same frame count
+    y44 = np.zeros(441000, np.float32)
+    assert Envelope.from_audio(y44, 44100).n_frames == 1250
+
+
+def test_rms_matches_librosa_without_trailing_frame():
+    y = np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32) * 0.2
+    ours = rms_frames(y, 512, 128)
+    ref = librosa.feature.rms(y=y, frame_length=512, hop_length=128, center=True, pad_mode="constant")[0]
+    assert len(ours) == len(y) // 128 == len(ref) - 1
+    np.testing.assert_allclose(ours, ref[: len(ours)], atol=1e-6)
+
+
+def test_peak_normalised_and_smoothed():
+    y = clicks() * 0.01
+    env = Envelope.from_audio(y, 16000)
+    raw = Envelope.from_audio(y, 16000, smoothing=False)
+    # peak normalisation makes the level independent of the input gain
+    np.testing.assert_allclose(env.values, Envelope.from_audio(y * 50, 16000).values, atol=1e-5)
+    # the 15-frame box filter spreads a click over ~15 frames and lowers its peak
+    assert env.values.max() < raw.values.max()
+    np.testing.assert_allclose(env.values[0], smooth(raw.values[0], 15, "box"), atol=1e-6)
+    assert (np.count_nonzero(env.values > 1e-4)) > np.count_nonzero(raw.values > 1e-4)
+
+
+def test_smoothing_preserves_length_and_constant():
+    x = np.full(100, 0.3, np.float32)
+    for kind in ("box", "hann"):
+        s = smooth(x, 15, kind)
+        assert s.shape == x.shape
+        np.testing.assert_allclose(s, 0.3, atol=1e-6)
+    with pytest.raises(ValueError):
+        smooth(x, 14)
+
+
+def test_classes_equal_librosa_mapping():
+    x = np.concatenate([np.linspace(0, 1, 5001), np.random.default_rng(1).random(5000)])
+    ref = librosa.mu_compress(x, mu=127, quantize=True)
+    np.testing.assert_array_equal(mu_classes(x), ref)
+    assert mu_classes(x).min() == 0 and mu_classes(x).max() == 63
+    c = np.arange(64)
+    np.testing.assert_allclose(classes_to_rms(c), librosa.mu_expand(c, mu=127, quantize=True), atol=1e-6)
+    assert EnvelopeConfig().n_classes == 64
+
+
+def test_label_smoothed_targets_sum_to_one_and_peak_at_target():
+    cls = np.array([0, 1, 10, 62, 63])
+    t = smooth_targets(cls, 64, sigma=1.0, width=2)
+    assert t.shape == (5, 64)
+    np.testing.assert_allclose(t.sum(-1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(t.argmax(-1), cls)
+    # support is |c - c*| <= 2
+    assert np.count_nonzero(t[2]) == 5 and np.count_nonzero(t[0]) == 3
+    np.testing.assert_allclose(t[2, 11] / t[2, 10], np.exp(-0.5), rtol=1e-5)
+
+
+def test_decode_classes_round_trip():
+    env = Envelope.from_audio(clicks(), 16000)
+    q = Envelope.from_classes(env.to_classes())
+    np.testing.assert_array_equal(q.to_classes(), env.to_classes())
+    assert np.abs(q.values - env.values).max() < 0.05
+
+
+def test_resample_to_audio_rate_and_channels():
+    env = Envelope(np.linspace(0, 1, 126)[None].astype(np.float32), rate=125.0)
+    a = env.to_audio_rate(44100, channels=2)
+    assert a.shape == (2, int(round(126 / 125 * 44100)))
+    np.testing.assert_array_equal(a[0], a[1])
+    assert a[0, 0] == 0.0 and abs(a[0, 44100] - 1.0) < 1e-5  # frame 125 at t=1 s holds 1.0
+    r = env.resample(250.0)
+    assert r.n_frames == 252 and r.rate == 250.0
+
+
+def test_edits():
+    env = Envelope.zeros(4.0)
+    e = env.add_event(1.0, 0.8, decay=0.1)
+    i = e._index(1.0)
+    assert abs(e.values[0, i] - 0.8) < 1e-6 and e.values[0, i - 5] < 0.01
+    assert e.values[0, i + 12] < e.values[0, i + 1] < 0.8
+    assert [round(t, 3) for t, _ in e.events()] == [1.0]
+    g = e.gain(0.5)
+    assert abs(g.values.max() - 0.4) < 1e-6
+    assert abs(e.gain_db(-6.0206).values.max() - 0.4) < 1e-4
+    s = e.shift(0.48)
+    assert abs(s.events()[0][0] - 1.48) < 1e-6 and s.n_frames == e.n_frames
+    assert abs(e.shift(-0.48).events()[0][0] - 0.52) < 1e-6
+    rm = e.remove(0.9, 2.0)
+    assert rm.values[0, e._index(0.9) : e._index(2.0)].max() == 0.0 and rm.events() == []
+    gated = e.gate(0.1)
+    assert gated.values[(gated.values > 0) & (gated.values < 0.1)].size == 0
+    assert e.clip(0, 0.3).values.max() == pytest.approx(0.3)
+    d = env.draw([1.0, 2.0], [0.2, 0.4])
+    assert d.values[0, env._index(1.5)] == pytest.approx(0.3, abs=0.01)
+    assert d.values[0, env._index(0.5)] == 0.0
+    with pytest.raises(FolaiError):
+        env.add_event(1.0, 1.5)
+    with pytest.raises(FolaiError):
+        env.remove(2.0, 1.0)
+
+
+def test_csv_round_trip_exact(tmp_path):
+    env = Envelope.from_audio(clicks(), 16000)
+    p = env.save_csv(tmp_path / "env.csv")
+    back = Envelope.load_csv(p)
+    np.testing.assert_array_equal(back.values, env.values)
+    assert back.rate == env.rate and back.start == env.start
+    st = Envelope(np.stack([env.values[0], env.values[0] * 0.5]), rate=125.0, start=2.0)
+    back2 = Envelope.load_csv(st.save_csv(tmp_path / "st.csv"))
+    np.testing.assert_array_equal(back2.values, st.values)
+    assert back2.start == 2.0 and back2.channels == 2
+    assert (tmp_path / "st.csv").read_text().splitlines()[0] == "time_s,rms_left,rms_right"
+    assert not [f for f in tmp_path.iterdir() if ".part" in f.name]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "file is empty"),
+        ("time,rms\n0,0\n", "line 1: bad header"),
+        ("time_s,rms\n0.000,0.1\n0.008,nan\n", "line 3: NaN"),
+        ("time_s,rms\n0.000,0.1\n0.008,-0.2\n", "line 3: negative rms"),
+        ("time_s,rms\n0.000,0.1\n0.008,1.5\n", "line 3: rms 1.5 > 1"),
+        ("time_s,rms\n0.000,0.1\n0.008,abc\n", "line 3: not a number"),
+        ("time_s,rms\n0.000,0.1\n0.008,0.1,0.3\n", "line 3: expected 2 columns"),
+        ("time_s,rms\n0.000,0.1\n0.008,0.1\n0.004,0.1\n", "line 4: time 0.004 is not after"),
+        ("time_s,rms\n0.000,0.1\n0.008,0.1\n0.030,0.1\n0.038,0.1\n", "line 4: non-uniform time step"),
+        ("time_s,rms\n0.000,0.1\n", "at least 2 data rows"),
+    ],
+)
+def test_broken_csv_rejected_with_line(tmp_path, text, message):
+    p = tmp_path / "bad.csv"
+    p.write_text(text)
+    with pytest.raises(EnvelopeFormatError, match=message):
+        Envelope.load_csv(p)
+
+
+def test_binary_and_missing_csv(tmp_path):
+    p = tmp_path / "bin.csv"
+    p.write_bytes(b"\xff\xfe\x00\x81" * 10)
+    with pytest.raises(EnvelopeFormatError, match="not a text CSV"):
+        Envelope.load_csv(p)
+    with pytest.raises(FolaiError, match="not found"):
+        Envelope.load_csv(tmp_path / "nope.csv")
+
+
+def test_plot_png(tmp_path):
+    env = Envelope.from_audio(clicks(), 16000)
+    out = env.plot(tmp_path / "env.png", waveform=clicks(), sr=16000, events=[1.0])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_docstring_example():
+    import doctest
+
+    import folai.envelope as m
+
+    r = doctest.testmod(m)
+    assert r.attempted > 0 and r.failed == 0
