@@ -123,12 +123,15 @@ class EnvelopeControlNet(nn.Module):
         batch: int,
         n_cavp: int,
         keep: torch.Tensor | None = None,
+        clap_mask: torch.Tensor | None = None,
+        cavp_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Cross-attention tokens replacing SAO's T5 tokens: [CLAP (1 token), CAVP (n_cavp tokens)].
 
         clap: (B, clap_dim) or None (-> zero token); cavp: (B, T, cavp_dim) or None (-> zero tokens),
         resampled to ``n_cavp`` frames by nearest index. keep: (B,) bool/float — rows with 0 get all-zero
-        tokens (condition dropout / the unconditional branch). Returns (B, n_tokens, cross_dim).
+        tokens (condition dropout / the unconditional branch); clap_mask / cavp_mask: (B,) — rows with 0
+        get a zero token for that condition only (an item without video, say). Returns (B, n_tokens, cross_dim).
         """
         ref = self.env_in.weight
         parts = []
@@ -137,7 +140,10 @@ class EnvelopeControlNet(nn.Module):
                 parts.append(ref.new_zeros(batch, 1, self.config.cross_dim))
             else:
                 assert clap.ndim == 2 and clap.shape[-1] == self.config.clap_dim, f"clap must be (B, {self.config.clap_dim}), got {tuple(clap.shape)}"
-                parts.append(self.clap_proj(clap.to(ref.dtype))[:, None])
+                tok = self.clap_proj(clap.to(ref.dtype))[:, None]
+                if clap_mask is not None:
+                    tok = tok * clap_mask.to(tok.dtype).view(-1, 1, 1)
+                parts.append(tok)
         if self.cavp_proj is not None and n_cavp > 0:
             if cavp is None:
                 parts.append(ref.new_zeros(batch, n_cavp, self.config.cross_dim))
@@ -146,7 +152,10 @@ class EnvelopeControlNet(nn.Module):
                 if cavp.shape[1] != n_cavp:
                     idx = torch.clamp((torch.arange(n_cavp, device=cavp.device) * cavp.shape[1]) // n_cavp, max=cavp.shape[1] - 1)
                     cavp = cavp[:, idx]
-                parts.append(self.cavp_proj(cavp.to(ref.dtype)))
+                tok = self.cavp_proj(cavp.to(ref.dtype))
+                if cavp_mask is not None:
+                    tok = tok * cavp_mask.to(tok.dtype).view(-1, 1, 1)
+                parts.append(tok)
         if not parts:
             return ref.new_zeros(batch, 0, self.config.cross_dim)
         tokens = torch.cat([p.expand(batch, -1, -1) if p.shape[0] == 1 and batch > 1 else p for p in parts], dim=1)
