@@ -175,6 +175,7 @@ class FolaiStableAudioPipeline:
         self.offload = False
         self._model = ControlledDiT(self.transformer, self.controlnet)
         self._denoiser = self._model
+        self._compiled = False
 
     # -- properties
     @property
@@ -275,6 +276,7 @@ class FolaiStableAudioPipeline:
     def compile(self, mode: str = "reduce-overhead", fullgraph: bool = False) -> "FolaiStableAudioPipeline":
         """torch.compile the DiT + ControlNet step (``reduce-overhead`` = CUDA graphs on a GPU)."""
         self._denoiser = torch.compile(self._model, mode=mode, fullgraph=fullgraph, dynamic=False)
+        self._compiled = True
         return self
 
     # -- conditions
@@ -372,7 +374,11 @@ class FolaiStableAudioPipeline:
             for t in tqdm(sched.timesteps, disable=not progress, desc="stable-audio", leave=False):
                 x = torch.cat([latents, latents]) if do_cfg else latents
                 x = sched.scale_model_input(x, t).to(self.dtype)
-                v = self._denoiser(x, t.reshape(1), cross_in, glob_in, cos, sin, control_in).float()
+                if self._compiled:
+                    torch.compiler.cudagraph_mark_step_begin()  # CUDA-graph outputs are reused between steps
+                    v = self._denoiser(x, t.reshape(1), cross_in, glob_in, cos, sin, control_in).float().clone()
+                else:
+                    v = self._denoiser(x, t.reshape(1), cross_in, glob_in, cos, sin, control_in).float()
                 if do_cfg:
                     v_u, v_c = v.chunk(2)
                     v = v_u + cfg * (v_c - v_u)
