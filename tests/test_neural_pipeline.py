@@ -143,3 +143,15 @@ def test_missing_weights_give_instructions(tmp_path, monkeypatch):
         from folai.synthesis.cavp import CAVPVideoEncoder
 
         CAVPVideoEncoder.from_checkpoint(tmp_path / "cavp.ckpt")
+
+
+def test_from_pretrained_diffusers_folder_with_controlnet(pipe, tmp_path):
+    for name, m in (("transformer", pipe.transformer), ("vae", pipe.vae), ("projection_model", pipe.projection_model)):
+        m.save_pretrained(tmp_path / "sao" / name)
+    pipe.controlnet.save(tmp_path / "cn")
+    loaded = FolaiStableAudioPipeline.from_pretrained(tmp_path / "sao", controlnet=tmp_path / "cn", clap=None,
+                                                      device="cpu", dtype="fp32")
+    env = _env(700)
+    a = pipe.generate(env, steps=2, seed=5, progress=False)
+    b = loaded.generate(env, steps=2, seed=5, progress=False)
+    assert np.array_equal(a, b)
