@@ -99,3 +99,16 @@ def test_save_load_roundtrip_and_mismatch(dit, tmp_path):
     other.register_to_config(num_layers=6)  # pretend a different base
     with pytest.raises(FolaiError, match="base model"):
         EnvelopeControlNet.load(tmp_path / "cn", other)
+
+
+def test_full_sao_size_controlnet_shape_on_meta():
+    from diffusers import StableAudioDiTModel
+
+    with torch.device("meta"):
+        sao = StableAudioDiTModel()  # SAO defaults: 24 blocks, width 1536
+        cn = EnvelopeControlNet.from_dit(sao)
+    assert len(cn.blocks) == 5 and cn.config.inner_dim == 1536 and cn.config.cross_dim == 768
+    per_block = sum(p.numel() for p in sao.transformer_blocks[0].parameters())
+    n = sum(p.numel() for p in cn.parameters())
+    extra = 5 * (1536 * 1536 + 1536) + 64 * 64 + 64 + 2 * (512 * 768 + 768)
+    assert n == 5 * per_block + extra

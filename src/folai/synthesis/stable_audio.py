@@ -225,7 +225,7 @@ class FolaiStableAudioPipeline:
             from .cavp import CAVPVideoEncoder
 
             cavp_enc = CAVPVideoEncoder.from_checkpoint(cavp)
-        pipe = cls(dit, vae, proj, cn, clap_enc, cavp_enc)
+        pipe = cls(dit, vae, proj, cn, clap_enc, cavp_enc, scheduler_config=load_scheduler_config(base, offline))
         if offload:
             pipe.enable_cpu_offload(dev, dt)
         else:
@@ -489,6 +489,20 @@ def load_base(base: str | os.PathLike, offline: bool = False):
     proj = from_pretrained_or_explain(StableAudioProjectionModel.from_pretrained, s, what="Stable Audio Open conditioners",
                                       subfolder="projection_model", **kw)
     return dit, vae, proj
+
+
+def load_scheduler_config(base: str | os.PathLike, offline: bool = False) -> dict:
+    """The base's ``scheduler/scheduler_config.json`` restricted to SAO's scheduler fields ({} if absent)."""
+    import inspect
+
+    from diffusers import CosineDPMSolverMultistepScheduler
+
+    try:
+        cfg = CosineDPMSolverMultistepScheduler.load_config(os.fspath(base), subfolder="scheduler", local_files_only=offline)
+    except Exception:  # a stable-audio-tools checkpoint or no scheduler folder: SAO's settings
+        return {}
+    allowed = set(inspect.signature(CosineDPMSolverMultistepScheduler.__init__).parameters) - {"self"}
+    return {k: v for k, v in cfg.items() if k in allowed}
 
 
 def tiny_components(seed: int = 0, sample_size: int = 64, with_clap: bool = True, with_cavp: bool = True) -> dict:
