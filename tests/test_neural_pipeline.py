@@ -155,3 +155,14 @@ def test_from_pretrained_diffusers_folder_with_controlnet(pipe, tmp_path):
     a = pipe.generate(env, steps=2, seed=5, progress=False)
     b = loaded.generate(env, steps=2, seed=5, progress=False)
     assert np.array_equal(a, b)
+
+
+def test_documented_examples_run():
+    import doctest
+
+    import folai.synthesis.stable_audio as sa
+    import folai.weights as w
+
+    for mod in (sa, w):
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert res.attempted > 0 and res.failed == 0, mod.__name__

@@ -431,6 +431,11 @@ class FolaiStableAudioPipeline:
         ov = int(round(overlap * sr))
         ov = min(ov, win // 2)
         windows = plan_windows(N, win, ov)
+        if cavp is not None:
+            assert cavp.ndim == 3, f"cavp must be (1, T, D), got {tuple(cavp.shape)}"
+            need = max(1, math.ceil(N / sr * self.controlnet.config.cavp_fps))
+            if cavp.shape[1] < need:  # a video shorter than the audio: hold its last frame
+                cavp = torch.cat([cavp, cavp[:, -1:].expand(-1, need - cavp.shape[1], -1)], dim=1)
         neg_cross = None
         parts = []
         for k, w in enumerate(windows):
@@ -606,6 +611,8 @@ class StableAudioSynth:
             raise FolaiError(f"duration must be > 0 s, got {duration}")
         sr = self.sample_rate
         n = int(round(duration * sr))
+        if envelope.start == 0.0 and envelope.duration < duration:
+            envelope = envelope.fit(duration)  # silence after the envelope's end, not its last value held
         env_wave = envelope.to_audio_rate(sr, n_samples=n, channels=2)  # (2, n)
         clap = None
         if references:
