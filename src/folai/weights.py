@@ -68,7 +68,7 @@ def hub_error_message(repo_id: str, what: str, err: BaseException | None = None,
     return (
         f"the {what} weights '{repo_id}' are not available offline and could not be downloaded{why}.{login} "
         f"To work offline, download them once with `huggingface-cli download {repo_id} --local-dir DIR` "
-        "and pass DIR instead of the hub id."
+        f"and pass DIR instead of the hub id (no local folder named '{repo_id}' exists)."
     )
 
 
