@@ -166,3 +166,26 @@ def test_documented_examples_run():
     for mod in (sa, w):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.attempted > 0 and res.failed == 0, mod.__name__
+
+
+def _tiny_roberta_tokenizer(tmp_path):
+    import json
+
+    from transformers import RobertaTokenizer
+
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>", "\u0120"] + [chr(c) for c in range(97, 123)])}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    return RobertaTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
+
+
+def test_text_prompt_and_negative(tmp_path):
+    p = FolaiStableAudioPipeline.tiny(seed=0, with_cavp=False)
+    p.clap.tokenizer = _tiny_roberta_tokenizer(tmp_path)
+    e = p.clap.embed_text(["metal hit", "wood"])
+    assert e.shape == (2, 512) and torch.allclose(e.norm(dim=-1), torch.ones(2), atol=1e-5)
+    env = Envelope(np.full((1, 10), 0.5, np.float32), rate=125.0)
+    plain = StableAudioSynth(pipeline=p, steps=2).render(env, duration=0.02, seed=0, progress=False)
+    prompt = StableAudioSynth(pipeline=p, steps=2).render(env, duration=0.02, prompt="metal hit", seed=0, progress=False)
+    neg = StableAudioSynth(pipeline=p, steps=2, negative="music").render(env, duration=0.02, seed=0, progress=False)
+    assert not np.array_equal(plain, prompt) and not np.array_equal(plain, neg)
