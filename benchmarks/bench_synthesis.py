@@ -169,6 +169,9 @@ def main(argv=None) -> int:
                "seconds": seconds, "steps": args.steps, "cfg": args.cfg, "latent_length": L,
                "controlnet_blocks": len(pipe.controlnet.blocks), "build_s": round(build_s, 2)}
     results["step_ms_eager"] = 1000 * one_step(pipe._model)
+    base_only = lambda x, t, c, g, co, si, ctl: pipe._model.dit(  # noqa: E731 - the same step without the ControlNet
+        x, t, encoder_hidden_states=c, global_hidden_states=g, rotary_embedding=(co, si)).sample
+    results["step_ms_base_dit_eager"] = 1000 * one_step(base_only)
     ours()  # warm-up
     t, mem, audio = timed(ours, meter, args.repeats)
     assert audio.shape == (2, n) and np.isfinite(audio).all()
