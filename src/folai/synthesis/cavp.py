@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -130,7 +129,7 @@ class CAVPVideoEncoder(nn.Module):
     def from_checkpoint(cls, path: str | os.PathLike, config: CAVPConfig = CAVPConfig()) -> "CAVPVideoEncoder":
         """Load Diff-Foley's released CAVP checkpoint (``cavp_epoch66.ckpt`` or a safetensors export)."""
         from ..errors import WeightsUnavailableError
-        from ..weights import load_state_dict_strict, load_torch_checkpoint
+        from ..weights import load_torch_checkpoint
 
         p = Path(path).expanduser()
         if not p.exists():
