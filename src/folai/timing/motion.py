@@ -69,6 +69,10 @@ class MotionConfig:
     rel_threshold: float = 0.1  # share of the strongest impact nearby (within ref_window)
     ref_window: float = 5.0  # seconds each side for the local reference strength
     min_gap: float = 0.13  # seconds between two impacts
+    hold: bool = False  # the pair after the drop must stay slow too (off: struck things rebound)
+    approach: float = 0.3  # the pair before the peak must move at >= this share of the peak
+    spike: float = 1.5  # a pair faster than this times both neighbours is capped there (flow glitch)
+    timing: str = "share"  # contact time: "share" of the slow interval, or "half" (half-peak crossing)
     # envelope shape and levels
     level: float = 0.09  # peak of the strongest impact in a stretch (median real GH peak ~0.08)
     level_gamma: float = 0.5  # compression of weaker impacts
@@ -214,6 +218,10 @@ class MotionTiming:
         """Impacts (sorted by time) from the motion features."""
         cfg = self.config
         s = np.asarray(feats.speed, np.float64)
+        if cfg.spike > 0 and len(s) >= 3:
+            # a single pair much faster than both neighbours is a flow glitch (or a cut), not motion
+            nb = np.maximum(np.r_[s[1], s[:-1]], np.r_[s[1:], s[-2]])
+            s = np.minimum(s, cfg.spike * nb)
         vx = np.asarray(feats.vx, np.float64)
         vy = np.asarray(feats.vy, np.float64)
         T = len(s)
@@ -224,15 +232,22 @@ class MotionTiming:
             lo = max(1, k - cfg.window)
             j = lo + int(np.argmax(s[lo:k]))
             pk = s[j]
-            if pk > 0 and s[k] <= cfg.drop_ratio * pk:
-                # contact: where the speed crosses half the peak, between frame-pair centres
+            held = not cfg.hold or k + 1 >= T or s[k + 1] <= cfg.drop_ratio * pk
+            seen = s[j - 1] >= cfg.approach * pk  # moving for two pairs: not a cut or a glitch
+            if pk > 0 and s[k] <= cfg.drop_ratio * pk and held and seen:
+                # contact inside the frame interval of the first slow pair after the last fast one
+                # (pair i+1 spans frames i -> i+1): the object moved at s[i] until the contact and
+                # covered the share s[i+1] / s[i] of that interval before stopping
                 half = 0.5 * pk
                 i = j
                 while i < k - 1 and s[i + 1] > half:
                     i += 1
-                a, b = s[i], s[i + 1]
-                frac = min(1.0, (a - half) / (a - b)) if a > b else 0.5
-                t_c = (i - 0.5 + frac) / fps
+                if cfg.timing == "half":
+                    a, b = s[i], s[i + 1]
+                    frac = min(1.0, (a - half) / (a - b)) if a > b else 0.5
+                    t_c = (i - 0.5 + frac) / fps
+                else:
+                    t_c = (i + min(1.0, s[i + 1] / s[i])) / fps
                 ax, ay = vx[max(1, j - 1) : j + 1].mean(), vy[max(1, j - 1) : j + 1].mean()
                 norm = float(np.hypot(ax, ay))
                 cos_down = ay / norm if norm > 0 else 0.0
