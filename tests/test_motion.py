@@ -191,3 +191,68 @@ def test_impact_shape_peaks_at_contact():
     assert np.all(np.diff(s[dt >= 0]) < 0)  # decays after the contact
     cfg = MotionConfig()
     assert cfg.fps == 30.0
+
+
+def _ball_video(path: Path, duration: float, bounces: list[float], size=(160, 120), slide: tuple[float, float] | None = None) -> Path:
+    """A square bouncing elastically on a floor (speed kept, direction reversed at each bounce
+    time), optionally sliding sideways along the floor during ``slide = (t0, t1)`` after landing."""
+    w, h = size
+    side = 16
+    floor = h - 12
+    rng = np.random.default_rng(1)
+    bg = np.full((h, w, 3), (40, 45, 55), np.float32) + rng.normal(0, 4, (h, w, 1)).astype(np.float32)
+    bg[floor:] = (150, 130, 100)
+    bg = np.clip(bg, 0, 255).astype(np.uint8)
+    top = floor - side
+    b = np.asarray(bounces, float)
+    amp = 55.0
+
+    def pos(t: float) -> tuple[float, float]:
+        x = 40.0
+        if slide is not None and t >= slide[0]:
+            x += 80.0 * min(t - slide[0], slide[1] - slide[0]) / (slide[1] - slide[0])
+            return x, top
+        # parabolic arcs between bounces (same height), resting on the floor before the first arc
+        i = np.searchsorted(b, t)
+        if i == 0:
+            a0, a1 = b[0] - (b[1] - b[0]), b[0]
+        elif i == len(b):
+            a0, a1 = b[-1], b[-1] + (b[-1] - b[-2])
+        else:
+            a0, a1 = b[i - 1], b[i]
+        u = (t - a0) / (a1 - a0)
+        return x, top - amp * 4 * u * (1 - u)
+
+    def frame(k: int) -> np.ndarray:
+        img = bg.copy()
+        x, y = pos(k / FPS)
+        xi, yi = int(round(x)), int(round(y))
+        img[yi : yi + side, xi : xi + side] = (230, 180, 60)
+        return img
+
+    return make_video(path, frame, fps=FPS, size=size, n_frames=int(round(duration * FPS)))
+
+
+def test_elastic_bounces_are_impacts(tmp_path):
+    bounces = [0.8, 1.6, 2.4]
+    p = _ball_video(tmp_path / "ball.mp4", 3.0, bounces)
+    res = MotionTiming().estimate(p, progress=False)
+    ev = np.asarray(res.info["events"])
+    for hit in bounces:
+        assert len(ev) and np.min(np.abs(ev - hit)) <= FRAME, (hit, ev)
+    assert len(ev) <= len(bounces) + 1  # the apexes of the arcs make no sound
+
+
+def test_sliding_after_a_contact_is_sustained_and_stops_with_the_motion(tmp_path):
+    p = _drop_video(tmp_path / "d.mp4", 3.0, [(30, [0.8], 1.0)])
+    still = MotionTiming().estimate(p, progress=False)
+    q = _ball_video(tmp_path / "slide.mp4", 3.0, [0.6, 1.2], slide=(1.2, 2.2))
+    res = MotionTiming().estimate(q, progress=False)
+    env = res.envelope
+    mid = (env.times > 1.5) & (env.times < 2.1)  # sliding, well after the landing's decay
+    after = env.times > 2.7  # stopped (and the stop's own decay is over)
+    assert env.mono[mid].min() > 0.1 * env.mono.max()
+    assert env.mono[after].max() < 0.02 * env.mono.max()
+    # a hit that just rests afterwards has no sustained part
+    s_env = still.envelope
+    assert s_env.mono[(s_env.times > 1.3) & (s_env.times < 2.0)].max() < 0.02 * s_env.mono.max()

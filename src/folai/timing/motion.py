@@ -71,6 +71,10 @@ class MotionConfig:
     min_gap: float = 0.13  # seconds between two impacts
     hold: bool = False  # the pair after the drop must stay slow too (off: struck things rebound)
     approach: float = 0.3  # the pair before the peak must move at >= this share of the peak
+    reversal: bool = True  # also detect bounces: the motion turns back without slowing down
+    reverse_ratio: float = 0.25  # ... to at least this share of the approach velocity, backwards
+    reverse_bias: float = -0.5  # direction weight of bounces: clip(reverse_bias + cos(angle to down), 0, 1):
+    # only bounces of things moving (nearly) straight down count, at half weight at most
     spike: float = 1.5  # a pair faster than this times both neighbours is capped there (flow glitch)
     timing: str = "share"  # contact time: "share" of the slow interval, or "half" (half-peak crossing)
     # envelope shape and levels
@@ -81,7 +85,8 @@ class MotionConfig:
     tail: float = 0.15  # seconds, time constant of the tail
     tail_share: float = 0.25  # share of the tail in the decay
     sustain: float = 0.25  # sustained level (x impact level) while sliding after a contact; 0 = off
-    sustain_speed: float = 0.3  # sliding = speed at least this share of the approach speed
+    sustain_speed: float = 0.15  # sliding = the object moves at >= this share of its approach speed
+    sustain_min: float = 0.3  # seconds: shorter motion after a contact is the hit settling, not a slide
 
     def __post_init__(self) -> None:
         checks = [
@@ -114,6 +119,7 @@ class Impact:
     level: float  # envelope peak in [0, 1]
     pan: float  # [-1, 1]
     sample: int  # index of the first frame pair after the drop (motion features index)
+    peak: int = 0  # index of the fastest pair before the contact
     approach: float = 0.0  # peak speed before the contact
 
 
@@ -258,6 +264,8 @@ class MotionTiming:
                     k += 1
             else:
                 k += 1
+        if cfg.reversal:
+            cands += self._reversals(s, vx, vy, fps)
         cands = [c for c in cands if c[1] >= cfg.min_drop and c[1] > 0]
         if not cands:
             return []
@@ -276,7 +284,30 @@ class MotionTiming:
             t_c, st, j, k_end, pk = cands[i]
             level = float(np.clip(cfg.level * (st / ref[i]) ** cfg.level_gamma, 0.0, 1.0))
             out.append(Impact(time=float(t_c), strength=float(st), level=level, pan=self._pan(feats, j),
-                              sample=int(k_end), approach=float(pk)))
+                              sample=int(k_end), peak=int(j), approach=float(pk)))
+        return out
+
+    def _reversals(self, s: np.ndarray, vx: np.ndarray, vy: np.ndarray, fps: float) -> list:
+        """Bounces: the moving region's velocity turns back against its approach between two pairs
+        (a struck stick rebounding within one frame shows no drop in speed, only a turn)."""
+        cfg = self.config
+        out = []
+        for k in range(3, len(s)):
+            ax, ay = vx[k - 2] + vx[k - 1], vy[k - 2] + vy[k - 1]
+            na = float(np.hypot(ax, ay))
+            if na <= 0:
+                continue
+            ux, uy = ax / na, ay / na
+            p_prev2 = vx[k - 2] * ux + vy[k - 2] * uy
+            p_prev = vx[k - 1] * ux + vy[k - 1] * uy
+            p_now = vx[k] * ux + vy[k] * uy
+            if p_prev > 0 and p_prev2 > 0 and p_now < -cfg.reverse_ratio * p_prev:
+                pk = max(s[k - 2], s[k - 1])
+                if pk <= 0 or s[k - 2] < cfg.approach * pk:
+                    continue
+                weight = float(np.clip(cfg.reverse_bias + uy, 0.0, 1.0))
+                frac = p_prev / (p_prev - p_now)  # zero crossing between the pair centres
+                out.append(((k - 1.5 + frac) / fps, pk * weight, k - 1, k, pk))
         return out
 
     def _pan(self, feats: MotionFeatures, j: int) -> float:
@@ -297,16 +328,22 @@ class MotionTiming:
         T = len(s)
         level = np.zeros(T, np.float64)  # per frame pair
         starts = [imp.sample for imp in impacts] + [T]
+        r = np.hypot(vx, vy)  # speed of the moving region itself
         for n, imp in enumerate(impacts):
-            floor = max(cfg.min_drop, cfg.sustain_speed * imp.approach)
+            j = imp.peak
+            ra = float(r[max(1, j - 1) : j + 1].max())  # the object's approach speed
+            if ra <= 0:
+                continue
+            floor = cfg.sustain_speed * ra
             m = imp.sample
             while m < starts[n + 1]:
-                v = float(np.hypot(vx[m], vy[m]))
-                lifting = v > 0 and vy[m] / v < -0.5
-                if s[m] < floor or lifting:
+                lifting = r[m] > 0 and vy[m] / r[m] < -0.5
+                if r[m] < floor or s[m] < 0.2 * cfg.min_drop or lifting:
                     break
-                level[m] = cfg.sustain * imp.level * min(1.0, float(np.sqrt(s[m] / imp.approach)))
                 m += 1
+            if (m - imp.sample) / feats.fps >= cfg.sustain_min:  # a slide, not the settling of a hit
+                seg = slice(imp.sample, m)
+                level[seg] = cfg.sustain * imp.level * np.minimum(1.0, np.sqrt(r[seg] / ra))
         if not level.any():
             return out
         t_feat = (np.arange(T) - 0.5) / feats.fps
