@@ -265,6 +265,7 @@ class FlowFeatures:
     """
 
     def __init__(self, preset: str = "ultrafast", top_fraction: float = 0.05) -> None:
+        self.stride = 4 if preset in ("ultrafast", "fast") else 2
         import cv2
 
         presets = {
@@ -293,12 +294,14 @@ class FlowFeatures:
             return np.zeros(5, np.float32)
         flow = self._dis.calc(prev, gray, None)  # (h, w, 2) pixels per frame
         scale = 100.0 / gray.shape[1]
-        mag = cv2.magnitude(flow[..., 0], flow[..., 1])
-        speed = float(mag.mean()) * scale
-        # region statistics on a 2x-subsampled grid (DIS flow is smooth at that scale)
-        m = mag[::2, ::2].ravel()
-        fx = flow[::2, ::2, 0].ravel()
-        fy = flow[::2, ::2, 1].ravel()
+        # DIS "ultrafast"/"fast" estimate flow on a 4x coarser grid and upsample it, so the centres
+        # of 4x4 blocks carry all of its information: statistics there cost 16x less
+        st = self.stride
+        sub = flow[st // 2 :: st, st // 2 :: st]
+        fx = np.ascontiguousarray(sub[..., 0]).ravel()
+        fy = np.ascontiguousarray(sub[..., 1]).ravel()
+        m = cv2.magnitude(fx, fy).ravel()
+        speed = float(m.mean()) * scale
         n = m.size
         k = max(1, int(math.ceil(self.top_fraction * n)))
         idx = np.argpartition(m, n - k)[n - k :]
@@ -306,7 +309,7 @@ class FlowFeatures:
         vx = float(fx[idx].mean()) * scale
         vy = float(fy[idx].mean()) * scale
         wsum = float(mt.sum())
-        xs = (idx % flow[::2, ::2].shape[1]) * 2 + 0.5
+        xs = (idx % sub.shape[1]) * st + st // 2 + 0.5
         cx = float((xs * mt).sum() / wsum) / gray.shape[1] if wsum > 0 else 0.5
         moving = float((m > 0.25 / scale).mean())  # share of pixels moving > 0.25 % width/frame
         return np.array([speed, vx, vy, cx, moving], np.float32)

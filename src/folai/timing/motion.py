@@ -79,7 +79,7 @@ class MotionConfig:
     timing: str = "share"  # contact time: "share" of the slow interval, or "half" (half-peak crossing)
     # envelope shape and levels
     level: float = 0.09  # peak of the strongest impact in a stretch (median real GH peak ~0.08)
-    level_gamma: float = 0.5  # compression of weaker impacts
+    level_gamma: float = 1.0  # level follows the speed lost (sound amplitude ~ impact velocity)
     attack: float = 0.016  # seconds of linear rise ending at the contact
     decay: float = 0.04  # seconds, time constant of the main decay
     tail: float = 0.15  # seconds, time constant of the tail
