@@ -195,9 +195,14 @@ class MotionTiming:
         n_env = DEFAULT.n_frames(feats.duration)
         t_env = np.arange(n_env) / DEFAULT.rate
         env = np.zeros(n_env, np.float64)
+        span = cfg.attack + 12.0 * max(cfg.decay, cfg.tail)  # beyond this an impact is < 1e-5 of its peak
         for imp in impacts:
-            shape = impact_shape(t_env - imp.time, cfg.attack, cfg.decay, cfg.tail, cfg.tail_share)
-            env += (imp.level * shape) ** 2
+            i0 = max(0, int(np.floor((imp.time - cfg.attack) * DEFAULT.rate)))
+            i1 = min(n_env, int(np.ceil((imp.time + span) * DEFAULT.rate)) + 1)
+            if i1 <= i0:
+                continue
+            shape = impact_shape(t_env[i0:i1] - imp.time, cfg.attack, cfg.decay, cfg.tail, cfg.tail_share)
+            env[i0:i1] += (imp.level * shape) ** 2
         env = np.sqrt(env)
         sus = self._sustain(feats, impacts, t_env)
         env = np.maximum(env, sus)
@@ -271,7 +276,12 @@ class MotionTiming:
             return []
         times = np.array([c[0] for c in cands])
         strength = np.array([c[1] for c in cands])
-        ref = np.array([strength[np.abs(times - t) <= cfg.ref_window].max() for t in times])
+        order_t = np.argsort(times)
+        ts, ss = times[order_t], strength[order_t]
+        lo = np.searchsorted(ts, ts - cfg.ref_window, side="left")
+        hi = np.searchsorted(ts, ts + cfg.ref_window, side="right")
+        ref = np.empty_like(strength)
+        ref[order_t] = [ss[a:b].max() for a, b in zip(lo, hi)]
         keep_mask = strength >= cfg.rel_threshold * ref
         order = [i for i in np.argsort(-strength) if keep_mask[i]]
         kept: list[int] = []
