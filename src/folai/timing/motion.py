@@ -259,7 +259,9 @@ class MotionTiming:
                     t_c = (i - 0.5 + frac) / fps
                 else:
                     t_c = (i + min(1.0, s[i + 1] / s[i])) / fps
-                ax, ay = vx[max(1, j - 1) : j + 1].mean(), vy[max(1, j - 1) : j + 1].mean()
+                # direction of approach: per-component median over the peak and the two pairs
+                # before it, so that one wrong flow field cannot turn a lift into a fall
+                ax, ay = np.median(vx[max(1, j - 2) : j + 1]), np.median(vy[max(1, j - 2) : j + 1])
                 norm = float(np.hypot(ax, ay))
                 cos_down = ay / norm if norm > 0 else 0.0
                 weight = float(np.clip(cfg.down_bias + cos_down, 0.0, 1.0))
