@@ -31,7 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import MediaError
-from .paths import atomic_output
+from .paths import atomic_output, check_output
 
 __all__ = [
     "VideoInfo",
@@ -53,7 +53,7 @@ MUX_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska
 # audio codecs each muxer accepts for a new track (first = default)
 _MUX_AUDIO_CODECS = {
     "mp4": ("aac", "alac", "flac", "mp3"),
-    "mov": ("aac", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le", "flac"),
+    "mov": ("aac", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le"),
     "matroska": ("aac", "flac", "pcm_s16le", "pcm_s24le", "pcm_f32le", "libopus", "mp3"),
 }
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
@@ -102,6 +102,10 @@ def _open(path: str | os.PathLike, what: str):
     p = _check_file(path, what)
     try:
         return p, av.open(str(p), "r", metadata_errors="ignore")
+    except av.error.EOFError as e:
+        raise MediaError(
+            f"{what} {p} has zero duration: it ends right after its header, with no audio or video data."
+        ) from e
     except Exception as e:  # av.error.* (InvalidDataError, ...), OSError
         raise MediaError(
             f"{what} {p} is not a media file that can be read ({_reason(e)}); it may be truncated, "
@@ -218,7 +222,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         if end <= 0:
             raise MediaError(f"{p} has zero duration.")
         rot = _rotation_cw(first, vs)
-        w, h = first.width, first.height
+        w, h = int(round(first.width * _sar(vs))), first.height
         if rot in (90, 270):
             w, h = h, w
         n = vs.frames or (int(round(end * fps)) if fps else 0)
@@ -235,8 +239,20 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 # video frames
 
 
-def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int) -> np.ndarray:
+def _sar(stream) -> Fraction:
+    """Sample (pixel) aspect ratio of a video stream; 1 when unknown."""
+    try:
+        sar = stream.sample_aspect_ratio
+    except Exception:  # pragma: no cover
+        sar = None
+    return Fraction(sar) if sar else Fraction(1)
+
+
+def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int, sar: Fraction = Fraction(1)) -> np.ndarray:
     fmt = "gray" if gray else "rgb24"
+    if size is None and sar != 1:  # non-square pixels: scale to the display shape
+        w = max(1, int(round(frame.width * sar)))
+        size = (w, frame.height) if rot not in (90, 270) else (frame.height, w)
     if size is not None:
         w, h = int(size[0]), int(size[1])
         if rot in (90, 270):  # size is the display size; scale the coded picture to (h, w)
@@ -266,7 +282,7 @@ def iter_video_frames(
         path: any video PyAV opens.
         fps: output frame rate.
         size: ``(w, h)`` display size of the output frames (after rotation); default: the
-            video's display size.
+            video's display size (non-square pixels are scaled to square ones).
         start: seconds; the first output frame is at ``start`` (the decoder seeks there).
         end: seconds (exclusive); default: the end of the video stream.
         gray: return ``(H, W)`` luma instead of ``(H, W, 3)`` RGB.
@@ -297,6 +313,7 @@ def iter_video_frames(
         header_end = _stream_end(container, vs, origin)
         src_rate = vs.average_rate or vs.guessed_rate
         src_dt = 1.0 / float(src_rate) if src_rate else 1.0 / 30.0
+        sar = _sar(vs)
         tol = min(max(_TIME_TOL, 0.5 * float(tb) if tb else 0.0), 0.25 / fps)
         if start > 0 and tb:
             try:
@@ -306,20 +323,18 @@ def iter_video_frames(
 
         k = 0
         t_k = start
-        prev = prev_arr = None
-        prev_used = False
+        prev = None  # the last decoded source frame (kept as an AVFrame; converted when emitted)
         prev_t = None
         last_dur = src_dt
         rot = None
         n_decoded = 0
 
-        def emit(frame, cached, used):
+        def emit(frame):
+            # every output gets its own array, also when a source frame repeats (upsampling)
             nonlocal rot
             if rot is None:
                 rot = _rotation_cw(frame, vs)
-            if cached is None:
-                return _frame_to_array(frame, size, gray, rot)
-            return cached.copy() if used else cached
+            return _frame_to_array(frame, size, gray, rot, sar)
 
         demux = container.demux(vs)
         while True:
@@ -345,16 +360,12 @@ def iter_video_frames(
                     last_dur = ft - prev_t
                 # output times before this frame show the previous frame
                 while t_k < ft - tol and (end is None or t_k < end - 1e-9):
-                    src = prev if prev is not None else frame
-                    arr = emit(src, prev_arr if src is prev else None, prev_used)
-                    if src is prev:
-                        prev_arr, prev_used = arr, True
-                    yield t_k, arr
+                    yield t_k, emit(prev if prev is not None else frame)
                     k += 1
                     t_k = start + k / fps
                 if end is not None and t_k >= end - 1e-9:
                     return
-                prev, prev_arr, prev_used, prev_t = frame, None, False, ft
+                prev, prev_t = frame, ft
                 if frame.duration and frame.time_base is not None:
                     last_dur = float(frame.duration * frame.time_base)
         if prev is None:
@@ -367,13 +378,13 @@ def iter_video_frames(
                 f"{p} is truncated: its video stops at {video_end:.2f} s but the file says "
                 f"{header_end:.2f} s."
             )
-        stop = video_end if end is None else min(end, video_end)
-        if k == 0 and t_k >= stop - tol:
+        # the end of the last frame may carry ~1 ms of timestamp rounding (Matroska sources)
+        end_tol = max(tol, min(1e-3, 0.25 / fps))
+        stop = video_end - end_tol if end is None or end > video_end - end_tol else end - 1e-9
+        if k == 0 and t_k >= stop:
             raise MediaError(f"start {start:.3f} s is at or after the end of {p} ({video_end:.3f} s).")
-        while t_k < stop - tol:
-            arr = emit(prev, prev_arr, prev_used)
-            prev_arr, prev_used = arr, True
-            yield t_k, arr
+        while t_k < stop:
+            yield t_k, emit(prev)
             k += 1
             t_k = start + k / fps
     finally:
@@ -424,9 +435,7 @@ def _map_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
         return x.mean(axis=0, keepdims=True)
     if c == 1:
         return np.repeat(x, channels, axis=0)
-    if c > channels:
-        return x[:channels]
-    return np.concatenate([x, x[: channels - c]], axis=0) if channels - c <= c else np.resize(x, (channels, x.shape[1]))
+    return x[np.arange(channels) % c]  # fewer: the first ones; more: repeat cyclically
 
 
 def resample_audio(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -441,6 +450,32 @@ def resample_audio(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(y.T, dtype=np.float32)
 
 
+def _wav_missing_bytes(p: Path) -> int:
+    """Bytes a WAV file's 'data' chunk header promises beyond the end of the file (0 if complete
+    or unknown). FFmpeg clamps the data size to the file, so truncation is checked here."""
+    import struct
+
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return 0
+            endian = "<" if head[:4] == b"RIFF" else ">"
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                cid, clen = struct.unpack(endian + "4sI", f.read(8))
+                if cid == b"data":
+                    if clen in (0, 0xFFFFFFFF) or clen >= 0xFFFFFF00:  # streamed: size unknown
+                        return 0
+                    return max(0, pos + 8 + clen - size)
+                pos += 8 + clen + (clen & 1)
+    except OSError:
+        return 0
+    return 0
+
+
 def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of ``path`` at its own rate: ``((C, N) float32, sr)``."""
     av = _av()
@@ -451,22 +486,25 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tu
     p, container = _open(path, "audio file")
     try:
         a = _audio_stream(container, p)
+        if container.format.name == "wav" and _wav_missing_bytes(p) > 0:
+            raise MediaError(f"{p} is truncated: its WAV header promises {_wav_missing_bytes(p)} more bytes of audio than the file holds.")
         sr = int(a.sample_rate or a.codec_context.sample_rate)
         if not sr:
             raise MediaError(f"the audio stream of {p} has no sample rate; the file is corrupt.")
         tb = a.time_base
         origin = _origin(container)
         header_end = _stream_end(container, a, origin)
-        if start > 0 and tb:
-            try:
-                container.seek(int(math.floor((start + origin) / tb)), stream=a, backward=True)
+        # Seek only where timestamps are sample accurate; with coarse ones (Matroska: 1 ms) decode
+        # from the start and count samples, so `start` lands on the exact sample.
+        if start > 0 and tb and tb <= Fraction(1, sr):
+            try:  # 0.2 s of pre-roll so codecs with overlapping frames (AAC, mp3) decode cleanly
+                container.seek(int(math.floor((max(0.0, start - 0.2) + origin) / tb)), stream=a, backward=True)
             except av.error.FFmpegError:
                 container.seek(0, stream=a)
         want = None if duration is None else int(round(duration * sr))
         chunks: list[np.ndarray] = []
-        have = 0
-        begun = False
-        pos_t = None  # time (s from origin) of the next decoded sample
+        have = 0  # samples collected (from `start` on)
+        pos = None  # index, relative to `start`, of the next decoded sample (from the first pts only)
         demux = container.demux(a)
         done = False
         while not done:
@@ -478,30 +516,29 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tu
             except av.error.EOFError:
                 break
             except av.error.FFmpegError as e:
-                at = pos_t if pos_t is not None else 0.0
+                at = start + max(pos or 0, 0) / sr
                 raise MediaError(
                     f"{p} cannot be decoded past {at:.2f} s ({_reason(e)}); the file is truncated or corrupt."
                 ) from e
             for frame in frames:
                 x = _audio_frame_to_float(frame)
-                if not begun:
+                if pos is None:
+                    ft = 0.0
                     if frame.pts is not None and frame.time_base is not None:
                         ft = float(frame.pts * frame.time_base) - origin
-                    else:
-                        ft = 0.0
-                    offset = int(round((ft - start) * sr))  # samples between `start` and this frame
-                    if offset > 0:
-                        chunks.append(np.zeros((x.shape[0], offset), np.float32))
-                        have += offset
-                    elif offset < 0:
-                        x = x[:, -offset:]
-                    if x.shape[1] == 0 and offset < 0:
-                        continue
-                    begun = True
-                    pos_t = start + have / sr
+                    pos = int(round((ft - start) * sr))
+                    if pos > 0:  # the audio starts after `start`: silence before it
+                        chunks.append(np.zeros((x.shape[0], pos), np.float32))
+                        have += pos
+                n = x.shape[1]
+                if pos + n <= 0:
+                    pos += n
+                    continue
+                if pos < 0:
+                    x = x[:, -pos:]
+                pos += n
                 chunks.append(x)
                 have += x.shape[1]
-                pos_t = start + have / sr
                 if want is not None and have >= want:
                     done = True
                     break
@@ -636,9 +673,7 @@ class _DtsFixer:
             self.pending.append(pkt)
             return []
         if pkt.dts is None:
-            pkt.dts = self.last_dts + 1 if pkt.pts is None else min(max(self.last_dts + 1, pkt.pts), pkt.pts)
-            if pkt.dts <= self.last_dts:
-                pkt.dts = self.last_dts + 1
+            pkt.dts = self.last_dts + 1
         out = []
         if self.pending:
             step = pkt.duration or 1
@@ -661,9 +696,13 @@ class _DtsFixer:
         return out
 
 
-def _video_span(p: Path, vs, demux) -> tuple[Fraction, Fraction]:
-    """(first pts, end) of the video stream in seconds (stream time), from its packets."""
+def _video_span(p: Path, container, vs) -> tuple[Fraction, Fraction]:
+    """(first pts, end) of the video stream in seconds (stream time), from its packets.
+
+    Raises MediaError when there are no frames or the packets stop well before the header's end
+    (a truncated file)."""
     tb = vs.time_base
+    demux = container.demux(vs)
     first = last_end = None
     for pkt in demux:
         if pkt.size == 0 or pkt.pts is None:
@@ -674,6 +713,13 @@ def _video_span(p: Path, vs, demux) -> tuple[Fraction, Fraction]:
         last_end = e if last_end is None else max(last_end, e)
     if first is None or last_end is None or last_end <= first:
         raise MediaError(f"{p} has zero duration: its video stream contains no frames.")
+    origin = _origin(container)
+    header_end = _stream_end(container, vs, origin)
+    got = float(last_end) - origin
+    if header_end is not None and got < header_end - max(_TRUNC_ABS, _TRUNC_REL * header_end):
+        raise MediaError(
+            f"{p} is truncated: its video stops at {got:.2f} s but the file says {header_end:.2f} s."
+        )
     return first, last_end
 
 
@@ -715,7 +761,7 @@ def _encode_audio_packets(stream, audio: np.ndarray, sr: int, pts0: int) -> list
     return packets
 
 
-def _prepare_audio(audio, sr: int | None, p_video: Path) -> tuple[np.ndarray, int]:
+def _prepare_audio(audio, sr: int | None) -> tuple[np.ndarray, int]:
     if isinstance(audio, (str, os.PathLike)):
         x, file_sr = _decode_audio(audio)
         if sr is not None and int(sr) != file_sr:
@@ -733,6 +779,14 @@ def _prepare_audio(audio, sr: int | None, p_video: Path) -> tuple[np.ndarray, in
     return x, int(sr)
 
 
+def _copy_stream_tags(src, dst) -> None:
+    """Carry the tags a viewer shows (language, title) over to a copied stream."""
+    for key in ("language", "title"):
+        value = src.metadata.get(key)
+        if value:
+            dst.metadata[key] = value
+
+
 def _remux(
     video: str | os.PathLike,
     out: str | os.PathLike,
@@ -745,9 +799,10 @@ def _remux(
     av = _av()
     out = Path(out)
     fmt = _out_format(out)
+    check_output(out, (video, *extra_inputs))  # fail before any decoding
     p, cin = _open(video, "video")
     try:
-        first, end = _video_span(p, _video_stream(cin, p), cin.demux(_video_stream(cin, p)))
+        first, end = _video_span(p, cin, _video_stream(cin, p))
     except _av().error.FFmpegError as e:
         raise MediaError(f"reading {p} failed ({_reason(e)}); the file is truncated or corrupt.") from e
     finally:
@@ -760,7 +815,7 @@ def _remux(
 
         new_audio = None
         if audio is not None:
-            x, asr = _prepare_audio(audio, sr, p)
+            x, asr = _prepare_audio(audio, sr)
             codec = codec or _MUX_AUDIO_CODECS[fmt][0]
             if codec not in _MUX_AUDIO_CODECS[fmt]:
                 raise MediaError(
@@ -786,10 +841,12 @@ def _remux(
             try:
                 ovs = cout.add_stream_from_template(vs)
                 cout.metadata.update(cin.metadata)
+                _copy_stream_tags(vs, ovs)
                 omap = {vs.index: ovs}
                 for s in keep:
                     try:
                         omap[s.index] = cout.add_stream_from_template(s)
+                        _copy_stream_tags(s, omap[s.index])
                     except Exception as e:
                         raise MediaError(
                             f"the existing {s.codec_context.name} audio of {p} cannot be kept in a {out.suffix} file ({_reason(e)})."
@@ -863,7 +920,7 @@ def mux_audio(
             :func:`read_audio` opens; ``sr`` then resamples it, default: the file's rate).
         out: ``.mp4`` / ``.m4v`` / ``.mov`` / ``.mkv``; never one of the inputs; written atomically.
         codec: audio codec; default AAC. ``pcm_s16le`` / ``pcm_s24le`` / ``pcm_f32le`` in mov or
-            mkv, ``flac`` in mkv/mov/mp4, ``alac`` in mp4/mov.
+            mkv, ``flac`` in mkv/mp4, ``alac`` in mp4/mov, ``libopus`` / ``mp3`` in mkv.
         keep_existing: keep the video's own audio tracks (copied) before the new one; default
             replaces them.
 

@@ -104,6 +104,12 @@ class FoleyPipeline:
         return self.timing.estimate(video, roi=roi, progress=progress)
 
     # ---------------------------------------------------------------- stage 2
+    def check(self, prompt: str | None = None, references: Sequence[str | os.PathLike] = ()) -> None:
+        """Fail fast on conditions the synthesis backend cannot use (before stage 1 runs)."""
+        check = getattr(self.synth, "check", None)
+        if check is not None:
+            check(prompt=prompt, references=list(references))
+
     def render(
         self,
         envelope: Envelope,
@@ -196,6 +202,7 @@ class FoleyPipeline:
             if key == "video" and not write_video:
                 continue
             check_output(p, ins)
+        self.check(prompt=prompt, references=references)
         info = probe_video(video)
         if info.duration <= 0:
             raise FolaiError(f"video {video} has zero duration")
@@ -247,7 +254,7 @@ def _plot_with_audio(env: Envelope, wav: Path, png: Path, events: Sequence[float
     import soundfile as sf
 
     peaks = []
-    block = 4410
+    block = 441
     with sf.SoundFile(wav) as f:
         sr = f.samplerate
         for b in f.blocks(blocksize=block * 50, dtype="float32", always_2d=True):

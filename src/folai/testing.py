@@ -32,6 +32,7 @@ __all__ = [
     "make_static_video",
     "make_clicks",
     "make_tone",
+    "make_audio_file",
     "default_video_codec",
 ]
 
@@ -43,6 +44,11 @@ _CONTAINER_FORMATS = {
     ".mkv": "matroska",
     ".avi": "avi",
     ".webm": "webm",
+    # audio-only containers (make_audio_file)
+    ".mp3": "mp3",
+    ".m4a": "ipod",
+    ".wav": "wav",
+    ".flac": "flac",
 }
 
 
@@ -61,6 +67,9 @@ def default_video_codec(suffix: str = ".mp4") -> str:
 
 def _default_audio_codec(suffix: str) -> str:
     suffix = suffix.lower()
+    special = {".mp3": "libmp3lame", ".wav": "pcm_s16le", ".flac": "flac", ".m4a": "aac"}
+    if suffix in special:
+        return special[suffix]
     if suffix in (".mkv", ".mov", ".avi"):
         return "pcm_s16le"  # sample exact, no encoder delay
     if suffix == ".webm":
@@ -80,7 +89,9 @@ def make_video(
     audio_codec: str | None = None,
     frame_times: Sequence[float] | None = None,
     rotation: int = 0,
+    sample_aspect_ratio: Fraction | None = None,
     crf: int = 18,
+    preset: str = "veryfast",
     gop: int | None = None,
     audio_only: bool = False,
 ) -> Path:
@@ -101,7 +112,8 @@ def make_video(
         frame_times: seconds of each frame, strictly increasing: makes a variable-frame-rate file.
         rotation: clockwise rotation a player must apply (0/90/180/270), stored as display matrix
             side data, like a phone video shot in portrait. Frames are stored as given.
-        crf: x264 quality (lower is better); gop: keyframe interval in frames.
+        sample_aspect_ratio: pixel aspect ratio to store (anamorphic video), e.g. ``Fraction(4, 3)``.
+        crf / preset: x264 quality (lower is better) and speed preset; gop: keyframe interval in frames.
         audio_only: write only the audio stream (for "no video stream" tests).
 
     Returns:
@@ -163,13 +175,15 @@ def make_video(
                 vstream.codec_context.time_base = 1 / rate
             opts = {}
             if vcodec == "libx264":
-                opts = {"crf": str(crf), "preset": "veryfast"}
+                opts = {"crf": str(crf), "preset": preset}
                 if frame_times is not None:
-                    opts["x264-params"] = "force-cfr=0"
+                    opts["x264-params"] = "bframes=0"  # exact durations in the mp4 index
             elif vcodec == "mpeg4":
                 vstream.bit_rate = max(200_000, w * h * 4)
             if gop:
                 vstream.codec_context.gop_size = int(gop)
+            if sample_aspect_ratio:
+                vstream.codec_context.sample_aspect_ratio = Fraction(sample_aspect_ratio)
             vstream.options = opts
             if rotation % 360:
                 if rotation % 90:
@@ -207,6 +221,8 @@ def make_video(
 
         if astream is not None:
             _encode_audio(container, astream, audio, int(sr))
+        if total == 0 and astream is None:
+            container.start_encoding()  # write the header of an empty file (zero-duration tests)
     finally:
         container.close()
     return path
@@ -238,6 +254,12 @@ def _encode_audio(container, astream, audio: np.ndarray, sr: int) -> None:
                 container.mux(packet)
     for packet in astream.encode():
         container.mux(packet)
+
+
+def make_audio_file(path: str | Path, audio: np.ndarray, sr: int = 44100, codec: str | None = None) -> Path:
+    """Encode ``(C, N)`` / ``(N,)`` float32 audio with PyAV: .wav, .flac, .mp3, .m4a (AAC), or
+    an audio-only .mp4/.mkv/.mov (for "no video stream" tests)."""
+    return make_video(path, None, audio=audio, sr=sr, audio_codec=codec, audio_only=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,7 +400,6 @@ def _hit_trajectory(t: np.ndarray, hits: np.ndarray, duration: float) -> np.ndar
             tf = ts - (g - fall)
             falling = tf >= 0
             y = np.where(falling, 1.0 - (tf / fall) ** 2, y)
-            # impact frame and after: on the floor (the next segment starts at rest)
         hgt[seg] = y
     return np.clip(hgt, 0.0, 1.0)
 
@@ -444,9 +465,8 @@ def make_hit_video(
     # horizontal position changes at each hit (a new throw), colour per hit
     xs_per_seg = rng.integers(side, max(side + 1, w - 2 * side), size=len(hits) + 1)
     seg_idx = np.searchsorted(hits, t + 1e-9, side="right")
-    # keep x constant from the rise after a hit to the next hit: the segment index changes at the hit,
-    # but the square is on the floor there; switching x while resting would be a jump, so switch
-    # only when it leaves the floor.
+    # a new x for each throw, taken only once the square has left the floor (no sideways jump
+    # while it rests after a hit)
     x = np.empty(n_frames, dtype=int)
     cur = xs_per_seg[0]
     for k in range(n_frames):

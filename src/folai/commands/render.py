@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise FolaiError(f"--duration must be positive, got {args.duration}")
     pipe = FoleyPipeline(synth=args.synth, synth_options=synth_options(args))
+    pipe.check(prompt=args.prompt, references=args.reference)
     pipe.render_to_file(
         env, args.output, args.duration or env.end, inputs=[args.envelope, *args.reference, args.video],
         subtype=args.subtype, prompt=args.prompt, references=args.reference, video=args.video, seed=args.seed,
