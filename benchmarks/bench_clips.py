@@ -35,15 +35,15 @@ import numpy as np
 DATASETS = {"gh": "Greatest Hits", "wtm": "Walking The Maps"}
 
 
-def decode_only(path: Path) -> float:
-    """Seconds PyAV takes to decode every video frame of ``path`` (no conversion)."""
+def decode_only(path: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds PyAV takes to decode every video frame of ``path`` (no conversion)."""
     import av
 
-    t = time.perf_counter()
+    t, c0 = time.perf_counter(), time.process_time()
     with av.open(str(path)) as c:
         for _ in c.decode(video=0):
             pass
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c0
 
 
 def score(generated: np.ndarray, sr: int, reference: np.ndarray) -> dict[str, float]:
@@ -110,22 +110,25 @@ def main(argv: list[str] | None = None) -> int:
                 silent.unlink()
             strip_audio(gt, silent)
             out = out_dir / f"{ds}_{cid}.foley.mp4"
-            dec_t, gen_t, stages = [], [], None
+            dec_t, gen_t, dec_c, gen_c, stages = [], [], [], [], None
             for rep in range(max(1, args.repeat)):
-                dec_t.append(decode_only(silent))
+                w, c = decode_only(silent)
+                dec_t.append(w)
+                dec_c.append(c)
                 for f in output_paths(out).values():  # generate never overwrites: clear the last run
                     if f.exists():
                         f.unlink()
-                t = time.perf_counter()
+                t, c0 = time.perf_counter(), time.process_time()
                 res = pipe.generate(silent, out, prompt=prompt, seed=args.seed, progress=False)
                 gen_t.append(time.perf_counter() - t)
+                gen_c.append(time.process_time() - c0)
                 if stages is None or gen_t[-1] <= min(gen_t):
                     stages = dict(res.seconds)
             audio = read_audio(res.wav, 44100, channels=2)
             s = score(audio, 44100, ref)
             results[ds]["folai"].append(s)
             per_clip.append((ds, cid, "folai", s))
-            speed_rows.append((ds, cid, res.duration, min(dec_t), min(gen_t), stages))
+            speed_rows.append((ds, cid, res.duration, min(dec_t), min(gen_t), min(dec_c), min(gen_c), stages))
             if not args.no_published:
                 for f in sorted(clip.glob("*.mp4")):
                     name = system_name(f.stem, cid)
@@ -155,11 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     print("per clip (folai): " + ", ".join(f"{ds}/{cid} E-L1 {s['el1']:.4f} F1 {s['f1']:.2f}"
                                           for ds, cid, name, s in per_clip if name == "folai"))
     print()
-    print(f"speed (best of {args.repeat}, same run, same machine): folai generate vs PyAV decode-only")
-    print(f"  {'clip':<10} {'video s':>7} {'decode s':>9} {'generate s':>10} {'ratio':>6}   stages")
-    for ds, cid, dur, dec, gen, stages in speed_rows:
-        st = ", ".join(f"{k} {v:.3f}" for k, v in (stages or {}).items())
-        print(f"  {ds + '/' + cid:<10} {dur:>7.2f} {dec:>9.3f} {gen:>10.3f} {gen / dec:>6.2f}   {st}")
+    print(f"speed (best of {args.repeat}, same run, same machine): folai generate vs PyAV decode-only of the same video")
+    print("  wall = elapsed seconds; cpu = CPU seconds of all threads (less sensitive to other load on the machine)")
+    print(f"  {'clip':<10} {'video s':>7} {'decode':>7} {'generate':>8} {'ratio':>6} {'cpu dec':>8} {'cpu gen':>8} {'ratio':>6}   stages (wall s)")
+    for ds, cid, dur, dec, gen, cdec, cgen, stages in speed_rows:
+        st = ", ".join(f"{k} {v:.3f}" + (f" ({v / dec:.2f}x decode)" if k == "timing" else "")
+                       for k, v in (stages or {}).items())
+        print(f"  {ds + '/' + cid:<10} {dur:>7.2f} {dec:>7.3f} {gen:>8.3f} {gen / dec:>6.2f} {cdec:>8.3f} {cgen:>8.3f} "
+              f"{cgen / cdec:>6.2f}   {st}")
+    try:
+        import os
+
+        print(f"  load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    except OSError:
+        pass
     if tmp is not None:
         tmp.cleanup()
     return 0
