@@ -256,3 +256,24 @@ def test_sliding_after_a_contact_is_sustained_and_stops_with_the_motion(tmp_path
     # a hit that just rests afterwards has no sustained part
     s_env = still.envelope
     assert s_env.mono[(s_env.times > 1.3) & (s_env.times < 2.0)].max() < 0.02 * s_env.mono.max()
+
+
+def test_camera_pan_that_stops_is_not_an_impact_with_compensation(tmp_path):
+    from scipy.ndimage import uniform_filter
+
+    rng = np.random.default_rng(2)
+    tex = np.clip(rng.normal(120, 40, (120, 400, 1)), 0, 255).repeat(3, axis=2)
+    tex = uniform_filter(tex.astype(np.float32), size=(3, 3, 1)).astype(np.uint8)
+
+    def frame(k: int) -> np.ndarray:  # the camera pans at 4 px/frame for 1 s, then stops dead
+        x = 4 * min(k, 30)
+        return tex[:, x : x + 160]
+
+    p = make_video(tmp_path / "pan.mp4", frame, fps=FPS, size=(160, 120), n_frames=60)
+    plain = MotionTiming().estimate(p, progress=False)
+    assert np.min(np.abs(np.asarray(plain.info["events"]) - 1.0)) <= FRAME  # the stop looks like a hit
+    res = MotionTiming(compensate=True).estimate(p, progress=False)
+    ev = np.asarray(res.info["events"])
+    assert ev.size == 0 or np.min(np.abs(ev - 1.0)) > 0.1
+    near = np.abs(res.envelope.times - 1.0) < 0.1
+    assert float(res.envelope.mono[near].max()) < 0.05 * float(plain.envelope.mono[near].max())

@@ -264,7 +264,8 @@ class FlowFeatures:
     resolution. The "moving region" is the top ``top_fraction`` of pixels by flow magnitude.
     """
 
-    def __init__(self, preset: str = "ultrafast", top_fraction: float = 0.05) -> None:
+    def __init__(self, preset: str = "ultrafast", top_fraction: float = 0.05, compensate: bool = True) -> None:
+        self.compensate = bool(compensate)
         self.stride = 4 if preset in ("ultrafast", "fast") else 2
         import cv2
 
@@ -300,6 +301,11 @@ class FlowFeatures:
         sub = flow[st // 2 :: st, st // 2 :: st]
         fx = np.ascontiguousarray(sub[..., 0]).ravel()
         fy = np.ascontiguousarray(sub[..., 1]).ravel()
+        if self.compensate:
+            # camera motion: the median flow of the picture, removed so that a pan or a shaking
+            # camera does not look like moving objects
+            fx = fx - np.median(fx)
+            fy = fy - np.median(fy)
         m = cv2.magnitude(fx, fy).ravel()
         speed = float(m.mean()) * scale
         n = m.size

@@ -61,11 +61,13 @@ class MotionConfig:
     width: int = 128  # analysis width in pixels (of the frame, or of the roi)
     preset: str = "ultrafast"  # DIS optical flow preset: ultrafast | fast | medium
     top_fraction: float = 0.05  # share of pixels forming the "moving region"
+    compensate: bool = False  # remove camera motion (the picture's median flow) first: for panning footage
     # impact detection
     window: int = 4  # frames: the peak speed is looked for this far back
     drop_ratio: float = 0.5  # the speed must fall to at most this share of the peak
     down_bias: float = 0.3  # direction weight clip(down_bias + cos(angle to down), 0, 1)
     min_drop: float = 0.05  # % of width per frame: weaker speed drops are noise
+    noise_floor: float = 3.0  # ... and drops under this times the typical frame-to-frame jitter (2 s)
     rel_threshold: float = 0.1  # share of the strongest impact nearby (within ref_window)
     ref_window: float = 5.0  # seconds each side for the local reference strength
     min_gap: float = 0.13  # seconds between two impacts
@@ -175,7 +177,7 @@ class MotionTiming:
         cfg = self.config
         total = _expected_frames(video, cfg.fps)
         geometry: list[FrameGeometry] = []
-        flow = FlowFeatures(cfg.preset, cfg.top_fraction)
+        flow = FlowFeatures(cfg.preset, cfg.top_fraction, cfg.compensate)
         rows: list[np.ndarray] = []
         frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry))
         with tqdm(total=total, desc="motion", unit="frame", disable=not progress, leave=False) as bar:
@@ -273,6 +275,13 @@ class MotionTiming:
                 k += 1
         if cfg.reversal:
             cands += self._reversals(s, vx, vy, fps)
+        if cfg.noise_floor > 0 and T > 0:
+            from scipy.ndimage import median_filter
+
+            # flow noise: the typical change of speed between frame pairs over 2 s; a stop must
+            # lose several times that to count
+            jitter = median_filter(np.abs(np.diff(s, prepend=s[0])), size=int(2 * fps) | 1, mode="nearest")
+            cands = [c for c in cands if c[1] >= cfg.noise_floor * jitter[c[3]]]
         cands = [c for c in cands if c[1] >= cfg.min_drop and c[1] > 0]
         if not cands:
             return []
