@@ -9,19 +9,21 @@ How it works (details and the reasons in ``docs/motion.md``):
    5 % of the picture. Decoding runs in a second thread, so the stage costs little more than
    decoding the video.
 2. **Impacts** are where motion stops abruptly: the speed falls from a peak to at most
-   ``drop_ratio`` of it within ``window`` frames. The contact time is where the speed crosses half
-   of the peak (sub-frame, linear interpolation between frame-pair centres). Its strength is the
-   speed lost, weighted by the direction of approach: things fall and are struck downwards, while
-   an upward movement that stops (a stick at the top of its back-swing, a hand lifting) makes no
-   sound, so the weight is ``clip(down_bias + cos(angle to straight down), 0, 1)``.
-3. Candidates weaker than ``min_drop`` (absolute, % width/frame: camera noise) or than
-   ``rel_threshold`` times the strongest candidate within ``ref_window`` seconds are dropped;
-   of candidates closer than ``min_gap`` the strongest wins.
+   ``drop_ratio`` of it within ``window`` frames (or, a bounce, the moving region's velocity turns
+   back against a near-vertical downward approach). The contact is placed inside the frame
+   interval where the object stopped, at the share of it the object still travelled (sub-frame).
+   Its strength is the speed lost, weighted by the direction of approach: things fall and are
+   struck downwards, while an upward movement that stops (a stick at the top of its back-swing, a
+   hand lifting) makes no sound, so the weight is ``clip(down_bias + cos(angle to down), 0, 1)``.
+3. Candidates weaker than ``min_drop`` (absolute, % width/frame), than ``noise_floor`` times the
+   typical frame-to-frame speed change around them, or than ``rel_threshold`` times the strongest
+   candidate within ``ref_window`` seconds are dropped; of candidates closer than ``min_gap`` the
+   strongest wins. Single-pair speed spikes (flow glitches, cuts) are capped first.
 4. **Envelope**: each impact is a fast attack (``attack`` s) peaking at the contact time, then
    the two-slope decay of a real impact's smoothed RMS (``decay``, ``tail``, ``tail_share``). Its
    peak is ``level * (strength / local reference) ** level_gamma``: like the SPEC target, which is
    computed on peak-normalised audio, the strongest impact of a stretch gets the typical level of
-   a real Greatest Hits impact and weaker ones are compressed below it. After an impact, motion
+   a real Greatest Hits impact and weaker ones scale with the speed they lost. After an impact, motion
    that goes on at a comparable speed without lifting (sliding, scratching, rubbing) keeps a
    **sustained** level (``sustain``) until it stops or lifts. Everything else is silence, so a
    static video gives an all-zero envelope.
