@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -149,7 +150,7 @@ class Preset:
                 f = f0 * ratio
                 if f >= 0.45 * sr:
                     continue
-                b, a = signal.iirpeak(f, Q=8.0, fs=sr)
+                b, a = _peak(float(f), sr)
                 res += signal.lfilter(b, a, x)
             x = (1 - self.tex_resonance) * x / (np.std(x) + 1e-12) + self.tex_resonance * res / (np.std(res) + 1e-12)
         if self.tex_crackle > 0:
@@ -167,11 +168,18 @@ class Preset:
 # ------------------------------------------------------------------ building blocks
 
 
+@functools.lru_cache(maxsize=256)
+def _bandpass(lo: float, hi: float, sr: int) -> np.ndarray:
+    return signal.butter(2, [lo, min(hi, 0.45 * sr)], btype="bandpass", fs=sr, output="sos")
+
+
+@functools.lru_cache(maxsize=256)
+def _peak(f: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    return signal.iirpeak(f, Q=8.0, fs=sr)
+
+
 def _band_noise(rng: np.random.Generator, n: int, band: tuple[float, float], sr: int) -> np.ndarray:
-    lo, hi = band
-    hi = min(hi, 0.45 * sr)
-    sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
-    return signal.sosfilt(sos, rng.standard_normal(n))
+    return signal.sosfilt(_bandpass(float(band[0]), float(band[1]), sr), rng.standard_normal(n))
 
 
 def _grains(rng, n, count, spread, band, decay, sr, spread_from_start=True) -> np.ndarray:
@@ -194,8 +202,7 @@ def _grains(rng, n, count, spread, band, decay, sr, spread_from_start=True) -> n
         e = min(n, s + g)
         # each grain: the shared burst shape, randomly reversed in polarity and shifted in phase
         out[s:e] += a * np.roll(burst, int(rng.integers(0, 4)))[: e - s]
-    sos = signal.butter(2, [band[0], min(band[1], 0.45 * sr)], btype="bandpass", fs=sr, output="sos")
-    return signal.sosfilt(sos, out)
+    return signal.sosfilt(_bandpass(float(band[0]), float(band[1]), sr), out)
 
 
 def _bubbles(rng, n, count, sr) -> np.ndarray:
@@ -340,7 +347,7 @@ _SURFACE_WORDS = {
     "metal": ("metal", "metallic", "steel", "grate", "grating", "catwalk", "iron"),
 }
 for _surf, _kw in _SURFACES.items():
-    base = dict(footstep=True, toe_delay=(0.05, 0.10), toe_level=(0.2, 0.45), length=0.3, tex_flutter=5.0)
+    base = dict(footstep=True, toe_delay=(0.02, 0.035), toe_level=(0.25, 0.5), length=0.3, tex_flutter=0.0)
     base.update(_kw)
     _LIST.append(Preset(name=f"footsteps-{_surf}", words=_SURFACE_WORDS[_surf],
                         description=f"footsteps on {_surf}: heel then toe", **base))

@@ -39,6 +39,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ class Event:
     strength: float  # the estimated jump of the unsmoothed RMS at the onset
     decay: float  # estimated decay time constant of the sound's RMS (s)
     sharp: bool  # the envelope rose in one frame (not smoothed)
+    rise: int = 0  # envelope frame where the rise starts
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -146,7 +148,8 @@ def detect_events(
             s = float(prof.sum() / (prof.max() + 1e-12))
             tau_f = _solve_tau(s, K) - 1.5  # the 32 ms RMS window spreads the attack over ~3 frames
         tau_f = min(max(tau_f, 0.5), 2 * rate)
-        ev = Event(time=(t_frame - pad) / rate, level=peak, strength=A, decay=tau_f / rate, sharp=bool(sharp))
+        ev = Event(time=(t_frame - pad) / rate, level=peak, strength=A, decay=tau_f / rate, sharp=bool(sharp),
+                   rise=int(i - pad))
         events.append((A, ev))
     events.sort(key=lambda p: p[1].time)
     # merge onsets closer than 30 ms: keep the stronger
@@ -171,6 +174,53 @@ def _event_bump(level: float, tau_frames: float, K: int) -> np.ndarray:
     r = np.exp(-np.arange(n) / max(tau_frames, 0.5))
     b = np.convolve(r, np.ones(K) / K)  # index 0 == K//2 frames before the onset
     return level * b / (b.max() + 1e-12)
+
+
+def event_shapes(e: np.ndarray, events: list[Event], kernel: int, rate: float) -> list[np.ndarray]:
+    """Each event's own unsmoothed RMS over time, per envelope frame from its onset frame on.
+
+    For a box-smoothed envelope ``e = box_K(r)`` the slope gives ``r[f] = K (e[f-h] - e[f-h-1]) +
+    r[f-K]`` (h = K // 2): starting from the level before the rise, this recovers the sound's
+    RMS until the next event's rise (the two-stage decay of a real hit included). A sharp rise
+    is its own RMS. The result never grows after its peak. Local: it reads ``e`` from the event's
+    rise to the next event's.
+    """
+    e = np.asarray(e, dtype=np.float64)
+    T = e.size
+    K = max(1, int(kernel))
+    h = K // 2
+    out = []
+    for n, ev in enumerate(events):
+        s = ev.rise
+        base = float(e[s - 1]) if s >= 1 else 0.0
+        first = s if ev.sharp else s + h
+        stop = first + int(2 * rate)
+        if n + 1 < len(events):
+            nxt = events[n + 1].rise
+            stop = min(stop, nxt if (ev.sharp or events[n + 1].sharp) else nxt + h)
+        stop = min(stop, T)
+        if stop - first < 2:
+            stop = min(T, first + 2)
+        if ev.sharp or K == 1:
+            r = np.maximum(e[first:stop] - base, 0.0)
+        else:
+            r = np.zeros(max(0, stop - first))
+            for f in range(first, stop):
+                prev = r[f - K - first] + base if f - K >= first else base
+                r[f - first] = max(0.0, K * (e[f - h] - e[f - h - 1]) + prev)
+            r = np.maximum(r - base, 0.0)
+        if r.size == 0:
+            r = np.array([ev.level])
+        r = np.convolve(np.pad(r, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+        k = int(np.argmax(r))
+        r[k:] = np.minimum.accumulate(r[k:])
+        # beyond the next event the sound goes on decaying as its rise says
+        tau = max(ev.decay * rate, 1.0)
+        more = int(min(5 * tau, 2 * rate))
+        if more > 0 and r[-1] > 0:
+            r = np.concatenate([r, r[-1] * np.exp(-np.arange(1, more + 1) / tau)])
+        out.append(r)
+    return out
 
 
 # ----------------------------------------------------------------------------- sound sources
@@ -301,6 +351,7 @@ class _Plan:
     samples: np.ndarray  # (n_events,) int onset sample of each event
     peaks: np.ndarray  # (n_events,) target attack peak of each event
     takes: list  # chosen take per event (references) or None
+    shapes: list  # each event's wanted RMS per frame (event_shapes)
     q: np.ndarray  # (T,) texture level
     pan: np.ndarray | None  # (T,) pan per frame in [-1, 1] or None (centre)
     source: object
@@ -322,6 +373,8 @@ class SamplerSynth:
                    (a recording's noise floor is not worth imitating: it only adds false onsets)
       peak_window: seconds either side of an event in which the loudest event peaks at full scale
       iterations:  level-matching passes
+      tail_ratio:  how many times slower than its rise says an event may ring before the rest of
+                   the level counts as a sustained texture
     """
 
     sample_rate = SR
@@ -337,6 +390,7 @@ class SamplerSynth:
         floor: float = 0.04,
         peak_window: float = 5.0,
         iterations: int = 4,
+        tail_ratio: float = 3.0,
     ):
         if pan_mode not in ("auto", "motion", "center"):
             raise FolaiError(f"unknown pan mode '{pan_mode}'; choose auto, motion or center")
@@ -352,6 +406,7 @@ class SamplerSynth:
         self.floor = float(floor)
         self.peak_window = float(peak_window)
         self.iterations = int(iterations)
+        self.tail_ratio = float(tail_ratio)
 
     # ------------------------------------------------------------------ public API
     def render(
@@ -485,10 +540,15 @@ class SamplerSynth:
                 pk = a + int(np.argmax(seg))
                 fall = np.nonzero(e[pk : pk + int(2 * cfg.rate)] < e[pk] / math.e)[0]
                 tau = float(fall[0]) if fall.size else 2 * cfg.rate
+                # a ringing object decays at most a few times slower than its rise says; a level that
+                # stays up longer is a sustained sound of its own (texture), not a tail to stretch
+                tau = min(tau, self.tail_ratio * ev.decay * cfg.rate + K // 2)
                 n_t = min(T - pk, int(6 * tau) + 1)
                 model[pk : pk + n_t] = np.maximum(model[pk : pk + n_t], e[pk] * np.exp(-np.arange(n_t) / max(tau, 1.0)))
             q = np.sqrt(np.maximum(opened**2 - model**2, 0.0))
             q[q < self.silence] = 0.0
+            # fade the texture in and out (an opening has steep edges, heard and detected as onsets)
+            q = np.minimum(smooth(q, 2 * K + 1, "hann").astype(np.float64), target)
             # a texture never swells into an onset: that would sound (and detect) as an early hit
             for ev in events:
                 f_on = int(round(ev.time * cfg.rate))
@@ -506,18 +566,19 @@ class SamplerSynth:
             pan_f = np.interp(np.arange(T) / cfg.rate, t_src, p)
         elif self.pan_mode == "motion" and pan is None:
             raise FolaiError("pan_mode 'motion' needs a pan curve (from the motion timing); none was given")
-        return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, q=q, pan=pan_f,
+        shapes = event_shapes(e, events, K, cfg.rate)
+        return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q, pan=pan_f,
                      source=source, seed=int(seed), n=n)
 
     # ------------------------------------------------------------------ one block (audio rate, local)
     def _event_sound(self, plan: _Plan, i: int) -> np.ndarray:
+        """Event ``i``'s one-shot in SPEC units, onset at sample 0."""
         ev = plan.events[i]
         rng = _rng(plan.seed, _qtime(ev.time), 1)
-        x = plan.source.impact(rng, ev, self.variation, plan.takes[i])
-        x = x[: int(_MAX_EVENT * SR)].astype(np.float64)
-        # level guess: 120 ms RMS of the attack equals the event's level; the gain pass refines it
-        r = np.sqrt(np.mean(x[: int(0.12 * SR)] ** 2)) + 1e-12
-        return x * (ev.level / r)
+        x = plan.source.impact(rng, ev, self.variation, plan.takes[i]).astype(np.float64)
+        first = ev.rise if ev.sharp else ev.rise + ENV_DEFAULT.smooth_kernel // 2
+        t0 = first / ENV_DEFAULT.rate - ev.time
+        return _with_tail(x, plan.shapes[i], t0, plan.source, _rng(plan.seed, _qtime(ev.time), 2))
 
     def _texture(self, plan: _Plan, lo: int, hi: int, tex_cache: dict) -> np.ndarray:
         """Unit-RMS texture on samples [lo, hi): fixed 0.5 s blocks, overlap-added with sine windows."""
@@ -572,29 +633,51 @@ class SamplerSynth:
         qf = np.zeros(nf)
         qf[inside] = plan.q[fidx[inside]]
         if np.any(qf > 0):
-            qs = np.interp(np.arange(L), np.arange(nf) * _HOP44, qf)
-            tex = self._texture(plan, max(0, ws), we, tex_cache)
-            tex = np.pad(tex, (L - tex.size, 0)) * qs
+            qs = _frames_to_samples(qf)
+            nz = np.nonzero(qs > 0)[0]
+            t_lo, t_hi = max(0, ws + int(nz[0])), ws + int(nz[-1]) + 1
+            tex = np.zeros(L)
+            if t_hi > t_lo:
+                tex[t_lo - ws : t_hi - ws] = self._texture(plan, t_lo, t_hi, tex_cache)
+            tex *= qs
             src += tex
             if stereo:
                 pf = np.zeros(nf)
                 pf[inside] = plan.pan[fidx[inside]]
-                gl, gr = _pan_gains(np.interp(np.arange(L), np.arange(nf) * _HOP44, pf))
+                gl, gr = _pan_gains(_frames_to_samples(pf))
                 lr[0] += gl * tex
                 lr[1] += gr * tex
         # level matching: smooth gain = target / measured SPEC envelope, a few passes
         K = ENV_DEFAULT.smooth_kernel
-        frame_pos = np.arange(nf) * _HOP44
         g = np.where(e > self.silence, 1.0, 0.0)
         shape = np.ones(L)
         loc_ev = [(i, int(plan.samples[i]) - ws) for i in sel if 0 <= plan.samples[i] - ws < L]
+        # frames before each onset (where the smoothed target already rises) and the frames of each
+        # event's tail without texture: there the gain must not lift leftovers into a sound of their own
+        pre, tails = [], []
+        for n_i, i in enumerate(sel):
+            ev = plan.events[i]
+            fo = int((int(plan.samples[i]) - ws) / _HOP44)
+            z0 = ev.rise - f0
+            if z0 >= 1 and fo - 1 > z0 and fo - 1 <= nf:
+                pre.append((z0, fo - 1))
+            t0 = max(1, fo + K // 2)
+            t1 = min(nf, (plan.events[i + 1].rise - f0) if i + 1 < len(plan.events) else nf)
+            if t1 - t0 > 2 and not np.any(qf[max(0, t0 - 1) : t1] > 0):
+                tails.append((t0, t1))
         for it in range(self.iterations):
-            y = src * np.interp(np.arange(L), frame_pos, g) * shape
+            y = src * _frames_to_samples(g) * shape
             meas = _spec_envelope(y, nf, K)
             ratio = np.where(e > self.silence, e / np.maximum(meas, 1e-7), 0.0)
             g = np.clip(g * np.clip(ratio, 0.0, 8.0), 0.0, 1e3)
+            for z0, z1 in pre:
+                g[z0:z1] = np.minimum(g[z0:z1], g[z0 - 1])
+            if tails:
+                fine = _frame_rms(src * shape, nf)
+                for t0, t1 in tails:
+                    _no_rises(g, fine, t0, t1)
             # attack peaks: the loudest event nearby at full scale, the others in proportion
-            y = src * np.interp(np.arange(L), frame_pos, g) * shape
+            y = src * _frames_to_samples(g) * shape
             y16 = soxr.resample(y.astype(np.float32), SR, 16000, quality="HQ")
             for i, p in loc_ev:
                 a, b = max(0, p - 44), min(L, p + 882)
@@ -607,8 +690,9 @@ class SamplerSynth:
                     continue
                 f = float(np.clip(plan.peaks[i] / pk, 0.25, 4.0))
                 if abs(f - 1.0) > 1e-4:
+                    a, b = max(0, p - 88), min(L, p + int(0.1 * SR))
                     shape[a:b] *= 1.0 + (f - 1.0) * _attack_window(a - p, b - p)
-        gs = np.interp(np.arange(L), frame_pos, g) * shape
+        gs = _frames_to_samples(g) * shape
         lo, hi = _CTX, _CTX + _BLOCK
         if stereo:
             out = lr[:, lo:hi] * gs[lo:hi]
@@ -619,6 +703,40 @@ class SamplerSynth:
         if end < _BLOCK:
             out[:, max(0, end) :] = 0.0
         return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, source, rng: np.random.Generator) -> np.ndarray:
+    """Scale a one-shot to the event's RMS ``want`` and fill what its ring lacks with a texture tail.
+
+    ``want`` holds the wanted RMS (32 ms windows, as the SPEC measures) per envelope frame, frame 0
+    at ``t0`` s from the onset. The attack sets the scale; where the material's ring dies sooner
+    than the envelope says, the missing level is filled with the source's texture (a rub / scatter
+    tail) that starts with the attack and only falls. Without it the level matching would stretch a
+    dying ring by large, uneven gains, heard (and detected) as extra hits.
+    """
+    rate = ENV_DEFAULT.rate
+    n = int(min(_MAX_EVENT, max(x.size / SR, t0 + want.size / rate)) * SR)
+    x = np.pad(x, (0, max(0, n - x.size)))[:n]
+    centres = np.round((t0 + np.arange(want.size) / rate) * SR).astype(np.int64)
+    keep = centres < n
+    centres, want = centres[keep], want[keep]
+    if want.size < 2:
+        return x
+    c2 = np.concatenate([[0.0], np.cumsum(x * x)])
+    lo = np.clip(centres - 705, 0, n)
+    hi = np.clip(centres + 706, 0, n)
+    xr = np.sqrt((c2[hi] - c2[lo]) / 1411.0)
+    k = min(6, want.size)
+    scale = float(want[:k].max()) / (float(xr[:k].max()) + 1e-12)
+    need = np.sqrt(np.maximum((want / scale) ** 2 - xr**2, 0.0))
+    if np.any(need > 1e-3 * float(xr[:k].max())):
+        # never let the tail swell: it starts with the attack at its largest later level and only falls
+        need = np.maximum.accumulate(need[::-1])[::-1]
+        tail = source.texture(rng, n) * np.interp(np.arange(n), centres, need, left=need[0], right=0.0)
+        fade = min(n // 4, int(0.03 * SR))
+        tail[n - fade :] *= np.linspace(1.0, 0.0, fade)
+        x = x + tail
+    return x * scale
 
 
 def _qtime(t: float) -> int:
@@ -633,14 +751,49 @@ def _pan_gains(p):
 
 
 def _attack_window(lo: int, hi: int) -> np.ndarray:
-    """Weights over samples [lo, hi) relative to the onset: flat over [-1 ms, 15 ms], 1 ms / 5 ms tapers."""
+    """Weights over samples [lo, hi) relative to the onset: 1 over [-1 ms, 2 ms], then falling smoothly.
+
+    The fall (time constant 12 ms) changes the attack's peak without a step a listener (or an onset
+    detector) would hear as a second hit.
+    """
     t = np.arange(lo, hi) / SR
-    w = np.ones(t.size)
+    w = np.exp(-np.maximum(t - 0.002, 0.0) / 0.012)
     rise = t < -0.001
-    w[rise] = np.clip((t[rise] + 0.001) / 0.001 + 1.0, 0.0, 1.0)
-    fall = t > 0.015
-    w[fall] = np.clip(1.0 - (t[fall] - 0.015) / 0.005, 0.0, 1.0)
-    return 0.5 - 0.5 * np.cos(np.pi * w)
+    w[rise] = np.clip((t[rise] + 0.002) / 0.001, 0.0, 1.0)
+    return w
+
+
+def _frame_rms(y: np.ndarray, nf: int) -> np.ndarray:
+    """(nf,) RMS of ``y`` over 8 ms around each envelope frame of a block window."""
+    c = np.concatenate([[0.0], np.cumsum(y * y)])
+    centres = np.round(np.arange(nf) * _HOP44).astype(np.int64)
+    lo = np.clip(centres - 176, 0, y.size)
+    hi = np.clip(centres + 177, 0, y.size)
+    return np.sqrt(np.maximum(c[hi] - c[lo], 0.0) / 353.0)
+
+
+def _no_rises(g: np.ndarray, fine: np.ndarray, t0: int, t1: int) -> None:
+    """In frames [t0, t1) lower ``g`` where needed so that ``g * fine`` never rises (in place)."""
+    for i in range(t0, t1):
+        prev = g[i - 1] * fine[i - 1]
+        if g[i] * fine[i] > prev and fine[i] > 0:
+            g[i] = prev / fine[i]
+
+
+@functools.lru_cache(maxsize=1)
+def _interp_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation from the frames of a block window to its samples (same for every block)."""
+    L = _BLOCK + 2 * _CTX
+    pos = np.arange(L) / _HOP44
+    i0 = np.minimum(np.floor(pos).astype(np.int64), L * 160 // 441 // 128 - 2)
+    w = np.clip(pos - i0, 0.0, 1.0)
+    return i0, 1.0 - w, w
+
+
+def _frames_to_samples(v: np.ndarray) -> np.ndarray:
+    """(nf,) per-frame values of a block window -> (L,) per-sample values (linear between frames)."""
+    i0, w0, w1 = _interp_table()
+    return v[i0] * w0 + v[i0 + 1] * w1
 
 
 def _spec_envelope(y: np.ndarray, nf: int, K: int) -> np.ndarray:
