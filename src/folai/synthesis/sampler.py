@@ -267,10 +267,15 @@ class _ReferenceSource:
             for a, b in zip(bounds[:-1], bounds[1:]):
                 b = min(b, a + int(_MAX_EVENT * SR * 0.6))
                 seg = y[a:b].astype(np.float32)
-                if seg.size < int(0.02 * SR):
+                if seg.size < int(0.1 * SR):  # a flam or a glitch, not a take of its own
                     continue
                 if np.sqrt(np.mean(seg[: int(0.1 * SR)] ** 2)) < 0.02:  # -34 dB: noise, not a take
                     continue
+                # the take ends where it falls 40 dB under its loudest 10 ms (the rest is room noise)
+                m = seg.size // 441
+                r10 = np.sqrt(np.mean(seg[: m * 441].reshape(m, 441) ** 2, axis=1))
+                above = np.nonzero(r10 > 0.01 * r10.max())[0]
+                seg = seg[: max(int(0.05 * SR), (int(above[-1]) + 1) * 441)]
                 fade = min(seg.size // 4, int(0.02 * SR))
                 seg = seg.copy()
                 seg[seg.size - fade :] *= np.linspace(1, 0, fade, dtype=np.float32)
@@ -279,6 +284,19 @@ class _ReferenceSource:
                 raise FolaiError(f"reference recording {f} has no usable sound (nothing above -34 dB of its peak for 20 ms)")
             material.append(y)
         self.material = np.concatenate(material).astype(np.float32)
+        # where texture grains may start: not within 60 ms after an onset, not in near-silence
+        self._grain = g = int(0.08 * SR)
+        m = self.material
+        if m.size <= 2 * g:
+            m = self.material = np.pad(m, (0, 2 * g + 1 - m.size), mode="wrap")
+        starts = np.arange(0, m.size - g, 441)
+        on = librosa.onset.onset_detect(y=m, sr=SR, units="samples", backtrack=True)
+        ok = np.ones(starts.size, dtype=bool)
+        for o in on:
+            ok &= ~((starts + g > o) & (starts < o + int(0.06 * SR)))
+        r = np.array([np.sqrt(np.mean(m[p : p + g] ** 2)) for p in starts])
+        ok &= r > 0.01 * r.max()
+        self._grain_starts = starts[ok] if np.any(ok) else starts[np.argsort(r)[-max(1, starts.size // 4) :]]
 
     def choose(self, rng: np.random.Generator, prev: int | None) -> int:
         n = len(self.takes)
@@ -302,16 +320,19 @@ class _ReferenceSource:
         return x
 
     def texture(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Granular texture: short Hann grains from random places of the recordings."""
-        out = np.zeros(n + 4096)
-        m = self.material
-        g = int(0.06 * SR)
-        if m.size <= g:
-            m = np.pad(m, (0, g + 1 - m.size))
+        """Granular texture: 80 ms Hann grains, each of equal RMS, from the recordings' sustained parts.
+
+        Grains never start within 60 ms after an onset, so the texture has no attacks of its own.
+        """
+        g = self._grain
+        out = np.zeros(n + g)
         win = np.hanning(g)
-        for s in rng.integers(0, n, max(4, int(60 * n / SR))):
-            p = int(rng.integers(0, m.size - g))
-            out[s : s + g] += win * m[p : p + g] * (1 if rng.random() < 0.5 else -1)
+        for s in rng.integers(-g, n, max(4, int(50 * (n + g) / SR))):
+            p = int(self._grain_starts[int(rng.integers(0, self._grain_starts.size))])
+            grain = self.material[p : p + g] * win
+            grain = grain / (np.sqrt(np.mean(grain * grain)) + 1e-12)
+            a = max(0, int(s))
+            out[a : s + g] += grain[a - s :] * (1 if rng.random() < 0.5 else -1)
         out = out[:n]
         return (out / (np.sqrt(np.mean(out * out)) + 1e-12)).astype(np.float32)
 
@@ -728,6 +749,13 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, source, rng: np.rando
     xr = np.sqrt((c2[hi] - c2[lo]) / 1411.0)
     k = min(6, want.size)
     scale = float(want[:k].max()) / (float(xr[:k].max()) + 1e-12)
+    # where the one-shot rings longer than the envelope says, let it die with the envelope
+    att = np.ones(want.size)
+    att[k:] = np.minimum(1.0, want[k:] / (scale * xr[k:] + 1e-12))
+    att = np.minimum.accumulate(att)
+    if att[-1] < 1.0:
+        x = x * np.interp(np.arange(n), centres, att, left=1.0, right=float(att[-1]))
+        xr = xr * att
     need = np.sqrt(np.maximum((want / scale) ** 2 - xr**2, 0.0))
     if np.any(need > 1e-3 * float(xr[:k].max())):
         # never let the tail swell: it starts with the attack at its largest later level and only falls
