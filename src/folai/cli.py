@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("folai.commands.train", "train the timing model (stage 1) or the envelope ControlNet (stage 2)"),
     "evaluate": ("folai.commands.evaluate", "score generated audio against references (E-L1, onsets, FAD, CLAP, FAVD)"),
     "studio": ("folai.commands.studio", "local web app: see, edit and hear the envelope before rendering"),
+    "example": ("folai.commands.example", "write a generated example video (a block hitting the floor) to try folai on"),
 }
 
 

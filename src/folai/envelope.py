@@ -516,43 +516,84 @@ class Envelope:
         self,
         path: str | os.PathLike,
         waveform: np.ndarray | None = None,
-        sr: int | None = None,
+        sr: float | None = None,
         title: str | None = None,
         events: Sequence[float] | None = None,
+        width: int | None = None,
+        height: int = 300,
     ) -> Path:
-        """PNG of the curve over time (seconds), optionally over a waveform (``(N,)`` or ``(C, N)`` at ``sr``)."""
-        import matplotlib
+        """PNG of the curve over time, time axis in seconds, optionally over a waveform.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        waveform: (N,) or (C, N) samples at ``sr`` (any rate: a decimated peak curve works too),
+        drawn in grey under the curve, scaled to the curve's peak. ``events``: times (s) marked in red.
+        Drawn with OpenCV (fast; no matplotlib needed).
+        """
+        import cv2
 
         from .paths import atomic_output
 
-        fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, self.duration * 1.2)), 3.0), dpi=100)
+        W = width or int(min(2400, max(800, self.duration * 120)))
+        H = height
+        left, right, top, bottom = 56, 14, 26, 34
+        pw, ph = W - left - right, H - top - bottom
+        img = np.full((H, W, 3), 255, np.uint8)
+        vmax = max(1e-6, float(self.values.max())) * 1.1
+        t0, t1 = self.start, max(self.end, self.start + 1e-6)
+
+        def xpix(t):
+            return left + (np.asarray(t, dtype=np.float64) - t0) / (t1 - t0) * pw
+
+        def ypix(v):
+            return top + ph - np.asarray(v, dtype=np.float64) / vmax * ph
+
+        # grid, ticks and labels
+        span = t1 - t0
+        step = next(s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600) if span / s <= 12)
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        for tk in np.arange(np.ceil(t0 / step) * step, t1 + 1e-9, step):
+            x = int(round(float(xpix(tk))))
+            cv2.line(img, (x, top), (x, top + ph), (235, 235, 235), 1)
+            cv2.line(img, (x, top + ph), (x, top + ph + 4), (0, 0, 0), 1)
+            label = f"{tk:g}"
+            cv2.putText(img, label, (x - 4 * len(label), top + ph + 16), font, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+        for frac in (0.0, 0.5, 1.0):
+            v = vmax / 1.1 * frac
+            y = int(round(float(ypix(v))))
+            cv2.line(img, (left - 4, y), (left, y), (0, 0, 0), 1)
+            cv2.putText(img, f"{v:.2f}", (4, y + 4), font, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
         if waveform is not None:
             if sr is None:
                 raise ValueError("plot(waveform=...) needs sr")
             w = np.asarray(waveform, dtype=np.float32)
-            w = w.mean(axis=0) if w.ndim == 2 else w
-            peak = float(np.max(np.abs(w))) or 1.0
-            tw = np.arange(len(w)) / sr
-            step = max(1, len(w) // 20000)
-            ax.fill_between(tw[::step], -np.abs(w[::step]) / peak * max(1e-6, float(self.values.max())),
-                            np.abs(w[::step]) / peak * max(1e-6, float(self.values.max())),
-                            color="0.8", lw=0, label="waveform (scaled)")
-        names = ["rms"] if self.channels == 1 else ["rms left", "rms right"]
-        for ch, nm in zip(self.values, names):
-            ax.plot(self.times, ch, lw=1.2, label=nm)
+            w = np.abs(w).max(axis=0) if w.ndim == 2 else np.abs(w)
+            if w.size:
+                cols = np.clip(((np.arange(len(w)) / sr) / (t1 - t0) * pw).astype(np.int64), 0, pw - 1)
+                colmax = np.zeros(pw, np.float32)
+                np.maximum.at(colmax, cols, w)
+                peak = float(colmax.max()) or 1.0
+                hpx = colmax / peak * (vmax / 1.1) / vmax * ph
+                mid = top + ph
+                for c in np.nonzero(hpx >= 0.5)[0]:
+                    cv2.line(img, (left + int(c), mid), (left + int(c), int(round(mid - hpx[c]))), (205, 205, 205), 1)
         if events:
             for t in events:
-                ax.axvline(t, color="r", lw=0.6, alpha=0.5)
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("RMS")
-        ax.set_xlim(self.start, self.end)
-        ax.set_title(title or f"RMS envelope ({self.rate:g} frames/s, {self.duration:.2f} s)")
-        ax.legend(loc="upper right", fontsize=8)
-        fig.tight_layout()
+                x = int(round(float(xpix(t))))
+                cv2.line(img, (x, top), (x, top + ph), (60, 60, 230), 1)
+        colors = [(200, 110, 30), (40, 140, 40)]
+        names = ["rms"] if self.channels == 1 else ["rms left", "rms right"]
+        stride = max(1, self.n_frames // (pw * 2))
+        xs = xpix(self.times[::stride])
+        for k, (ch, col) in enumerate(zip(self.values, colors)):
+            pts = np.stack([xs, ypix(ch[::stride])], axis=1).round().astype(np.int32)
+            cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, col, 1, cv2.LINE_AA)
+            cv2.putText(img, names[k], (W - right - 90, top + 14 + 14 * k), font, 0.4, col, 1, cv2.LINE_AA)
+        cv2.rectangle(img, (left, top), (left + pw, top + ph), (0, 0, 0), 1)
+        cv2.putText(img, title or f"RMS envelope ({self.rate:g} frames/s, {self.duration:.2f} s)", (left, 17), font,
+                    0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, "time (s)", (left + pw // 2 - 25, H - 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        ok, buf = cv2.imencode(".png", img)
+        if not ok:  # pragma: no cover
+            raise FolaiError("could not encode the envelope plot as PNG")
         with atomic_output(path) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
+            tmp.write_bytes(buf.tobytes())
         return Path(path)

@@ -46,6 +46,12 @@ def check_output(
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(
     path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()
@@ -61,6 +67,8 @@ def atomic_output(
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, p)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -11,7 +11,9 @@ A backend is a class constructed with keyword options and exposing ``sample_rate
 progress=True) -> np.ndarray`` of shape (2, round(duration * sample_rate)), float32 in [-1, 1].
 Backends that can re-render a stretch alone also expose ``render_span(envelope, start, end, **same)``
 returning exactly the samples [round(start*sr), round(end*sr)) of the full render with the same
-arguments (the studio uses it for local re-rendering).
+arguments (the studio uses it for local re-rendering). Backends may also expose
+``check(prompt=None, references=())``, which raises :class:`FolaiError` for conditions they cannot
+use (unknown prompt, silent reference...) before any work is done; the pipeline calls it first.
 """
 
 from __future__ import annotations

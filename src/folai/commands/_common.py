@@ -1,0 +1,71 @@
+"""Argument groups shared by generate / envelope / render."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import FolaiError
+
+
+def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise FolaiError(f"--roi expects x,y,w,h in pixels (four integers), got '{text}'") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise FolaiError(f"--roi needs x,y >= 0 and w,h > 0, got '{text}'")
+    return (x, y, w, h)
+
+
+def add_timing_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("stage 1 (timing)")
+    g.add_argument("--timing", default="motion", choices=["motion", "learned"],
+                   help="motion: optical-flow analysis, offline, no weights (default); "
+                        "learned: the paper's video model (needs --checkpoint)")
+    g.add_argument("--roi", metavar="X,Y,W,H", help="only look at this rectangle of the frame (pixels)")
+    g.add_argument("--checkpoint", metavar="RUN_OR_ID", help="learned timing: a training run folder, checkpoint file or hub id")
+    g.add_argument("--device", default=None, help="torch device for neural backends (default: cuda if available, else cpu)")
+
+
+def add_synth_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("stage 2 (synthesis): what it sounds like")
+    what = g.add_mutually_exclusive_group()
+    what.add_argument("--prompt", metavar="TEXT", help="e.g. 'hitting metal with a stick', 'footsteps on gravel'")
+    what.add_argument("--reference", metavar="FILE", nargs="+", default=[], help="your own recordings to use as the sound")
+    g.add_argument("--synth", default="sampler", choices=["sampler", "stable-audio"],
+                   help="sampler: envelope-following sample synthesis, offline, no weights (default); "
+                        "stable-audio: Stable Audio Open + the envelope ControlNet (needs weights, a GPU advised)")
+    g.add_argument("--seed", type=int, default=0, help="random seed: same seed, same output (default 0)")
+    n = p.add_argument_group("stable-audio options")
+    n.add_argument("--controlnet", metavar="PATH_OR_ID", help="trained envelope ControlNet (folder or hub id)")
+    n.add_argument("--base", metavar="ID_OR_PATH", default=None, help="Stable Audio Open weights (default stabilityai/stable-audio-open-1.0)")
+    n.add_argument("--steps", type=int, default=150, help="sampling steps (default 150)")
+    n.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
+    n.add_argument("--negative", metavar="TEXT", default=None, help="negative prompt")
+
+
+def timing_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.timing == "learned":
+        if not args.checkpoint:
+            raise FolaiError("--timing learned needs --checkpoint RUN_OR_ID (a run folder, checkpoint file or hub id)")
+        return {"checkpoint": args.checkpoint, "device": args.device}
+    if args.checkpoint:
+        raise FolaiError("--checkpoint is only used with --timing learned")
+    return {}
+
+
+def synth_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.synth == "stable-audio":
+        opts = {"controlnet": args.controlnet, "steps": args.steps, "cfg": args.cfg, "negative": args.negative,
+                "device": getattr(args, "device", None)}
+        if args.base:
+            opts["base"] = args.base
+        return opts
+    if args.controlnet or args.base:
+        raise FolaiError("--controlnet/--base are only used with --synth stable-audio")
+    if args.steps <= 0:
+        raise FolaiError(f"--steps must be positive, got {args.steps}")
+    return {}

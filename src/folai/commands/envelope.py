@@ -1,0 +1,47 @@
+"""``folai envelope``: stage 1 alone (or the target envelope of a recording)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..envelope import Envelope
+from ..errors import FolaiError
+from ..paths import check_input, check_output
+from ._common import add_timing_args, parse_roi, timing_options
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Write the RMS envelope (125 frames/s, CSV 'time_s,rms') that stage 2 will follow. From a VIDEO it is "
+        "estimated from the picture (stage 1); with --from-audio FILE it is measured from a recording or a "
+        "video's audio track (the paper's target envelope). Edit the CSV, then 'folai render' or "
+        "'folai generate --envelope'."
+    )
+    p.add_argument("video", nargs="?", help="silent (or not) video to estimate the envelope from")
+    p.add_argument("--from-audio", metavar="FILE", help="measure the envelope of this recording / video audio track instead")
+    p.add_argument("-o", "--output", required=True, metavar="ENV.csv", help="envelope CSV to write")
+    p.add_argument("--plot", metavar="ENV.png", help="also write a PNG plot of the envelope")
+    add_timing_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.video) == bool(args.from_audio):
+        raise FolaiError("give either a VIDEO or --from-audio FILE (exactly one)")
+    src = args.video or args.from_audio
+    check_input(src, "video" if args.video else "audio file")
+    check_output(args.output, [src])
+    if args.plot:
+        check_output(args.plot, [src, args.output])
+    events = None
+    if args.from_audio:
+        env = Envelope.from_media(args.from_audio)
+    else:
+        from ..pipeline import FoleyPipeline
+
+        pipe = FoleyPipeline(timing=args.timing, timing_options=timing_options(args))
+        res = pipe.estimate(args.video, roi=parse_roi(args.roi))
+        env, events = res.envelope, res.info.get("events")
+    env.save_csv(args.output)
+    if args.plot:
+        env.plot(args.plot, events=events)
+    return 0

@@ -1,0 +1,45 @@
+"""``folai generate``: the main job, video in, video with synchronized Foley out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import add_synth_args, add_timing_args, parse_roi, synth_options, timing_options
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Put synchronized Foley on a video: stage 1 estimates the loudness envelope from the picture, "
+        "stage 2 renders 44.1 kHz stereo audio that follows it, and the audio is muxed into a copy of "
+        "the video (video stream copied, not re-encoded). Writes OUT.mp4, OUT.wav, OUT.envelope.csv "
+        "and OUT.envelope.png. Edit the CSV and pass it back with --envelope to skip stage 1."
+    )
+    p.add_argument("video", help="input video (its own audio, if any, is ignored and replaced)")
+    p.add_argument("-o", "--output", metavar="OUT.mp4", help="output video (default: VIDEO.foley.mp4 beside the input)")
+    p.add_argument("--envelope", metavar="ENV.csv", help="use this (edited) envelope instead of running stage 1")
+    p.add_argument("--pan", action="store_true", help="pan each sound from the horizontal position of the motion")
+    p.add_argument("--no-video", action="store_true", help="write only the WAV and envelope files, no muxed video")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_timing_args(p)
+    add_synth_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import FoleyPipeline
+
+    pipe = FoleyPipeline(
+        timing=args.timing, synth=args.synth,
+        timing_options=timing_options(args) if args.envelope is None else {},
+        synth_options=synth_options(args),
+    )
+    res = pipe.generate(
+        args.video, args.output, prompt=args.prompt, references=args.reference, envelope=args.envelope,
+        seed=args.seed, roi=parse_roi(args.roi), pan=args.pan, write_video=not args.no_video,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        for label, path in (("video", res.video), ("audio", res.wav), ("envelope", res.envelope_csv), ("plot", res.envelope_png)):
+            if path:
+                print(f"{label:9s} {path}", file=sys.stderr)
+    return 0

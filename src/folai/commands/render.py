@@ -1,0 +1,45 @@
+"""``folai render``: stage 2 alone, an envelope CSV to 44.1 kHz stereo audio."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..envelope import Envelope
+from ..errors import FolaiError
+from ..paths import check_input, check_output
+from ._common import add_synth_args, synth_options
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Render an envelope CSV (from 'folai envelope', possibly edited) to 44.1 kHz stereo audio whose "
+        "loudness follows it. Choose the sound with --prompt or --reference."
+    )
+    p.add_argument("envelope", metavar="ENV.csv", help="envelope CSV (time_s,rms)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="audio file to write (.wav or .flac)")
+    p.add_argument("--duration", type=float, default=None, help="seconds to render (default: the envelope's length)")
+    p.add_argument("--video", default=None, help="the video, for backends conditioned on frames (stable-audio's CAVP)")
+    p.add_argument("--subtype", default="PCM_16", choices=["PCM_16", "PCM_24", "FLOAT"], help="sample format (default PCM_16)")
+    p.add_argument("--device", default=None, help="torch device for neural backends")
+    add_synth_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import FoleyPipeline
+
+    check_input(args.envelope, "envelope file")
+    for r in args.reference:
+        check_input(r, "reference recording")
+    if not args.output.lower().endswith((".wav", ".flac")):
+        raise FolaiError(f"output must end in .wav or .flac, got '{args.output}'")
+    check_output(args.output, [args.envelope, *args.reference, args.video])
+    env = Envelope.load_csv(args.envelope)
+    if args.duration is not None and args.duration <= 0:
+        raise FolaiError(f"--duration must be positive, got {args.duration}")
+    pipe = FoleyPipeline(synth=args.synth, synth_options=synth_options(args))
+    pipe.check(prompt=args.prompt, references=args.reference)
+    pipe.render_to_file(
+        env, args.output, args.duration or env.end, inputs=[args.envelope, *args.reference, args.video],
+        subtype=args.subtype, prompt=args.prompt, references=args.reference, video=args.video, seed=args.seed,
+    )
+    return 0

@@ -1,0 +1,936 @@
+"""Media I/O with PyAV (no system ffmpeg): video frames at a fixed rate, audio in and out, muxing.
+
+Time convention: ``t = 0`` is the start of the file (the container's start time), the same origin
+for the video frames and the audio samples of one file, so an envelope computed from the frames
+lines up with the audio track.
+
+* :func:`iter_video_frames` streams frames resampled to a fixed frame rate **by timestamp**:
+  output frame ``k`` is at ``t = start + k / fps`` and shows the last source frame whose
+  presentation time is ``<= t`` (the frame a player shows at that moment), so 23.976 / 25 /
+  29.97 / 30 / 60 fps and variable-frame-rate sources all give the right picture at the right
+  time. Rotation metadata is applied; memory stays flat with the video's length.
+* :func:`read_audio` decodes any audio PyAV opens (wav, flac, mp3, AAC in mp4/mov, the audio
+  track of a video) to float32 ``(C, N)`` at a requested rate (soxr) and channel count.
+* :func:`write_audio` writes WAV (16/24-bit, float) or FLAC, atomically.
+* :func:`mux_audio` puts an audio track onto a video, copying the video stream packet for packet
+  (no re-encode); :func:`strip_audio` drops the audio tracks.
+
+Every problem with an input raises :class:`folai.errors.MediaError` with one sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import MediaError
+from .paths import atomic_output, check_output
+
+__all__ = [
+    "VideoInfo",
+    "probe_video",
+    "iter_video_frames",
+    "read_video_frames",
+    "read_audio",
+    "audio_info",
+    "write_audio",
+    "mux_audio",
+    "strip_audio",
+    "MUX_CONTAINERS",
+]
+
+log = logging.getLogger(__name__)
+
+# output suffix -> libavformat muxer
+MUX_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+# audio codecs each muxer accepts for a new track (first = default)
+_MUX_AUDIO_CODECS = {
+    "mp4": ("aac", "alac", "flac", "mp3"),
+    "mov": ("aac", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le"),
+    "matroska": ("aac", "flac", "pcm_s16le", "pcm_s24le", "pcm_f32le", "libopus", "mp3"),
+}
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+
+# A source frame whose time is within half a time-base unit of an output time counts as "at" that
+# time (covers the 1 ms rounding of Matroska timestamps, yet keeps 29.97 distinct from 30 fps in
+# mp4); never more than a quarter of the output frame interval.
+_TIME_TOL = 1e-6
+# a stream that ends this much before its header says it should is reported as truncated
+_TRUNC_ABS, _TRUNC_REL = 0.5, 0.02
+
+
+# --------------------------------------------------------------------------------------------
+# opening and probing
+
+
+def _av():
+    import av
+
+    return av
+
+
+def _check_file(path: str | os.PathLike, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"{what} not found: {p}")
+    if p.is_dir():
+        raise MediaError(f"{what} is a folder, expected a file: {p}")
+    if p.stat().st_size == 0:
+        raise MediaError(f"{what} {p} is empty (0 bytes).")
+    return p
+
+
+def _reason(e: BaseException) -> str:
+    msg = str(e).strip() or type(e).__name__
+    # PyAV messages look like "[Errno 1094995529] Invalid data found when processing input: 'x'"
+    if "]" in msg and msg.startswith("[Errno"):
+        msg = msg.split("]", 1)[1].strip()
+    msg = msg.split(": '")[0]
+    return msg.rstrip(".")
+
+
+def _open(path: str | os.PathLike, what: str):
+    """Open ``path`` for reading or raise MediaError (missing, empty, not media, unreadable)."""
+    av = _av()
+    p = _check_file(path, what)
+    try:
+        return p, av.open(str(p), "r", metadata_errors="ignore")
+    except av.error.EOFError as e:
+        raise MediaError(
+            f"{what} {p} has zero duration: it ends right after its header, with no audio or video data."
+        ) from e
+    except Exception as e:  # av.error.* (InvalidDataError, ...), OSError
+        raise MediaError(
+            f"{what} {p} is not a media file that can be read ({_reason(e)}); it may be truncated, "
+            "corrupt or not audio/video at all."
+        ) from e
+
+
+def _video_stream(container, p: Path):
+    av = _av()
+    for s in container.streams.video:
+        try:
+            if s.disposition & av.stream.Disposition.attached_pic:
+                continue  # cover art in an audio file
+        except AttributeError:  # pragma: no cover - older PyAV
+            pass
+        return s
+    kind = "an audio-only file" if container.streams.audio else "a file without video"
+    raise MediaError(f"{p} has no video stream (it is {kind}); a video file is needed here.")
+
+
+def _audio_stream(container, p: Path):
+    if not container.streams.audio:
+        raise MediaError(f"{p} has no audio stream; a file with sound is needed here.")
+    return container.streams.audio[0]
+
+
+def _origin(container) -> float:
+    """Seconds of the file's time zero (the container's start time)."""
+    st = container.start_time
+    return 0.0 if st is None else st / 1_000_000
+
+
+def _parse_hms(text: str) -> float | None:
+    try:
+        h, m, s = text.strip().split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _stream_end(container, stream, origin: float) -> float | None:
+    """End time (seconds from the origin) of ``stream`` according to the headers, if known."""
+    tb = stream.time_base
+    start = stream.start_time * tb if (stream.start_time is not None and tb) else origin
+    if stream.duration and tb:
+        return float(start + stream.duration * tb) - origin
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        d = _parse_hms(tag)
+        if d is not None:
+            return float(start) - origin + d
+    n_av = sum(1 for s in container.streams if s.type in ("video", "audio"))
+    if container.duration and n_av == 1:
+        return container.duration / 1_000_000
+    return None
+
+
+def _rotation_cw(frame, stream) -> int:
+    """Clockwise degrees (0/90/180/270) a player rotates this frame by for display."""
+    rot = 0
+    try:
+        rot = -int(round(frame.rotation))  # PyAV: counter-clockwise, from the display matrix
+    except Exception:  # pragma: no cover - no side data support
+        rot = 0
+    if rot == 0:
+        tag = stream.metadata.get("rotate")
+        if tag:
+            try:
+                rot = int(float(tag))
+            except ValueError:
+                rot = 0
+    return int(round(rot / 90.0)) * 90 % 360
+
+
+@dataclass
+class VideoInfo:
+    """What :func:`probe_video` reports about a video file."""
+
+    path: Path
+    width: int  # display size (after rotation)
+    height: int
+    fps: float  # average frame rate of the stream
+    duration: float  # seconds
+    n_frames: int  # estimate
+    rotation: int  # clockwise degrees applied for display (0/90/180/270)
+    has_audio: bool
+    audio_rate: int | None
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Size, frame rate, duration, rotation and audio presence of a video.
+
+    Decodes the first frame (to read rotation side data and to check the stream is decodable).
+    Raises :class:`MediaError` for missing/non-media files, no video stream or zero duration.
+    """
+    p, container = _open(path, "video")
+    try:
+        vs = _video_stream(container, p)
+        origin = _origin(container)
+        first = None
+        try:
+            for frame in container.decode(vs):
+                first = frame
+                break
+        except Exception as e:
+            raise MediaError(f"the video stream of {p} cannot be decoded ({_reason(e)}); the file is corrupt or truncated.") from e
+        if first is None:
+            raise MediaError(f"{p} has zero duration: its video stream contains no frames.")
+        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+        fps = float(rate) if rate else 0.0
+        end = _stream_end(container, vs, origin)
+        if end is None:
+            end = container.duration / 1_000_000 if container.duration else 0.0
+        if end <= 0:
+            raise MediaError(f"{p} has zero duration.")
+        rot = _rotation_cw(first, vs)
+        w, h = int(round(first.width * _sar(vs))), first.height
+        if rot in (90, 270):
+            w, h = h, w
+        n = vs.frames or (int(round(end * fps)) if fps else 0)
+        a = container.streams.audio
+        return VideoInfo(
+            path=p, width=int(w), height=int(h), fps=fps, duration=float(end), n_frames=int(n),
+            rotation=rot, has_audio=bool(a), audio_rate=int(a[0].sample_rate) if a else None,
+        )
+    finally:
+        container.close()
+
+
+# --------------------------------------------------------------------------------------------
+# video frames
+
+
+def _sar(stream) -> Fraction:
+    """Sample (pixel) aspect ratio of a video stream; 1 when unknown."""
+    try:
+        sar = stream.sample_aspect_ratio
+    except Exception:  # pragma: no cover
+        sar = None
+    return Fraction(sar) if sar else Fraction(1)
+
+
+def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int, sar: Fraction = Fraction(1)) -> np.ndarray:
+    fmt = "gray" if gray else "rgb24"
+    if size is None and sar != 1:  # non-square pixels: scale to the display shape
+        w = max(1, int(round(frame.width * sar)))
+        size = (w, frame.height) if rot not in (90, 270) else (frame.height, w)
+    if size is not None:
+        w, h = int(size[0]), int(size[1])
+        if rot in (90, 270):  # size is the display size; scale the coded picture to (h, w)
+            w, h = h, w
+        if (w, h) != (frame.width, frame.height):
+            shrink = w * h < frame.width * frame.height
+            frame = frame.reformat(width=w, height=h, format=fmt, interpolation="AREA" if shrink else "BILINEAR")
+    arr = frame.to_ndarray(format=fmt)
+    if gray and arr.ndim == 3:
+        arr = arr[..., 0]
+    if rot:
+        arr = np.ascontiguousarray(np.rot90(arr, k=-(rot // 90)))
+    return arr
+
+
+def iter_video_frames(
+    path: str | os.PathLike,
+    fps: float = 30.0,
+    size: tuple[int, int] | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+    gray: bool = False,
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Stream frames at a fixed rate, chosen by timestamp.
+
+    Args:
+        path: any video PyAV opens.
+        fps: output frame rate.
+        size: ``(w, h)`` display size of the output frames (after rotation); default: the
+            video's display size (non-square pixels are scaled to square ones).
+        start: seconds; the first output frame is at ``start`` (the decoder seeks there).
+        end: seconds (exclusive); default: the end of the video stream.
+        gray: return ``(H, W)`` luma instead of ``(H, W, 3)`` RGB.
+
+    Yields:
+        ``(t, frame)``: ``t = start + k / fps`` and the source frame shown at ``t`` (the last
+        one with presentation time ``<= t``; before the first frame, the first frame), as
+        ``(H, W, 3)`` or ``(H, W)`` uint8. Frames are yielded while ``t`` is before the end of
+        the last source frame, so a 4.0 s clip gives 120 frames at 30 fps.
+
+    Raises:
+        MediaError: missing / non-media file, no video stream, zero duration, a stream that stops
+            early (truncated file) or cannot be decoded.
+    """
+    av = _av()
+    if not fps or fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    if end is not None and end <= start:
+        raise ValueError(f"end ({end}) must be after start ({start})")
+    p, container = _open(path, "video")
+    try:
+        vs = _video_stream(container, p)
+        vs.thread_type = "AUTO"
+        tb = vs.time_base
+        origin = _origin(container)
+        header_end = _stream_end(container, vs, origin)
+        src_rate = vs.average_rate or vs.guessed_rate
+        src_dt = 1.0 / float(src_rate) if src_rate else 1.0 / 30.0
+        sar = _sar(vs)
+        tol = min(max(_TIME_TOL, 0.5 * float(tb) if tb else 0.0), 0.25 / fps)
+        if start > 0 and tb:
+            try:
+                container.seek(int(math.floor((start + origin) / tb)), stream=vs, backward=True)
+            except av.error.FFmpegError:
+                container.seek(0, stream=vs)  # unseekable: decode from the start
+
+        k = 0
+        t_k = start
+        prev = None  # the last decoded source frame (kept as an AVFrame; converted when emitted)
+        prev_t = None
+        last_dur = src_dt
+        rot = None
+        n_decoded = 0
+
+        def emit(frame):
+            # every output gets its own array, also when a source frame repeats (upsampling)
+            nonlocal rot
+            if rot is None:
+                rot = _rotation_cw(frame, vs)
+            return _frame_to_array(frame, size, gray, rot, sar)
+
+        demux = container.demux(vs)
+        while True:
+            try:
+                packet = next(demux)
+                frames = packet.decode()
+            except StopIteration:
+                break
+            except av.error.EOFError:
+                break
+            except av.error.FFmpegError as e:
+                at = prev_t if prev_t is not None else 0.0
+                raise MediaError(
+                    f"{p} cannot be decoded past {at:.2f} s ({_reason(e)}); the file is truncated or corrupt."
+                ) from e
+            for frame in frames:
+                n_decoded += 1
+                if frame.pts is not None and frame.time_base is not None:
+                    ft = float(frame.pts * frame.time_base) - origin
+                else:
+                    ft = (prev_t + last_dur) if prev_t is not None else 0.0
+                if prev_t is not None and ft > prev_t:
+                    last_dur = ft - prev_t
+                # output times before this frame show the previous frame
+                while t_k < ft - tol and (end is None or t_k < end - 1e-9):
+                    yield t_k, emit(prev if prev is not None else frame)
+                    k += 1
+                    t_k = start + k / fps
+                if end is not None and t_k >= end - 1e-9:
+                    return
+                prev, prev_t = frame, ft
+                if frame.duration and frame.time_base is not None:
+                    last_dur = float(frame.duration * frame.time_base)
+        if prev is None:
+            if n_decoded == 0 and start > 0:
+                raise MediaError(f"start {start:.3f} s is at or after the end of {p}.")
+            raise MediaError(f"{p} has zero duration: its video stream contains no frames.")
+        video_end = prev_t + last_dur
+        if header_end is not None and video_end < header_end - max(_TRUNC_ABS, _TRUNC_REL * header_end):
+            raise MediaError(
+                f"{p} is truncated: its video stops at {video_end:.2f} s but the file says "
+                f"{header_end:.2f} s."
+            )
+        # the end of the last frame may carry ~1 ms of timestamp rounding (Matroska sources)
+        end_tol = max(tol, min(1e-3, 0.25 / fps))
+        stop = video_end - end_tol if end is None or end > video_end - end_tol else end - 1e-9
+        if k == 0 and t_k >= stop:
+            raise MediaError(f"start {start:.3f} s is at or after the end of {p} ({video_end:.3f} s).")
+        while t_k < stop:
+            yield t_k, emit(prev)
+            k += 1
+            t_k = start + k / fps
+    finally:
+        container.close()
+
+
+def read_video_frames(
+    path: str | os.PathLike,
+    fps: float = 30.0,
+    size: tuple[int, int] | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+    gray: bool = False,
+) -> np.ndarray:
+    """All frames of :func:`iter_video_frames` as one array ``(T, H, W, 3)`` (or ``(T, H, W)``) uint8."""
+    frames = [f for _, f in iter_video_frames(path, fps=fps, size=size, start=start, end=end, gray=gray)]
+    return np.stack(frames)
+
+
+# --------------------------------------------------------------------------------------------
+# audio
+
+
+def _audio_frame_to_float(frame) -> np.ndarray:
+    """Any PyAV audio frame -> (C, n) float32 in [-1, 1]."""
+    arr = frame.to_ndarray()
+    fmt = frame.format
+    c = len(frame.layout.channels)
+    if not fmt.is_planar:
+        arr = arr.reshape(-1, c).T  # packed (1, n*C) -> (C, n)
+    name = fmt.name.rstrip("p")
+    if name == "s16":
+        return arr.astype(np.float32) / 32768.0
+    if name == "s32":
+        return (arr.astype(np.float64) / 2147483648.0).astype(np.float32)
+    if name == "s64":
+        return (arr.astype(np.float64) / 9223372036854775808.0).astype(np.float32)
+    if name == "u8":
+        return (arr.astype(np.float32) - 128.0) / 128.0
+    return arr.astype(np.float32)
+
+
+def _map_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
+    c = x.shape[0]
+    if channels is None or channels == c:
+        return x
+    if channels == 1:
+        return x.mean(axis=0, keepdims=True)
+    if c == 1:
+        return np.repeat(x, channels, axis=0)
+    return x[np.arange(channels) % c]  # fewer: the first ones; more: repeat cyclically
+
+
+def resample_audio(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample ``(C, N)`` float32 audio with soxr (high quality). Returns ``(C, M)``."""
+    if int(sr_in) == int(sr_out) or audio.shape[-1] == 0:
+        return np.ascontiguousarray(audio, dtype=np.float32)
+    import soxr
+
+    y = soxr.resample(np.ascontiguousarray(audio.T, dtype=np.float32), int(sr_in), int(sr_out), quality="HQ")
+    if y.ndim == 1:
+        y = y[:, None]
+    return np.ascontiguousarray(y.T, dtype=np.float32)
+
+
+def _wav_missing_bytes(p: Path) -> int:
+    """Bytes a WAV file's 'data' chunk header promises beyond the end of the file (0 if complete
+    or unknown). FFmpeg clamps the data size to the file, so truncation is checked here."""
+    import struct
+
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return 0
+            endian = "<" if head[:4] == b"RIFF" else ">"
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                cid, clen = struct.unpack(endian + "4sI", f.read(8))
+                if cid == b"data":
+                    if clen in (0, 0xFFFFFFFF) or clen >= 0xFFFFFF00:  # streamed: size unknown
+                        return 0
+                    return max(0, pos + 8 + clen - size)
+                pos += 8 + clen + (clen & 1)
+    except OSError:
+        return 0
+    return 0
+
+
+def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of ``path`` at its own rate: ``((C, N) float32, sr)``."""
+    av = _av()
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    if duration is not None and duration <= 0:
+        raise ValueError(f"duration must be positive, got {duration}")
+    p, container = _open(path, "audio file")
+    try:
+        a = _audio_stream(container, p)
+        if container.format.name == "wav" and _wav_missing_bytes(p) > 0:
+            raise MediaError(f"{p} is truncated: its WAV header promises {_wav_missing_bytes(p)} more bytes of audio than the file holds.")
+        sr = int(a.sample_rate or a.codec_context.sample_rate)
+        if not sr:
+            raise MediaError(f"the audio stream of {p} has no sample rate; the file is corrupt.")
+        tb = a.time_base
+        origin = _origin(container)
+        header_end = _stream_end(container, a, origin)
+        # Seek only where timestamps are sample accurate; with coarse ones (Matroska: 1 ms) decode
+        # from the start and count samples, so `start` lands on the exact sample.
+        if start > 0 and tb and tb <= Fraction(1, sr):
+            try:  # 0.2 s of pre-roll so codecs with overlapping frames (AAC, mp3) decode cleanly
+                container.seek(int(math.floor((max(0.0, start - 0.2) + origin) / tb)), stream=a, backward=True)
+            except av.error.FFmpegError:
+                container.seek(0, stream=a)
+        want = None if duration is None else int(round(duration * sr))
+        chunks: list[np.ndarray] = []
+        have = 0  # samples collected (from `start` on)
+        pos = None  # index, relative to `start`, of the next decoded sample (from the first pts only)
+        demux = container.demux(a)
+        done = False
+        while not done:
+            try:
+                packet = next(demux)
+                frames = packet.decode()
+            except StopIteration:
+                break
+            except av.error.EOFError:
+                break
+            except av.error.FFmpegError as e:
+                at = start + max(pos or 0, 0) / sr
+                raise MediaError(
+                    f"{p} cannot be decoded past {at:.2f} s ({_reason(e)}); the file is truncated or corrupt."
+                ) from e
+            for frame in frames:
+                x = _audio_frame_to_float(frame)
+                if pos is None:
+                    ft = 0.0
+                    if frame.pts is not None and frame.time_base is not None:
+                        ft = float(frame.pts * frame.time_base) - origin
+                    pos = int(round((ft - start) * sr))
+                    if pos > 0:  # the audio starts after `start`: silence before it
+                        chunks.append(np.zeros((x.shape[0], pos), np.float32))
+                        have += pos
+                n = x.shape[1]
+                if pos + n <= 0:
+                    pos += n
+                    continue
+                if pos < 0:
+                    x = x[:, -pos:]
+                pos += n
+                chunks.append(x)
+                have += x.shape[1]
+                if want is not None and have >= want:
+                    done = True
+                    break
+        if not chunks:
+            if start > 0:
+                raise MediaError(f"start {start:.3f} s is at or after the end of the audio in {p}.")
+            raise MediaError(f"{p} has zero duration: its audio stream contains no samples.")
+        c = max(ch.shape[0] for ch in chunks)
+        x = np.concatenate([ch if ch.shape[0] == c else _map_channels(ch, c) for ch in chunks], axis=1)
+        if header_end is not None and want is None:
+            n_hdr = int(round((header_end - start) * sr))
+            if x.shape[1] > n_hdr > 0:
+                x = x[:, :n_hdr]  # codec padding past the stream's stated end (AAC)
+            elif x.shape[1] < n_hdr - max(_TRUNC_ABS, _TRUNC_REL * header_end) * sr:
+                raise MediaError(
+                    f"{p} is truncated: its audio stops at {start + x.shape[1] / sr:.2f} s but the file "
+                    f"says {header_end:.2f} s."
+                )
+        if want is not None:
+            x = x[:, :want]
+        if x.shape[1] == 0:
+            raise MediaError(f"{p} has zero duration: its audio stream contains no samples.")
+        return np.ascontiguousarray(x, dtype=np.float32), sr
+    finally:
+        container.close()
+
+
+def read_audio(
+    path: str | os.PathLike,
+    sr: int | None,
+    channels: int | None = 1,
+    start: float = 0.0,
+    duration: float | None = None,
+) -> np.ndarray:
+    """Decode audio from any file PyAV opens, as ``(channels, N)`` float32 at ``sr`` Hz.
+
+    Args:
+        path: wav, flac, mp3, ogg, m4a, or a video's audio track (AAC in mp4/mov, ...).
+        sr: output sample rate (soxr resampling); ``None`` keeps the file's rate.
+        channels: 1 averages all channels; more than the file has repeats them (mono -> stereo);
+            fewer keeps the first ones; ``None`` keeps the file's channels.
+        start: seconds from the start of the file.
+        duration: seconds to read (default: to the end); the result is shorter if the file ends.
+
+    Returns:
+        ``(channels, N)`` float32 in [-1, 1]. ``N = round(duration * sr)`` when the file is long
+        enough (up to one sample of resampler rounding).
+
+    Raises:
+        MediaError: missing / non-media file, no audio stream, zero duration, truncated file.
+    """
+    x, file_sr = _decode_audio(path, start=start, duration=duration)
+    x = _map_channels(x, channels)
+    if sr is not None and int(sr) != file_sr:
+        n_out = int(round(x.shape[1] * int(sr) / file_sr))
+        x = resample_audio(x, file_sr, int(sr))
+        x = x[:, :n_out] if x.shape[1] >= n_out else np.pad(x, ((0, 0), (0, n_out - x.shape[1])))
+    return x
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, int, float]:
+    """``(sample_rate, channels, duration_seconds)`` of the first audio stream (from headers)."""
+    p, container = _open(path, "audio file")
+    try:
+        a = _audio_stream(container, p)
+        end = _stream_end(container, a, _origin(container))
+        if end is None:
+            end = container.duration / 1_000_000 if container.duration else 0.0
+        return int(a.sample_rate), int(a.codec_context.channels), float(end)
+    finally:
+        container.close()
+
+
+_SF_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+_SF_SUBTYPES = {"PCM_16", "PCM_24", "FLOAT"}
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
+    """Write ``(C, N)`` (or ``(N,)``) float audio to WAV or FLAC (by suffix), atomically.
+
+    Args:
+        subtype: ``"PCM_16"``, ``"PCM_24"`` or ``"FLOAT"`` (WAV only). PCM output is clipped to
+            [-1, 1].
+    """
+    import soundfile as sf
+
+    p = Path(path)
+    fmt = _SF_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise MediaError(f"cannot write audio to {p}: use a .wav or .flac file name.")
+    subtype = subtype.upper()
+    if subtype not in _SF_SUBTYPES:
+        raise MediaError(f"unknown audio subtype {subtype!r}; use PCM_16, PCM_24 or FLOAT.")
+    if fmt == "FLAC" and subtype == "FLOAT":
+        raise MediaError("FLAC cannot store float samples; use PCM_16 or PCM_24, or write a .wav file.")
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[0] > 64:
+        raise ValueError(f"audio must be (C, N) with C channels first, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("audio contains NaN or infinite values")
+    if subtype != "FLOAT":
+        x = np.clip(x, -1.0, 1.0)
+    with atomic_output(p) as tmp:
+        sf.write(str(tmp), x.T, int(sr), subtype=subtype, format=fmt)
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# muxing
+
+
+def _out_format(out: Path) -> str:
+    fmt = MUX_CONTAINERS.get(out.suffix.lower())
+    if fmt is None:
+        raise MediaError(
+            f"cannot write {out}: the output must be a {', '.join(sorted(MUX_CONTAINERS))} file."
+        )
+    return fmt
+
+
+class _DtsFixer:
+    """Fill in missing decode timestamps (Matroska sources) so mp4/mov muxers accept the packets."""
+
+    def __init__(self):
+        self.pending: list = []
+        self.last_dts: int | None = None
+
+    def push(self, pkt) -> list:
+        if pkt.dts is None and self.last_dts is None:
+            self.pending.append(pkt)
+            return []
+        if pkt.dts is None:
+            pkt.dts = self.last_dts + 1
+        out = []
+        if self.pending:
+            step = pkt.duration or 1
+            for i, q in enumerate(self.pending):
+                q.dts = pkt.dts - (len(self.pending) - i) * step
+                if q.pts is not None and q.dts > q.pts:
+                    q.dts = q.pts
+                out.append(q)
+            self.pending = []
+        self.last_dts = pkt.dts
+        out.append(pkt)
+        return out
+
+    def flush(self) -> list:
+        out = []
+        for q in self.pending:
+            q.dts = q.pts
+            out.append(q)
+        self.pending = []
+        return out
+
+
+def _video_span(p: Path, container, vs) -> tuple[Fraction, Fraction]:
+    """(first pts, end) of the video stream in seconds (stream time), from its packets.
+
+    Raises MediaError when there are no frames or the packets stop well before the header's end
+    (a truncated file)."""
+    tb = vs.time_base
+    demux = container.demux(vs)
+    first = last_end = None
+    for pkt in demux:
+        if pkt.size == 0 or pkt.pts is None:
+            continue
+        s = pkt.pts * tb
+        e = (pkt.pts + (pkt.duration or 0)) * tb
+        first = s if first is None else min(first, s)
+        last_end = e if last_end is None else max(last_end, e)
+    if first is None or last_end is None or last_end <= first:
+        raise MediaError(f"{p} has zero duration: its video stream contains no frames.")
+    origin = _origin(container)
+    header_end = _stream_end(container, vs, origin)
+    got = float(last_end) - origin
+    if header_end is not None and got < header_end - max(_TRUNC_ABS, _TRUNC_REL * header_end):
+        raise MediaError(
+            f"{p} is truncated: its video stops at {got:.2f} s but the file says {header_end:.2f} s."
+        )
+    return first, last_end
+
+
+def _float_to_frame(chunk: np.ndarray, fmt: str, layout: str):
+    """(C, n) float32 -> an AudioFrame in sample format ``fmt`` (fltp, flt, s16[p], s32[p])."""
+    av = _av()
+    planar = fmt.endswith("p")
+    base = fmt.rstrip("p")
+    if base == "flt":
+        data = chunk.astype(np.float32)
+    elif base == "dbl":
+        data = chunk.astype(np.float64)
+    elif base == "s16":
+        data = np.round(np.clip(chunk, -1.0, 1.0) * 32767.0).astype(np.int16)
+    elif base == "s32":
+        data = np.round(np.clip(chunk, -1.0, 1.0).astype(np.float64) * 2147483647.0).astype(np.int32)
+    else:  # pragma: no cover - no muxable encoder we allow uses another format
+        raise MediaError(f"audio sample format {fmt} is not supported for encoding.")
+    if not planar:
+        data = data.T.reshape(1, -1)
+    return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout=layout)
+
+
+def _encode_audio_packets(stream, audio: np.ndarray, sr: int, pts0: int) -> list:
+    """Encode (C, N) float32 into packets of ``stream`` (time base 1/sr), first sample at pts0."""
+    cc = stream.codec_context
+    fmt = cc.format.name
+    layout = cc.layout.name
+    block = cc.frame_size or 4096
+    packets = []
+    n = audio.shape[1]
+    for s0 in range(0, n, block):
+        frame = _float_to_frame(audio[:, s0 : s0 + block], fmt, layout)
+        frame.sample_rate = sr
+        frame.time_base = Fraction(1, sr)
+        frame.pts = pts0 + s0
+        packets.extend(stream.encode(frame))
+    packets.extend(stream.encode(None))
+    return packets
+
+
+def _prepare_audio(audio, sr: int | None) -> tuple[np.ndarray, int]:
+    if isinstance(audio, (str, os.PathLike)):
+        x, file_sr = _decode_audio(audio)
+        if sr is not None and int(sr) != file_sr:
+            x, file_sr = resample_audio(x, file_sr, int(sr)), int(sr)
+        return x, file_sr
+    if sr is None:
+        raise ValueError("sr is required when the audio is given as an array")
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[0] > 64:
+        raise ValueError(f"audio must be (C, N) with C channels first, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("audio contains NaN or infinite values")
+    return x, int(sr)
+
+
+def _copy_stream_tags(src, dst) -> None:
+    """Carry the tags a viewer shows (language, title) over to a copied stream."""
+    for key in ("language", "title"):
+        value = src.metadata.get(key)
+        if value:
+            dst.metadata[key] = value
+
+
+def _remux(
+    video: str | os.PathLike,
+    out: str | os.PathLike,
+    audio=None,
+    sr: int | None = None,
+    codec: str | None = None,
+    keep_existing: bool = False,
+    extra_inputs: tuple = (),
+) -> Path:
+    av = _av()
+    out = Path(out)
+    fmt = _out_format(out)
+    check_output(out, (video, *extra_inputs))  # fail before any decoding
+    p, cin = _open(video, "video")
+    try:
+        first, end = _video_span(p, cin, _video_stream(cin, p))
+    except _av().error.FFmpegError as e:
+        raise MediaError(f"reading {p} failed ({_reason(e)}); the file is truncated or corrupt.") from e
+    finally:
+        cin.close()
+    p, cin = _open(p, "video")
+    try:
+        vs = _video_stream(cin, p)
+        dur = float(end - first)
+        keep = [s for s in cin.streams.audio] if keep_existing else []
+
+        new_audio = None
+        if audio is not None:
+            x, asr = _prepare_audio(audio, sr)
+            codec = codec or _MUX_AUDIO_CODECS[fmt][0]
+            if codec not in _MUX_AUDIO_CODECS[fmt]:
+                raise MediaError(
+                    f"audio codec {codec!r} cannot be written to a {out.suffix} file; use one of "
+                    f"{', '.join(_MUX_AUDIO_CODECS[fmt])}."
+                )
+            if codec in ("aac", "mp3", "libopus") and asr not in _AAC_RATES:
+                target = 48000 if codec != "mp3" else 44100
+                x, asr = resample_audio(x, asr, target), target
+            if codec == "libopus" and asr != 48000:
+                x, asr = resample_audio(x, asr, 48000), 48000
+            if x.shape[0] > 2:
+                x = x[:2]
+            n = int(round(dur * asr))
+            x = x[:, :n] if x.shape[1] >= n else np.pad(x, ((0, 0), (0, n - x.shape[1])))
+            if codec != "pcm_f32le" and codec != "flac":
+                x = np.clip(x, -1.0, 1.0)
+            new_audio = (x, asr, codec)
+            log.info("muxing %d Hz %s audio (%.3f s) onto %s", asr, codec, n / asr, p)
+
+        with atomic_output(out, (p, *extra_inputs)) as tmp:
+            cout = av.open(str(tmp), "w", format=fmt)
+            try:
+                ovs = cout.add_stream_from_template(vs)
+                cout.metadata.update(cin.metadata)
+                _copy_stream_tags(vs, ovs)
+                omap = {vs.index: ovs}
+                for s in keep:
+                    try:
+                        omap[s.index] = cout.add_stream_from_template(s)
+                        _copy_stream_tags(s, omap[s.index])
+                    except Exception as e:
+                        raise MediaError(
+                            f"the existing {s.codec_context.name} audio of {p} cannot be kept in a {out.suffix} file ({_reason(e)})."
+                        ) from e
+                pending = []
+                if new_audio is not None:
+                    x, asr, codec = new_audio
+                    layout = "mono" if x.shape[0] == 1 else "stereo"
+                    oas = cout.add_stream(codec, rate=asr, layout=layout)
+                    if codec == "aac":
+                        oas.bit_rate = 96_000 * x.shape[0] + 64_000
+                    oas.time_base = Fraction(1, asr)
+                    pts0 = int(round(float(first) * asr))
+                    pending = _encode_audio_packets(oas, x, asr, pts0)
+                fixers = {i: _DtsFixer() for i in omap}
+                ai = 0
+
+                def mux_new_until(t_sec: float | None):
+                    nonlocal ai
+                    while ai < len(pending):
+                        q = pending[ai]
+                        qt = q.dts if q.dts is not None else q.pts
+                        if t_sec is not None and qt is not None and float(qt * q.time_base) > t_sec:
+                            break
+                        cout.mux(q)
+                        ai += 1
+
+                streams = [vs, *keep]
+                for pkt in cin.demux(streams):
+                    if pkt.size == 0:
+                        continue
+                    ost = omap[pkt.stream.index]
+                    for q in fixers[pkt.stream.index].push(pkt):
+                        qt = q.dts if q.dts is not None else q.pts
+                        if qt is not None:
+                            mux_new_until(float(qt * q.time_base))
+                        q.stream = ost
+                        cout.mux(q)
+                for i, fx in fixers.items():
+                    for q in fx.flush():
+                        q.stream = omap[i]
+                        cout.mux(q)
+                mux_new_until(None)
+            except MediaError:
+                raise
+            except av.error.FFmpegError as e:
+                raise MediaError(f"writing {out} failed ({_reason(e)}); the input {p} may be corrupt or its streams do not fit a {out.suffix} file.") from e
+            finally:
+                cout.close()
+    except av.error.FFmpegError as e:
+        raise MediaError(f"reading {p} failed ({_reason(e)}); the file is truncated or corrupt.") from e
+    finally:
+        cin.close()
+    return out
+
+
+def mux_audio(
+    video: str | os.PathLike,
+    audio,
+    out: str | os.PathLike,
+    sr: int | None = None,
+    codec: str | None = None,
+    keep_existing: bool = False,
+) -> Path:
+    """Write ``out``: the video stream of ``video`` copied packet for packet plus a new audio track.
+
+    Args:
+        video: the source video (its video stream is not re-encoded; the pictures are
+            byte-identical).
+        audio: ``(C, N)`` / ``(N,)`` float32 array at ``sr`` Hz, or an audio file (any format
+            :func:`read_audio` opens; ``sr`` then resamples it, default: the file's rate).
+        out: ``.mp4`` / ``.m4v`` / ``.mov`` / ``.mkv``; never one of the inputs; written atomically.
+        codec: audio codec; default AAC. ``pcm_s16le`` / ``pcm_s24le`` / ``pcm_f32le`` in mov or
+            mkv, ``flac`` in mkv/mp4, ``alac`` in mp4/mov, ``libopus`` / ``mp3`` in mkv.
+        keep_existing: keep the video's own audio tracks (copied) before the new one; default
+            replaces them.
+
+    The new audio is trimmed or zero-padded to the video stream's duration and starts with the
+    first video frame. More than 2 channels keeps the first two.
+    """
+    extra = (audio,) if isinstance(audio, (str, os.PathLike)) else ()
+    return _remux(video, out, audio=audio, sr=sr, codec=codec, keep_existing=keep_existing, extra_inputs=extra)
+
+
+def strip_audio(video: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write ``out`` with only the video stream of ``video`` (copied packet for packet, no audio)."""
+    return _remux(video, out, audio=None)

@@ -1,0 +1,435 @@
+"""Media I/O: frame timing after fps conversion, rotation, audio round trips, muxing, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from folai.errors import FolaiError, MediaError
+from folai.media import (
+    iter_video_frames,
+    mux_audio,
+    probe_video,
+    read_audio,
+    read_video_frames,
+    strip_audio,
+    write_audio,
+)
+from folai.testing import make_audio_file, make_clicks, make_hit_video, make_static_video, make_tone, make_video
+
+
+def _index_frames(n, size=(64, 48)):
+    """Frame k is a flat gray level 8 + 2k (distinct after lossy coding): decode -> index."""
+    w, h = size
+
+    def frame(k):
+        return np.full((h, w, 3), 8 + 2 * k, dtype=np.uint8)
+
+    return frame
+
+
+def _source_frames(path):
+    """(times, means) of every source frame, decoded directly with PyAV (the ground truth)."""
+    import av
+
+    with av.open(str(path)) as c:
+        frames = [(float(f.pts * f.time_base), f.to_ndarray(format="rgb24").mean()) for f in c.decode(video=0)]
+    t, m = zip(*frames)
+    assert len(set(np.round(m, 3))) == len(m), "source frames must be distinguishable"
+    return np.array(t), np.array(m)
+
+
+def _check_by_timestamp(path, out, start=0.0):
+    """Each output frame equals the last source frame with pts <= t (first frame before it)."""
+    src_t, src_m = _source_frames(path)
+    for t, fr in out:
+        idx = max(0, int(np.searchsorted(src_t, t + 1e-6, side="right")) - 1)
+        nearest = int(np.argmin(np.abs(src_m - fr.mean())))
+        assert nearest == idx, (t, nearest, idx)
+
+
+def test_hit_video_ground_truth(tmp_path):
+    hv = make_hit_video(tmp_path / "hits.mp4", duration=4.0, hit_times=[1.0, 2.5, 3.2])
+    assert list(hv.hit_frames) == [30, 75, 96]
+    assert list(hv.hit_samples) == [44100, 110250, 141120]
+    y = hv.positions[:, 1]
+    floor = hv.floor_y - hv.square
+    for f in hv.hit_frames:
+        assert y[f] == floor and y[f - 1] < floor  # lands exactly on the hit frame
+    frames = read_video_frames(hv.path, fps=30)
+    assert frames.shape == (120, 120, 160, 3)
+    # the square (bright) is drawn where positions say, in the decoded video
+    x0, y0 = hv.positions[40]
+    patch = frames[40, y0 + 3 : y0 + hv.square - 3, x0 + 3 : x0 + hv.square - 3].astype(int)
+    assert patch.max(axis=2).mean() > 55 and patch.std(axis=(0, 1)).max() < 12  # uniform colour
+
+
+def test_probe_and_audio_alignment(tmp_path):
+    hv = make_hit_video(tmp_path / "hits.mp4", duration=3.0, hit_times=[1.0, 2.0])
+    info = probe_video(hv.path)
+    assert (info.width, info.height, info.rotation) == (160, 120, 0)
+    assert info.fps == pytest.approx(30.0) and info.duration == pytest.approx(3.0, abs=0.04)
+    assert info.has_audio and info.audio_rate == 44100
+    a = read_audio(hv.path, 44100)
+    assert a.shape == (1, 132300) and a.dtype == np.float32
+    onsets = np.flatnonzero(np.abs(a[0]) > 0.3)
+    assert abs(onsets[0] - hv.hit_samples[0]) <= 2  # AAC priming is removed
+
+
+@pytest.mark.parametrize("src_fps", [10.0, 24000 / 1001, 25.0, 30000 / 1001, 60.0])
+def test_fps_conversion_picks_frame_by_timestamp(tmp_path, src_fps):
+    n = int(2 * src_fps)
+    path = make_video(tmp_path / "v.mp4", _index_frames(n), fps=src_fps, n_frames=n, size=(64, 48))
+    out = list(iter_video_frames(path, fps=30))
+    assert len(out) == int(np.ceil(n / src_fps * 30 - 1e-6))
+    assert [t for t, _ in out] == pytest.approx([k / 30 for k in range(len(out))])
+    _check_by_timestamp(path, out)
+    assert not np.shares_memory(out[0][1], out[1][1])  # repeated source frames are separate arrays
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_variable_frame_rate_source(tmp_path, suffix):
+    times = [0.0, 0.05, 0.07, 0.2, 0.21, 0.3, 0.5, 0.55, 0.61, 0.9]
+    path = make_video(tmp_path / f"vfr{suffix}", _index_frames(len(times)), n_frames=len(times), frame_times=times,
+                      size=(64, 48), fps=30)
+    src_t, _ = _source_frames(path)
+    assert src_t == pytest.approx(times, abs=1e-3)
+    out = list(iter_video_frames(path, fps=30))
+    # frames are produced up to the end of the last frame (its duration as the file states it)
+    dur = probe_video(path).duration
+    assert 0.9 < dur < 1.3
+    assert len(out) == int(np.ceil(dur * 30 - 1e-6))
+    _check_by_timestamp(path, out)
+    # at 4 fps (CAVP rate) the same rule holds
+    _check_by_timestamp(path, list(iter_video_frames(path, fps=4)))
+
+
+def test_start_end_seek_size_gray(tmp_path):
+    n = 100  # 5 s at 20 fps, keyframe every 20 frames so start lands mid-GOP
+    path = make_video(tmp_path / "v.mp4", _index_frames(n, (96, 64)), fps=20, n_frames=n, gop=20)
+    out = list(iter_video_frames(path, fps=10, start=2.35, end=3.0))
+    assert [round(t, 6) for t, _ in out] == pytest.approx([2.35, 2.45, 2.55, 2.65, 2.75, 2.85, 2.95])
+    _check_by_timestamp(path, out)
+    t, fr = next(iter_video_frames(path, fps=10, size=(32, 20), gray=True))
+    assert fr.shape == (20, 32) and fr.dtype == np.uint8
+    frames = read_video_frames(path, fps=15, size=(48, 32), start=4.0)
+    assert frames.shape == (15, 32, 48, 3)
+
+
+def test_rotation_metadata_applied(tmp_path):
+    w, h = 64, 48
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:16, :16] = 255  # marker at the stored top-left corner
+    path = make_video(tmp_path / "rot.mp4", [img] * 6, fps=30, rotation=90)
+    info = probe_video(path)
+    assert info.rotation == 90 and (info.width, info.height) == (h, w)
+    _, fr = next(iter_video_frames(path, fps=30))
+    assert fr.shape == (w, h, 3)  # portrait
+    # rotating clockwise by 90 degrees moves the top-left corner to the top-right
+    assert fr[:12, -12:].mean() > 200 and fr[:12, :12].mean() < 40
+    _, small = next(iter_video_frames(path, fps=30, size=(24, 32)))
+    assert small.shape == (32, 24, 3) and small[:4, -4:].mean() > 200
+
+
+def test_non_square_pixels_scaled_to_display_shape(tmp_path):
+    from fractions import Fraction
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :32] = 255  # left half white
+    path = make_video(tmp_path / "anamorphic.mp4", [img] * 3, sample_aspect_ratio=Fraction(2, 1))
+    info = probe_video(path)
+    assert (info.width, info.height) == (128, 48)
+    _, fr = next(iter_video_frames(path))
+    assert fr.shape == (48, 128, 3)
+    assert fr[:, :60].mean() > 240 and fr[:, 68:].mean() < 15
+
+
+# ------------------------------------------------------------------------------------------
+# audio
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".mp3", ".m4a", ".mkv"])
+def test_read_audio_formats_alignment_and_channels(tmp_path, suffix):
+    sr = 44100
+    x = make_clicks(2.0, sr, [0.5, 1.2], kind="click")
+    path = make_audio_file(tmp_path / f"a{suffix}", np.stack([x, 0.5 * x]), sr)
+    a = read_audio(path, sr, channels=2)
+    assert a.shape == (2, 2 * sr) and a.dtype == np.float32
+    onset = np.flatnonzero(np.abs(a[0]) > 0.3)[0]
+    assert abs(onset - int(0.5 * sr)) <= 2  # encoder delay (mp3, AAC) is compensated
+    assert np.abs(a[1]).max() == pytest.approx(0.4, abs=0.03)
+    late = read_audio(path, sr, start=0.4, duration=1.0)  # seek (with pre-roll) then trim
+    assert late.shape == (1, sr)
+    assert abs(np.flatnonzero(np.abs(late[0]) > 0.3)[0] - int(0.1 * sr)) <= 2
+    mono = read_audio(path, 16000)  # mixdown + resampling
+    assert mono.shape == (1, 32000)
+    assert abs(np.flatnonzero(np.abs(mono[0]) > 0.2)[0] - 8000) <= 2
+
+
+def test_read_audio_resampling_start_duration(tmp_path):
+    sr = 48000
+    path = tmp_path / "tone.wav"
+    write_audio(path, make_tone(3.0, sr, freq=1000.0, amplitude=0.5), sr)
+    y = read_audio(path, 16000, channels=2, start=1.0, duration=1.5)
+    assert y.shape == (2, 24000)
+    spec = np.abs(np.fft.rfft(y[0] * np.hanning(y.shape[1])))
+    assert np.fft.rfftfreq(y.shape[1], 1 / 16000)[spec.argmax()] == pytest.approx(1000.0, abs=1.0)
+    assert np.sqrt(np.mean(y[0] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
+    # the 1.0 s start lands exactly: phase of the sine continues from t = 1.0
+    native = read_audio(path, None, start=1.0, duration=0.01)
+    expect = 0.5 * np.sin(2 * np.pi * 1000.0 * (np.arange(480) / sr + 1.0))
+    assert np.abs(native[0] - expect).max() < 1e-3
+    with pytest.raises(MediaError, match="at or after the end"):
+        read_audio(path, 16000, start=5.0)
+
+
+@pytest.mark.parametrize(("suffix", "subtype", "tol"), [(".wav", "PCM_16", 1e-4), (".wav", "PCM_24", 1e-6),
+                                                       (".wav", "FLOAT", 0.0), (".flac", "PCM_16", 1e-4),
+                                                       (".flac", "PCM_24", 1e-6)])
+def test_write_audio_round_trip(tmp_path, suffix, subtype, tol):
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(-0.9, 0.9, size=(2, 4410))).astype(np.float32)
+    path = write_audio(tmp_path / f"x{suffix}", x, 44100, subtype=subtype)
+    assert sf.info(str(path)).subtype == subtype and sf.info(str(path)).samplerate == 44100
+    y = read_audio(path, 44100, channels=2)
+    assert np.abs(y - x).max() <= tol
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+
+
+def test_write_audio_rejects(tmp_path):
+    with pytest.raises(MediaError, match="FLAC cannot store float"):
+        write_audio(tmp_path / "x.flac", np.zeros(10), 44100, subtype="FLOAT")
+    with pytest.raises(MediaError, match=r"\.wav or \.flac"):
+        write_audio(tmp_path / "x.mp3", np.zeros(10), 44100)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------
+# mux / strip
+
+
+def _packets(path, kind="video"):
+    """[(bytes, pts seconds, keyframe)] of the first stream of ``kind``, in file order."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = getattr(c.streams, kind)[0]
+        return [(bytes(p), round(float(p.pts * p.time_base), 4) if p.pts is not None else None, p.is_keyframe)
+                for p in c.demux(s) if p.size]
+
+
+def _stream_kinds(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return [(s.type, s.codec_context.name) for s in c.streams]
+
+
+@pytest.mark.parametrize(("src", "dst"), [(".mp4", ".mp4"), (".mp4", ".mkv"), (".mkv", ".mp4"), (".mov", ".mov"),
+                                          (".mp4", ".m4v")])
+def test_mux_copies_video_packets_exactly(tmp_path, src, dst):
+    hv = make_hit_video(tmp_path / f"in{src}", duration=2.0, hit_times=[0.5, 1.4])
+    new = make_clicks(2.0, 48000, [0.25, 1.0], kind="click")
+    out = mux_audio(hv.path, new, tmp_path / f"out{dst}", sr=48000)
+    src_pk, out_pk = _packets(hv.path), _packets(out)
+    assert len(out_pk) == len(src_pk) == 60
+    assert [p[0] for p in out_pk] == [p[0] for p in src_pk]  # byte-identical, same order
+    assert sorted(p[1] for p in out_pk) == pytest.approx(sorted(p[1] for p in src_pk), abs=1e-3)
+    assert [k for k, _ in _stream_kinds(out)] == ["video", "audio"]  # the old track was replaced
+    a = read_audio(out, 48000)
+    if dst == ".mkv":  # Matroska cannot mark AAC's end padding: up to one 1024-sample frame of silence
+        assert 96000 <= a.shape[1] <= 96000 + 1024 and np.abs(a[0, 96000:]).max(initial=0) < 0.01
+    else:
+        assert a.shape == (1, 96000)
+    onsets = np.flatnonzero(np.abs(a[0]) > 0.3)
+    assert abs(onsets[0] - 12000) <= 2  # new audio starts with the first video frame
+    assert read_video_frames(out, fps=30).shape == (60, 120, 160, 3)
+
+
+def test_mux_mpeg4_avi_source(tmp_path):
+    hv = make_hit_video(tmp_path / "in.avi", duration=1.0, hit_times=[0.5], codec="mpeg4")
+    out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mkv", sr=44100)
+    assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(hv.path)]
+    assert _stream_kinds(out) == [("video", "mpeg4"), ("audio", "aac")]
+    assert read_video_frames(out, fps=30).shape[0] == 30
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".mp4", "alac"), (".mp4", "flac"), (".mov", "pcm_s24le"),
+                                           (".mkv", "pcm_f32le"), (".mkv", "libopus")])
+def test_mux_audio_codecs(tmp_path, suffix, codec):
+    video = make_static_video(tmp_path / "v.mp4", duration=1.0)
+    tone = make_tone(1.0, 48000, amplitude=0.5, channels=2)
+    out = mux_audio(video, tone, tmp_path / f"o{suffix}", sr=48000, codec=codec)
+    assert _stream_kinds(out)[1] == ("audio", codec if codec != "libopus" else "opus")
+    a = read_audio(out, 48000, channels=None)
+    assert a.shape == (2, 48000)
+    assert np.sqrt(np.mean(a[:, 4800:-4800] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
+
+
+def test_mux_trims_and_pads_to_video_duration(tmp_path):
+    video = make_static_video(tmp_path / "v.mp4", duration=2.0, fps=25)
+    long = make_tone(3.5, 44100, amplitude=0.5)
+    short = make_tone(0.8, 44100, amplitude=0.5)
+    for name, audio in (("long", long), ("short", short)):
+        out = mux_audio(video, audio, tmp_path / f"{name}.mkv", sr=44100, codec="pcm_s16le")
+        a = read_audio(out, 44100)
+        assert a.shape == (1, 88200), name
+        if name == "short":
+            assert np.abs(a[0, 35280:]).max() == 0.0  # zero padded after 0.8 s
+            assert np.abs(a[0, :35000]).max() > 0.45
+
+
+def test_mux_audio_file_keep_existing_and_codecs(tmp_path):
+    hv = make_hit_video(tmp_path / "in.mov", duration=1.5, hit_times=[0.7], channels=2)  # PCM audio
+    music = make_audio_file(tmp_path / "m.flac", make_tone(1.5, 22050, channels=2), 22050)
+    out = mux_audio(hv.path, music, tmp_path / "both.mkv", keep_existing=True, codec="flac")
+    assert _stream_kinds(out) == [("video", "h264"), ("audio", "pcm_s16le"), ("audio", "flac")]
+    # the old PCM track is copied as-is (the demuxers cut PCM into packets differently)
+    assert b"".join(p[0] for p in _packets(out, "audio")) == b"".join(p[0] for p in _packets(hv.path, "audio"))
+    out2 = mux_audio(hv.path, music, tmp_path / "aac.mp4")
+    assert _stream_kinds(out2) == [("video", "h264"), ("audio", "aac")]
+    assert read_audio(out2, None, channels=None).shape == (2, int(1.5 * 22050))
+    with pytest.raises(MediaError, match="cannot be written to a .mp4 file"):
+        mux_audio(hv.path, music, tmp_path / "pcm.mp4", codec="pcm_s16le")
+    assert not (tmp_path / "pcm.mp4").exists()
+
+
+def test_strip_audio_and_rotation_survive(tmp_path):
+    hv = make_hit_video(tmp_path / "in.mp4", duration=1.0, hit_times=[0.5], rotation=270)
+    out = strip_audio(hv.path, tmp_path / "silent.mp4")
+    assert _stream_kinds(out) == [("video", "h264")]
+    assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(hv.path)]
+    info = probe_video(out)
+    assert not info.has_audio and info.rotation == 270 and (info.width, info.height) == (120, 160)
+    with pytest.raises(MediaError, match="no audio stream"):
+        read_audio(out, 16000)
+
+
+# ------------------------------------------------------------------------------------------
+# bad input
+
+
+def _broken(tmp_path, kind):
+    """A broken file of each kind, and the message MediaError must contain."""
+    if kind == "missing":
+        return tmp_path / "nope.mp4", "not found"
+    if kind == "folder":
+        (tmp_path / "dir.mp4").mkdir()
+        return tmp_path / "dir.mp4", "is a folder"
+    if kind == "empty":
+        (tmp_path / "empty.mp4").write_bytes(b"")
+        return tmp_path / "empty.mp4", r"is empty \(0 bytes\)"
+    if kind == "text":
+        (tmp_path / "notes.mp4").write_text("these are my notes, not a video\n" * 20)
+        return tmp_path / "notes.mp4", "not a media file"
+    if kind == "audio-only":
+        return make_audio_file(tmp_path / "sound.m4a", make_tone(1.0), 44100), "has no video stream"
+    if kind in ("truncated-mp4", "truncated-mkv"):
+        suffix = "." + kind.split("-")[1]
+        hv = make_hit_video(tmp_path / f"full{suffix}", duration=4.0, hit_times=[1.0, 3.0])
+        data = hv.path.read_bytes()
+        bad = tmp_path / f"cut{suffix}"
+        bad.write_bytes(data[: len(data) // 2])
+        # mp4 writes its index at the end: cut, it is unreadable; mkv: readable until the cut
+        return bad, "not a media file that can be read" if suffix == ".mp4" else "is truncated"
+    if kind == "zero-frames":
+        return make_video(tmp_path / "zero.mkv", [], size=(32, 32), n_frames=0), "zero duration"
+    raise AssertionError(kind)
+
+
+BROKEN = ["missing", "folder", "empty", "text", "audio-only", "truncated-mp4", "truncated-mkv", "zero-frames"]
+
+
+@pytest.mark.parametrize("kind", BROKEN)
+def test_broken_video_rejected_everywhere(tmp_path, kind):
+    path, msg = _broken(tmp_path, kind)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(MediaError, match=msg):
+        probe_video(path) if kind not in ("truncated-mkv",) else list(iter_video_frames(path))
+    with pytest.raises(MediaError, match=msg):
+        list(iter_video_frames(path))
+    with pytest.raises(MediaError, match=msg):
+        mux_audio(path, np.zeros(1000, np.float32), tmp_path / "out.mp4", sr=44100)
+    with pytest.raises(MediaError, match=msg):
+        strip_audio(path, tmp_path / "out.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no partial output left
+
+
+def test_broken_audio_rejected(tmp_path):
+    for kind in ("missing", "empty", "text"):
+        path, msg = _broken(tmp_path, kind)
+        with pytest.raises(MediaError, match=msg):
+            read_audio(path, 16000)
+    wav = write_audio(tmp_path / "full.wav", make_tone(1.0), 44100)
+    (tmp_path / "cut.wav").write_bytes(wav.read_bytes()[:30000])
+    with pytest.raises(MediaError, match="is truncated"):
+        read_audio(tmp_path / "cut.wav", 16000)
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "nothing.wav"), np.zeros((0, 1), np.float32), 44100)
+    with pytest.raises(MediaError, match="zero duration"):
+        read_audio(tmp_path / "nothing.wav", 16000)
+    silent = make_static_video(tmp_path / "silent.mp4", duration=1.0)
+    with pytest.raises(MediaError, match="has no audio stream"):
+        read_audio(silent, 16000)
+    with pytest.raises(MediaError, match="has no audio stream"):
+        mux_audio(silent, silent, tmp_path / "out.mp4")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_output_rules(tmp_path):
+    hv = make_hit_video(tmp_path / "in.mp4", duration=1.0, hit_times=[0.5])
+    with pytest.raises(FolaiError, match="same as an input"):
+        mux_audio(hv.path, np.zeros(10), hv.path, sr=44100)
+    with pytest.raises(FolaiError, match="same as an input"):
+        mux_audio(hv.path, hv.path, tmp_path / ".." / tmp_path.name / "in.mp4")
+    with pytest.raises(FolaiError, match="output folder does not exist"):
+        strip_audio(hv.path, tmp_path / "missing" / "out.mp4")
+    with pytest.raises(MediaError, match="must be a"):
+        strip_audio(hv.path, tmp_path / "out.avi")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+# ------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_strip_and_mux(tmp_path, capsys):
+    from folai.cli import main
+
+    hv = make_hit_video(tmp_path / "in.mp4", duration=1.0, hit_times=[0.5])
+    assert main(["strip-audio", str(hv.path), "-o", str(tmp_path / "silent.mp4")]) == 0
+    assert [k for k, _ in _stream_kinds(tmp_path / "silent.mp4")] == ["video"]
+    wav = write_audio(tmp_path / "new.wav", make_tone(2.0, 44100), 44100)
+    assert main(["mux", str(tmp_path / "silent.mp4"), str(wav), "-o", str(tmp_path / "m.mov")]) == 0
+    assert main(["mux", str(hv.path), str(wav), "-o", str(tmp_path / "k.mkv"), "--keep-audio"]) == 0
+    assert [k for k, _ in _stream_kinds(tmp_path / "k.mkv")] == ["video", "audio", "audio"]
+    assert read_audio(tmp_path / "m.mov", 44100).shape == (1, 44100)  # trimmed to the video
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("argv", "msg"),
+    [
+        (["strip-audio", "{d}/nope.mp4", "-o", "{d}/o.mp4"], "video not found"),
+        (["strip-audio", "{d}/notes.mp4", "-o", "{d}/o.mp4"], "not a media file"),
+        (["mux", "{d}/in.mp4", "{d}/notes.mp4", "-o", "{d}/o.mp4"], "not a media file"),
+        (["mux", "{d}/in.mp4", "{d}/in.mp4", "-o", "{d}/in.mp4"], "same as an input"),
+        (["mux", "{d}/sound.m4a", "{d}/sound.m4a", "-o", "{d}/o.mp4"], "has no video stream"),
+    ],
+)
+def test_cli_errors_one_line(tmp_path, capsys, argv, msg):
+    from folai.cli import main
+
+    make_hit_video(tmp_path / "in.mp4", duration=1.0, hit_times=[0.5])
+    make_audio_file(tmp_path / "sound.m4a", make_tone(1.0), 44100)
+    (tmp_path / "notes.mp4").write_text("not a video\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rc = main([a.format(d=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.count("\n") == 1 and msg in err and "Traceback" not in err
+    assert err.startswith(f"folai {argv[0]}: error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -1,0 +1,123 @@
+"""End to end: folai example -> generate, the envelope/render commands, and bad input."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from folai import pipeline as pipeline_mod
+from folai.cli import main
+from folai.envelope import Envelope
+from folai.metrics.sync import detect_onsets
+from folai.pipeline import FoleyPipeline
+from folai.testing import make_hit_video, make_static_video
+
+HITS = [0.8, 1.9, 3.1]
+
+
+@pytest.fixture(scope="module")
+def hit_video(tmp_path_factory):
+    p = tmp_path_factory.mktemp("v") / "hits.mp4"
+    make_hit_video(p, duration=4.0, hit_times=HITS, size=(160, 120), with_audio=False)
+    return p
+
+
+def sha(p: Path) -> str:
+    return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+
+def test_generate_writes_four_files_with_onsets_on_hits(hit_video, tmp_path):
+    out = tmp_path / "out.mp4"
+    assert main(["generate", str(hit_video), "-o", str(out), "--prompt", "hitting wood with a stick", "-q"]) == 0
+    for f in ("out.mp4", "out.wav", "out.envelope.csv", "out.envelope.png"):
+        assert (tmp_path / f).stat().st_size > 0, f
+    audio, sr = sf.read(tmp_path / "out.wav", always_2d=True)
+    assert sr == 44100 and audio.shape[1] == 2
+    assert abs(len(audio) / sr - 4.0) < 0.05
+    onsets = detect_onsets(audio.T, sr)
+    for h in HITS:
+        assert np.min(np.abs(onsets - h)) < 0.05, (h, onsets)
+    env = Envelope.load_csv(tmp_path / "out.envelope.csv")
+    assert env.rate == 125.0 and env.n_frames == 500
+    assert not [f for f in tmp_path.iterdir() if ".part" in f.name]
+
+
+def test_same_seed_same_bytes_and_seed_changes_sound(hit_video, tmp_path):
+    outs = []
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        o = tmp_path / f"{name}.mp4"
+        assert main(["generate", str(hit_video), "-o", str(o), "--seed", str(seed), "--no-video", "-q"]) == 0
+        outs.append(sha(tmp_path / f"{name}.wav"))
+    assert outs[0] == outs[1] and outs[0] != outs[2]
+
+
+def test_edited_envelope_skips_stage_one(hit_video, tmp_path):
+    env = Envelope.zeros(4.0).add_event(2.5, 0.5)
+    env.save_csv(tmp_path / "edit.csv")
+    o = tmp_path / "e.mp4"
+    assert main(["generate", str(hit_video), "-o", str(o), "--envelope", str(tmp_path / "edit.csv"), "-q"]) == 0
+    audio, sr = sf.read(tmp_path / "e.wav", always_2d=True)
+    onsets = detect_onsets(audio.T, sr)
+    assert len(onsets) >= 1 and np.min(np.abs(onsets - 2.5)) < 0.03
+    assert np.all(np.abs(audio[: int(2.3 * sr)]) < 1e-3)  # nothing where the envelope is silent
+
+
+def test_static_video_gives_near_silence(tmp_path):
+    v = tmp_path / "static.mp4"
+    make_static_video(v, duration=2.0)
+    assert main(["generate", str(v), "-o", str(tmp_path / "s.mp4"), "-q"]) == 0
+    audio, _ = sf.read(tmp_path / "s.wav")
+    assert np.sqrt(np.mean(audio**2)) < 1e-3
+
+
+def test_chunked_render_equals_whole(hit_video, tmp_path, monkeypatch):
+    env = FoleyPipeline().estimate(hit_video, progress=False).envelope
+    whole = FoleyPipeline().render_to_file(env, tmp_path / "whole.wav", 4.0, seed=5, progress=False)
+    monkeypatch.setattr(pipeline_mod, "CHUNK_SECONDS", 1.0)
+    chunked = FoleyPipeline().render_to_file(env, tmp_path / "chunked.wav", 4.0, seed=5, progress=False)
+    assert sha(whole) == sha(chunked)
+
+
+def test_envelope_and_render_commands(hit_video, tmp_path, capsys):
+    assert main(["envelope", str(hit_video), "-o", str(tmp_path / "v.csv"), "--plot", str(tmp_path / "v.png")]) == 0
+    env = Envelope.load_csv(tmp_path / "v.csv")
+    peaks = [t for t, _ in env.events(threshold=0.5 * env.values.max())]
+    for h in HITS:
+        assert min(abs(p - h) for p in peaks) <= 1 / 30 + 1e-6
+    assert main(["render", str(tmp_path / "v.csv"), "-o", str(tmp_path / "r.wav"), "--prompt", "metal"]) == 0
+    audio, sr = sf.read(tmp_path / "r.wav")
+    assert sr == 44100 and audio.shape == (500 * 44100 // 125, 2)
+    # the target envelope of a recording (here the render itself)
+    assert main(["envelope", "--from-audio", str(tmp_path / "r.wav"), "-o", str(tmp_path / "a.csv")]) == 0
+    assert Envelope.load_csv(tmp_path / "a.csv").n_frames == 500
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "{tmp}/missing.mp4"], "video not found"),
+        (["generate", "{video}", "-o", "{video}"], "same as an input"),
+        (["generate", "{video}", "-o", "{tmp}/nodir/out.mp4"], "output folder does not exist"),
+        (["generate", "{video}", "-o", "{tmp}/out.wav"], "output video must end in"),
+        (["generate", "{video}", "-o", "{tmp}/o.mp4", "--envelope", "{tmp}/bad.csv"], "line 1: bad header"),
+        (["generate", "{video}", "-o", "{tmp}/o.mp4", "--prompt", "zzzqqq unknown thing"], "preset"),
+        (["generate", "{video}", "-o", "{tmp}/o.mp4", "--roi", "1,2,3"], "--roi expects"),
+        (["generate", "{video}", "-o", "{tmp}/o.mp4", "--timing", "learned"], "needs --checkpoint"),
+        (["generate", "{tmp}/notmedia.mp4", "-o", "{tmp}/o.mp4"], "notmedia.mp4"),
+        (["envelope", "{video}", "--from-audio", "{video}", "-o", "{tmp}/e.csv"], "exactly one"),
+        (["render", "{tmp}/bad.csv", "-o", "{tmp}/r.wav"], "line 1: bad header"),
+    ],
+)
+def test_bad_input_one_line_no_partial_files(hit_video, tmp_path, capsys, argv, message):
+    (tmp_path / "bad.csv").write_text("time,rms\n0,0\n")
+    (tmp_path / "notmedia.mp4").write_text("this is not a video\n")
+    before = set(tmp_path.iterdir())
+    argv = [a.format(tmp=tmp_path, video=hit_video) for a in argv]
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert rc != 0
+    assert message in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert set(tmp_path.iterdir()) == before  # nothing written, nothing partial
