@@ -119,10 +119,15 @@ class Preset:
                     continue
                 d = d0 * (f0 / f) ** self.decay_slope
                 amp = rng.uniform(0.5, 1.0) / (1.0 + 0.5 * k)
-                x += self.mode_level * amp * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) * np.exp(-t / d)
+                ph = rng.uniform(0, 2 * np.pi)
+                m = min(n, int(8 * d * sr) + 1)  # exp(-8) = -70 dB: the rest is silence
+                tm = t[:m]
+                x[:m] += self.mode_level * amp * np.sin(2 * np.pi * f * tm + ph) * np.exp(-tm / d)
         if self.thump_level > 0:
             f = self.thump_hz * rng.uniform(0.85, 1.15)
-            x += self.thump_level * np.sin(2 * np.pi * f * t) * np.exp(-t / (self.thump_decay * decay_scale))
+            d = self.thump_decay * decay_scale
+            m = min(n, int(8 * d * sr) + 1)
+            x[:m] += self.thump_level * np.sin(2 * np.pi * f * t[:m]) * np.exp(-t[:m] / d)
         if self.click_level > 0:
             m = min(n, int(10 * self.click_decay * sr) + 1)
             burst = _band_noise(rng, m, self.click_band, sr) * np.exp(-t[:m] / self.click_decay)

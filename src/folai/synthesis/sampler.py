@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -378,6 +378,8 @@ class _Plan:
     source: object
     seed: int
     n: int  # samples in the full render
+    cache: dict = field(default_factory=dict)  # event index -> one-shot (pure function of the plan)
+    tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
 
 
 class SamplerSynth:
@@ -428,6 +430,8 @@ class SamplerSynth:
         self.peak_window = float(peak_window)
         self.iterations = int(iterations)
         self.tail_ratio = float(tail_ratio)
+        self._refs = None  # (key, _ReferenceSource): recordings are cut into takes once
+        self._last = None  # (key, _Plan): the plan of the last render call
 
     # ------------------------------------------------------------------ public API
     def render(
@@ -476,15 +480,14 @@ class SamplerSynth:
         a, b = int(round(start * SR)), int(round(end * SR))
         if not 0 <= a <= b <= n:
             raise FolaiError(f"span [{start}, {end}) s must lie within the render's [0, {duration}] s")
-        plan = self._plan(envelope, n, prompt, references, pan, seed)
+        plan = self._cached_plan(envelope, n, prompt, references, pan, seed)
         out = np.zeros((2, b - a), dtype=np.float32)
         if b == a:
             return out
         k0, k1 = a // _BLOCK, (b - 1) // _BLOCK + 1
         from tqdm.auto import tqdm
 
-        cache: dict[int, np.ndarray] = {}
-        tex_cache: dict[int, np.ndarray] = {}
+        cache, tex_cache = plan.cache, plan.tex_cache
         blocks = range(k0, k1)
         for k in tqdm(blocks, desc="sampler", unit="block", disable=not progress or len(blocks) < 4, leave=False):
             blk = self._render_block(plan, k, cache, tex_cache)
@@ -500,12 +503,35 @@ class SamplerSynth:
         return out
 
     # ------------------------------------------------------------------ planning (frame rate, global)
+    def check(self, prompt: str | None = None, references: Sequence[str | Path] = ()) -> None:
+        """Raise a :class:`FolaiError` now for a prompt or recordings the render could not use."""
+        self._source(prompt, references)
+
     def _source(self, prompt, references):
         if references:
-            return _ReferenceSource(list(references))
+            key = tuple(str(Path(r).resolve()) for r in references)
+            stamp = tuple(Path(r).stat().st_mtime_ns if Path(r).exists() else -1 for r in references)
+            if self._refs is None or self._refs[0] != (key, stamp):
+                self._refs = ((key, stamp), _ReferenceSource(list(references)))
+            return self._refs[1]
         if prompt:
             return _PresetSource(get_preset(match_preset(prompt)))
         return _PresetSource(get_preset(DEFAULT_PRESET))
+
+    def _cached_plan(self, envelope, n, prompt, references, pan, seed) -> _Plan:
+        """The plan of the last call with the same inputs (render_span is called chunk by chunk)."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(np.ascontiguousarray(envelope.values).tobytes())
+        h.update(repr((envelope.rate, envelope.start, envelope.config, n, prompt, seed)).encode())
+        h.update(repr(tuple(str(r) for r in references)).encode())
+        if pan is not None:
+            h.update(np.ascontiguousarray(np.asarray(pan, dtype=np.float64)).tobytes())
+        key = h.hexdigest()
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self._plan(envelope, n, prompt, references, pan, seed))
+        return self._last[1]
 
     def _plan(self, envelope, n, prompt, references, pan, seed) -> _Plan:
         if not isinstance(envelope, Envelope):
@@ -723,6 +749,9 @@ class SamplerSynth:
         end = plan.n - bs
         if end < _BLOCK:
             out[:, max(0, end) :] = 0.0
+        if not np.all(np.isfinite(out)):  # pragma: no cover - a guard, never expected
+            log.warning("sampler: non-finite samples in block %d replaced by silence", k)
+            out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
@@ -749,6 +778,8 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, source, rng: np.rando
     xr = np.sqrt((c2[hi] - c2[lo]) / 1411.0)
     k = min(6, want.size)
     scale = float(want[:k].max()) / (float(xr[:k].max()) + 1e-12)
+    if not scale > 0:
+        return np.zeros(n)
     # where the one-shot rings longer than the envelope says, let it die with the envelope
     att = np.ones(want.size)
     att[k:] = np.minimum(1.0, want[k:] / (scale * xr[k:] + 1e-12))
