@@ -88,6 +88,34 @@ def test_sharp_hand_drawn_events_sound_at_their_time():
         assert np.min(np.abs(got - t)) <= 0.02, (t, got)
     # nothing before the first event
     assert np.abs(audio[:, : int(0.45 * SR)]).max() == 0.0
+    # an unsmoothed envelope is matched unsmoothed: the render's own unsmoothed RMS follows it
+    got = Envelope.from_audio(audio, SR, smoothing=False).mono
+    assert np.mean(np.abs(got - env.mono[: got.size])) <= 0.01
+
+
+def test_motion_like_impacts_land_on_their_contact_frames():
+    """Sharp impacts (16 ms linear attack peaking at the contact, two-slope decay), as stage 1 draws them."""
+    t = np.arange(1000) / 125.0
+    hits, levels = [0.5, 1.23, 2.0, 2.71, 3.5, 4.4, 5.05, 6.3, 7.1], [0.3, 0.1, 0.25, 0.05, 0.2, 0.3, 0.15, 0.08, 0.3]
+    v = np.zeros_like(t)
+    for h, lv in zip(hits, levels):
+        dt = t - h
+        shape = np.where((dt >= -0.016) & (dt < 0), 1 + dt / 0.016, 0.0)
+        shape = np.where(dt >= 0, 0.75 * np.exp(-dt / 0.04) + 0.25 * np.exp(-dt / 0.15), shape)
+        v = np.maximum(v, lv * shape)
+    env = Envelope(v.astype(np.float32))
+    ev = np.array([e.time for e in detect_events(env.mono)])
+    assert len(ev) == len(hits) and np.max(np.abs(ev - hits)) <= 0.01, ev
+    audio = SamplerSynth().render(env, duration=8.0, prompt="footsteps on concrete", progress=False)
+    got = librosa_onsets(audio)
+    assert all(np.min(np.abs(got - h)) <= 0.02 for h in hits), got
+    assert len(got) <= len(hits) + 1, got
+
+
+def librosa_onsets(audio):
+    import librosa
+
+    return librosa.onset.onset_detect(y=audio.mean(axis=0), sr=SR, units="time")
 
 
 def test_same_seed_same_bytes_other_seed_other_sound(scene):

@@ -129,14 +129,18 @@ def detect_events(
         if h <= 0:
             continue
         sharp = (ep[i + 1] - ep[i - 1]) >= 0.6 * h
-        A = jsum if sharp else jsum * K
-        thr = max(0.004, 0.2 * float(loc[i])) / sensitivity
+        # A: the jump of the unsmoothed RMS at the onset. The threshold is relative to the loudest
+        # envelope level within 1 s; a smoothed envelope's level is about half its RMS jumps.
+        A = h if sharp else jsum * K
+        thr = max(0.004, (0.1 if sharp else 0.2) * float(loc[i])) / sensitivity
         if A < thr or A < 0.4 * h:
             continue
         w = Jp[i - 1 : i + 3]
         c = float((np.arange(-1, 3) * w).sum() / w.sum())
         if sharp:
-            t_frame = i + c - 0.25
+            # an unsmoothed rise peaks with the sound's attack: the onset is where it (nearly) tops out
+            top = np.nonzero(ep[i : i + 6] >= base + 0.8 * h)[0]
+            t_frame = i + (float(top[0]) if top.size else c) - 0.25
             # decay: frames until the curve falls to 1/e of its rise
             after = ep[i : i + int(rate)] - base
             below = np.nonzero(after < h / math.e)[0]
@@ -378,6 +382,7 @@ class _Plan:
     source: object
     seed: int
     n: int  # samples in the full render
+    k_match: int  # smoothing kernel of the level matching: the envelope's, or 1 for an unsmoothed one
     cache: dict = field(default_factory=dict)  # event index -> one-shot (pure function of the plan)
     tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
 
@@ -614,8 +619,12 @@ class SamplerSynth:
         elif self.pan_mode == "motion" and pan is None:
             raise FolaiError("pan_mode 'motion' needs a pan curve (from the motion timing); none was given")
         shapes = event_shapes(e, events, K, cfg.rate)
+        # an envelope whose onsets are mostly one-frame jumps was not smoothed (hand-drawn, or a
+        # timing model's sharp impacts): match the render's unsmoothed RMS to it
+        n_sharp = sum(ev.sharp for ev in events)
+        k_match = 1 if events and n_sharp > len(events) / 2 else K
         return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q, pan=pan_f,
-                     source=source, seed=int(seed), n=n)
+                     source=source, seed=int(seed), n=n, k_match=k_match)
 
     # ------------------------------------------------------------------ one block (audio rate, local)
     def _event_sound(self, plan: _Plan, i: int) -> np.ndarray:
@@ -714,7 +723,7 @@ class SamplerSynth:
                 tails.append((t0, t1))
         for it in range(self.iterations):
             y = src * _frames_to_samples(g) * shape
-            meas = _spec_envelope(y, nf, K)
+            meas = _spec_envelope(y, nf, plan.k_match)
             ratio = np.where(e > self.silence, e / np.maximum(meas, 1e-7), 0.0)
             g = np.clip(g * np.clip(ratio, 0.0, 8.0), 0.0, 1e3)
             for z0, z1 in pre:
