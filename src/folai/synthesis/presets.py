@@ -249,8 +249,8 @@ _LIST: list[Preset] = [
     _p(name="glass", words=("glass", "bottle", "jar", "window", "cup", "mug", "ceramic", "porcelain", "plate",
                             "dish", "wine", "mirror", "tile", "tiles"),
        description="glass or ceramic: high, pure, ringing partials",
-       base_hz=(1200.0, 2600.0), ratios=(1.0, 2.32, 4.25, 6.63), mode_decay=(0.12, 0.3), decay_slope=0.6,
-       inharmonic=0.02, click_level=0.3, click_band=(3000.0, 14000.0), length=0.9,
+       base_hz=(900.0, 1800.0), ratios=(1.0, 2.32, 4.25, 6.63), mode_decay=(0.12, 0.3), decay_slope=0.6,
+       inharmonic=0.02, click_level=0.3, click_band=(2500.0, 9000.0), length=0.9,
        tex_band=(2500.0, 12000.0), tex_resonance=0.5),
     _p(name="plastic", words=("plastic", "bucket", "box", "toy", "container", "bin", "lid", "keyboard", "case"),
        description="hollow plastic: dull mid knock, short ring",
@@ -425,8 +425,8 @@ def match_preset(prompt: str) -> str:
                     continue
                 if any(t.rstrip("s") == w or t == w + "s" or t == w + "es" for w in (p.name,) + p.words):
                     return p.name
-        lines = "; ".join(f"{n} ({PRESETS[n].description})" for n in PRESETS)
         raise FolaiError(
-            f"no built-in sound matches the prompt '{prompt}'; name a material or use one of the presets: {lines}"
+            f"no built-in sound matches the prompt '{prompt}'; name a material (e.g. 'hitting metal with a "
+            f"stick', 'footsteps on gravel') or one of the presets: {', '.join(PRESETS)}"
         )
     return best[2]

@@ -65,6 +65,7 @@ _BLOCK = 50 * _ALIGN  # 2 s output blocks
 _CTX = 10 * _ALIGN  # 0.4 s of context on each side for the level matching
 _TEX = 22050  # texture blocks (0.5 s), overlapped by half with power-complementary windows
 _MAX_EVENT = 2.0  # seconds: no one-shot is longer
+_BANK, _BANK_LEN = 3, int(2.5 * SR)  # textures are stretches of a few stored ones (speed)
 
 
 @dataclass(frozen=True)
@@ -384,6 +385,15 @@ class _Plan:
     n: int  # samples in the full render
     k_match: int  # smoothing kernel of the level matching: the envelope's, or 1 for an unsmoothed one
     cache: dict = field(default_factory=dict)  # event index -> one-shot (pure function of the plan)
+    bank: dict = field(default_factory=dict)  # texture bank: index -> 2.5 s of the source's texture
+
+    def texture(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n,) float64 unit-RMS texture (n <= 2.5 s): a stretch of one of a few stored textures."""
+        b = int(rng.integers(0, _BANK))
+        off = int(rng.integers(0, _BANK_LEN - n + 1))
+        if b not in self.bank:
+            self.bank[b] = self.source.texture(_rng(self.seed, 2_000_003, b), _BANK_LEN).astype(np.float64)
+        return self.bank[b][off : off + n]
     tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
 
 
@@ -417,7 +427,7 @@ class SamplerSynth:
         silence: float = 0.002,
         floor: float = 0.04,
         peak_window: float = 5.0,
-        iterations: int = 4,
+        iterations: int = 3,
         tail_ratio: float = 3.0,
     ):
         if pan_mode not in ("auto", "motion", "center"):
@@ -634,7 +644,7 @@ class SamplerSynth:
         x = plan.source.impact(rng, ev, self.variation, plan.takes[i]).astype(np.float64)
         first = ev.rise if ev.sharp else ev.rise + ENV_DEFAULT.smooth_kernel // 2
         t0 = first / ENV_DEFAULT.rate - ev.time
-        return _with_tail(x, plan.shapes[i], t0, plan.source, _rng(plan.seed, _qtime(ev.time), 2))
+        return _with_tail(x, plan.shapes[i], t0, plan.texture, _rng(plan.seed, _qtime(ev.time), 2))
 
     def _texture(self, plan: _Plan, lo: int, hi: int, tex_cache: dict) -> np.ndarray:
         """Unit-RMS texture on samples [lo, hi): fixed 0.5 s blocks, overlap-added with sine windows."""
@@ -646,7 +656,7 @@ class SamplerSynth:
             if s >= hi or s + _TEX <= lo:
                 continue
             if j not in tex_cache:
-                tex_cache[j] = plan.source.texture(_rng(plan.seed, 1_000_003, j), _TEX).astype(np.float64) * win
+                tex_cache[j] = plan.texture(_rng(plan.seed, 1_000_003, j), _TEX) * win
             a, b = max(lo, s), min(hi, s + _TEX)
             out[a - lo : b - lo] += tex_cache[j][a - s : b - s]
         return out
@@ -721,34 +731,59 @@ class SamplerSynth:
             t1 = min(nf, (plan.events[i + 1].rise - f0) if i + 1 < len(plan.events) else nf)
             if t1 - t0 > 2 and not np.any(qf[max(0, t0 - 1) : t1] > 0):
                 tails.append((t0, t1))
+        # ceiling per sample: each event's region may peak at its target peak (the louder wins)
+        ceil = np.ones(L)
+        if loc_ev:
+            ceil[:] = 0.0
+            covered = np.zeros(L, dtype=bool)
+            for i in sel:
+                p = int(plan.samples[i]) - ws
+                a, b = max(0, p - 44), min(L, p + min(cache[i].size, int(0.3 * SR)))
+                if b > a:
+                    ceil[a:b] = np.maximum(ceil[a:b], plan.peaks[i])
+                    covered[a:b] = True
+            ceil[~covered] = 1.0
+
+        def limited(gs):
+            """(y, gain) with the peaks of ``src * gs`` brought under the ceiling (and 1 per channel)."""
+            y = src * gs
+            over = np.abs(y) / ceil
+            if stereo:
+                over = np.maximum(over, np.max(np.abs(lr * gs), axis=0))
+            lg = _limiter_gain(over)
+            return y * lg, gs * lg
+
         for it in range(self.iterations):
-            y = src * _frames_to_samples(g) * shape
-            meas = _spec_envelope(y, nf, plan.k_match)
+            y, _ = limited(_frames_to_samples(g) * shape)
+            y16 = soxr.resample(y.astype(np.float32), SR, 16000, quality="HQ")
+            meas = _spec_envelope16(y16, nf, plan.k_match)
             ratio = np.where(e > self.silence, e / np.maximum(meas, 1e-7), 0.0)
-            g = np.clip(g * np.clip(ratio, 0.0, 8.0), 0.0, 1e3)
+            g_new = np.clip(g * np.clip(ratio, 0.0, 8.0), 0.0, 1e3)
             for z0, z1 in pre:
-                g[z0:z1] = np.minimum(g[z0:z1], g[z0 - 1])
+                g_new[z0:z1] = np.minimum(g_new[z0:z1], g_new[z0 - 1])
             if tails:
                 fine = _frame_rms(src * shape, nf)
                 for t0, t1 in tails:
-                    _no_rises(g, fine, t0, t1)
-            # attack peaks: the loudest event nearby at full scale, the others in proportion
-            y = src * _frames_to_samples(g) * shape
-            y16 = soxr.resample(y.astype(np.float32), SR, 16000, quality="HQ")
+                    _no_rises(g_new, fine, t0, t1)
+            # attacks that do not reach their peak (as they will be after this gain update) are
+            # sharpened: the loudest event nearby at full scale, the others in proportion. Peaks
+            # above it are the limiter's.
             for i, p in loc_ev:
                 a, b = max(0, p - 44), min(L, p + 882)
                 if b <= a:
                     continue
-                pk = float(np.max(np.abs(y[a:b])))
                 a16, b16 = a * 160 // 441, max(a * 160 // 441 + 1, b * 160 // 441)
-                pk = max(pk, float(np.max(np.abs(y16[a16:b16]))))
+                pk = max(float(np.max(np.abs(y[a:b]))), float(np.max(np.abs(y16[a16:b16]))))
+                fi = min(nf - 1, int(round(p / _HOP44)))
+                pk *= g_new[fi] / g[fi] if g[fi] > 0 else 0.0
                 if pk <= 1e-9:
                     continue
-                f = float(np.clip(plan.peaks[i] / pk, 0.25, 4.0))
-                if abs(f - 1.0) > 1e-4:
+                f = float(np.clip(plan.peaks[i] / pk, 1.0, 4.0))
+                if f > 1.0 + 1e-4:
                     a, b = max(0, p - 88), min(L, p + int(0.1 * SR))
                     shape[a:b] *= 1.0 + (f - 1.0) * _attack_window(a - p, b - p)
-        gs = _frames_to_samples(g) * shape
+            g = g_new
+        _, gs = limited(_frames_to_samples(g) * shape)
         lo, hi = _CTX, _CTX + _BLOCK
         if stereo:
             out = lr[:, lo:hi] * gs[lo:hi]
@@ -764,13 +799,13 @@ class SamplerSynth:
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
-def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, source, rng: np.random.Generator) -> np.ndarray:
+def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.random.Generator) -> np.ndarray:
     """Scale a one-shot to the event's RMS ``want`` and fill what its ring lacks with a texture tail.
 
     ``want`` holds the wanted RMS (32 ms windows, as the SPEC measures) per envelope frame, frame 0
     at ``t0`` s from the onset. The attack sets the scale; where the material's ring dies sooner
     than the envelope says, the missing level is filled with the source's texture (a rub / scatter
-    tail) that starts with the attack and only falls. Without it the level matching would stretch a
+    tail, ``texture(rng, n)``) that starts with the attack and only falls. Without it the level matching would stretch a
     dying ring by large, uneven gains, heard (and detected) as extra hits.
     """
     rate = ENV_DEFAULT.rate
@@ -800,7 +835,7 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, source, rng: np.rando
     if np.any(need > 1e-3 * float(xr[:k].max())):
         # never let the tail swell: it starts with the attack at its largest later level and only falls
         need = np.maximum.accumulate(need[::-1])[::-1]
-        tail = source.texture(rng, n) * np.interp(np.arange(n), centres, need, left=need[0], right=0.0)
+        tail = texture(rng, n) * np.interp(np.arange(n), centres, need, left=need[0], right=0.0)
         fade = min(n // 4, int(0.03 * SR))
         tail[n - fade :] *= np.linspace(1.0, 0.0, fade)
         x = x + tail
@@ -829,6 +864,20 @@ def _attack_window(lo: int, hi: int) -> np.ndarray:
     rise = t < -0.001
     w[rise] = np.clip((t[rise] + 0.002) / 0.001, 0.0, 1.0)
     return w
+
+
+def _limiter_gain(over: np.ndarray) -> np.ndarray:
+    """Gain <= 1 that brings ``over`` (level / ceiling per sample) to <= 1, smooth over 2 ms.
+
+    The needed gain is min-filtered over 2 ms and then averaged over the same 2 ms, so every
+    sample's gain is at most what it needs, and the gain has no steps (no clicks).
+    """
+    need = 1.0 / np.maximum(over, 1.0)
+    if need.min() >= 1.0:
+        return np.ones_like(need)
+    w = 89
+    m = ndimage.minimum_filter1d(need, size=w, mode="nearest")
+    return ndimage.uniform_filter1d(m, size=w, mode="nearest")
 
 
 def _frame_rms(y: np.ndarray, nf: int) -> np.ndarray:
@@ -864,11 +913,9 @@ def _frames_to_samples(v: np.ndarray) -> np.ndarray:
     return v[i0] * w0 + v[i0 + 1] * w1
 
 
-def _spec_envelope(y: np.ndarray, nf: int, K: int) -> np.ndarray:
-    """The SPEC envelope (before peak normalisation) of a 44.1 kHz window whose start is frame-aligned."""
-    import soxr
-
-    y16 = soxr.resample(y.astype(np.float32), SR, 16000, quality="HQ").astype(np.float64)
+def _spec_envelope16(y16: np.ndarray, nf: int, K: int) -> np.ndarray:
+    """The SPEC envelope (before peak normalisation) of a frame-aligned window already at 16 kHz."""
+    y16 = y16.astype(np.float64)
     pad = 256
     yp = np.pad(y16, (pad, pad))
     c = np.concatenate([[0.0], np.cumsum(yp * yp)])
