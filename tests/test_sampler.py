@@ -277,3 +277,36 @@ def test_backend_registry_and_options():
     with pytest.raises(FolaiError):
         SamplerSynth(pan_mode="sideways")
     assert "wood" in list_presets() and len(list_presets()) >= 19
+
+
+def test_stereo_envelope_is_panned_by_its_balance():
+    mono = Envelope.zeros(2.0).add_event(0.5, 0.4).add_event(1.4, 0.4)
+    v = np.stack([mono.values[0], mono.values[0]])
+    v[1, :125] *= 0.2  # first event mostly left, second centred
+    out = SamplerSynth().render(Envelope(v), duration=2.0, progress=False)
+    first, second = out[:, :SR], out[:, SR:]
+    assert np.sum(first[0] ** 2) > 4 * np.sum(first[1] ** 2)
+    assert np.allclose(np.sum(second[0] ** 2), np.sum(second[1] ** 2), rtol=0.05)
+
+
+def test_envelope_start_is_its_time_in_the_render():
+    env = Envelope.zeros(2.0).add_event(0.5, 0.4)
+    moved = Envelope(env.values, start=3.0)
+    a = SamplerSynth().render(env, duration=2.0, progress=False)
+    b = SamplerSynth().render(moved, duration=5.0, progress=False)
+    assert not np.any(b[:, : 3 * SR])
+    # the same sound 3 s later (its randomness is keyed by time, so compare loudness and onset)
+    onset_a = np.argmax(np.abs(a[0]) > 0.05)
+    onset_b = np.argmax(np.abs(b[0]) > 0.05)
+    assert abs(onset_b - onset_a - 3 * SR) <= 0.002 * SR
+    assert np.isclose(np.abs(a).max(), np.abs(b).max(), rtol=1e-3)
+
+
+def test_check_fails_fast_on_unusable_conditions(tmp_path):
+    s = SamplerSynth()
+    s.check(prompt="footsteps on snow")
+    s.check(references=[_takes_file(tmp_path)])
+    with pytest.raises(FolaiError):
+        s.check(prompt="zzz qqq")
+    with pytest.raises(FolaiError):
+        s.check(references=[_write(tmp_path / "quiet.wav", np.zeros(SR))])

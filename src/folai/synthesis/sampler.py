@@ -402,8 +402,8 @@ class SamplerSynth:
 
     Options (keyword only):
       variation:   0 = every hit identical, 1 = natural variation (level, pitch, decay, start)
-      pan_mode:    "auto" (use ``pan`` when given), "motion" (same, but a pan is required) or
-                   "center" (ignore ``pan``)
+      pan_mode:    "auto" (use ``pan`` when given, else a stereo envelope's balance), "motion"
+                   (``pan`` required) or "center" (always centred)
       sensitivity: scales the onset thresholds (> 1 finds quieter onsets)
       texture:     render sustained parts as a continuous texture (True) or only as events
       silence:     envelope level below which the output is silent
@@ -463,8 +463,11 @@ class SamplerSynth:
     ) -> np.ndarray:
         """(2, round(duration * 44100)) float32 in [-1, 1] whose SPEC envelope follows ``envelope``.
 
-        Sample k is at time ``envelope.start + k / 44100``. ``video`` is accepted for the backend
-        contract and unused (the sampler does not look at pictures).
+        Sample k is at time ``k / 44100`` s, the envelope's frame i at ``envelope.start + i / rate``
+        (an envelope cropped to [5, 7) s renders its sound 5 s in). ``video`` is accepted for the
+        backend contract and unused (the sampler does not look at pictures). ``pan``: one value in
+        [-1, 1] per envelope frame; without it a stereo (left, right) envelope is panned by its
+        balance.
         """
         return self.render_span(envelope, 0.0, duration, duration=duration, prompt=prompt, references=references,
                                 video=video, pan=pan, seed=seed, progress=progress)
@@ -556,8 +559,15 @@ class SamplerSynth:
         K = envelope.config.smooth_kernel if envelope.config.smooth_filter != "none" else 1
         T = int(math.ceil(n / _HOP44)) + 2
         e = np.zeros(T, dtype=np.float64)
-        m = min(T, env.n_frames)
-        e[:m] = env.mono[:m]
+        # sample k of the render is at time k / 44100 (the video's time): frame f at f / 125 s
+        shift = env.start * cfg.rate
+        if abs(shift - round(shift)) < 1e-6:
+            k0 = int(round(shift))
+            lo, hi = max(0, k0), min(T, k0 + env.n_frames)
+            if hi > lo:
+                e[lo:hi] = env.mono[lo - k0 : hi - k0]
+        else:
+            e = np.interp(np.arange(T) / cfg.rate, env.times, env.mono, left=0.0, right=0.0)
         e = np.clip(e, 0.0, 1.0)
         source = self._source(prompt, references)
         events = [ev for ev in detect_events(e, cfg.rate, K, self.sensitivity) if ev.time * SR < n]
@@ -624,10 +634,17 @@ class SamplerSynth:
                 raise FolaiError("pan must be a non-empty array of finite values in [-1, 1], one per envelope frame")
             p = np.clip(p, -1.0, 1.0)
             # pan frames are the envelope's frames: bring them to 125 frames/s like the envelope
-            t_src = np.arange(p.size) / envelope.rate
+            t_src = envelope.start + np.arange(p.size) / envelope.rate
             pan_f = np.interp(np.arange(T) / cfg.rate, t_src, p)
         elif self.pan_mode == "motion" and pan is None:
             raise FolaiError("pan_mode 'motion' needs a pan curve (from the motion timing); none was given")
+        elif self.pan_mode == "auto" and envelope.channels == 2 and not np.array_equal(*envelope.values):
+            # a stereo envelope: the equal-power pan that gives its left/right balance
+            lv, rv = (np.asarray(c, dtype=np.float64) for c in envelope.values)
+            loud = lv + rv > 1e-4
+            p = np.where(loud, np.arctan2(rv, lv) / (np.pi / 4) - 1.0, 0.0)
+            p = smooth(p, 5, "box").astype(np.float64)
+            pan_f = np.interp(np.arange(T) / cfg.rate, envelope.times, np.clip(p, -1.0, 1.0))
         shapes = event_shapes(e, events, K, cfg.rate)
         # an envelope whose onsets are mostly one-frame jumps was not smoothed (hand-drawn, or a
         # timing model's sharp impacts): match the render's unsmoothed RMS to it
