@@ -138,6 +138,9 @@ def test_render_span_is_bit_exact_with_the_full_render(scene):
         a, b = int(round(t0 * SR)), int(round(t1 * SR))
         assert part.shape == (2, b - a)
         assert part.tobytes() == full[:, a:b].tobytes(), (t0, t1)
+    # a fresh backend (nothing cached) computes the same stretch alone
+    part = SamplerSynth().render_span(env, 4.1, 4.3, duration=dur, prompt="stone", seed=3, progress=False)
+    assert part.tobytes() == full[:, int(round(4.1 * SR)) : int(round(4.3 * SR))].tobytes()
     with pytest.raises(FolaiError):
         s.render_span(env, 1.0, dur + 1.0, duration=dur, progress=False)
 
