@@ -313,3 +313,17 @@ def test_check_fails_fast_on_unusable_conditions(tmp_path):
         s.check(prompt="zzz qqq")
     with pytest.raises(FolaiError):
         s.check(references=[_write(tmp_path / "quiet.wav", np.zeros(SR))])
+
+
+@pytest.mark.parametrize("prompt", ["wood", "footsteps on grass"])
+def test_variation_zero_repeats_one_sound_and_one_varies(prompt):
+    env = Envelope.zeros(3.0).add_event(0.512, 0.3, decay=0.05).add_event(2.0, 0.3, decay=0.05)  # on frames
+
+    def attacks(variation):
+        a = SamplerSynth(variation=variation).render(env, duration=3.0, prompt=prompt, progress=False)[0]
+        n = int(0.02 * SR)
+        x, y = (a[int(t * SR) - 200 : int(t * SR) + n] for t in (0.512, 2.0))
+        return float(np.dot(x, y) / (np.linalg.norm(x) * np.linalg.norm(y)))
+
+    assert attacks(0.0) > 0.95
+    assert attacks(1.0) < 0.9

@@ -88,17 +88,20 @@ class Preset:
         return float(np.mean(self.mode_decay))
 
     # -------------------------------------------------------------- impact
-    def impact(self, rng: np.random.Generator, decay_scale: float = 1.0, sr: int = SR) -> np.ndarray:
+    def impact(self, rng: np.random.Generator, decay_scale: float = 1.0, variation: float = 1.0, sr: int = SR) -> np.ndarray:
         """One hit: (N,) float32 at ``sr``, attack at sample 0, peak 1.
 
-        ``decay_scale`` multiplies the material's decay times (the envelope says how long the hit rings).
+        ``decay_scale`` multiplies the material's decay times (the envelope says how long the hit
+        rings); ``variation`` scales how far pitch, decay and the toe's timing stray from the middle
+        of the preset's ranges (0: every hit rings alike).
         """
         n = int(self.length * max(0.5, min(decay_scale, 3.0)) * sr) + int(0.12 * sr * self.footstep)
         n = max(n, int(0.05 * sr))
-        x = self._hit(rng, n, decay_scale, sr, gain=1.0)
+        x = self._hit(rng, n, decay_scale, sr, gain=1.0, variation=variation)
         if self.footstep:
-            d = int(rng.uniform(*self.toe_delay) * sr)
-            toe = self._hit(rng, n - d, decay_scale * 0.7, sr, gain=rng.uniform(*self.toe_level))
+            d = int(_draw(rng, self.toe_delay, variation) * sr)
+            toe = self._hit(rng, n - d, decay_scale * 0.7, sr, gain=_draw(rng, self.toe_level, variation),
+                            variation=variation)
             r = min(toe.size, int(0.006 * sr))
             toe[:r] *= np.linspace(0.0, 1.0, r) ** 2  # the toe rolls in: softer than the heel's strike
             x[d:] += toe
@@ -107,14 +110,15 @@ class Preset:
         peak = float(np.max(np.abs(x))) or 1.0
         return (x / peak).astype(np.float32)
 
-    def _hit(self, rng: np.random.Generator, n: int, decay_scale: float, sr: int, gain: float) -> np.ndarray:
+    def _hit(self, rng: np.random.Generator, n: int, decay_scale: float, sr: int, gain: float,
+             variation: float = 1.0) -> np.ndarray:
         t = np.arange(n) / sr
         x = np.zeros(n, dtype=np.float64)
         if self.mode_level > 0:
-            f0 = rng.uniform(*self.base_hz)
-            d0 = rng.uniform(*self.mode_decay) * decay_scale
+            f0 = _draw(rng, self.base_hz, variation)
+            d0 = _draw(rng, self.mode_decay, variation) * decay_scale
             for k, ratio in enumerate(self.ratios):
-                f = f0 * ratio * (1.0 + self.inharmonic * rng.uniform(-1, 1))
+                f = f0 * ratio * (1.0 + self.inharmonic * min(variation, 1.0) * rng.uniform(-1, 1))
                 if f >= 0.45 * sr:
                     continue
                 d = d0 * (f0 / f) ** self.decay_slope
@@ -171,6 +175,14 @@ class Preset:
 
 
 # ------------------------------------------------------------------ building blocks
+
+
+def _draw(rng: np.random.Generator, span: tuple[float, float], variation: float) -> float:
+    """A value of ``span`` = (low, high): its middle, strayed by ``variation`` (1 = the whole span)."""
+    lo, hi = span
+    mid = 0.5 * (lo + hi)
+    x = mid + rng.uniform(-0.5, 0.5) * (hi - lo) * variation
+    return float(max(x, 0.25 * lo if lo > 0 else 0.0))
 
 
 @functools.lru_cache(maxsize=256)

@@ -243,7 +243,7 @@ class _PresetSource:
         scale = ev.decay / max(self.preset.natural_decay, 1e-3)
         scale = float(np.clip(scale, 0.5, 2.5)) ** 0.7
         scale *= float(np.exp(0.1 * variation * rng.standard_normal()))
-        return self.preset.impact(rng, decay_scale=scale)
+        return self.preset.impact(rng, decay_scale=scale, variation=variation)
 
     def texture(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.preset.texture(rng, n)
@@ -401,7 +401,8 @@ class SamplerSynth:
     """Envelope-following synthesis from procedural presets or the user's own recordings.
 
     Options (keyword only):
-      variation:   0 = every hit identical, 1 = natural variation (level, pitch, decay, start)
+      variation:   how much hits differ (pitch, decay, level, start; 1 = natural, 0 = the same
+                   one-shot for every hit, shaped only by the envelope)
       pan_mode:    "auto" (use ``pan`` when given, else a stereo envelope's balance), "motion"
                    (``pan`` required) or "center" (always centred)
       sensitivity: scales the onset thresholds (> 1 finds quieter onsets)
@@ -657,11 +658,12 @@ class SamplerSynth:
     def _event_sound(self, plan: _Plan, i: int) -> np.ndarray:
         """Event ``i``'s one-shot in SPEC units, onset at sample 0."""
         ev = plan.events[i]
-        rng = _rng(plan.seed, _qtime(ev.time), 1)
+        key = _qtime(ev.time) if self.variation > 0 else 0  # variation 0: one sound for every hit
+        rng = _rng(plan.seed, key, 1)
         x = plan.source.impact(rng, ev, self.variation, plan.takes[i]).astype(np.float64)
         first = ev.rise if ev.sharp else ev.rise + ENV_DEFAULT.smooth_kernel // 2
         t0 = first / ENV_DEFAULT.rate - ev.time
-        return _with_tail(x, plan.shapes[i], t0, plan.texture, _rng(plan.seed, _qtime(ev.time), 2))
+        return _with_tail(x, plan.shapes[i], t0, plan.texture, _rng(plan.seed, key, 2))
 
     def _texture(self, plan: _Plan, lo: int, hi: int, tex_cache: dict) -> np.ndarray:
         """Unit-RMS texture on samples [lo, hi): fixed 0.5 s blocks, overlap-added with sine windows."""
@@ -796,6 +798,7 @@ class SamplerSynth:
                 if pk <= 1e-9:
                     continue
                 f = float(np.clip(plan.peaks[i] / pk, 1.0, 4.0))
+                log.debug("attack boost event %d pass %d: %.3f", i, it, plan.peaks[i] / pk)
                 if f > 1.0 + 1e-4:
                     a, b = max(0, p - 88), min(L, p + int(0.1 * SR))
                     shape[a:b] *= 1.0 + (f - 1.0) * _attack_window(a - p, b - p)
