@@ -155,7 +155,14 @@ class LearnedTiming:
         enc, fl = self._build_encoder()
         return extract_video_features(video, enc, fl, fps=self.model.config.fps, roi=roi, progress=progress)
 
-    def estimate(self, video: str | Path, *, roi: tuple[int, int, int, int] | None = None, progress: bool = True) -> TimingResult:
+    def estimate(
+        self,
+        video: str | Path,
+        *,
+        roi: tuple[int, int, int, int] | None = None,
+        progress: bool = True,
+        prompt: str | None = None,  # unused: the learned model reads the picture only
+    ) -> TimingResult:
         from ..paths import check_input
         from .model import predict_windows
 

@@ -159,7 +159,12 @@ class MotionTiming:
 
     # ------------------------------------------------------------------ public API
     def estimate(
-        self, video: str | Path, *, roi: tuple[int, int, int, int] | None = None, progress: bool = True
+        self,
+        video: str | Path,
+        *,
+        roi: tuple[int, int, int, int] | None = None,
+        progress: bool = True,
+        prompt: str | None = None,
     ) -> TimingResult:
         """The video's envelope (mono, 125 frames/s, ``duration * 16000 // 128`` frames from t = 0),
         pan per envelope frame and diagnostics (``info["events"]``: impact times in seconds)."""
