@@ -22,8 +22,6 @@ from folai.studio import create_app  # noqa: E402
 from folai.studio.session import Limits  # noqa: E402
 from folai.testing import make_clicks, make_hit_video  # noqa: E402
 
-import test_studio_fakes  # noqa: E402
-
 DURATION = 2.0
 
 
@@ -42,17 +40,12 @@ def long_video(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def backends(monkeypatch):
-    return test_studio_fakes.install(monkeypatch)
-
-
-@pytest.fixture
 def workspace(tmp_path) -> Path:
     return tmp_path / "ws"
 
 
 @pytest.fixture
-def client(workspace, backends):
+def client(workspace):
     app = create_app(workspace=workspace, limits=Limits(video_bytes=2_000_000, audio_bytes=1_000_000, csv_bytes=200_000))
     with TestClient(app) as c:
         yield c
@@ -202,7 +195,7 @@ def test_path_traversal_attempts_are_rejected(client, video, workspace, tmp_path
     assert r.status_code == 400
 
 
-def test_other_hosts_and_cross_site_posts_are_refused(backends, workspace):
+def test_other_hosts_and_cross_site_posts_are_refused(workspace):
     app = create_app(workspace=workspace, allowed_hosts=("127.0.0.1", "localhost"))
     with TestClient(app, base_url="http://127.0.0.1:8765") as c:
         assert c.get("/api/info").status_code == 200
