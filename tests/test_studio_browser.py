@@ -42,8 +42,11 @@ def studio(tmp_path):
 
 @pytest.fixture
 def browser_page(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
-    with sync_api.sync_playwright() as pw:
+    try:  # chromium is here, so the test must run: a missing driver is a failure, not a skip
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("chromium is installed but Playwright for Python is not: pip install playwright")
+    with sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),  # a fresh user-data-dir
             executable_path=CHROMIUM,
