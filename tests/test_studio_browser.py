@@ -129,6 +129,28 @@ def test_click_to_add_event_then_render_has_onset_there(studio, browser_page, tm
         assert np.min(np.abs(on_after - h)) <= 0.05, (on_after, h)
     np.testing.assert_array_equal(after[:, : 2 * sr], before[:, : 2 * sr])  # kept sample for sample
 
+    # audition: playing the video plays the render in sync (the video's own sound muted)
+    page.evaluate("document.getElementById('video').currentTime = 1.0")
+    page.click("#btn-play")
+    page.wait_for_function("document.getElementById('video').currentTime > 1.6", timeout=20_000)
+    state = page.evaluate("""() => { const v = document.getElementById('video'), a = document.getElementById('audio');
+        return {vt: v.currentTime, at: a.currentTime, ap: a.paused, muted: v.muted}; }""")
+    page.click("#btn-play")
+    assert not state["ap"] and state["muted"] and abs(state["at"] - state["vt"]) < 0.15, state
+    # export: the render muxed onto the video
+    page.click("#btn-export")
+    page.wait_for_selector("#link-export:not([hidden])")
+    wait_idle(page)
+    with page.expect_download() as dl:
+        page.click("#link-export")
+    exported = tmp_path / "exported.mp4"
+    dl.value.save_as(exported)
+    from folai.media import probe_video, read_audio
+
+    assert probe_video(exported).has_audio
+    muxed = read_audio(exported, sr=sr, channels=1)[0]
+    assert np.min(np.abs(detect_onsets(muxed, sr) - CLICK_AT)) <= 0.03
+
     # a selection on the timeline for the screenshot; errors show in the page, not as stack traces
     page.click("#tool-select")
     page.mouse.move(box["x"] + 3.6 / DURATION * box["width"], box["y"] + 60)
