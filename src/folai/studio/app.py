@@ -539,6 +539,10 @@ def create_app(
             else:
                 path = last.path
             with s.lock:
+                if (s.video.path if s.video else None) != video_path:
+                    if mode != "unchanged":
+                        path.unlink(missing_ok=True)
+                    raise FolaiError("another video was opened while this one rendered; render again")
                 old = s.render
                 s.render = RenderItem(audio, sr, env, key + (version,), path, n)
                 s.export_path = None
@@ -571,7 +575,7 @@ def create_app(
             if s.render is None:
                 raise FolaiError("render the audio first; export puts the last render onto the video")
             video_path, audio, sr = s.video.path, s.render.audio, s.render.sample_rate
-        suffix = video_path.suffix.lower() if video_path.suffix.lower() in (".mp4", ".mov", ".mkv") else ".mkv"
+        suffix = video_path.suffix.lower() if video_path.suffix.lower() in (".mp4", ".mov", ".mkv", ".m4v") else ".mkv"
 
         def work(job: Job) -> dict[str, Any]:
             from ..media import mux_audio
@@ -580,6 +584,9 @@ def create_app(
             out = s.file(f"export-{new_id()}{suffix}")
             mux_audio(video_path, audio, out, sr=sr)
             with s.lock:
+                if (s.video.path if s.video else None) != video_path:
+                    out.unlink(missing_ok=True)
+                    raise FolaiError("another video was opened while this one was exported; export again")
                 old = s.export_path
                 s.export_path = out
                 if old is not None:
