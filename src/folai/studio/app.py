@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100
 PEAK_RATE = 125.0  # columns per second of the rendered-waveform overview drawn under the curve
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
 class TimingRequest(BaseModel):
@@ -103,17 +102,17 @@ def create_app(
     """
     limits = limits or Limits()
     opts = backend_options or BackendOptions()
-    own_root = workspace is None
-    root = Path(tempfile.mkdtemp(prefix="folai-studio-")) if own_root else Path(workspace)
-    store = SessionStore(root, limits)
-    jobs = JobRunner()
-    cache = BackendCache(opts)
     start_video: tuple[Path, Any] | None = None
     if video is not None:
         from ..paths import check_input
 
         vp = check_input(video, "video")
         start_video = (vp.resolve(), _probe(vp))
+    own_root = workspace is None
+    root = Path(tempfile.mkdtemp(prefix="folai-studio-")) if own_root else Path(workspace)
+    store = SessionStore(root, limits)
+    jobs = JobRunner()
+    cache = BackendCache(opts)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
