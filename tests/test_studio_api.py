@@ -291,6 +291,22 @@ def test_timing_job_sets_envelope_and_detected_events(client, video):
     assert r.status_code == 400
 
 
+def test_timing_region_of_interest(client, tmp_path):
+    video = tmp_path / "wide.mp4"
+    make_hit_video(video, duration=2.0, hit_times=[0.7, 1.4], size=(320, 240), with_audio=False)
+    sid = new_session(client)
+    open_video(client, sid, video)
+    # the square (40 px) never goes right of x = 280: timing restricted to that strip finds nothing
+    assert wait(client, sid, client.post(f"/api/s/{sid}/timing", json={"roi": [280, 0, 40, 240]}).json())["state"] == "done"
+    quiet = client.get(f"/api/s/{sid}/envelope").json()
+    assert wait(client, sid, client.post(f"/api/s/{sid}/timing", json={}).json())["state"] == "done"
+    whole = client.get(f"/api/s/{sid}/envelope").json()
+    assert max(quiet["values"]) < 0.2 * max(whole["values"]) and len(whole["detected"]) > len(quiet["detected"])
+    for bad in ([0, 0, 321, 240], [-1, 0, 40, 40], [0, 0, 8, 8], [0, 0, 320, 40], [1, 2, 3]):
+        r = client.post(f"/api/s/{sid}/timing", json={"roi": bad})
+        assert r.status_code in (400, 422) and r.json()["error"], bad
+
+
 def test_render_then_partial_rerender_equals_full_render(client, long_video):
     sid = new_session(client)
     duration = open_video(client, sid, long_video)["video"]["duration"]

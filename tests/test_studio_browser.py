@@ -194,6 +194,21 @@ def test_timeline_drag_draw_delete_undo_and_csv(studio, browser_page, tmp_path):
         page.wait_for_function(f"document.body.dataset.envVersion === '{data['version']}'")  # the page drew it
         return data
 
+    # a region of interest drawn on the video, used by the timing
+    page.click("#btn-roi")
+    rb = page.locator("#roi").bounding_box()
+    page.mouse.move(rb["x"] + 0.1 * rb["width"], rb["y"] + 0.1 * rb["height"])
+    page.mouse.down()
+    page.mouse.move(rb["x"] + 0.6 * rb["width"], rb["y"] + 0.7 * rb["height"], steps=5)
+    page.mouse.up()
+    roi = page.evaluate("S.roi")
+    assert abs(roi[0] - 16) <= 2 and abs(roi[1] - 12) <= 2 and abs(roi[2] - 80) <= 2 and abs(roi[3] - 72) <= 2, roi
+    with page.expect_request(lambda r: r.url.endswith("/timing")) as req:
+        page.click("#btn-timing")
+    assert req.value.post_data_json["roi"] == roi
+    page.wait_for_function("document.getElementById('message').textContent.includes('timing found')")
+    wait_idle(page)
+
     page.click("#tool-add")
     env = edit(lambda: page.mouse.click(X(1.0), Y(0.5)))
     (t, lv), = env["events"]

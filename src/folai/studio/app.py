@@ -53,6 +53,7 @@ PEAK_RATE = 125.0  # columns per second of the rendered-waveform overview drawn 
 
 class TimingRequest(BaseModel):
     backend: str = "motion"
+    roi: list[int] | None = Field(default=None, min_length=4, max_length=4)  # x, y, w, h in video pixels
 
 
 class RenderRequest(BaseModel):
@@ -342,10 +343,22 @@ def create_app(
         if not table[req.backend]["available"]:
             raise FolaiError(f"timing backend '{req.backend}' is unavailable: {table[req.backend]['reason']}")
         video_path, duration = s.video.path, s.video.info.duration
+        roi = None
+        if req.roi is not None:
+            x, y, w, h = req.roi
+            W, H = s.video.info.width, s.video.info.height
+            if x < 0 or y < 0 or x + w > W or y + h > H:
+                raise FolaiError(f"the region must lie inside the {W}x{H} video, got x={x}, y={y}, w={w}, h={h}")
+            # the motion analysis (OpenCV DIS flow at <= 128 px wide) fails on flat strips: keep to shapes it handles
+            if min(w, h) < 16 or 3 * h < w:
+                raise FolaiError(
+                    f"the region {w}x{h} is too small or too flat; draw at least 16 px each way and no more than 3 times wider than tall"
+                )
+            roi = (x, y, w, h)
 
         def work(job: Job) -> dict[str, Any]:
             job.update(f"timing ({req.backend})")
-            result = cache.timing(req.backend).estimate(video_path, progress=True)
+            result = cache.timing(req.backend).estimate(video_path, roi=roi, progress=True)
             env = result.envelope
             if env.start == 0:  # as the pipeline does: exactly the video's length
                 env = env.fit(duration)

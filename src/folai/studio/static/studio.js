@@ -490,6 +490,7 @@ $("file-video").addEventListener("change", (ev) => {
     const st = await upload("/video", f, "video");
     S.env = null; S.sel = null;
     setState(st);
+    setRoi(null);
     progress(`opened ${st.video.name}`, 1);
   });
 });
@@ -514,8 +515,59 @@ $("sel-timing").addEventListener("change", updateButtons);
 $("sel-yscale").addEventListener("change", draw);
 $("sel-synth").addEventListener("change", updateButtons);
 
+// ------------------------------------------------------------------ region of interest for the timing
+const roiCanvas = $("roi");
+S.roi = null;   // [x, y, w, h] in video pixels, or null for the whole frame
+function videoScale() { const v = S.state && S.state.video; return v ? v.width / Math.max(1, roiCanvas.clientWidth) : 1; }
+function drawRoi(rect) {
+  const c = roiCanvas, W = c.clientWidth, H = c.clientHeight;
+  if (c.width !== W || c.height !== H) { c.width = W; c.height = H; }
+  const g = c.getContext("2d");
+  g.clearRect(0, 0, W, H);
+  const r = rect || (S.roi && S.roi.map((v) => v / videoScale()));
+  if (!r) return;
+  g.fillStyle = "rgba(0,0,0,0.45)"; g.fillRect(0, 0, W, H);
+  g.clearRect(r[0], r[1], r[2], r[3]);
+  g.strokeStyle = "#ffd43b"; g.lineWidth = 2; g.strokeRect(r[0] + 1, r[1] + 1, r[2] - 2, r[3] - 2);
+}
+function setRoi(roi) {
+  S.roi = roi;
+  $("roi-label").textContent = roi ? `x ${roi[0]}, y ${roi[1]}, ${roi[2]}×${roi[3]} px` : "whole frame";
+  drawRoi();
+}
+$("btn-roi").onclick = () => {
+  if (!(S.state && S.state.video)) { message("open a video first"); return; }
+  roiCanvas.classList.add("drawing");
+  message("drag a rectangle on the video around where the action is", "info");
+};
+$("btn-roi-clear").onclick = () => { roiCanvas.classList.remove("drawing"); setRoi(null); };
+roiCanvas.addEventListener("mousedown", (ev) => {
+  const r = roiCanvas.getBoundingClientRect();
+  S.roiDrag = [ev.clientX - r.left, ev.clientY - r.top];
+  ev.preventDefault();
+});
+roiCanvas.addEventListener("mousemove", (ev) => {
+  if (!S.roiDrag) return;
+  const r = roiCanvas.getBoundingClientRect(), [x0, y0] = S.roiDrag;
+  const x1 = Math.min(r.width, Math.max(0, ev.clientX - r.left)), y1 = Math.min(r.height, Math.max(0, ev.clientY - r.top));
+  drawRoi([Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0)]);
+});
+roiCanvas.addEventListener("mouseup", (ev) => {
+  if (!S.roiDrag) return;
+  const r = roiCanvas.getBoundingClientRect(), [x0, y0] = S.roiDrag, k = videoScale(), v = S.state.video;
+  S.roiDrag = null;
+  roiCanvas.classList.remove("drawing");
+  const x1 = Math.min(r.width, Math.max(0, ev.clientX - r.left)), y1 = Math.min(r.height, Math.max(0, ev.clientY - r.top));
+  const x = Math.round(Math.min(x0, x1) * k), y = Math.round(Math.min(y0, y1) * k);
+  const w = Math.min(v.width - x, Math.round(Math.abs(x1 - x0) * k)), h = Math.min(v.height - y, Math.round(Math.abs(y1 - y0) * k));
+  if (w < 4 || h < 4) { setRoi(null); message("the region was too small; the whole frame is used"); return; }
+  setRoi([x, y, w, h]);
+  message("");
+});
+window.addEventListener("resize", () => drawRoi());
+
 $("btn-timing").onclick = () => task("timing", async () => {
-  const job = await api("POST", "/timing", { backend: $("sel-timing").value });
+  const job = await api("POST", "/timing", { backend: $("sel-timing").value, roi: S.roi });
   const res = await runJob(job);
   setState(await api("GET", "/state"));
   message(`timing found ${res.events} event(s); edit them on the timeline`, "info");
