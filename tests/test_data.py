@@ -275,3 +275,12 @@ def test_one_training_step_per_dataset(kind, gh_root, wtm_root, folder_root, tmp
     # missing features are reported, not silently skipped
     with pytest.raises(FolaiError, match="no cached features"):
         TimingDataset(chunks, tmp_path / "empty", progress=False)
+
+
+def test_documented_examples_run():
+    import doctest
+
+    import folai.data.chunks
+
+    res = doctest.testmod(folai.data.chunks, verbose=False)
+    assert res.attempted > 0 and res.failed == 0
