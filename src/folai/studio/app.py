@@ -115,18 +115,23 @@ def create_app(
     jobs = JobRunner()
     cache = BackendCache(opts)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
+    def cleanup() -> None:
+        """Stop the jobs and delete the workspaces (idempotent; also run if the server never started)."""
         jobs.shutdown()
         store.close_all()
         if own_root:
             shutil.rmtree(root, ignore_errors=True)
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        cleanup()
+
     app = FastAPI(title="folai studio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.store = store
     app.state.jobs = jobs
     app.state.root = root
+    app.state.cleanup = cleanup
 
     # ------------------------------------------------------------------ errors as one sentence
     @app.exception_handler(FolaiError)

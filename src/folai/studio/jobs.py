@@ -5,9 +5,9 @@ the tqdm bar it shows (the backends' ``progress=True`` bars), so no backend need
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -92,12 +92,23 @@ class _TqdmWatch:
 
 
 class JobRunner:
-    """One worker thread; jobs are kept (the last 50) so the page can read their results."""
+    """One worker thread; jobs are kept (the last 50) so the page can read their results.
+
+    The worker is a daemon thread, so stopping the studio (Ctrl+C) never waits for a long render."""
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="folai-studio-job")
+        self._queue: queue.Queue = queue.Queue()
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self._worker = threading.Thread(target=self._work, name="folai-studio-job", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            body = self._queue.get()
+            if body is None:
+                return
+            body()
 
     def submit(self, session: str, kind: str, fn: Callable[[Job], dict[str, Any] | None]) -> Job:
         job = Job(new_id(), session, kind)
@@ -124,7 +135,7 @@ class JobRunner:
             finally:
                 job.finished = time.time()
 
-        self._pool.submit(body)
+        self._queue.put(body)
         return job
 
     def get(self, session: str, jid: str) -> Job:
@@ -135,4 +146,12 @@ class JobRunner:
         return job
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Drop queued jobs and let the worker end after the current one (idempotent)."""
+        if not self._worker.is_alive():
+            return
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._queue.put(None)

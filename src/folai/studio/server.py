@@ -57,8 +57,12 @@ class StudioServer:
         return f"http://{h}:{self.port}/"
 
     def serve_forever(self) -> None:
-        """Serve until interrupted (Ctrl+C)."""
-        self.server.run(sockets=[self.sock])
+        """Serve until interrupted (Ctrl+C); the workspace is removed however it ends."""
+        try:
+            self.server.run(sockets=[self.sock])
+        finally:
+            self.app.state.cleanup()
+            self.sock.close()
 
     def start(self, timeout: float = 20.0) -> "StudioServer":
         """Serve in a background thread; return once it accepts connections."""
@@ -81,6 +85,7 @@ class StudioServer:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.app.state.cleanup()
         self.sock.close()
 
     def __enter__(self) -> "StudioServer":
