@@ -414,7 +414,11 @@ def test_job_errors_are_readable(client, video, monkeypatch):
 
 
 def test_cli_starts_on_loopback_and_prints_its_url(video, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    import signal
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), TMPDIR=str(tmp))
     proc = subprocess.Popen(
         [sys.executable, "-m", "folai", "studio", "--port", "0", str(video)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -428,9 +432,11 @@ def test_cli_starts_on_loopback_and_prints_its_url(video, tmp_path):
         st = httpx.post(url + "api/session", timeout=10).json()
         assert st["video"]["name"] == "hits.mp4"  # the command-line video opens in every session
         assert httpx.get(url, timeout=10).status_code == 200
+        assert [p.name[:13] for p in tmp.iterdir()] == ["folai-studio-"]  # its private workspace
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # Ctrl+C
         proc.wait(timeout=10)
+    assert proc.returncode == 0 and list(tmp.iterdir()) == []  # the workspace is gone
     r = subprocess.run([sys.executable, "-m", "folai", "studio", str(tmp_path / "missing.mp4")],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr
