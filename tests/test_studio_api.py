@@ -285,6 +285,14 @@ def test_timing_job_sets_envelope_and_detected_events(client, video):
     e = client.get(f"/api/s/{sid}/envelope").json()
     assert max(e["values"]) > 0.05 and len(e["detected"]) >= 1
     assert e["can_undo"]  # the blank envelope is one undo away
+    # the motion's horizontal position pans the render
+    assert client.get(f"/api/s/{sid}/state").json()["has_pan"]
+    job = wait(client, sid, client.post(f"/api/s/{sid}/render", json={"pan": True}).json())
+    audio, _ = read_wav(client, job["result"]["url"])
+    assert not np.allclose(audio[0], audio[1])
+    job = wait(client, sid, client.post(f"/api/s/{sid}/render", json={"pan": False}).json())
+    audio, _ = read_wav(client, job["result"]["url"])
+    np.testing.assert_array_equal(audio[0], audio[1])
     r = client.post(f"/api/s/{sid}/timing", json={"backend": "learned"})
     assert r.status_code == 400 and "unavailable" in r.json()["error"]
     r = client.post(f"/api/s/{sid}/timing", json={"backend": "../../etc"})
@@ -373,6 +381,10 @@ def test_unavailable_synth_is_refused_with_its_reason(client, video):
     assert r.status_code == 400 and "sampler" in r.json()["error"]
     r = client.post(f"/api/s/{sid}/render", json={"seed": -1})
     assert r.status_code == 422 and "seed" in r.json()["error"]
+    r = client.post(f"/api/s/{sid}/render", json={"pan": True})
+    assert r.status_code == 400 and "timing" in r.json()["error"]
+    job = wait(client, sid, client.post(f"/api/s/{sid}/render", json={"prompt": "zzzz unknown"}).json())
+    assert job["state"] == "error" and "preset" in job["error"]  # the backend's own check, as one sentence
 
 
 def test_export_muxes_the_render_into_the_video(client, video):
