@@ -205,13 +205,19 @@ function tToX(t) { const [a, b] = S.view; return (t - a) / (b - a) * canvas.clie
 function xToT(x) { const [a, b] = S.view; return a + x / canvas.clientWidth * (b - a); }
 // the level axis: 0 at the bottom, yMax() at the top ("auto": the smallest step above the curve)
 const Y_STEPS = [0.05, 0.1, 0.25, 0.5, 1];
-function yMax() {
+let yMaxCache = { env: null, sel: null, value: 1 };
+function yMax() {   // cached per envelope and axis choice (it is asked once per drawn vertex)
   const v = $("sel-yscale").value;
-  if (v !== "auto") return parseFloat(v);
-  if (!S.env) return 1;
-  let m = 0; for (const x of S.env.values) if (x > m) m = x;
-  if (m === 0) return 0.25;   // a blank timeline: room for ordinary impacts
-  return Y_STEPS.find((s) => s >= 1.15 * m) || 1;
+  if (yMaxCache.env === S.env && yMaxCache.sel === v) return yMaxCache.value;
+  let value;
+  if (v !== "auto") value = parseFloat(v);
+  else if (!S.env) value = 1;
+  else {
+    let m = 0; for (const x of S.env.values) if (x > m) m = x;
+    value = m === 0 ? 0.25 : (Y_STEPS.find((s) => s >= 1.15 * m) || 1);   // blank: room for ordinary impacts
+  }
+  yMaxCache = { env: S.env, sel: v, value };
+  return value;
 }
 function levelToY(l) { return PAD_TOP + (1 - l / yMax()) * plotH(); }
 function yToLevel(y) { return Math.min(yMax(), Math.max(0, (1 - (y - PAD_TOP) / plotH()) * yMax())); }
@@ -456,13 +462,15 @@ setInterval(() => {   // keep the render on the picture: correct drifts over 40 
   video.muted = syncOn();
   if (syncOn() && !video.paused && Math.abs(audio.currentTime - video.currentTime) > 0.04) audio.currentTime = video.currentTime;
 }, 250);
-function frame() {
+let lastDrawnT = -1;
+function frame() {   // redraw while playing (the playhead moves) or when the time changed by a seek
   const t = currentTime();
-  if (!(S.state && S.state.video ? video.paused : audio.paused) && S.env) {   // follow the playhead when zoomed in
+  const playing = !(S.state && S.state.video ? video.paused : audio.paused);
+  if (playing && S.env) {   // follow the playhead when zoomed in
     const [a, b] = S.view;
     if (t > b || t < a) { const span = b - a; const na = Math.min(Math.max(S.env.start, t - 0.1 * span), S.env.start + duration() - span); S.view = [na, na + span]; }
   }
-  draw();
+  if (playing || t !== lastDrawnT) { draw(); lastDrawnT = t; }
   requestAnimationFrame(frame);
 }
 
