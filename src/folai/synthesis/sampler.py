@@ -123,7 +123,6 @@ def detect_events(
     for i in cand:
         if i < pad - half - 2 or i >= T + pad:
             continue
-        jsum = float(Jp[i - 1 : i + 3].sum())
         base = float(ep[i - 1])
         peak = float(ep[i : i + K + 3].max())
         h = peak - base
@@ -132,12 +131,14 @@ def detect_events(
         sharp = (ep[i + 1] - ep[i - 1]) >= 0.6 * h
         # A: the jump of the unsmoothed RMS at the onset. The threshold is relative to the loudest
         # envelope level within 1 s; a smoothed envelope's level is about half its RMS jumps.
-        A = h if sharp else jsum * K
+        # For a smoothed rise, the slope must stay up: the mean slope over the next 5 frames against
+        # the 5 before (a lone step of a quantised or jittery curve does not keep rising).
+        A = h if sharp else (float(d[i : i + 5].mean()) - float(d[i - 5 : i].mean())) * K / 0.75
         thr = max(0.004, (0.1 if sharp else 0.2) * float(loc[i])) / sensitivity
         if A < thr or A < 0.4 * h:
             continue
-        w = Jp[i - 1 : i + 3]
-        c = float((np.arange(-1, 3) * w).sum() / w.sum())
+        w = Jp[i - 2 : i + 3]
+        c = float((np.arange(-2, 3) * w).sum() / w.sum())
         if sharp:
             # an unsmoothed rise peaks with the sound's attack: the onset is where it (nearly) tops out
             top = np.nonzero(ep[i : i + 6] >= base + 0.8 * h)[0]
@@ -164,6 +165,9 @@ def detect_events(
             if A > out[-1][0]:
                 out[-1] = (A, ev)
             continue
+        # a small step within 80 ms of a much stronger onset is part of its rise, not a hit
+        if out and ev.time - out[-1][1].time < 0.08 and A < 0.25 * out[-1][0]:
+            continue
         out.append((A, ev))
     return [ev for _, ev in out if ev.time > -0.05]
 
@@ -171,6 +175,25 @@ def detect_events(
 # where, within the rise of a box-smoothed envelope, the sound starts: the rise begins half a kernel
 # before the onset frame, and the centred 32 ms RMS window sees the sound one more frame early.
 _ONSET_OFFSET = 0.8
+
+
+def _is_rough(e: np.ndarray) -> bool:
+    """Whether a curve steps or jitters from frame to frame (quantised classes, a model's argmax).
+
+    On its loud frames, a smoothed recording's envelope has a slope that changes little from frame
+    to frame (median |second difference| / median |slope| 0.1-0.4) and never stands still; a
+    quantised one stands still on many frames, a jittery one flips its slope (ratio ~1).
+    """
+    if e.size < 8 or e.max() <= 0:
+        return False
+    d = np.diff(e)
+    jj = np.diff(d)
+    loud = e[1:-1] > 0.05 * e.max()
+    if loud.sum() < 8:
+        return False
+    ad, aj = np.abs(d[1:][loud]), np.abs(jj[loud])
+    still = float(np.mean(ad < 1e-7))
+    return still > 0.1 or float(np.median(aj)) > 0.6 * float(np.median(ad)) + 1e-12
 
 
 def _event_bump(level: float, tau_frames: float, K: int) -> np.ndarray:
@@ -570,6 +593,10 @@ class SamplerSynth:
         else:
             e = np.interp(np.arange(T) / cfg.rate, env.times, env.mono, left=0.0, right=0.0)
         e = np.clip(e, 0.0, 1.0)
+        if _is_rough(e):
+            # a quantised or jittery curve (a classifier's classes): its frame-to-frame steps are not
+            # sounds. A light Hann smoothing keeps the onsets' slope jumps where they were.
+            e = np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0)
         source = self._source(prompt, references)
         events = [ev for ev in detect_events(e, cfg.rate, K, self.sensitivity) if ev.time * SR < n]
         samples = np.array([int(round(ev.time * SR)) for ev in events], dtype=np.int64)
