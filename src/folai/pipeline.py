@@ -98,10 +98,16 @@ class FoleyPipeline:
         return self._synth
 
     # ---------------------------------------------------------------- stage 1
-    def estimate(self, video: str | os.PathLike, roi: tuple[int, int, int, int] | None = None, progress: bool = True) -> TimingResult:
-        """Stage 1: the video's envelope (and pan, events)."""
+    def estimate(
+        self,
+        video: str | os.PathLike,
+        roi: tuple[int, int, int, int] | None = None,
+        progress: bool = True,
+        prompt: str | None = None,
+    ) -> TimingResult:
+        """Stage 1: the video's envelope (and pan, events); ``prompt`` hints what kind of events to find."""
         check_input(video, "video")
-        return self.timing.estimate(video, roi=roi, progress=progress)
+        return self.timing.estimate(video, roi=roi, progress=progress, prompt=prompt)
 
     # ---------------------------------------------------------------- stage 2
     def check(self, prompt: str | None = None, references: Sequence[str | os.PathLike] = ()) -> None:
@@ -211,7 +217,7 @@ class FoleyPipeline:
         t = time.perf_counter()
         pan_curve = None
         if envelope is None:
-            result = self.estimate(video, roi=roi, progress=progress)
+            result = self.estimate(video, roi=roi, progress=progress, prompt=prompt)
             env = result.envelope
             pan_curve = result.pan
             events = result.info.get("events")

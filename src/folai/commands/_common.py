@@ -45,6 +45,11 @@ def add_synth_args(p: argparse.ArgumentParser) -> None:
     n.add_argument("--steps", type=int, default=150, help="sampling steps (default 150)")
     n.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
     n.add_argument("--negative", metavar="TEXT", default=None, help="negative prompt")
+    n.add_argument("--clap", metavar="ID_OR_PATH", default=None, help="LAION-CLAP weights (default laion/clap-htsat-unfused)")
+    n.add_argument("--cavp", metavar="PATH", default=None, help="Diff-Foley CAVP checkpoint (cavp_epoch66.ckpt) for video conditioning")
+    n.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"], help="weights dtype (default bf16 on GPU, fp32 on CPU)")
+    n.add_argument("--offload", action="store_true", help="keep models on the CPU and move each to the GPU only while it runs (small GPUs)")
+    n.add_argument("--offline", action="store_true", help="never contact the hub; use only local files / the local cache")
 
 
 def timing_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -61,11 +66,14 @@ def synth_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.synth == "stable-audio":
         opts = {"controlnet": args.controlnet, "steps": args.steps, "cfg": args.cfg, "negative": args.negative,
                 "device": getattr(args, "device", None)}
-        if args.base:
-            opts["base"] = args.base
+        for key in ("base", "clap", "cavp", "dtype"):
+            if getattr(args, key, None):
+                opts[key] = getattr(args, key)
+        opts["offload"] = bool(args.offload)
+        opts["offline"] = bool(args.offline)
         return opts
-    if args.controlnet or args.base:
-        raise FolaiError("--controlnet/--base are only used with --synth stable-audio")
+    if args.controlnet or args.base or args.cavp or args.clap or args.offload or args.dtype:
+        raise FolaiError("--controlnet/--base/--clap/--cavp/--dtype/--offload are only used with --synth stable-audio")
     if args.steps <= 0:
         raise FolaiError(f"--steps must be positive, got {args.steps}")
     return {}

@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-audio", metavar="FILE", help="measure the envelope of this recording / video audio track instead")
     p.add_argument("-o", "--output", required=True, metavar="ENV.csv", help="envelope CSV to write")
     p.add_argument("--plot", metavar="ENV.png", help="also write a PNG plot of the envelope")
+    p.add_argument("--prompt", metavar="TEXT", help="what the sound is (e.g. 'footsteps on gravel'): tells motion timing which events to look for")
     add_timing_args(p)
 
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         from ..pipeline import FoleyPipeline
 
         pipe = FoleyPipeline(timing=args.timing, timing_options=timing_options(args))
-        res = pipe.estimate(args.video, roi=parse_roi(args.roi))
+        res = pipe.estimate(args.video, roi=parse_roi(args.roi), prompt=args.prompt)
         env, events = res.envelope, res.info.get("events")
     env.save_csv(args.output)
     if args.plot:

@@ -5,7 +5,9 @@ Backends (selected by name, imported lazily):
   - ``learned`` (the paper's video model): ``folai.timing.learned``
 
 A backend is a class constructed with keyword options and exposing
-``estimate(video, *, roi=None, progress=True) -> TimingResult``.
+``estimate(video, *, roi=None, progress=True, prompt=None) -> TimingResult``; ``prompt`` is the
+user's description of the sound (e.g. "footsteps on gravel"), a hint a backend may use to choose
+what kind of events to look for, or ignore.
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ class TimingResult:
 
 class TimingBackend(Protocol):
     def estimate(
-        self, video: str | Path, *, roi: tuple[int, int, int, int] | None = None, progress: bool = True
+        self,
+        video: str | Path,
+        *,
+        roi: tuple[int, int, int, int] | None = None,
+        progress: bool = True,
+        prompt: str | None = None,
     ) -> TimingResult: ...
 
 

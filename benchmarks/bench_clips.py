@@ -1,0 +1,181 @@
+"""Measured on real clips: folai generate beside the published systems, and its speed.
+
+    python benchmarks/bench_clips.py --clips ../shared/bench [--out DIR] [--repeat 3]
+
+``--clips DIR`` is laid out like ``shared/bench``: ``gh/<id>/`` (Greatest Hits) and ``wtm/<id>/``
+(Walking The Maps) folders, each with ``GT_<id>.mp4`` (the video with its recorded audio) and
+optionally published systems' outputs ``<system>_<id>[_<variant>].mp4``.
+
+For each clip it strips the audio from ``GT_<id>.mp4`` (:func:`folai.media.strip_audio`), runs
+``folai generate`` on the silent video through the library pipeline (``--prompt footsteps`` for
+wtm; ``--gh-prompt`` for gh, default: none, the sampler's default sound), and scores the generated
+audio against the recorded one with :mod:`folai.metrics.sync`: E-L1 (SPEC evaluation definition:
+mono 44.1 kHz, librosa RMS 512/128 centred/reflect, mean absolute difference, generated audio
+zero-padded or cut to the recording's length) and onset precision / recall / F1 within +-50 ms
+(librosa onset detection on both, greedy one-to-one matching). Every published system's file in
+the clip folders is scored the same way. It prints one table per dataset (mean over the clips a
+system has) and the speed: ``folai generate`` wall time vs the time PyAV needs merely to decode
+the same video (all frames, default decoder settings), both measured in this run, interleaved,
+best of ``--repeat``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = {"gh": "Greatest Hits", "wtm": "Walking The Maps"}
+
+
+def decode_only(path: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds PyAV takes to decode every video frame of ``path`` (no conversion)."""
+    import av
+
+    t, c0 = time.perf_counter(), time.process_time()
+    with av.open(str(path)) as c:
+        for _ in c.decode(video=0):
+            pass
+    return time.perf_counter() - t, time.process_time() - c0
+
+
+def score(generated: np.ndarray, sr: int, reference: np.ndarray) -> dict[str, float]:
+    from folai.metrics.sync import e_l1, onset_prf
+
+    o = onset_prf(generated, reference, sr=sr, ref_sr=44100)
+    return {"el1": e_l1(generated, reference, sr=sr, ref_sr=44100), "p": o.precision, "r": o.recall, "f1": o.f1}
+
+
+def system_name(stem: str, clip_id: str) -> str | None:
+    """``syncfusion_20_text`` -> ``syncfusion_text``; ``GT_20`` -> None."""
+    if stem.startswith("GT_"):
+        return None
+    m = re.fullmatch(rf"(.+?)_{re.escape(clip_id)}(_.+)?", stem)
+    if not m:
+        return stem
+    return m.group(1) + (m.group(2) or "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", required=True, type=Path, help="folder with gh/<id>/ and wtm/<id>/ clip folders")
+    ap.add_argument("--out", type=Path, default=None, help="keep the generated files here (default: a temp folder)")
+    ap.add_argument("--repeat", type=int, default=3, help="timing runs per clip (best of) (default 3)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--gh-prompt", default=None, help="prompt for Greatest Hits clips (default: none)")
+    ap.add_argument("--wtm-prompt", default="footsteps", help="prompt for Walking The Maps clips (default: footsteps)")
+    ap.add_argument("--no-published", action="store_true", help="score folai only")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    from folai.media import read_audio, strip_audio
+    from folai.pipeline import FoleyPipeline, output_paths
+
+    if not args.clips.is_dir():
+        raise SystemExit(f"--clips {args.clips} is not a folder")
+    tmp = None
+    if args.out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="folai-bench-")
+        out_dir = Path(tmp.name)
+    else:
+        out_dir = args.out
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    pipe = FoleyPipeline()
+    results: dict[str, dict[str, list[dict[str, float]]]] = defaultdict(lambda: defaultdict(list))
+    speed_rows = []
+    per_clip = []
+    for ds, ds_name in DATASETS.items():
+        root = args.clips / ds
+        if not root.is_dir():
+            continue
+        clips = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: (len(d.name), d.name))
+        prompt = args.gh_prompt if ds == "gh" else args.wtm_prompt
+        for clip in clips:
+            cid = clip.name
+            gt = clip / f"GT_{cid}.mp4"
+            if not gt.exists():
+                print(f"skip {clip}: no GT_{cid}.mp4", file=sys.stderr)
+                continue
+            ref = read_audio(gt, 44100, channels=1)[0]
+            silent = out_dir / f"{ds}_{cid}.silent.mp4"
+            if silent.exists():
+                silent.unlink()
+            strip_audio(gt, silent)
+            out = out_dir / f"{ds}_{cid}.foley.mp4"
+            dec_t, gen_t, dec_c, gen_c, stages = [], [], [], [], None
+            for rep in range(max(1, args.repeat)):
+                w, c = decode_only(silent)
+                dec_t.append(w)
+                dec_c.append(c)
+                for f in output_paths(out).values():  # generate never overwrites: clear the last run
+                    if f.exists():
+                        f.unlink()
+                t, c0 = time.perf_counter(), time.process_time()
+                res = pipe.generate(silent, out, prompt=prompt, seed=args.seed, progress=False)
+                gen_t.append(time.perf_counter() - t)
+                gen_c.append(time.process_time() - c0)
+                if stages is None or gen_t[-1] <= min(gen_t):
+                    stages = dict(res.seconds)
+            audio = read_audio(res.wav, 44100, channels=2)
+            s = score(audio, 44100, ref)
+            results[ds]["folai"].append(s)
+            per_clip.append((ds, cid, "folai", s))
+            speed_rows.append((ds, cid, res.duration, min(dec_t), min(gen_t), min(dec_c), min(gen_c), stages))
+            if not args.no_published:
+                for f in sorted(clip.glob("*.mp4")):
+                    name = system_name(f.stem, cid)
+                    if name is None:
+                        continue
+                    try:
+                        y = read_audio(f, 44100, channels=1)[0]
+                    except Exception as e:  # a broken published file: report, go on
+                        print(f"skip {f}: {e}", file=sys.stderr)
+                        continue
+                    s2 = score(y, 44100, ref)
+                    results[ds][name].append(s2)
+                    per_clip.append((ds, cid, name, s2))
+
+    print()
+    for ds, systems in results.items():
+        n_clips = len(systems["folai"])
+        print(f"{DATASETS[ds]} ({ds}, {n_clips} clip{'s' if n_clips != 1 else ''}): mean over the clips each system has")
+        print(f"  {'system':<22} {'clips':>5} {'E-L1':>8} {'onset P':>8} {'onset R':>8} {'onset F1':>8}")
+        order = ["folai"] + sorted((k for k in systems if k != "folai"),
+                                   key=lambda k: np.mean([r["el1"] for r in systems[k]]))
+        for name in order:
+            rows = systems[name]
+            m = {k: float(np.mean([r[k] for r in rows])) for k in ("el1", "p", "r", "f1")}
+            print(f"  {name:<22} {len(rows):>5} {m['el1']:>8.4f} {m['p']:>8.2f} {m['r']:>8.2f} {m['f1']:>8.2f}")
+        print()
+    print("per clip (folai): " + ", ".join(f"{ds}/{cid} E-L1 {s['el1']:.4f} F1 {s['f1']:.2f}"
+                                          for ds, cid, name, s in per_clip if name == "folai"))
+    print()
+    print(f"speed (best of {args.repeat}, same run, same machine): folai generate vs PyAV decode-only of the same video")
+    print("  wall = elapsed seconds; cpu = CPU seconds of all threads (less sensitive to other load on the machine)")
+    print(f"  {'clip':<10} {'video s':>7} {'decode':>7} {'generate':>8} {'ratio':>6} {'cpu dec':>8} {'cpu gen':>8} {'ratio':>6}   stages (wall s)")
+    for ds, cid, dur, dec, gen, cdec, cgen, stages in speed_rows:
+        st = ", ".join(f"{k} {v:.3f}" + (f" ({v / dec:.2f}x decode)" if k == "timing" else "")
+                       for k, v in (stages or {}).items())
+        print(f"  {ds + '/' + cid:<10} {dur:>7.2f} {dec:>7.3f} {gen:>8.3f} {gen / dec:>6.2f} {cdec:>8.3f} {cgen:>8.3f} "
+              f"{cgen / cdec:>6.2f}   {st}")
+    try:
+        import os
+
+        print(f"  load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    except OSError:
+        pass
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

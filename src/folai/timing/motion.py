@@ -1,0 +1,406 @@
+"""Stage 1 offline: motion timing. Video -> RMS envelope from dense optical flow, no weights.
+
+How it works (details and the reasons in ``docs/motion.md``):
+
+1. Frames are decoded at 30 fps, reduced to luma and shrunk to ``width`` pixels (128 by default;
+   a region of interest is cropped at full resolution first); DIS optical flow (OpenCV, preset
+   "ultrafast") runs between consecutive frames. Per frame pair we keep the mean flow speed (in %
+   of the picture width per frame) and the velocity and horizontal position of the fastest-moving
+   5 % of the picture. Decoding runs in a second thread, so the stage costs little more than
+   decoding the video.
+2. **Impacts** are where motion stops abruptly: the speed falls from a peak to at most
+   ``drop_ratio`` of it within ``window`` frames (or, a bounce, the moving region's velocity turns
+   back against a near-vertical downward approach). The contact is placed inside the frame
+   interval where the object stopped, at the share of it the object still travelled (sub-frame).
+   Its strength is the speed lost, weighted by the direction of approach: things fall and are
+   struck downwards, while an upward movement that stops (a stick at the top of its back-swing, a
+   hand lifting) makes no sound, so the weight is ``clip(down_bias + cos(angle to down), 0, 1)``.
+3. Candidates weaker than ``min_drop`` (absolute, % width/frame), than ``noise_floor`` times the
+   typical frame-to-frame speed change around them, or than ``rel_threshold`` times the strongest
+   candidate within ``ref_window`` seconds are dropped; of candidates closer than ``min_gap`` the
+   strongest wins. Single-pair speed spikes (flow glitches, cuts) are capped first.
+4. **Envelope**: each impact is a fast attack (``attack`` s) peaking at the contact time, then
+   the two-slope decay of a real impact's smoothed RMS (``decay``, ``tail``, ``tail_share``). Its
+   peak is ``level * (strength / local reference) ** level_gamma``: like the SPEC target, which is
+   computed on peak-normalised audio, the strongest impact of a stretch gets the typical level of
+   a real Greatest Hits impact and weaker ones scale with the speed they lost. After an impact, motion
+   that goes on at a comparable speed without lifting (sliding, scratching, rubbing) keeps a
+   **sustained** level (``sustain``) until it stops or lifts. Everything else is silence, so a
+   static video gives an all-zero envelope.
+5. **Pan** per envelope frame: the horizontal position of the moving region at each impact, held
+   until the next one, in [-1, 1] of the full frame.
+
+Example::
+
+    from folai.timing import get_timing
+    res = get_timing("motion").estimate("clip.mp4")
+    res.envelope.values.shape     # (1, duration * 16000 // 128), 125 frames/s
+    res.info["events"]            # impact times in seconds
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..envelope import DEFAULT, Envelope
+from ..errors import FolaiError
+from . import TimingResult
+from ._flow import FlowFeatures, FrameGeometry, iter_small_gray, threaded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Options of :class:`MotionTiming` (all keyword arguments of its constructor)."""
+
+    fps: float = 30.0  # analysis frame rate
+    width: int = 128  # analysis width in pixels (of the frame, or of the roi)
+    preset: str = "ultrafast"  # DIS optical flow preset: ultrafast | fast | medium
+    top_fraction: float = 0.05  # share of pixels forming the "moving region"
+    compensate: bool = False  # remove camera motion (the picture's median flow) first: for panning footage
+    # impact detection
+    window: int = 4  # frames: the peak speed is looked for this far back
+    drop_ratio: float = 0.5  # the speed must fall to at most this share of the peak
+    down_bias: float = 0.3  # direction weight clip(down_bias + cos(angle to down), 0, 1)
+    min_drop: float = 0.05  # % of width per frame: weaker speed drops are noise
+    noise_floor: float = 3.0  # ... and drops under this times the typical frame-to-frame jitter (2 s)
+    rel_threshold: float = 0.1  # share of the strongest impact nearby (within ref_window)
+    ref_window: float = 5.0  # seconds each side for the local reference strength
+    min_gap: float = 0.13  # seconds between two impacts
+    hold: bool = False  # the pair after the drop must stay slow too (off: struck things rebound)
+    approach: float = 0.3  # the pair before the peak must move at >= this share of the peak
+    reversal: bool = True  # also detect bounces: the motion turns back without slowing down
+    reverse_ratio: float = 0.25  # ... to at least this share of the approach velocity, backwards
+    reverse_bias: float = -0.5  # direction weight of bounces: clip(reverse_bias + cos(angle to down), 0, 1):
+    # only bounces of things moving (nearly) straight down count, at half weight at most
+    spike: float = 1.5  # a pair faster than this times both neighbours is capped there (flow glitch)
+    timing: str = "share"  # contact time: "share" of the slow interval, or "half" (half-peak crossing)
+    # envelope shape and levels
+    level: float = 0.09  # peak of the strongest impact in a stretch (median real GH peak ~0.08)
+    level_gamma: float = 1.0  # level follows the speed lost (sound amplitude ~ impact velocity)
+    attack: float = 0.016  # seconds of linear rise ending at the contact
+    decay: float = 0.04  # seconds, time constant of the main decay
+    tail: float = 0.15  # seconds, time constant of the tail
+    tail_share: float = 0.25  # share of the tail in the decay
+    sustain: float = 0.25  # sustained level (x impact level) while sliding after a contact; 0 = off
+    sustain_speed: float = 0.15  # sliding = the object moves at >= this share of its approach speed
+    sustain_min: float = 0.3  # seconds: shorter motion after a contact is the hit settling, not a slide
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.fps > 0, "fps must be > 0"),
+            (self.width >= 16, "width must be >= 16 pixels"),
+            (0 < self.top_fraction <= 1, "top_fraction must be in (0, 1]"),
+            (self.window >= 1, "window must be >= 1 frame"),
+            (0 < self.drop_ratio < 1, "drop_ratio must be in (0, 1)"),
+            (self.min_drop >= 0, "min_drop must be >= 0"),
+            (0 <= self.rel_threshold <= 1, "rel_threshold must be in [0, 1]"),
+            (self.ref_window > 0, "ref_window must be > 0 s"),
+            (self.min_gap >= 0, "min_gap must be >= 0 s"),
+            (0 < self.level <= 1, "level must be in (0, 1]"),
+            (self.level_gamma >= 0, "level_gamma must be >= 0"),
+            (self.attack >= 0 and self.decay > 0 and self.tail > 0, "attack must be >= 0, decay and tail > 0 s"),
+            (0 <= self.tail_share <= 1, "tail_share must be in [0, 1]"),
+            (self.sustain >= 0, "sustain must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise FolaiError(f"motion timing option error: {msg}")
+
+
+@dataclass
+class Impact:
+    """One detected contact."""
+
+    time: float  # seconds
+    strength: float  # speed lost x direction weight, % of width per frame
+    level: float  # envelope peak in [0, 1]
+    pan: float  # [-1, 1]
+    sample: int  # index of the first frame pair after the drop (motion features index)
+    peak: int = 0  # index of the fastest pair before the contact
+    approach: float = 0.0  # peak speed before the contact
+
+
+@dataclass
+class MotionFeatures:
+    """Per-frame motion features; index k describes the motion from frame k-1 to frame k
+    (k = 0 is all zeros), i.e. around time (k - 0.5) / fps."""
+
+    speed: np.ndarray  # (T,) mean flow speed, % of width per frame
+    vx: np.ndarray  # (T,) velocity of the moving region (x right), % width per frame
+    vy: np.ndarray  # (T,) (y down)
+    cx: np.ndarray  # (T,) x of the moving region, [0, 1] of the analysed width
+    moving: np.ndarray  # (T,) share of pixels that move
+    fps: float
+    geometry: FrameGeometry | None = None
+
+    @property
+    def duration(self) -> float:
+        return len(self.speed) / self.fps
+
+
+class MotionTiming:
+    """Optical-flow timing backend (name ``"motion"``); keyword options are :class:`MotionConfig` fields."""
+
+    def __init__(self, **options) -> None:
+        names = {f.name for f in dataclasses.fields(MotionConfig)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise FolaiError(
+                f"unknown motion timing option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}"
+            )
+        self.config = MotionConfig(**options)
+
+    # ------------------------------------------------------------------ public API
+    def estimate(
+        self,
+        video: str | Path,
+        *,
+        roi: tuple[int, int, int, int] | None = None,
+        progress: bool = True,
+        prompt: str | None = None,
+    ) -> TimingResult:
+        """The video's envelope (mono, 125 frames/s, ``duration * 16000 // 128`` frames from t = 0),
+        pan per envelope frame and diagnostics (``info["events"]``: impact times in seconds)."""
+        if roi is not None:
+            roi = tuple(int(v) for v in roi)
+            if len(roi) != 4 or roi[2] <= 0 or roi[3] <= 0 or roi[0] < 0 or roi[1] < 0:
+                raise FolaiError(f"roi must be (x, y, w, h) with x, y >= 0 and w, h > 0, got {roi}")
+        feats = self.features(video, roi=roi, progress=progress)
+        return self.from_features(feats)
+
+    def features(
+        self, video: str | Path, *, roi: tuple[int, int, int, int] | None = None, progress: bool = True
+    ) -> MotionFeatures:
+        """Decode ``video`` and compute the per-frame motion features (streaming, constant memory)."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        total = _expected_frames(video, cfg.fps)
+        geometry: list[FrameGeometry] = []
+        flow = FlowFeatures(cfg.preset, cfg.top_fraction, cfg.compensate)
+        rows: list[np.ndarray] = []
+        frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry))
+        with tqdm(total=total, desc="motion", unit="frame", disable=not progress, leave=False) as bar:
+            for _t, gray in frames:
+                rows.append(flow(gray))
+                bar.update(1)
+        f = np.stack(rows) if rows else np.zeros((0, 5), np.float32)
+        return MotionFeatures(
+            speed=f[:, 0], vx=f[:, 1], vy=f[:, 2], cx=f[:, 3], moving=f[:, 4], fps=cfg.fps,
+            geometry=geometry[0] if geometry else None,
+        )
+
+    def from_features(self, feats: MotionFeatures) -> TimingResult:
+        """Impacts, envelope and pan from precomputed features (what :meth:`estimate` does after decoding)."""
+        cfg = self.config
+        impacts = self.detect(feats)
+        n_env = DEFAULT.n_frames(feats.duration)
+        t_env = np.arange(n_env) / DEFAULT.rate
+        env = np.zeros(n_env, np.float64)
+        span = cfg.attack + 12.0 * max(cfg.decay, cfg.tail)  # beyond this an impact is < 1e-5 of its peak
+        for imp in impacts:
+            i0 = max(0, int(np.floor((imp.time - cfg.attack) * DEFAULT.rate)))
+            i1 = min(n_env, int(np.ceil((imp.time + span) * DEFAULT.rate)) + 1)
+            if i1 <= i0:
+                continue
+            shape = impact_shape(t_env[i0:i1] - imp.time, cfg.attack, cfg.decay, cfg.tail, cfg.tail_share)
+            env[i0:i1] += (imp.level * shape) ** 2
+        env = np.sqrt(env)
+        sus = self._sustain(feats, impacts, t_env)
+        env = np.maximum(env, sus)
+        pan = np.zeros(n_env, np.float32)
+        for i, imp in enumerate(impacts):
+            start = 0 if i == 0 else int(np.searchsorted(t_env, imp.time - cfg.attack))
+            pan[start:] = imp.pan
+        envelope = Envelope(np.clip(env, 0.0, 1.0).astype(np.float32)[None], rate=DEFAULT.rate, start=0.0)
+        geom = feats.geometry
+        info = {
+            "events": [round(imp.time, 4) for imp in impacts],
+            "levels": [round(imp.level, 4) for imp in impacts],
+            "strengths": [round(imp.strength, 4) for imp in impacts],
+            "fps": feats.fps,
+            "frames": int(len(feats.speed)),
+            "analysis_size": geom.size if geom else None,
+            "roi": geom.roi if geom else None,
+        }
+        log.info("motion timing: %d impacts in %.2f s", len(impacts), feats.duration)
+        return TimingResult(envelope=envelope, pan=pan, info=info)
+
+    # ------------------------------------------------------------------ detection
+    def detect(self, feats: MotionFeatures) -> list[Impact]:
+        """Impacts (sorted by time) from the motion features."""
+        cfg = self.config
+        s = np.asarray(feats.speed, np.float64)
+        if cfg.spike > 0 and len(s) >= 3:
+            # a single pair much faster than both neighbours is a flow glitch (or a cut), not motion
+            nb = np.maximum(np.r_[s[1], s[:-1]], np.r_[s[1:], s[-2]])
+            s = np.minimum(s, cfg.spike * nb)
+        vx = np.asarray(feats.vx, np.float64)
+        vy = np.asarray(feats.vy, np.float64)
+        T = len(s)
+        fps = feats.fps
+        cands: list[tuple[float, float, int, int, float]] = []  # time, strength, peak idx, end idx, peak
+        k = 2
+        while k < T:
+            lo = max(1, k - cfg.window)
+            j = lo + int(np.argmax(s[lo:k]))
+            pk = s[j]
+            held = not cfg.hold or k + 1 >= T or s[k + 1] <= cfg.drop_ratio * pk
+            seen = s[j - 1] >= cfg.approach * pk  # moving for two pairs: not a cut or a glitch
+            if pk > 0 and s[k] <= cfg.drop_ratio * pk and held and seen:
+                # contact inside the frame interval of the first slow pair after the last fast one
+                # (pair i+1 spans frames i -> i+1): the object moved at s[i] until the contact and
+                # covered the share s[i+1] / s[i] of that interval before stopping
+                half = 0.5 * pk
+                i = j
+                while i < k - 1 and s[i + 1] > half:
+                    i += 1
+                if cfg.timing == "half":
+                    a, b = s[i], s[i + 1]
+                    frac = min(1.0, (a - half) / (a - b)) if a > b else 0.5
+                    t_c = (i - 0.5 + frac) / fps
+                else:
+                    t_c = (i + min(1.0, s[i + 1] / s[i])) / fps
+                # direction of approach: per-component median over the peak and the two pairs
+                # before it, so that one wrong flow field cannot turn a lift into a fall
+                ax, ay = np.median(vx[max(1, j - 2) : j + 1]), np.median(vy[max(1, j - 2) : j + 1])
+                norm = float(np.hypot(ax, ay))
+                cos_down = ay / norm if norm > 0 else 0.0
+                weight = float(np.clip(cfg.down_bias + cos_down, 0.0, 1.0))
+                cands.append((t_c, (pk - s[k]) * weight, j, k, pk))
+                k += 1
+                while k < T and s[k] <= s[k - 1]:  # ride the rest of the fall
+                    k += 1
+            else:
+                k += 1
+        if cfg.reversal:
+            cands += self._reversals(s, vx, vy, fps)
+        if cfg.noise_floor > 0 and T > 0:
+            from scipy.ndimage import median_filter
+
+            # flow noise: the typical change of speed between frame pairs over 2 s; a stop must
+            # lose several times that to count
+            jitter = median_filter(np.abs(np.diff(s, prepend=s[0])), size=int(2 * fps) | 1, mode="nearest")
+            cands = [c for c in cands if c[1] >= cfg.noise_floor * jitter[c[3]]]
+        cands = [c for c in cands if c[1] >= cfg.min_drop and c[1] > 0]
+        if not cands:
+            return []
+        times = np.array([c[0] for c in cands])
+        strength = np.array([c[1] for c in cands])
+        order_t = np.argsort(times)
+        ts, ss = times[order_t], strength[order_t]
+        lo = np.searchsorted(ts, ts - cfg.ref_window, side="left")
+        hi = np.searchsorted(ts, ts + cfg.ref_window, side="right")
+        ref = np.empty_like(strength)
+        ref[order_t] = [ss[a:b].max() for a, b in zip(lo, hi)]
+        keep_mask = strength >= cfg.rel_threshold * ref
+        order = [i for i in np.argsort(-strength) if keep_mask[i]]
+        kept: list[int] = []
+        for i in order:
+            if all(abs(times[i] - times[q]) >= cfg.min_gap for q in kept):
+                kept.append(i)
+        kept.sort(key=lambda i: times[i])
+        out = []
+        for i in kept:
+            t_c, st, j, k_end, pk = cands[i]
+            level = float(np.clip(cfg.level * (st / ref[i]) ** cfg.level_gamma, 0.0, 1.0))
+            out.append(Impact(time=float(t_c), strength=float(st), level=level, pan=self._pan(feats, j),
+                              sample=int(k_end), peak=int(j), approach=float(pk)))
+        return out
+
+    def _reversals(self, s: np.ndarray, vx: np.ndarray, vy: np.ndarray, fps: float) -> list:
+        """Bounces: the moving region's velocity turns back against its approach between two pairs
+        (a struck stick rebounding within one frame shows no drop in speed, only a turn)."""
+        cfg = self.config
+        out = []
+        for k in range(3, len(s)):
+            ax, ay = vx[k - 2] + vx[k - 1], vy[k - 2] + vy[k - 1]
+            na = float(np.hypot(ax, ay))
+            if na <= 0:
+                continue
+            ux, uy = ax / na, ay / na
+            p_prev2 = vx[k - 2] * ux + vy[k - 2] * uy
+            p_prev = vx[k - 1] * ux + vy[k - 1] * uy
+            p_now = vx[k] * ux + vy[k] * uy
+            if p_prev > 0 and p_prev2 > 0 and p_now < -cfg.reverse_ratio * p_prev:
+                pk = max(s[k - 2], s[k - 1])
+                if pk <= 0 or s[k - 2] < cfg.approach * pk:
+                    continue
+                weight = float(np.clip(cfg.reverse_bias + uy, 0.0, 1.0))
+                frac = p_prev / (p_prev - p_now)  # zero crossing between the pair centres
+                out.append(((k - 1.5 + frac) / fps, pk * weight, k - 1, k, pk))
+        return out
+
+    def _pan(self, feats: MotionFeatures, j: int) -> float:
+        g = feats.geometry
+        cx = float(feats.cx[j])
+        if g is None:
+            return float(np.clip(2.0 * cx - 1.0, -1.0, 1.0))
+        x = g.roi[0] + cx * g.roi[2]
+        return float(np.clip(2.0 * x / g.display_w - 1.0, -1.0, 1.0))
+
+    def _sustain(self, feats: MotionFeatures, impacts: list[Impact], t_env: np.ndarray) -> np.ndarray:
+        """Sustained level while the object keeps moving after a contact without lifting (sliding)."""
+        cfg = self.config
+        out = np.zeros(len(t_env), np.float64)
+        if cfg.sustain <= 0 or not impacts:
+            return out
+        s, vx, vy = feats.speed, feats.vx, feats.vy
+        T = len(s)
+        level = np.zeros(T, np.float64)  # per frame pair
+        starts = [imp.sample for imp in impacts] + [T]
+        r = np.hypot(vx, vy)  # speed of the moving region itself
+        for n, imp in enumerate(impacts):
+            j = imp.peak
+            ra = float(r[max(1, j - 1) : j + 1].max())  # the object's approach speed
+            if ra <= 0:
+                continue
+            floor = cfg.sustain_speed * ra
+            m = imp.sample
+            while m < starts[n + 1]:
+                lifting = r[m] > 0 and vy[m] / r[m] < -0.5
+                if r[m] < floor or s[m] < 0.2 * cfg.min_drop or lifting:
+                    break
+                m += 1
+            if (m - imp.sample) / feats.fps >= cfg.sustain_min:  # a slide, not the settling of a hit
+                seg = slice(imp.sample, m)
+                level[seg] = cfg.sustain * imp.level * np.minimum(1.0, np.sqrt(r[seg] / ra))
+        if not level.any():
+            return out
+        t_feat = (np.arange(T) - 0.5) / feats.fps
+        out = np.interp(t_env, t_feat, level, left=0.0, right=0.0)
+        return out
+
+
+def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_share: float) -> np.ndarray:
+    """Normalised impact envelope (peak 1 at dt = 0): linear attack over ``attack`` s, then
+    ``(1 - tail_share) * exp(-dt / decay) + tail_share * exp(-dt / tail)``."""
+    dt = np.asarray(dt, np.float64)
+    out = np.zeros_like(dt)
+    if attack > 0:
+        rise = (dt >= -attack) & (dt < 0)
+        out[rise] = 1.0 + dt[rise] / attack
+    after = dt >= 0
+    d = dt[after]
+    out[after] = (1.0 - tail_share) * np.exp(-d / decay) + tail_share * np.exp(-d / tail)
+    return out
+
+
+def _expected_frames(video: str | Path, fps: float) -> int | None:
+    """Frames the analysis will see, from the container header (for the progress bar)."""
+    try:
+        import av
+
+        with av.open(str(video), metadata_errors="ignore") as c:
+            if c.duration:
+                return int(np.ceil(c.duration / 1_000_000 * fps))
+    except Exception:
+        return None
+    return None

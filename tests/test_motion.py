@@ -1,0 +1,279 @@
+"""Motion timing (stage 1 offline) on synthetic videos whose hits are known to the frame."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from folai.envelope import DEFAULT
+from folai.errors import FolaiError
+from folai.testing import make_hit_video, make_static_video, make_video
+from folai.timing import TimingResult, get_timing
+from folai.timing.motion import MotionConfig, MotionTiming, impact_shape
+
+FPS = 30.0
+FRAME = 1.0 / FPS
+
+
+def _peak_near(res: TimingResult, t: float, radius: float = 0.12) -> float:
+    """Time of the envelope maximum within +-radius of t."""
+    env = res.envelope
+    sel = np.abs(env.times - t) <= radius
+    return float(env.times[sel][np.argmax(env.mono[sel])])
+
+
+def _drop_video(path: Path, duration: float, objects: list[tuple[int, list[float], float]], size=(192, 120)) -> Path:
+    """Squares that fall (constant acceleration) onto a floor and land exactly at their hit times.
+
+    objects: (x centre in pixels, hit times, fall height as a share of the usable height).
+    Before each hit the square falls for 0.4 s (at most ~10 px per frame); after it, it rests 0.1 s
+    and rises smoothly for 0.3 s.
+    """
+    w, h = size
+    side = 16
+    floor = h - 12
+    rng = np.random.default_rng(0)
+    bg = np.full((h, w, 3), (40, 45, 55), np.float32) + rng.normal(0, 4, (h, w, 1)).astype(np.float32)
+    bg[floor:] = (150, 130, 100)
+    bg = np.clip(bg, 0, 255).astype(np.uint8)
+    top = floor - side
+
+    def height(t: float, hits: list[float], amp: float) -> float:
+        y = amp
+        for hit in hits:
+            dt = t - hit
+            if -0.4 <= dt < 0:
+                return amp * (1 - (1 - (-dt) / 0.4) ** 2)
+            if 0 <= dt < 0.1:
+                return 0.0
+            if 0.1 <= dt < 0.4:
+                return amp * (0.5 - 0.5 * np.cos(np.pi * (dt - 0.1) / 0.3))
+        return y
+
+    def frame(k: int) -> np.ndarray:
+        img = bg.copy()
+        t = k / FPS
+        for i, (xc, hits, amp) in enumerate(objects):
+            y = int(round(top - height(t, hits, amp) * min(60, top - 4)))
+            x0 = xc - side // 2
+            img[y : y + side, x0 : x0 + side] = (220, 200 - 60 * i, 60 + 80 * i)
+        return img
+
+    return make_video(path, frame, fps=FPS, size=size, n_frames=int(round(duration * FPS)))
+
+
+@pytest.fixture(scope="module")
+def hit_clip(tmp_path_factory):
+    p = tmp_path_factory.mktemp("motion") / "hits.mp4"
+    return make_hit_video(p, duration=4.0, hit_times=[0.9, 2.0, 3.1], size=(160, 120), with_audio=False)
+
+
+@pytest.fixture(scope="module")
+def hit_result(hit_clip):
+    return get_timing("motion").estimate(hit_clip.path, progress=False)
+
+
+def test_shapes_and_rate(hit_clip, hit_result):
+    env = hit_result.envelope
+    n = DEFAULT.n_frames(hit_clip.duration)
+    assert env.rate == 125.0 and env.start == 0.0
+    assert env.values.shape == (1, n) == (1, 500)
+    assert env.values.dtype == np.float32
+    assert 0.0 <= env.values.min() and env.values.max() <= 1.0
+    assert hit_result.pan.shape == (n,)
+    assert np.all(np.abs(hit_result.pan) <= 1.0)
+
+
+def test_envelope_peaks_within_one_frame_of_each_hit(hit_clip, hit_result):
+    events = np.asarray(hit_result.info["events"])
+    assert len(events) == len(hit_clip.hit_times), events  # the rise after each hit makes no event
+    for hit in hit_clip.hit_times:
+        assert np.min(np.abs(events - hit)) <= FRAME, (hit, events)
+        assert abs(_peak_near(hit_result, hit) - hit) <= FRAME
+    # silence between the hits (the square rests, rises, waits)
+    env = hit_result.envelope
+    quiet = np.ones(env.n_frames, bool)
+    for hit in hit_clip.hit_times:
+        quiet &= ~((env.times > hit - 0.05) & (env.times < hit + 0.6))
+    assert env.mono[quiet].max() < 0.1 * env.mono.max()
+
+
+def test_typical_level_is_a_real_impact_level(hit_result):
+    peak = float(hit_result.envelope.mono.max())
+    assert 0.03 <= peak <= 0.4  # real Greatest Hits impacts peak around 0.04-0.3 (SPEC envelope)
+
+
+def test_static_video_gives_silence(tmp_path):
+    p = make_static_video(tmp_path / "still.mp4", duration=2.0, size=(160, 120))
+    res = MotionTiming().estimate(p, progress=False)
+    assert res.info["events"] == []
+    assert float(res.envelope.mono.max()) < 1e-3
+    assert res.envelope.n_frames == DEFAULT.n_frames(2.0)
+
+
+def test_roi_restricts_analysis_and_pan_follows_the_side(tmp_path):
+    left_hits, right_hits = [0.7, 2.1], [1.4, 2.8]
+    p = _drop_video(tmp_path / "two.mp4", 3.5, [(40, left_hits, 1.0), (152, right_hits, 1.0)])
+    mt = MotionTiming()
+    both = mt.estimate(p, progress=False)
+    ev = np.asarray(both.info["events"])
+    for hit in left_hits + right_hits:
+        assert np.min(np.abs(ev - hit)) <= FRAME, (hit, ev)
+    env = both.envelope
+    for hit in left_hits:
+        assert both.pan[env._index(hit) + 3] < -0.3
+    for hit in right_hits:
+        assert both.pan[env._index(hit) + 3] > 0.3
+
+    left = mt.estimate(p, roi=(0, 0, 96, 120), progress=False)
+    ev_left = np.asarray(left.info["events"])
+    assert len(ev_left) == len(left_hits)
+    for hit in left_hits:
+        assert np.min(np.abs(ev_left - hit)) <= FRAME
+    for hit in right_hits:
+        assert left.envelope.mono[np.abs(left.envelope.times - hit) < 0.05].max() < 1e-3
+    right = mt.estimate(p, roi=(100, 10, 92, 110), progress=False)
+    ev_right = np.asarray(right.info["events"])
+    assert len(ev_right) == len(right_hits)
+    assert np.all(right.pan[right.envelope.times > right_hits[0]] > 0.3)  # pan is in full-frame coordinates
+
+
+def test_faster_impact_is_louder(tmp_path):
+    p = _drop_video(tmp_path / "speeds.mp4", 3.0, [(60, [1.0], 1.0), (140, [2.2], 0.3)])
+    res = MotionTiming().estimate(p, progress=False)
+    ev = res.info["events"]
+    assert len(ev) == 2
+    lv = dict(zip(np.round(ev, 1), res.info["levels"]))
+    assert lv[1.0] > lv[2.2]
+
+
+def test_rotated_video_is_analysed_as_displayed(tmp_path):
+    hv = make_hit_video(tmp_path / "rot.mp4", duration=3.0, hit_times=[1.0, 2.1], size=(160, 120),
+                        rotation=90, with_audio=False)
+    res = MotionTiming().estimate(hv.path, progress=False)
+    ev = np.asarray(res.info["events"])
+    for hit in hv.hit_times:
+        assert np.min(np.abs(ev - hit)) <= FRAME, (hit, ev)
+    assert res.info["analysis_size"][1] > res.info["analysis_size"][0]  # portrait after rotation
+
+
+def test_frame_rate_other_than_30(tmp_path):
+    hv = make_hit_video(tmp_path / "25.mp4", duration=3.0, fps=25.0, hit_times=[1.0, 2.0], with_audio=False)
+    res = MotionTiming().estimate(hv.path, progress=False)
+    ev = np.asarray(res.info["events"])
+    for hit in hv.hit_times:
+        assert np.min(np.abs(ev - hit)) <= 1.0 / 25.0, (hit, ev)
+
+
+def test_bad_options_and_roi(hit_clip):
+    with pytest.raises(FolaiError, match="unknown motion timing option"):
+        MotionTiming(widht=100)
+    with pytest.raises(FolaiError, match="drop_ratio"):
+        MotionTiming(drop_ratio=1.5)
+    with pytest.raises(FolaiError, match="outside"):
+        MotionTiming().estimate(hit_clip.path, roi=(500, 500, 10, 10), progress=False)
+    with pytest.raises(FolaiError):
+        MotionTiming().estimate(hit_clip.path, roi=(0, 0, 0, 10), progress=False)
+
+
+def test_not_a_video_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(FolaiError):
+        MotionTiming().estimate(bad, progress=False)
+
+
+def test_impact_shape_peaks_at_contact():
+    dt = np.arange(-10, 40) / 125.0
+    s = impact_shape(dt, 0.016, 0.04, 0.15, 0.25)
+    assert dt[np.argmax(s)] == 0.0 and s.max() == pytest.approx(1.0)
+    assert np.all(s[dt < -0.016] == 0)
+    assert np.all(np.diff(s[dt >= 0]) < 0)  # decays after the contact
+    cfg = MotionConfig()
+    assert cfg.fps == 30.0
+
+
+def _ball_video(path: Path, duration: float, bounces: list[float], size=(160, 120), slide: tuple[float, float] | None = None) -> Path:
+    """A square bouncing elastically on a floor (speed kept, direction reversed at each bounce
+    time), optionally sliding sideways along the floor during ``slide = (t0, t1)`` after landing."""
+    w, h = size
+    side = 16
+    floor = h - 12
+    rng = np.random.default_rng(1)
+    bg = np.full((h, w, 3), (40, 45, 55), np.float32) + rng.normal(0, 4, (h, w, 1)).astype(np.float32)
+    bg[floor:] = (150, 130, 100)
+    bg = np.clip(bg, 0, 255).astype(np.uint8)
+    top = floor - side
+    b = np.asarray(bounces, float)
+    amp = 55.0
+
+    def pos(t: float) -> tuple[float, float]:
+        x = 40.0
+        if slide is not None and t >= slide[0]:
+            x += 80.0 * min(t - slide[0], slide[1] - slide[0]) / (slide[1] - slide[0])
+            return x, top
+        # parabolic arcs between bounces (same height), resting on the floor before the first arc
+        i = np.searchsorted(b, t)
+        if i == 0:
+            a0, a1 = b[0] - (b[1] - b[0]), b[0]
+        elif i == len(b):
+            a0, a1 = b[-1], b[-1] + (b[-1] - b[-2])
+        else:
+            a0, a1 = b[i - 1], b[i]
+        u = (t - a0) / (a1 - a0)
+        return x, top - amp * 4 * u * (1 - u)
+
+    def frame(k: int) -> np.ndarray:
+        img = bg.copy()
+        x, y = pos(k / FPS)
+        xi, yi = int(round(x)), int(round(y))
+        img[yi : yi + side, xi : xi + side] = (230, 180, 60)
+        return img
+
+    return make_video(path, frame, fps=FPS, size=size, n_frames=int(round(duration * FPS)))
+
+
+def test_elastic_bounces_are_impacts(tmp_path):
+    bounces = [0.8, 1.6, 2.4]
+    p = _ball_video(tmp_path / "ball.mp4", 3.0, bounces)
+    res = MotionTiming().estimate(p, progress=False)
+    ev = np.asarray(res.info["events"])
+    for hit in bounces:
+        assert len(ev) and np.min(np.abs(ev - hit)) <= FRAME, (hit, ev)
+    assert len(ev) <= len(bounces) + 1  # the apexes of the arcs make no sound
+
+
+def test_sliding_after_a_contact_is_sustained_and_stops_with_the_motion(tmp_path):
+    p = _drop_video(tmp_path / "d.mp4", 3.0, [(30, [0.8], 1.0)])
+    still = MotionTiming().estimate(p, progress=False)
+    q = _ball_video(tmp_path / "slide.mp4", 3.0, [0.6, 1.2], slide=(1.2, 2.2))
+    res = MotionTiming().estimate(q, progress=False)
+    env = res.envelope
+    mid = (env.times > 1.5) & (env.times < 2.1)  # sliding, well after the landing's decay
+    after = env.times > 2.7  # stopped (and the stop's own decay is over)
+    assert env.mono[mid].min() > 0.1 * env.mono.max()
+    assert env.mono[after].max() < 0.02 * env.mono.max()
+    # a hit that just rests afterwards has no sustained part
+    s_env = still.envelope
+    assert s_env.mono[(s_env.times > 1.3) & (s_env.times < 2.0)].max() < 0.02 * s_env.mono.max()
+
+
+def test_camera_pan_that_stops_is_not_an_impact_with_compensation(tmp_path):
+    from scipy.ndimage import uniform_filter
+
+    rng = np.random.default_rng(2)
+    tex = np.clip(rng.normal(120, 40, (120, 400, 1)), 0, 255).repeat(3, axis=2)
+    tex = uniform_filter(tex.astype(np.float32), size=(3, 3, 1)).astype(np.uint8)
+
+    def frame(k: int) -> np.ndarray:  # the camera pans at 4 px/frame for 1 s, then stops dead
+        x = 4 * min(k, 30)
+        return tex[:, x : x + 160]
+
+    p = make_video(tmp_path / "pan.mp4", frame, fps=FPS, size=(160, 120), n_frames=60)
+    plain = MotionTiming().estimate(p, progress=False)
+    assert np.min(np.abs(np.asarray(plain.info["events"]) - 1.0)) <= FRAME  # the stop looks like a hit
+    res = MotionTiming(compensate=True).estimate(p, progress=False)
+    ev = np.asarray(res.info["events"])
+    assert ev.size == 0 or np.min(np.abs(ev - 1.0)) > 0.1
+    near = np.abs(res.envelope.times - 1.0) < 0.1
+    assert float(res.envelope.mono[near].max()) < 0.05 * float(plain.envelope.mono[near].max())

@@ -1,0 +1,157 @@
+"""Stage-2 training: frozen stays frozen, trainable learns, loss goes down, resume, CLI smoke, datasets."""
+
+import argparse
+import csv
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+pytest.importorskip("accelerate")
+
+from folai.synthesis.controlnet import EnvelopeControlNet  # noqa: E402
+from folai.synthesis.data_synth import (  # noqa: E402
+    SynthesisDataset,
+    collate,
+    greatest_hits_prompt,
+    stereo_envelope,
+    synthetic_items,
+)
+from folai.synthesis.stable_audio import FolaiStableAudioPipeline  # noqa: E402
+from folai.synthesis.train import SynthesisTrainer, TrainConfig, add_arguments, run, v_objective  # noqa: E402
+
+SR = 44100
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    torch.set_num_threads(1)
+    pipe = FolaiStableAudioPipeline.tiny(seed=0)
+    cfg = TrainConfig(lr=2e-3, batch_size=2, mixed_precision="no", cond_dropout=0.0, seed=0)
+    out = tmp_path_factory.mktemp("run")
+    frozen = {"dit": _snapshot(pipe.transformer), "vae": _snapshot(pipe.vae), "proj": _snapshot(pipe.projection_model),
+              "clap": _snapshot(pipe.clap.model), "cavp": _snapshot(pipe.cavp)}
+    trainer = SynthesisTrainer(pipe, cfg, out, device="cpu")
+    batch = collate(synthetic_items(2, 0.04, seed=1))
+    return pipe, trainer, frozen, batch, out
+
+
+def test_v_objective_matches_the_sampler_parameterisation():
+    x0 = torch.randn(4, 3, 5)
+    g = torch.Generator().manual_seed(0)
+    t, xt, v = v_objective(x0, g)
+    assert ((t > 0) & (t < 1)).all()
+    a, s = torch.cos(t * torch.pi / 2).view(-1, 1, 1), torch.sin(t * torch.pi / 2).view(-1, 1, 1)
+    # v-prediction identity: x0 = alpha * x_t - sigma * v
+    assert torch.allclose(a * xt - s * v, x0, atol=1e-5)
+    # the scheduler's timestep for this noise level is t itself: atan(sigma / alpha) * 2 / pi
+    assert torch.allclose(torch.atan(s / a).view(-1) * 2 / torch.pi, t, atol=1e-5)
+
+
+def test_training_changes_only_trainable_weights_and_lowers_loss(setup):
+    pipe, trainer, frozen, batch, _ = setup
+    trainable0 = _snapshot(trainer.controlnet)
+    enc = trainer.encode(batch)
+    with torch.no_grad():
+        before = float(trainer.loss(enc, torch.Generator().manual_seed(123), dropout=False))
+    for _ in range(12):
+        trainer.train_step(batch)
+    assert trainer.step == 12
+    with torch.no_grad():
+        after = float(trainer.loss(enc, torch.Generator().manual_seed(123), dropout=False))
+    assert after < before, (before, after)
+    for name, mod in (("dit", pipe.transformer), ("vae", pipe.vae), ("proj", pipe.projection_model),
+                      ("clap", pipe.clap.model), ("cavp", pipe.cavp)):
+        now = mod.state_dict()
+        assert all(torch.equal(now[k], v) for k, v in frozen[name].items()), f"{name} changed"
+    now = trainer.controlnet.state_dict()
+    for prefix in ("env_in.", "out_projs.", "blocks.", "clap_proj.", "cavp_proj."):
+        keys = [k for k in now if k.startswith(prefix)]
+        assert keys and any(not torch.equal(now[k], trainable0[k]) for k in keys), f"{prefix} did not train"
+
+
+def test_checkpoint_and_resume(setup, tmp_path):
+    pipe, trainer, _, batch, out = setup
+    d = trainer.save_checkpoint()
+    assert (d / "controlnet.safetensors").exists() and (d / "optimizer.pt").exists()
+    assert (out / "controlnet" / "controlnet.json").exists()
+    # only trainable weights are saved
+    from safetensors.torch import load_file
+
+    keys = load_file(str(d / "controlnet.safetensors")).keys()
+    assert not any(k.startswith("transformer_blocks") for k in keys)
+    fresh = FolaiStableAudioPipeline.tiny(seed=0)
+    t2 = SynthesisTrainer(fresh, TrainConfig(lr=2e-3, batch_size=2, mixed_precision="no"), tmp_path, device="cpu")
+    t2.load_checkpoint(out)
+    assert t2.step == trainer.step
+    a, b = trainer.controlnet.state_dict(), t2.controlnet.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert t2.opt.state_dict()["state"].keys() == trainer.opt.state_dict()["state"].keys()
+    # the exported ControlNet drives generation
+    cn = EnvelopeControlNet.load(out / "controlnet", fresh.transformer)
+    assert all(torch.equal(cn.state_dict()[k], a[k]) for k in a)
+
+
+def test_cli_one_step_smoke(tmp_path):
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--tiny", "--steps", "1", "--batch-size", "2", "--out", str(tmp_path / "run"), "--device", "cpu",
+                         "--mixed-precision", "no"])
+    assert run(args) == 0
+    assert (tmp_path / "run" / "checkpoints" / "step-0000001" / "trainer_state.json").exists()
+
+
+def test_datasets_and_envelopes(tmp_path):
+    from folai.media import write_audio
+    from folai.testing import make_clicks
+
+    root = tmp_path / "data"
+    root.mkdir()
+    clicks = make_clicks(2.5, SR, times=[0.2, 1.3])
+    write_audio(root / "a.wav", np.stack([clicks, clicks * 0.5]), SR)
+    with open(root / "prompts.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["file", "prompt"], ["a.wav", "knocking on wood"]])
+    ds = SynthesisDataset(root, chunk_seconds=1.0)
+    assert len(ds) == 2
+    it = ds[1]
+    assert it["audio"].shape == it["env"].shape == (2, SR)
+    assert it["prompt"] == "knocking on wood" and it["frames"] is None
+    # the envelope peaks where the click is (1.3 s -> 0.3 s into chunk 1), right channel quieter
+    peak = int(np.argmax(it["env"][0]))
+    assert abs(peak / SR - 0.3) < 0.06
+    assert it["env"][1].max() < it["env"][0].max()
+    assert stereo_envelope(np.zeros((2, 4410), np.float32)).max() == 0.0
+    # Greatest Hits annotations -> SPEC prompt
+    gh = tmp_path / "gh"
+    gh.mkdir()
+    write_audio(gh / "2015-01-01_denoised.wav", clicks[None], SR)
+    (gh / "2015-01-01_times.txt").write_text("0.2 metal hit static\n1.3 metal hit static\n")
+    g = SynthesisDataset(gh, kind="greatest-hits", chunk_seconds=1.0)
+    assert g.chunks[0].prompt == "A person hits once on metal with a wooden stick"
+    assert greatest_hits_prompt("scratch", "Wood", 3) == "A person scratches multiple times on wood with a wooden stick"
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    from folai.synthesis.train import TrainModule
+
+    p = FolaiStableAudioPipeline.tiny(seed=0, with_clap=False, with_cavp=False)
+    cn = p.controlnet.train().requires_grad_(True)
+    with torch.no_grad():
+        for m in cn.out_projs:
+            m.weight.normal_(0, 0.1)
+    g = torch.Generator().manual_seed(0)
+    C = cn.config.latent_channels
+    args = (torch.randn(2, C, 9, generator=g), torch.rand(2, generator=g), torch.randn(2, C, 9, generator=g),
+            None, None, None, None, torch.ones(2), torch.tensor([1.0, 1.0]))
+    grads = []
+    for ckpt in (False, True):
+        cn.zero_grad()
+        TrainModule(p.transformer, cn, p.projection_model, checkpointing=ckpt)(*args).pow(2).mean().backward()
+        grads.append([q.grad.clone() for q in cn.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+    assert any(a.abs().sum() > 0 for a in grads[0])
