@@ -6,25 +6,27 @@ whose own SPEC envelope follows the input:
 
 1. **Events.** Sudden onsets are found in the envelope. A box-smoothed envelope rises ``K // 2 + 1``
    frames before the sound that caused it (K = smoothing kernel), with a jump in its slope at the
-   first frame of the rise; a sharp (unsmoothed, e.g. hand-drawn) rise jumps at the event itself.
-   Both kinds are recognised and each event gets a time (sub-frame), a level, and a decay time read
-   from the shape of the rise.
-2. **Sustained parts.** What wide bumps and plateaus of the envelope are not explained by events
-   (a grey opening of the curve minus a model of the events' bumps) becomes the level of a
-   continuous texture (scratch / rub / slide).
-3. **Candidate.** Each event gets a one-shot (a procedural preset hit, or a take cut from the
-   user's recordings), the sustained level a texture.
-4. **Level matching.** The candidate's own SPEC envelope is measured (mono, 16 kHz, RMS, smoothing)
-   and a smooth gain ``target / measured`` is applied, a few times; attack peaks are then set so
-   the loudest event near each event (within ``peak_window`` s) peaks at full scale, as in the
-   peak-normalised recording the envelope describes. Transients stay sharp because the gain is
-   smooth and the attack is where the candidate put it.
+   first frame of the rise; a sharp (unsmoothed: hand-drawn, a timing model's impacts) rise tops
+   out at the event. Both kinds are recognised (sub-frame times); a quantised or jittery curve is
+   lightly smoothed first.
+2. **Each event's own RMS** is read back from the envelope (for a box-smoothed one by
+   ``r[f] = K * slope + r[f - K]``), and its one-shot (a procedural preset hit, or a take cut from
+   the user's recordings) is scaled to it, with a falling texture tail where the one-shot dies too
+   soon.
+3. **Sustained parts.** What wide bumps and plateaus of the envelope are not explained by events
+   (a grey opening of the curve minus a model of the events' bumps and tails) becomes the level of
+   a continuous texture (scratch / rub / slide).
+4. **Level matching.** The candidate's own SPEC envelope is measured (mono, 16 kHz, RMS, the
+   envelope's smoothing) and a smooth gain ``target / measured`` applied, a few passes; attacks
+   are sharpened and peaks limited so that the loudest event within ``peak_window`` s peaks at full
+   scale, as in the peak-normalised recording the envelope describes. Transients stay sharp
+   because the gain is smooth and the attack is where the one-shot put it.
 
 Everything is computed in fixed 2 s blocks with context, and all randomness is derived from the
 seed and either the event's quantised time or the fixed texture block's index, so
 ``render_span`` returns bit-for-bit the same samples as the full render, and editing the envelope
 in one place leaves the audio away from the edit unchanged (events more than ``peak_window`` s
-away, plus the context, are untouched).
+away, plus the context, are untouched). User documentation: ``docs/sampler.md``.
 
 Example::
 
