@@ -404,6 +404,7 @@ class _Plan:
     takes: list  # chosen take per event (references) or None
     shapes: list  # each event's wanted RMS per frame (event_shapes)
     q: np.ndarray  # (T,) texture level
+    skirt: np.ndarray  # (T,) texture level of the fade in / out around textures, where the target is 0
     pan: np.ndarray | None  # (T,) pan per frame in [-1, 1] or None (centre)
     source: object
     seed: int
@@ -657,6 +658,20 @@ class SamplerSynth:
                 lo = f_on - K // 2 - 3
                 if 0 <= lo < T:
                     q[lo + 1 : f_on + 1] = np.minimum(q[lo + 1 : f_on + 1], q[lo])
+        # a texture does not switch on from digital silence (a level jump in dB, heard and detected
+        # as an onset however slow its linear fade): it rises out of it at 1 dB per frame, under
+        # the silence threshold
+        skirt = np.zeros(T)
+        if np.any(q > 0):
+            src_lv = np.where(q > 0, target, 0.0)
+            k = 10 ** (-1.0 / 20)
+            fwd, bwd = src_lv.copy(), src_lv.copy()
+            for f in range(1, T):
+                fwd[f] = max(fwd[f], fwd[f - 1] * k)
+            for f in range(T - 2, -1, -1):
+                bwd[f] = max(bwd[f], bwd[f + 1] * k)
+            skirt = np.where(target > 0, 0.0, np.maximum(fwd, bwd))
+            skirt[skirt < 1e-6] = 0.0
         pan_f = None
         if pan is not None and self.pan_mode != "center":
             p = np.asarray(pan, dtype=np.float64).reshape(-1)
@@ -680,7 +695,8 @@ class SamplerSynth:
         # timing model's sharp impacts): match the render's unsmoothed RMS to it
         n_sharp = sum(ev.sharp for ev in events)
         k_match = 1 if events and n_sharp > len(events) / 2 else K
-        return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q, pan=pan_f,
+        return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
+                     skirt=skirt, pan=pan_f,
                      source=source, seed=int(seed), n=n, k_match=k_match)
 
     # ------------------------------------------------------------------ one block (audio rate, local)
@@ -838,6 +854,20 @@ class SamplerSynth:
             out = lr[:, lo:hi] * gs[lo:hi]
         else:
             out = np.repeat((src[lo:hi] * gs[lo:hi])[None], 2, axis=0)
+        sk = np.zeros(nf)
+        sk[inside] = plan.skirt[fidx[inside]]
+        if np.any(sk[int(lo / _HOP44) - 1 : int(hi / _HOP44) + 2] > 0):
+            sks = _frames_to_samples(sk)[lo:hi]
+            a0, a1 = max(0, bs), bs + _BLOCK
+            tex = self._texture(plan, a0, a1, tex_cache)
+            tex = np.pad(tex, (_BLOCK - tex.size, 0)) * sks
+            if stereo:
+                pf = np.zeros(nf)
+                pf[inside] = plan.pan[fidx[inside]]
+                gl, gr = _pan_gains(_frames_to_samples(pf)[lo:hi])
+                out += np.stack([gl * tex, gr * tex])
+            else:
+                out += tex[None]
         # nothing past the end of the render
         end = plan.n - bs
         if end < _BLOCK:
