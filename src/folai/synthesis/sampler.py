@@ -621,7 +621,12 @@ class SamplerSynth:
                 takes.append(None)
         # silence: below an absolute floor, or far below the loudest sound within 2 s
         loc = ndimage.maximum_filter1d(e, size=int(4 * cfg.rate) + 1, mode="constant")
-        target = np.where(e < np.maximum(self.silence, self.floor * loc), 0.0, e)
+        audible = e >= np.maximum(self.silence, self.floor * loc)
+        # no flicker where the curve hovers at the threshold: gaps under 80 ms are filled, and
+        # islands under 24 ms dropped
+        audible = ndimage.binary_closing(audible, structure=np.ones(11, dtype=bool)) & (e > 0)
+        audible = ndimage.binary_opening(audible, structure=np.ones(3, dtype=bool))
+        target = np.where(audible, e, 0.0)
         # sustained texture level: wide plateaus of the curve not explained by an event's bump or tail
         q = np.zeros(T)
         if self.texture:
@@ -762,14 +767,20 @@ class SamplerSynth:
         # texture for the sustained parts
         qf = np.zeros(nf)
         qf[inside] = plan.q[fidx[inside]]
-        if np.any(qf > 0):
-            qs = _frames_to_samples(qf)
+        skf = np.zeros(nf)
+        skf[inside] = plan.skirt[fidx[inside]]
+        sk_src = np.zeros(L)  # the textures' skirts: not level-matched (the target is 0 there)
+        sk_lr = np.zeros((2, L)) if stereo else None
+        if np.any(qf > 0) or np.any(skf > 0):
+            qs = _frames_to_samples(qf + skf)
             nz = np.nonzero(qs > 0)[0]
             t_lo, t_hi = max(0, ws + int(nz[0])), ws + int(nz[-1]) + 1
             tex = np.zeros(L)
             if t_hi > t_lo:
                 tex[t_lo - ws : t_hi - ws] = self._texture(plan, t_lo, t_hi, tex_cache)
-            tex *= qs
+            sks = _frames_to_samples(skf)
+            sk_src = tex * sks
+            tex = tex * _frames_to_samples(qf)
             src += tex
             if stereo:
                 pf = np.zeros(nf)
@@ -777,6 +788,7 @@ class SamplerSynth:
                 gl, gr = _pan_gains(_frames_to_samples(pf))
                 lr[0] += gl * tex
                 lr[1] += gr * tex
+                sk_lr = np.stack([gl * sk_src, gr * sk_src])
         # level matching: smooth gain = target / measured SPEC envelope, a few passes
         K = ENV_DEFAULT.smooth_kernel
         g = np.where(e > self.silence, 1.0, 0.0)
@@ -809,20 +821,23 @@ class SamplerSynth:
             ceil[~covered] = 1.0
 
         def limited(gs):
-            """(y, gain) with the peaks of ``src * gs`` brought under the ceiling (and 1 per channel)."""
-            y = src * gs
+            """(y, gain, limiter gain): ``y = (src * gs + skirts) * lg`` with its peaks under the ceiling."""
+            y = src * gs + sk_src
             over = np.abs(y) / ceil
             if stereo:
-                over = np.maximum(over, np.max(np.abs(lr * gs), axis=0))
+                over = np.maximum(over, np.max(np.abs(lr * gs + sk_lr), axis=0))
             lg = _limiter_gain(over)
-            return y * lg, gs * lg
+            return y * lg, gs * lg, lg
 
+        gated = ~(e > self.silence)
         for it in range(self.iterations):
-            y, _ = limited(_frames_to_samples(g) * shape)
+            y, _, _ = limited(_frames_to_samples(g) * shape)
             y16 = soxr.resample(y.astype(np.float32), SR, 16000, quality="HQ")
             meas = _spec_envelope16(y16, nf, plan.k_match)
             ratio = np.where(e > self.silence, e / np.maximum(meas, 1e-7), 0.0)
             g_new = np.clip(g * np.clip(ratio, 0.0, 8.0), 0.0, 1e3)
+            # where the target falls silent, what still rings fades out at 1 dB per frame (no cut)
+            _fade_out(g_new, gated)
             for z0, z1 in pre:
                 g_new[z0:z1] = np.minimum(g_new[z0:z1], g_new[z0 - 1])
             if tails:
@@ -848,26 +863,12 @@ class SamplerSynth:
                     a, b = max(0, p - 88), min(L, p + int(0.1 * SR))
                     shape[a:b] *= 1.0 + (f - 1.0) * _attack_window(a - p, b - p)
             g = g_new
-        _, gs = limited(_frames_to_samples(g) * shape)
+        _, gs, lg = limited(_frames_to_samples(g) * shape)
         lo, hi = _CTX, _CTX + _BLOCK
         if stereo:
-            out = lr[:, lo:hi] * gs[lo:hi]
+            out = lr[:, lo:hi] * gs[lo:hi] + sk_lr[:, lo:hi] * lg[lo:hi]
         else:
-            out = np.repeat((src[lo:hi] * gs[lo:hi])[None], 2, axis=0)
-        sk = np.zeros(nf)
-        sk[inside] = plan.skirt[fidx[inside]]
-        if np.any(sk[int(lo / _HOP44) - 1 : int(hi / _HOP44) + 2] > 0):
-            sks = _frames_to_samples(sk)[lo:hi]
-            a0, a1 = max(0, bs), bs + _BLOCK
-            tex = self._texture(plan, a0, a1, tex_cache)
-            tex = np.pad(tex, (_BLOCK - tex.size, 0)) * sks
-            if stereo:
-                pf = np.zeros(nf)
-                pf[inside] = plan.pan[fidx[inside]]
-                gl, gr = _pan_gains(_frames_to_samples(pf)[lo:hi])
-                out += np.stack([gl * tex, gr * tex])
-            else:
-                out += tex[None]
+            out = np.repeat((src[lo:hi] * gs[lo:hi] + sk_src[lo:hi] * lg[lo:hi])[None], 2, axis=0)
         # nothing past the end of the render
         end = plan.n - bs
         if end < _BLOCK:
@@ -943,6 +944,13 @@ def _attack_window(lo: int, hi: int) -> np.ndarray:
     rise = t < -0.001
     w[rise] = np.clip((t[rise] + 0.002) / 0.001, 0.0, 1.0)
     return w
+
+
+def _fade_out(g: np.ndarray, gated: np.ndarray) -> None:
+    """In place: on ``gated`` frames the gain falls from the previous frame's by 1 dB per frame."""
+    k = 10 ** (-1.0 / 20)
+    for i in np.nonzero(gated[1:])[0] + 1:
+        g[i] = g[i - 1] * k
 
 
 def _limiter_gain(over: np.ndarray) -> np.ndarray:
