@@ -368,28 +368,13 @@ class _ReferenceSource:
 
 
 def _read_reference(path: str | Path) -> np.ndarray:
-    """(N,) float32 mono at 44.1 kHz."""
+    """(N,) float32 mono at 44.1 kHz (a bad file is a :class:`~folai.errors.MediaError`)."""
+    from ..media import read_audio
+
     p = Path(path)
     if not p.exists():
         raise FolaiError(f"reference recording not found: {p}")
-    try:
-        from ..media import read_audio  # noqa: WPS433 (arrives from the media branch)
-    except ImportError:  # pragma: no cover - until media.py is merged
-        read_audio = None
-    if read_audio is not None:
-        return np.asarray(read_audio(p, sr=SR, channels=1), dtype=np.float32)[0]
-    import soundfile as sf
-
-    try:
-        y, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
-        raise FolaiError(f"cannot read the reference recording {p}: {exc}") from None
-    y = y.mean(axis=1)
-    if sr != SR:
-        import soxr
-
-        y = soxr.resample(y, sr, SR, quality="HQ").astype(np.float32)
-    return y
+    return np.asarray(read_audio(p, sr=SR, channels=1), dtype=np.float32)[0]
 
 
 # ----------------------------------------------------------------------------- the backend
@@ -412,6 +397,7 @@ class _Plan:
     k_match: int  # smoothing kernel of the level matching: the envelope's, or 1 for an unsmoothed one
     cache: dict = field(default_factory=dict)  # event index -> one-shot (pure function of the plan)
     bank: dict = field(default_factory=dict)  # texture bank: index -> 2.5 s of the source's texture
+    tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
 
     def texture(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """(n,) float64 unit-RMS texture (n <= 2.5 s): a stretch of one of a few stored textures."""
@@ -420,7 +406,6 @@ class _Plan:
         if b not in self.bank:
             self.bank[b] = self.source.texture(_rng(self.seed, 2_000_003, b), _BANK_LEN).astype(np.float64)
         return self.bank[b][off : off + n]
-    tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
 
 
 class SamplerSynth:
