@@ -201,6 +201,13 @@ def test_every_preset_renders(name):
         ("footsteps-dirt", "footsteps-dirt"),
         ("hitting rocks", "stone"),
         ("dragging a jacket", "cloth"),
+        # the Greatest Hits prompt template names the material hit with a wooden stick
+        ("A person scratch multiple times on metal with a wooden stick", "metal"),
+        ("A person hit once on carpet with a wooden stick", "cloth"),
+        ("A person hit multiple times on drywall with a wooden stick", "plastic"),
+        ("A person hit once on leaf with a wooden stick", "leaves"),
+        ("A person scratch once on rock with a wooden stick", "stone"),
+        ("A person hit multiple times on wood with a wooden stick", "wood"),
     ],
 )
 def test_prompt_matching(prompt, name):
