@@ -101,11 +101,14 @@ def _solve_tau(s: float, n: int) -> float:
 
 
 def detect_events(
-    e: np.ndarray, rate: float = ENV_DEFAULT.rate, kernel: int = ENV_DEFAULT.smooth_kernel, sensitivity: float = 1.0
+    e: np.ndarray, rate: float = ENV_DEFAULT.rate, kernel: int = ENV_DEFAULT.smooth_kernel, sensitivity: float = 1.0,
+    robust: bool = False,
 ) -> list[Event]:
     """Onsets of a mono envelope ``e`` (T,) at ``rate`` frames/s smoothed over ``kernel`` frames.
 
-    A frame-local rule, so an edit of the envelope changes only the events near it.
+    ``robust``: the curve steps or jitters (a classifier's classes); an onset's slope must then
+    stay up for 5 frames. A frame-local rule, so an edit of the envelope changes only the events
+    near it.
     """
     e = np.asarray(e, dtype=np.float64)
     T = e.size
@@ -133,9 +136,15 @@ def detect_events(
         sharp = (ep[i + 1] - ep[i - 1]) >= 0.6 * h
         # A: the jump of the unsmoothed RMS at the onset. The threshold is relative to the loudest
         # envelope level within 1 s; a smoothed envelope's level is about half its RMS jumps.
-        # For a smoothed rise, the slope must stay up: the mean slope over the next 5 frames against
-        # the 5 before (a lone step of a quantised or jittery curve does not keep rising).
-        A = h if sharp else (float(d[i : i + 5].mean()) - float(d[i - 5 : i].mean())) * K / 0.75
+        if sharp:
+            A = h
+        elif robust:
+            # the slope must stay up: the mean slope over the next 5 frames against the 5 before
+            # (a lone step of a quantised or jittery curve does not keep rising)
+            A = (float(d[i : i + 5].mean()) - float(d[i - 5 : i].mean())) * K / 0.75
+        else:
+            # the jump of the slope, times K, is the jump of the unsmoothed RMS (exact for a box)
+            A = float(Jp[i - 1 : i + 3].sum()) * K
         thr = max(0.004, (0.1 if sharp else 0.2) * float(loc[i])) / sensitivity
         if A < thr or A < 0.4 * h:
             continue
@@ -581,12 +590,13 @@ class SamplerSynth:
         else:
             e = np.interp(np.arange(T) / cfg.rate, env.times, env.mono, left=0.0, right=0.0)
         e = np.clip(e, 0.0, 1.0)
-        if _is_rough(e):
+        rough = _is_rough(e)
+        if rough:
             # a quantised or jittery curve (a classifier's classes): its frame-to-frame steps are not
             # sounds. A light Hann smoothing keeps the onsets' slope jumps where they were.
             e = np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0)
         source = self._source(prompt, references)
-        events = [ev for ev in detect_events(e, cfg.rate, K, self.sensitivity) if ev.time * SR < n]
+        events = [ev for ev in detect_events(e, cfg.rate, K, self.sensitivity, robust=rough) if ev.time * SR < n]
         samples = np.array([int(round(ev.time * SR)) for ev in events], dtype=np.int64)
         # attack peaks: the loudest event within peak_window s peaks at full scale
         w = int(self.peak_window * cfg.rate)
