@@ -201,6 +201,13 @@ def test_every_preset_renders(name):
         ("footsteps-dirt", "footsteps-dirt"),
         ("hitting rocks", "stone"),
         ("dragging a jacket", "cloth"),
+        # the Greatest Hits prompt template names the material hit with a wooden stick
+        ("A person scratch multiple times on metal with a wooden stick", "metal"),
+        ("A person hit once on carpet with a wooden stick", "cloth"),
+        ("A person hit multiple times on drywall with a wooden stick", "plastic"),
+        ("A person hit once on leaf with a wooden stick", "leaves"),
+        ("A person scratch once on rock with a wooden stick", "stone"),
+        ("A person hit multiple times on wood with a wooden stick", "wood"),
     ],
 )
 def test_prompt_matching(prompt, name):
@@ -327,3 +334,17 @@ def test_variation_zero_repeats_one_sound_and_one_varies(prompt):
 
     assert attacks(0.0) > 0.95
     assert attacks(1.0) < 0.9
+
+
+@pytest.mark.parametrize("jitter", [0, 1])
+def test_quantised_and_jittery_envelopes_still_give_one_sound_per_hit(scene, jitter):
+    """A classifier's envelope (mu-law classes, argmax jitter of +-1 class) is not read as many hits."""
+    y, times, env = scene
+    cls = env.to_classes()
+    cls = np.clip(cls + np.random.default_rng(1).integers(-jitter, jitter + 1, cls.shape), 0, 63)
+    noisy = Envelope.from_classes(cls)
+    audio = SamplerSynth().render(noisy, duration=len(y) / SR, progress=False)
+    got = librosa_onsets(audio)
+    assert all(np.min(np.abs(got - t)) <= 0.025 for t in times), got
+    assert len(got) <= len(times) + 3, got
+    assert _el1(audio, env) <= 0.01

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
@@ -264,7 +264,8 @@ _LIST: list[Preset] = [
        base_hz=(900.0, 1800.0), ratios=(1.0, 2.32, 4.25, 6.63), mode_decay=(0.12, 0.3), decay_slope=0.6,
        inharmonic=0.02, click_level=0.3, click_band=(2500.0, 9000.0), length=0.9,
        tex_band=(2500.0, 12000.0), tex_resonance=0.5),
-    _p(name="plastic", words=("plastic", "bucket", "box", "toy", "container", "bin", "lid", "keyboard", "case"),
+    _p(name="plastic", words=("plastic", "bucket", "box", "toy", "container", "bin", "lid", "keyboard", "case",
+                              "drywall", "plasterboard", "plaster", "gypsum", "rubber"),
        description="hollow plastic: dull mid knock, short ring",
        base_hz=(400.0, 900.0), ratios=(1.0, 1.9, 3.1, 4.6), mode_decay=(0.015, 0.04), decay_slope=1.0,
        click_level=0.5, click_band=(1200.0, 6000.0), length=0.35, tex_band=(600.0, 5000.0), tex_resonance=0.3),
@@ -277,7 +278,7 @@ _LIST: list[Preset] = [
        tex_crackle_level=0.4, tex_resonance=0.1),
     _p(name="cloth", words=("cloth", "fabric", "clothes", "clothing", "shirt", "jacket", "towel", "cushion",
                             "pillow", "sofa", "couch", "bed", "blanket", "curtain", "cotton", "wool", "bag",
-                            "coat", "rustle", "rustling"),
+                            "coat", "rustle", "rustling", "carpet", "rug", "mat", "foam", "leather"),
        description="cloth: soft, muffled thud and rustle",
        base_hz=(80.0, 160.0), ratios=(1.0,), mode_decay=(0.02, 0.04), mode_level=0.4, click_level=1.0,
        click_band=(200.0, 2500.0), click_decay=0.02, length=0.3, tex_band=(300.0, 3000.0), tex_resonance=0.0, tex_flutter=8.0),

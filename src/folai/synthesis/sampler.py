@@ -6,25 +6,27 @@ whose own SPEC envelope follows the input:
 
 1. **Events.** Sudden onsets are found in the envelope. A box-smoothed envelope rises ``K // 2 + 1``
    frames before the sound that caused it (K = smoothing kernel), with a jump in its slope at the
-   first frame of the rise; a sharp (unsmoothed, e.g. hand-drawn) rise jumps at the event itself.
-   Both kinds are recognised and each event gets a time (sub-frame), a level, and a decay time read
-   from the shape of the rise.
-2. **Sustained parts.** What wide bumps and plateaus of the envelope are not explained by events
-   (a grey opening of the curve minus a model of the events' bumps) becomes the level of a
-   continuous texture (scratch / rub / slide).
-3. **Candidate.** Each event gets a one-shot (a procedural preset hit, or a take cut from the
-   user's recordings), the sustained level a texture.
-4. **Level matching.** The candidate's own SPEC envelope is measured (mono, 16 kHz, RMS, smoothing)
-   and a smooth gain ``target / measured`` is applied, a few times; attack peaks are then set so
-   the loudest event near each event (within ``peak_window`` s) peaks at full scale, as in the
-   peak-normalised recording the envelope describes. Transients stay sharp because the gain is
-   smooth and the attack is where the candidate put it.
+   first frame of the rise; a sharp (unsmoothed: hand-drawn, a timing model's impacts) rise tops
+   out at the event. Both kinds are recognised (sub-frame times); a quantised or jittery curve is
+   lightly smoothed first.
+2. **Each event's own RMS** is read back from the envelope (for a box-smoothed one by
+   ``r[f] = K * slope + r[f - K]``), and its one-shot (a procedural preset hit, or a take cut from
+   the user's recordings) is scaled to it, with a falling texture tail where the one-shot dies too
+   soon.
+3. **Sustained parts.** What wide bumps and plateaus of the envelope are not explained by events
+   (a grey opening of the curve minus a model of the events' bumps and tails) becomes the level of
+   a continuous texture (scratch / rub / slide).
+4. **Level matching.** The candidate's own SPEC envelope is measured (mono, 16 kHz, RMS, the
+   envelope's smoothing) and a smooth gain ``target / measured`` applied, a few passes; attacks
+   are sharpened and peaks limited so that the loudest event within ``peak_window`` s peaks at full
+   scale, as in the peak-normalised recording the envelope describes. Transients stay sharp
+   because the gain is smooth and the attack is where the one-shot put it.
 
 Everything is computed in fixed 2 s blocks with context, and all randomness is derived from the
 seed and either the event's quantised time or the fixed texture block's index, so
 ``render_span`` returns bit-for-bit the same samples as the full render, and editing the envelope
 in one place leaves the audio away from the edit unchanged (events more than ``peak_window`` s
-away, plus the context, are untouched).
+away, plus the context, are untouched). User documentation: ``docs/sampler.md``.
 
 Example::
 
@@ -99,11 +101,14 @@ def _solve_tau(s: float, n: int) -> float:
 
 
 def detect_events(
-    e: np.ndarray, rate: float = ENV_DEFAULT.rate, kernel: int = ENV_DEFAULT.smooth_kernel, sensitivity: float = 1.0
+    e: np.ndarray, rate: float = ENV_DEFAULT.rate, kernel: int = ENV_DEFAULT.smooth_kernel, sensitivity: float = 1.0,
+    robust: bool = False,
 ) -> list[Event]:
     """Onsets of a mono envelope ``e`` (T,) at ``rate`` frames/s smoothed over ``kernel`` frames.
 
-    A frame-local rule, so an edit of the envelope changes only the events near it.
+    ``robust``: the curve steps or jitters (a classifier's classes); an onset's slope must then
+    stay up for 5 frames. A frame-local rule, so an edit of the envelope changes only the events
+    near it.
     """
     e = np.asarray(e, dtype=np.float64)
     T = e.size
@@ -123,7 +128,6 @@ def detect_events(
     for i in cand:
         if i < pad - half - 2 or i >= T + pad:
             continue
-        jsum = float(Jp[i - 1 : i + 3].sum())
         base = float(ep[i - 1])
         peak = float(ep[i : i + K + 3].max())
         h = peak - base
@@ -132,12 +136,20 @@ def detect_events(
         sharp = (ep[i + 1] - ep[i - 1]) >= 0.6 * h
         # A: the jump of the unsmoothed RMS at the onset. The threshold is relative to the loudest
         # envelope level within 1 s; a smoothed envelope's level is about half its RMS jumps.
-        A = h if sharp else jsum * K
+        if sharp:
+            A = h
+        elif robust:
+            # the slope must stay up: the mean slope over the next 5 frames against the 5 before
+            # (a lone step of a quantised or jittery curve does not keep rising)
+            A = (float(d[i : i + 5].mean()) - float(d[i - 5 : i].mean())) * K / 0.75
+        else:
+            # the jump of the slope, times K, is the jump of the unsmoothed RMS (exact for a box)
+            A = float(Jp[i - 1 : i + 3].sum()) * K
         thr = max(0.004, (0.1 if sharp else 0.2) * float(loc[i])) / sensitivity
         if A < thr or A < 0.4 * h:
             continue
-        w = Jp[i - 1 : i + 3]
-        c = float((np.arange(-1, 3) * w).sum() / w.sum())
+        w = Jp[i - 2 : i + 3]
+        c = float((np.arange(-2, 3) * w).sum() / w.sum())
         if sharp:
             # an unsmoothed rise peaks with the sound's attack: the onset is where it (nearly) tops out
             top = np.nonzero(ep[i : i + 6] >= base + 0.8 * h)[0]
@@ -164,6 +176,9 @@ def detect_events(
             if A > out[-1][0]:
                 out[-1] = (A, ev)
             continue
+        # a small step within 80 ms of a much stronger onset is part of its rise, not a hit
+        if out and ev.time - out[-1][1].time < 0.08 and A < 0.25 * out[-1][0]:
+            continue
         out.append((A, ev))
     return [ev for _, ev in out if ev.time > -0.05]
 
@@ -171,6 +186,25 @@ def detect_events(
 # where, within the rise of a box-smoothed envelope, the sound starts: the rise begins half a kernel
 # before the onset frame, and the centred 32 ms RMS window sees the sound one more frame early.
 _ONSET_OFFSET = 0.8
+
+
+def _is_rough(e: np.ndarray) -> bool:
+    """Whether a curve steps or jitters from frame to frame (quantised classes, a model's argmax).
+
+    On its loud frames, a smoothed recording's envelope has a slope that changes little from frame
+    to frame (median |second difference| / median |slope| 0.1-0.4) and never stands still; a
+    quantised one stands still on many frames, a jittery one flips its slope (ratio ~1).
+    """
+    if e.size < 8 or e.max() <= 0:
+        return False
+    d = np.diff(e)
+    jj = np.diff(d)
+    loud = e[1:-1] > 0.05 * e.max()
+    if loud.sum() < 8:
+        return False
+    ad, aj = np.abs(d[1:][loud]), np.abs(jj[loud])
+    still = float(np.mean(ad < 1e-7))
+    return still > 0.1 or float(np.median(aj)) > 0.6 * float(np.median(ad)) + 1e-12
 
 
 def _event_bump(level: float, tau_frames: float, K: int) -> np.ndarray:
@@ -343,28 +377,13 @@ class _ReferenceSource:
 
 
 def _read_reference(path: str | Path) -> np.ndarray:
-    """(N,) float32 mono at 44.1 kHz."""
+    """(N,) float32 mono at 44.1 kHz (a bad file is a :class:`~folai.errors.MediaError`)."""
+    from ..media import read_audio
+
     p = Path(path)
     if not p.exists():
         raise FolaiError(f"reference recording not found: {p}")
-    try:
-        from ..media import read_audio  # noqa: WPS433 (arrives from the media branch)
-    except ImportError:  # pragma: no cover - until media.py is merged
-        read_audio = None
-    if read_audio is not None:
-        return np.asarray(read_audio(p, sr=SR, channels=1), dtype=np.float32)[0]
-    import soundfile as sf
-
-    try:
-        y, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
-        raise FolaiError(f"cannot read the reference recording {p}: {exc}") from None
-    y = y.mean(axis=1)
-    if sr != SR:
-        import soxr
-
-        y = soxr.resample(y, sr, SR, quality="HQ").astype(np.float32)
-    return y
+    return np.asarray(read_audio(p, sr=SR, channels=1), dtype=np.float32)[0]
 
 
 # ----------------------------------------------------------------------------- the backend
@@ -379,6 +398,7 @@ class _Plan:
     takes: list  # chosen take per event (references) or None
     shapes: list  # each event's wanted RMS per frame (event_shapes)
     q: np.ndarray  # (T,) texture level
+    skirt: np.ndarray  # (T,) texture level of the fade in / out around textures, where the target is 0
     pan: np.ndarray | None  # (T,) pan per frame in [-1, 1] or None (centre)
     source: object
     seed: int
@@ -386,6 +406,7 @@ class _Plan:
     k_match: int  # smoothing kernel of the level matching: the envelope's, or 1 for an unsmoothed one
     cache: dict = field(default_factory=dict)  # event index -> one-shot (pure function of the plan)
     bank: dict = field(default_factory=dict)  # texture bank: index -> 2.5 s of the source's texture
+    tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
 
     def texture(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """(n,) float64 unit-RMS texture (n <= 2.5 s): a stretch of one of a few stored textures."""
@@ -394,7 +415,6 @@ class _Plan:
         if b not in self.bank:
             self.bank[b] = self.source.texture(_rng(self.seed, 2_000_003, b), _BANK_LEN).astype(np.float64)
         return self.bank[b][off : off + n]
-    tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
 
 
 class SamplerSynth:
@@ -570,8 +590,13 @@ class SamplerSynth:
         else:
             e = np.interp(np.arange(T) / cfg.rate, env.times, env.mono, left=0.0, right=0.0)
         e = np.clip(e, 0.0, 1.0)
+        rough = _is_rough(e)
+        if rough:
+            # a quantised or jittery curve (a classifier's classes): its frame-to-frame steps are not
+            # sounds. A light Hann smoothing keeps the onsets' slope jumps where they were.
+            e = np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0)
         source = self._source(prompt, references)
-        events = [ev for ev in detect_events(e, cfg.rate, K, self.sensitivity) if ev.time * SR < n]
+        events = [ev for ev in detect_events(e, cfg.rate, K, self.sensitivity, robust=rough) if ev.time * SR < n]
         samples = np.array([int(round(ev.time * SR)) for ev in events], dtype=np.int64)
         # attack peaks: the loudest event within peak_window s peaks at full scale
         w = int(self.peak_window * cfg.rate)
@@ -591,7 +616,12 @@ class SamplerSynth:
                 takes.append(None)
         # silence: below an absolute floor, or far below the loudest sound within 2 s
         loc = ndimage.maximum_filter1d(e, size=int(4 * cfg.rate) + 1, mode="constant")
-        target = np.where(e < np.maximum(self.silence, self.floor * loc), 0.0, e)
+        audible = e >= np.maximum(self.silence, self.floor * loc)
+        # no flicker where the curve hovers at the threshold: gaps under 80 ms are filled, and
+        # islands under 24 ms dropped
+        audible = ndimage.binary_closing(audible, structure=np.ones(11, dtype=bool)) & (e > 0)
+        audible = ndimage.binary_opening(audible, structure=np.ones(3, dtype=bool))
+        target = np.where(audible, e, 0.0)
         # sustained texture level: wide plateaus of the curve not explained by an event's bump or tail
         q = np.zeros(T)
         if self.texture:
@@ -628,6 +658,20 @@ class SamplerSynth:
                 lo = f_on - K // 2 - 3
                 if 0 <= lo < T:
                     q[lo + 1 : f_on + 1] = np.minimum(q[lo + 1 : f_on + 1], q[lo])
+        # a texture does not switch on from digital silence (a level jump in dB, heard and detected
+        # as an onset however slow its linear fade): it rises out of it at 1 dB per frame, under
+        # the silence threshold
+        skirt = np.zeros(T)
+        if np.any(q > 0):
+            src_lv = np.where(q > 0, target, 0.0)
+            k = 10 ** (-1.0 / 20)
+            fwd, bwd = src_lv.copy(), src_lv.copy()
+            for f in range(1, T):
+                fwd[f] = max(fwd[f], fwd[f - 1] * k)
+            for f in range(T - 2, -1, -1):
+                bwd[f] = max(bwd[f], bwd[f + 1] * k)
+            skirt = np.where(target > 0, 0.0, np.maximum(fwd, bwd))
+            skirt[skirt < 1e-6] = 0.0
         pan_f = None
         if pan is not None and self.pan_mode != "center":
             p = np.asarray(pan, dtype=np.float64).reshape(-1)
@@ -651,7 +695,8 @@ class SamplerSynth:
         # timing model's sharp impacts): match the render's unsmoothed RMS to it
         n_sharp = sum(ev.sharp for ev in events)
         k_match = 1 if events and n_sharp > len(events) / 2 else K
-        return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q, pan=pan_f,
+        return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
+                     skirt=skirt, pan=pan_f,
                      source=source, seed=int(seed), n=n, k_match=k_match)
 
     # ------------------------------------------------------------------ one block (audio rate, local)
@@ -717,14 +762,20 @@ class SamplerSynth:
         # texture for the sustained parts
         qf = np.zeros(nf)
         qf[inside] = plan.q[fidx[inside]]
-        if np.any(qf > 0):
-            qs = _frames_to_samples(qf)
+        skf = np.zeros(nf)
+        skf[inside] = plan.skirt[fidx[inside]]
+        sk_src = np.zeros(L)  # the textures' skirts: not level-matched (the target is 0 there)
+        sk_lr = np.zeros((2, L)) if stereo else None
+        if np.any(qf > 0) or np.any(skf > 0):
+            qs = _frames_to_samples(qf + skf)
             nz = np.nonzero(qs > 0)[0]
             t_lo, t_hi = max(0, ws + int(nz[0])), ws + int(nz[-1]) + 1
             tex = np.zeros(L)
             if t_hi > t_lo:
                 tex[t_lo - ws : t_hi - ws] = self._texture(plan, t_lo, t_hi, tex_cache)
-            tex *= qs
+            sks = _frames_to_samples(skf)
+            sk_src = tex * sks
+            tex = tex * _frames_to_samples(qf)
             src += tex
             if stereo:
                 pf = np.zeros(nf)
@@ -732,6 +783,7 @@ class SamplerSynth:
                 gl, gr = _pan_gains(_frames_to_samples(pf))
                 lr[0] += gl * tex
                 lr[1] += gr * tex
+                sk_lr = np.stack([gl * sk_src, gr * sk_src])
         # level matching: smooth gain = target / measured SPEC envelope, a few passes
         K = ENV_DEFAULT.smooth_kernel
         g = np.where(e > self.silence, 1.0, 0.0)
@@ -764,20 +816,23 @@ class SamplerSynth:
             ceil[~covered] = 1.0
 
         def limited(gs):
-            """(y, gain) with the peaks of ``src * gs`` brought under the ceiling (and 1 per channel)."""
-            y = src * gs
+            """(y, gain, limiter gain): ``y = (src * gs + skirts) * lg`` with its peaks under the ceiling."""
+            y = src * gs + sk_src
             over = np.abs(y) / ceil
             if stereo:
-                over = np.maximum(over, np.max(np.abs(lr * gs), axis=0))
+                over = np.maximum(over, np.max(np.abs(lr * gs + sk_lr), axis=0))
             lg = _limiter_gain(over)
-            return y * lg, gs * lg
+            return y * lg, gs * lg, lg
 
+        gated = ~(e > self.silence)
         for it in range(self.iterations):
-            y, _ = limited(_frames_to_samples(g) * shape)
+            y, _, _ = limited(_frames_to_samples(g) * shape)
             y16 = soxr.resample(y.astype(np.float32), SR, 16000, quality="HQ")
             meas = _spec_envelope16(y16, nf, plan.k_match)
             ratio = np.where(e > self.silence, e / np.maximum(meas, 1e-7), 0.0)
             g_new = np.clip(g * np.clip(ratio, 0.0, 8.0), 0.0, 1e3)
+            # where the target falls silent, what still rings fades out at 1 dB per frame (no cut)
+            _fade_out(g_new, gated)
             for z0, z1 in pre:
                 g_new[z0:z1] = np.minimum(g_new[z0:z1], g_new[z0 - 1])
             if tails:
@@ -803,12 +858,12 @@ class SamplerSynth:
                     a, b = max(0, p - 88), min(L, p + int(0.1 * SR))
                     shape[a:b] *= 1.0 + (f - 1.0) * _attack_window(a - p, b - p)
             g = g_new
-        _, gs = limited(_frames_to_samples(g) * shape)
+        _, gs, lg = limited(_frames_to_samples(g) * shape)
         lo, hi = _CTX, _CTX + _BLOCK
         if stereo:
-            out = lr[:, lo:hi] * gs[lo:hi]
+            out = lr[:, lo:hi] * gs[lo:hi] + sk_lr[:, lo:hi] * lg[lo:hi]
         else:
-            out = np.repeat((src[lo:hi] * gs[lo:hi])[None], 2, axis=0)
+            out = np.repeat((src[lo:hi] * gs[lo:hi] + sk_src[lo:hi] * lg[lo:hi])[None], 2, axis=0)
         # nothing past the end of the render
         end = plan.n - bs
         if end < _BLOCK:
@@ -884,6 +939,13 @@ def _attack_window(lo: int, hi: int) -> np.ndarray:
     rise = t < -0.001
     w[rise] = np.clip((t[rise] + 0.002) / 0.001, 0.0, 1.0)
     return w
+
+
+def _fade_out(g: np.ndarray, gated: np.ndarray) -> None:
+    """In place: on ``gated`` frames the gain falls from the previous frame's by 1 dB per frame."""
+    k = 10 ** (-1.0 / 20)
+    for i in np.nonzero(gated[1:])[0] + 1:
+        g[i] = g[i - 1] * k
 
 
 def _limiter_gain(over: np.ndarray) -> np.ndarray:
