@@ -484,3 +484,50 @@ def test_jobs_report_the_backends_progress_bars():
         time.sleep(0.05)
     assert job.to_json()["state"] == "done" and job.to_json()["result"] == {"ok": True}
     runner.shutdown()
+
+
+@pytest.mark.parametrize("sound", ["prompt+pan", "references"])
+def test_sampler_affected_span_covers_every_changed_sample(sound, tmp_path):
+    """Random edits: the real sampler's full renders before and after differ only inside the span the
+    studio re-renders (inside it, render_span equals the full render by the sampler's contract)."""
+    from folai.studio.backends import affected_span
+    from folai.studio.edits import apply_edit
+    from folai.synthesis import get_synth
+
+    synth, D, sr = get_synth("sampler"), 12.0, 44100
+    kw: dict = {"seed": 1}
+    if sound == "references":
+        ref = tmp_path / "knocks.wav"
+        sf.write(ref, make_clicks(1.2, sr=sr, times=[0.1, 0.5, 0.9]), sr)
+        kw["references"] = [ref]
+    else:
+        kw["prompt"] = "gravel"
+        kw["pan"] = np.linspace(-1, 1, round(D * 125)).astype(np.float32)
+    rng = np.random.default_rng(7)
+    env = Envelope.zeros(D).add_event(0.8, 0.3).add_event(2.9, 0.2).add_event(5.6, 0.25).add_event(9.5, 0.3)
+    old = synth.render(env, duration=D, progress=False, **kw)
+    ops = ["add_event", "draw", "remove", "gain", "move_event", "add_event"]
+    partial = 0
+    for op in ops:
+        t = float(rng.uniform(0.3, D - 1.1))
+        edit = {
+            "add_event": {"op": "add_event", "time": t, "level": float(rng.uniform(0.05, 0.35))},
+            "draw": {"op": "draw", "times": [t, t + 0.2, t + 0.5], "levels": [0.03, 0.06, 0.02]},
+            "remove": {"op": "remove", "t0": t, "t1": t + 0.4},
+            "gain": {"op": "gain", "t0": t, "t1": t + 1.0, "factor": 0.5},
+            "move_event": {"op": "move_event", "time": 2.9, "to_time": t, "level": 0.15},
+        }[op]
+        new_env = apply_edit(env, edit)
+        new = synth.render(new_env, duration=D, progress=False, **kw)
+        span = affected_span(synth, env, new_env, D, **kw)
+        partial += span is not None and span[1] - span[0] < D
+        if span is None:
+            np.testing.assert_array_equal(new, old)
+        else:
+            i0, i1 = round(span[0] * sr), round(span[1] * sr)
+            np.testing.assert_array_equal(new[:, :i0], old[:, :i0], err_msg=f"{op} {edit} changed audio before {span}")
+            np.testing.assert_array_equal(new[:, i1:], old[:, i1:], err_msg=f"{op} {edit} changed audio after {span}")
+            seg = synth.render_span(new_env, span[0], span[1], duration=D, progress=False, **kw)
+            np.testing.assert_array_equal(seg, new[:, i0:i1])
+        env, old = new_env, new
+    assert partial >= 2  # the check is not only ever "everything changed"

@@ -219,11 +219,26 @@ def affected_span(synth: Any, old: Envelope, new: Envelope, duration: float, **r
     return (t0, t1) if t1 > t0 else None
 
 
+_PLAN_SKIP = ("source", "seed", "n", "cache", "bank", "tex_cache")  # fixed by the render key, or caches
+
+
+def _same(x: Any, y: Any) -> bool:
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        return isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape and np.array_equal(x, y)
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y))
+    return bool(x == y)
+
+
 def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **kw: Any) -> tuple[float, float] | None:
-    """The sampler renders fixed blocks (``_BLOCK`` samples, ``_CTX`` context each side); a block's
-    samples depend only on the plan's envelope and texture-level frames inside its window and on the
-    events sounding in it (time, level, decay, chosen take, attack peak). Blocks where any of these
-    differ between the two plans are the ones to re-render."""
+    """The sampler renders fixed blocks (``_BLOCK`` samples with ``_CTX`` of context each side) from a
+    frame-rate plan. A block's samples depend only on the plan's per-frame curves inside its window,
+    on the events sounding in it or starting just after it (whose rise ends a tail), and on the
+    plan's global settings. The plans of both envelopes are compared field by field on those terms:
+    a per-frame array (length T) by the block's window, a per-event list by the sounding events,
+    anything else globally (if it differs, every block does). A field of another kind means the
+    sampler changed in a way this does not know: then render in full."""
+    import dataclasses
     import sys
 
     mod = sys.modules[type(synth).__module__]
@@ -234,12 +249,31 @@ def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **k
     n = int(round(duration * sr))
     args = (n, kw.get("prompt"), kw.get("references", ()), kw.get("pan"), kw.get("seed", 0))
     a, b = synth._plan(old, *args), synth._plan(new, *args)
-    if a.e.shape != b.e.shape:
-        raise NoLocalRender("plans differ in length")
+    if not dataclasses.is_dataclass(a) or a.e.shape != b.e.shape:
+        raise NoLocalRender("the sampler's plan is not comparable")
+    T = a.e.shape[0]
+    frame_fields, event_fields = [], []
+    for f in dataclasses.fields(a):
+        if f.name in _PLAN_SKIP:
+            continue
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if x is None and y is None:
+            continue
+        if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape == (T,):
+            frame_fields.append(f.name)
+        elif f.name in ("events", "samples", "peaks", "takes", "shapes"):
+            event_fields.append(f.name)
+        elif isinstance(x, (int, float, str, bool, np.integer, np.floating)) and type(x) is type(y):
+            if x != y:  # a global setting changed (e.g. the level-matching kernel): everything
+                return 0.0, n / sr
+        else:
+            raise NoLocalRender(f"unknown sampler plan field '{f.name}'")
+
+    reach = int(0.25 * sr)  # an event starting this soon after the window may start its rise inside it
 
     def sounding(p: Any, ws: int, we: int) -> list:
-        idx = np.nonzero((p.samples < we) & (p.samples > ws - int(ME * sr)))[0]
-        return [(p.events[i], p.takes[i], float(p.peaks[i]), int(p.samples[i])) for i in idx]
+        idx = np.nonzero((p.samples < we + reach) & (p.samples > ws - int(ME * sr)))[0]
+        return [[getattr(p, name)[i] for name in event_fields] for i in idx]
 
     changed = []
     for k in range(-(-n // B)):
@@ -247,10 +281,8 @@ def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **k
         f0 = int(round(ws / H))
         nf = (we - ws) * 160 // 441 // 128
         fr = slice(max(0, f0), max(0, f0 + nf))
-        if (
-            not np.array_equal(a.e[fr], b.e[fr])
-            or not np.array_equal(a.q[fr], b.q[fr])
-            or sounding(a, ws, we) != sounding(b, ws, we)
+        if any(not np.array_equal(getattr(a, name)[fr], getattr(b, name)[fr]) for name in frame_fields) or not _same(
+            sounding(a, ws, we), sounding(b, ws, we)
         ):
             changed.append(k)
     if not changed:
