@@ -37,12 +37,10 @@ import numpy as np
 
 
 class GaitFlow:
-    """Per frame pair: camera (median) flow and per-cell vertical flow relative to the camera.
+    """Per frame pair: the picture's median flow and the mean vertical flow of each grid cell.
 
-    Returns ``(2 + 2 * rows * cols,)`` float32: ``[med_vx, med_vy, cell_vy..., cell_mag...]`` in %
-    of the analysed width per frame (zeros for the first frame). ``cell_vy`` is the mean vertical
-    velocity of the cell minus the median (y down), ``cell_mag`` its mean flow speed after removing
-    the median.
+    Returns ``(2 + rows * cols,)`` float32: ``[med_vx, med_vy, cell_vy...]`` in % of the analysed
+    width per frame, y down (zeros for the first frame). Cells are row-major from the top left.
     """
 
     def __init__(self, preset: str = "ultrafast", rows: int = 6, cols: int = 8) -> None:
@@ -61,11 +59,11 @@ class GaitFlow:
         self.stride = 4 if preset in ("ultrafast", "fast") else 2
         self.rows, self.cols = int(rows), int(cols)
         self._prev: np.ndarray | None = None
-        self._cells: tuple[np.ndarray, np.ndarray] | None = None
+        self._sums: tuple | None = None
 
     @property
     def size(self) -> int:
-        return 2 + 2 * self.rows * self.cols
+        return 2 + self.rows * self.cols
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         prev, self._prev = self._prev, gray
@@ -77,25 +75,22 @@ class GaitFlow:
         sub = flow[st // 2 :: st, st // 2 :: st]  # DIS' own coarse grid (see _flow.FlowFeatures)
         h, w = sub.shape[:2]
         scale = 100.0 / gray.shape[1]
-        fx = sub[..., 0]
-        fy = sub[..., 1]
-        mx, my = float(np.median(fx)), float(np.median(fy))
-        dx, dy = fx - mx, fy - my
-        mag = np.sqrt(dx * dx + dy * dy)
-        if self._cells is None or self._cells[0][-1] != h or self._cells[1][-1] != w:
-            self._cells = (
-                np.linspace(0, h, self.rows + 1).round().astype(int),
-                np.linspace(0, w, self.cols + 1).round().astype(int),
-            )
-        rb, cb = self._cells
-        n = self.rows * self.cols
-        for r in range(self.rows):
-            for c in range(self.cols):
-                i = r * self.cols + c
-                a0, a1, b0, b1 = rb[r], max(rb[r + 1], rb[r] + 1), cb[c], max(cb[c + 1], cb[c] + 1)
-                out[2 + i] = float(dy[a0:a1, b0:b1].mean()) * scale
-                out[2 + n + i] = float(mag[a0:a1, b0:b1].mean()) * scale
-        out[0], out[1] = mx * scale, my * scale
+        if self._sums is None or self._sums[0] != (h, w):
+            # cell membership as two averaging matrices: cell means = R @ fy @ C
+            rb = np.minimum(np.arange(h) * self.rows // max(h, 1), self.rows - 1)
+            cb = np.minimum(np.arange(w) * self.cols // max(w, 1), self.cols - 1)
+            R = np.zeros((self.rows, h), np.float32)
+            R[rb, np.arange(h)] = 1.0
+            C = np.zeros((w, self.cols), np.float32)
+            C[np.arange(w), cb] = 1.0
+            R /= np.maximum(R.sum(axis=1, keepdims=True), 1.0)
+            C /= np.maximum(C.sum(axis=0, keepdims=True), 1.0)
+            self._sums = ((h, w), R, C)
+        _, R, C = self._sums
+        fy = np.ascontiguousarray(sub[..., 1])
+        out[0] = float(np.median(sub[..., 0])) * scale
+        out[1] = float(np.median(fy)) * scale
+        out[2:] = (R @ fy @ C).ravel() * scale
         return out
 
 
@@ -103,20 +98,19 @@ class GaitFlow:
 class GaitFeatures:
     """Per frame pair (index k: frames k-1 -> k, around time (k - 0.5) / fps)."""
 
-    cam_vx: np.ndarray  # (T,) median flow, % width / frame
+    cam_vx: np.ndarray  # (T,) median flow of the picture, % width / frame
     cam_vy: np.ndarray  # (T,) (y down)
-    cell_vy: np.ndarray  # (T, N) cell vertical velocity minus the median (y down)
-    cell_mag: np.ndarray  # (T, N) cell flow speed after removing the median
+    cell_vy: np.ndarray  # (T, N) mean vertical flow of each cell (y down)
     fps: float
-    rows: int = 4
-    cols: int = 6
+    rows: int = 6
+    cols: int = 8
     geometry: object = None  # folai.timing._flow.FrameGeometry of the analysed frames
 
     @classmethod
     def from_rows(cls, rows: np.ndarray, fps: float, grid: tuple[int, int]) -> "GaitFeatures":
         n = grid[0] * grid[1]
-        rows = np.asarray(rows, np.float64).reshape(-1, 2 + 2 * n)
-        return cls(rows[:, 0], rows[:, 1], rows[:, 2 : 2 + n], rows[:, 2 + n :], float(fps), grid[0], grid[1])
+        rows = np.asarray(rows, np.float64).reshape(-1, 2 + n)
+        return cls(rows[:, 0], rows[:, 1], rows[:, 2:], float(fps), grid[0], grid[1])
 
     @property
     def duration(self) -> float:
@@ -124,9 +118,8 @@ class GaitFeatures:
 
     def signals(self) -> tuple[np.ndarray, list[str]]:
         """(S, T) vertical velocity of each grid cell as seen in the picture, down = positive."""
-        raw = self.cell_vy + self.cam_vy[:, None]
         names = [f"cell{r},{c}" for r in range(self.rows) for c in range(self.cols)]
-        return np.ascontiguousarray(raw.T), names
+        return np.ascontiguousarray(self.cell_vy.T), names
 
 
 @dataclass
