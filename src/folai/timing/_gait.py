@@ -10,22 +10,30 @@ body, or the whole picture.
 
 Pipeline:
 
-1. :class:`GaitFlow` reduces each frame pair's dense optical flow to the picture's median flow
-   (the camera) and the mean vertical velocity of each cell of a ``rows x cols`` grid relative to
-   that median (things moving in the scene, e.g. the walker's body), down = positive.
-2. :func:`detect_steps`: every signal (the camera's vertical velocity, each cell's) is scored for
-   periodicity in the cadence band (``min_cadence``..``max_cadence`` steps/s) from its spectrum;
-   the cadence is the peak of the periodicity-weighted sum of their spectra, estimated in sliding
-   windows so that it can change along a long video.
-3. Each periodic signal is demodulated at the local cadence (complex baseband, Gaussian window of
-   about one step): a slowly varying amplitude and phase. Signals are summed with weights that
-   grow with their periodicity (physical sign kept: down is down). Steps are where the summed bob
-   passes its lowest point (vertical velocity crosses from down to up), moved earlier by ``lead``
-   x the step period (the body's lowest point comes after the contact). Because the phase comes
-   from a narrow band around the cadence, steps stay regularly spaced where the cue is weak.
-4. Steps are kept only where the bob is clearly there: its local amplitude above an absolute floor
-   (flow noise) and above a share of the clip's typical amplitude, and the motion periodic enough
-   (spectral concentration). A static video, or motion without a walking rhythm, gives no steps.
+1. :class:`GaitFlow` reduces each frame pair's dense optical flow (DIS, 128 px) to the mean
+   vertical velocity of each cell of a ``6 x 8`` grid (down = positive).
+2. :func:`detect_steps`: each cell's velocity (slow drift removed) is scored for periodicity in the
+   cadence band (``min_cadence``..``max_cadence`` steps/s): the share of its spectrum within
+   +-15 % of its strongest in-band frequency. The cadence is the peak of the periodicity-weighted
+   sum of the cells' spectra (plus half the power at twice the frequency: a bob's harmonics),
+   estimated over sliding windows (``window`` s) so that it may change along a long video.
+3. Each cell is demodulated at the local cadence (complex baseband, Gaussian window of about one
+   step): a slowly varying amplitude and phase. Periodic cells move along one phase axis, possibly
+   in two opposite groups (the body going down while a carried camera makes the scene go up). If
+   one group covers at least half the cells, the whole picture bobs: the camera does, and the
+   walker's motion is that group's opposite; otherwise the periodic group with the most weight is
+   the walker's body, taken as it is.
+4. Steps are where the walker's bob passes its lowest point (its vertical velocity crosses from
+   down to up), moved earlier by a biomechanical lead (``lead_walk`` = 0.12 step period when
+   walking: the centre of mass is lowest during double support, just after the heel strike;
+   ``lead_run`` = 0.3 when running: lowest at mid-stance), blended between 2.2 and
+   ``run_cadence`` steps/s. Because the phase comes from a narrow band around the cadence, steps
+   stay regularly spaced where the cue is weak.
+5. Steps are kept only where the bob is clearly there: its amplitude above an absolute floor
+   (``min_amplitude``, flow noise) and above ``rel_amplitude`` of the clip's typical amplitude,
+   and the periodic cells regular (``min_regularity``: ``(r(P) - r(P/2)) / 2`` of their
+   autocorrelation at the step period P, 1 for a steady bob, ~0 for noise). A static video, or
+   motion without a walking rhythm, gives no steps.
 """
 
 from __future__ import annotations
@@ -133,6 +141,7 @@ class GaitConfig:
     min_amplitude: float = 0.04  # % of width per frame: weaker bobs (velocity amplitude) are flow noise
     rel_amplitude: float = 0.25  # steps need a local bob >= this share of the clip's typical bob
     min_regularity: float = 0.3  # (r(period) - r(period / 2)) / 2 of the bobbing signals needed (0..1)
+    taper: float = 0.5  # Tukey window of the spectra (1 = Hann, 0 = rectangular: sharper on short clips)
     camera_area: float = 0.5  # periodic motion over at least this share of the picture = a bobbing camera
 
 
@@ -145,10 +154,13 @@ class GaitSteps:
     info: dict = field(default_factory=dict)
 
 
-def _spectra(x: np.ndarray, fps: float, freqs: np.ndarray) -> np.ndarray:
-    """Power of each row of ``x`` (S, L) at ``freqs`` (Hann window, mean removed), (S, F)."""
+def _spectra(x: np.ndarray, fps: float, freqs: np.ndarray, taper: float = 1.0) -> np.ndarray:
+    """Power of each row of ``x`` (S, L) at ``freqs`` (Tukey window ``taper``: 1 = Hann, 0 = none;
+    mean removed), (S, F)."""
+    from scipy.signal.windows import tukey
+
     L = x.shape[-1]
-    win = np.hanning(L + 2)[1:-1]
+    win = tukey(L, taper)
     xc = (x - x.mean(axis=-1, keepdims=True)) * win
     t = np.arange(L) / fps
     basis = np.exp(-2j * np.pi * freqs[:, None] * t[None, :])  # (F, L)
@@ -253,7 +265,7 @@ def detect_steps(feats: GaitFeatures, cfg: GaitConfig | None = None) -> GaitStep
     centres, cads, concs, wsig = [], [], [], []
     for s0 in starts:
         seg = x[:, s0 : s0 + W]
-        P = _spectra(seg, fps, freqs)  # (S, F)
+        P = _spectra(seg, fps, freqs, cfg.taper)  # (S, F)
         tot = P.sum(axis=1) + 1e-12
         # periodicity of each signal: power within +-15 % of its band peak / total power
         Pn = P / tot[:, None]

@@ -30,6 +30,10 @@ How it works (details and the reasons in ``docs/motion.md``):
 5. **Pan** per envelope frame: the horizontal position of the moving region at each impact, held
    until the next one, in [-1, 1] of the full frame.
 
+**Footsteps** (``mode="steps"``, or ``mode="auto"`` with a prompt about walking, running,
+stomping, ...) use another detector, :mod:`folai.timing._gait`: steps at the lowest points of the
+walking body's (or the carried camera's) vertical bob, at a cadence estimated from its rhythm.
+
 Example::
 
     from folai.timing import get_timing
@@ -97,6 +101,8 @@ class MotionConfig:
     mode: str = "auto"
     min_cadence: float = 1.3  # steps per second (slow walk)
     max_cadence: float = 3.6  # steps per second (running)
+    step_lead: float | None = None  # share of a step period between the contact and the body's lowest
+    # point; None: biomechanical (0.12 walking, 0.3 running, see _gait.py)
     step_level: float = 0.15  # peak of a footstep (real isolated footsteps: ~0.13-0.17 in the SPEC envelope)
     step_attack: float = 0.016  # seconds
     step_decay: float = 0.05  # seconds: a footstep (heel + toe) lasts longer than a knock
@@ -122,6 +128,7 @@ class MotionConfig:
             (self.mode in ("auto", "impacts", "steps"), f"mode must be auto, impacts or steps, got {self.mode!r}"),
             (0 < self.min_cadence < self.max_cadence, "cadence range must satisfy 0 < min_cadence < max_cadence"),
             (0 < self.step_level <= 1, "step_level must be in (0, 1]"),
+            (self.step_lead is None or -0.5 <= self.step_lead <= 0.5, "step_lead must be in [-0.5, 0.5] step periods"),
             (self.step_attack >= 0 and self.step_decay > 0 and self.step_tail > 0,
              "step_attack must be >= 0, step_decay and step_tail > 0 s"),
             (0 <= self.step_tail_share <= 1, "step_tail_share must be in [0, 1]"),
@@ -230,7 +237,10 @@ class MotionTiming:
         from ._gait import GaitConfig, detect_steps
 
         cfg = self.config
-        steps = detect_steps(feats, GaitConfig(min_cadence=cfg.min_cadence, max_cadence=cfg.max_cadence))
+        gcfg = GaitConfig(min_cadence=cfg.min_cadence, max_cadence=cfg.max_cadence)
+        if cfg.step_lead is not None:
+            gcfg.lead_walk = gcfg.lead_run = float(cfg.step_lead)
+        steps = detect_steps(feats, gcfg)
         n_env = DEFAULT.n_frames(feats.duration)
         t_env = np.arange(n_env) / DEFAULT.rate
         env = np.zeros(n_env, np.float64)
