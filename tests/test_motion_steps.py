@@ -61,6 +61,8 @@ def make_walk_video(
     noise: float = 3.0,  # grey levels of per-frame noise
     brightness: float = 1.0,  # scales the picture (0.35 = a dark game level)
     walking: bool = True,  # False: the figure stands still (no steps)
+    cadence_end: float | None = None,  # the cadence changes linearly to this by the end
+    stand: tuple[float, float] | None = None,  # seconds during which the walker stops
     detail: float = 0.5,  # weight of fine texture in the scene (vs large blobs)
     seed: int = 0,
 ) -> WalkVideo:
@@ -69,17 +71,35 @@ def make_walk_video(
     rng = np.random.default_rng(seed)
     w, h = size
     n = int(round(duration * fps))
-    period = 1.0 / cadence
+    c_end = cadence if cadence_end is None else cadence_end
+
+    def period_at(tq: float) -> float:
+        return 1.0 / (cadence + (c_end - cadence) * min(max(tq / duration, 0.0), 1.0))
+
+    def still(tq: float) -> float:
+        """1 while walking, 0 while standing (0.3 s fades at the edges of ``stand``)."""
+        if not walking:
+            return 0.0
+        if stand is None:
+            return 1.0
+        a, b = stand
+        return float(np.clip(max((a - tq) / 0.3, (tq - b) / 0.3), 0.0, 1.0))
+
+    period = period_at(0.0)
     # step times with a little jitter, from a random phase
     t0 = rng.uniform(0.1, 0.9) * period
     steps = []
     t = t0
     while t < duration + 2 * period:
         steps.append(t)
-        t += period * (1 + rng.uniform(-jitter, jitter))
+        t += period_at(t) * (1 + rng.uniform(-jitter, jitter))
     steps = np.asarray([-period + t0 - 1e-3] + steps)
-    if lag is None:
-        lag = rng.uniform(0.08, 0.16) if cadence < 2.4 else rng.uniform(0.25, 0.35)
+    lag_walk, lag_run = rng.uniform(0.08, 0.16), rng.uniform(0.25, 0.35)
+
+    def lag_at(tq: float) -> float:
+        if lag is not None:
+            return lag
+        return lag_walk if 1.0 / period_at(tq) < 2.4 else lag_run  # walking / running
 
     ss = 4  # supersampling
     W, H = w * ss, h * ss
@@ -98,8 +118,8 @@ def make_walk_video(
         """Downward displacement of the body (px at supersampled scale): +amp at its lowest."""
         if not walking:
             return 0.0
-        k, p = phase(tq - lag * period)
-        return bob * fig_h * np.cos(2 * np.pi * p)
+        k, p = phase(tq - lag_at(tq) * period_at(tq))
+        return still(tq) * bob * fig_h * np.cos(2 * np.pi * p)
 
     foot_col = np.array([60, 50, 40]) * 1.0
     body_col = rng.uniform(120, 220, 3)
@@ -126,6 +146,7 @@ def make_walk_video(
             foot_y = (H * 1.12 if crop_feet else H * 0.5 + fig_h * 0.5) - cam
             hip_y = foot_y - 0.47 * fig_h + b
             k, p = phase(tq)
+            st = still(tq)
             # legs: the foot that lands at steps[k+1] swings during (steps[k] + ds, steps[k+1])
             ds = 0.15
             for leg in (0, 1):
@@ -137,6 +158,7 @@ def make_walk_video(
                 else:
                     lift = 0.0
                     fwd = 0.5 - (p + (1 if not swinging else 0)) / 2 if walking else 0.0
+                lift, fwd = st * lift, st * fwd
                 side = (-1 if leg == 0 else 1) * 0.07 * fig_h
                 if view == "side":
                     fxx = fx + fwd * 0.35 * fig_h
@@ -154,7 +176,7 @@ def make_walk_video(
             top = hip_y - 0.33 * fig_h
             cv2.rectangle(img, (int(fx - 0.11 * fig_h), int(top)), (int(fx + 0.11 * fig_h), int(hip_y)),
                           float(body_col[0]), -1)
-            swing = (np.sin(np.pi * (k + p)) if walking else 0.0) * 0.06 * fig_h
+            swing = st * np.sin(np.pi * (k + p)) * 0.06 * fig_h
             for sgn in (-1, 1):
                 ax = fx + sgn * 0.13 * fig_h
                 ay = top + 0.3 * fig_h + (swing * sgn if view != "side" else 0)
@@ -171,6 +193,8 @@ def make_walk_video(
     p = Path(path)
     make_video(p, frame, fps=fps, size=(w, h), n_frames=n)
     true = steps[(steps > 0) & (steps < duration)] if walking else np.zeros(0)
+    if stand is not None:
+        true = true[(true < stand[0]) | (true > stand[1])]
     return WalkVideo(p, float(duration), float(fps), true, float(cadence))
 
 
@@ -281,6 +305,26 @@ def test_no_steps_when_the_figure_stands_still(tmp_path):
     res = MotionTiming(mode="steps").estimate(v.path, progress=False)
     assert res.info["events"] == []
     assert float(res.envelope.mono.max()) == 0.0
+
+
+def test_walker_who_stops_is_silent_while_standing(tmp_path):
+    v = make_walk_video(tmp_path / "stop.mp4", view="back", crop_feet=True, cadence=1.9, duration=12.0,
+                        stand=(4.5, 8.0), seed=12)
+    res = MotionTiming(mode="steps").estimate(v.path, progress=False)
+    ev = np.asarray(res.info["events"])
+    assert step_f1(ev, v.step_times) >= 0.8, (ev, v.step_times)
+    assert not np.any((ev > 4.8) & (ev < 7.7)), ev  # the fades at the edges of the stop may sound
+    env = res.envelope
+    assert env.mono[(env.times > 5.4) & (env.times < 7.5)].max() < 1e-3  # a step tail at most
+
+
+def test_cadence_followed_from_walk_to_run(tmp_path):
+    v = make_walk_video(tmp_path / "speedup.mp4", view="back", cadence=1.6, cadence_end=3.0, duration=12.0, seed=11)
+    res = MotionTiming(mode="steps").estimate(v.path, progress=False)
+    ev = np.asarray(res.info["events"])
+    assert step_f1(ev, v.step_times) >= 0.8, (ev, v.step_times)
+    track = res.info["gait"]["cadence_track"]
+    assert track[0] < 2.2 and track[-1] > 2.5, track
 
 
 def test_irregular_shake_is_not_a_walk(tmp_path):
