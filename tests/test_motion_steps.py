@@ -367,3 +367,38 @@ def test_pipeline_passes_the_prompt_to_the_timing(tmp_path):
     assert res.info["mode"] == "steps"
     assert step_f1(res.info["events"], v.step_times) >= 0.8
     assert get_timing("motion").estimate(v.path, progress=False).info["mode"] == "impacts"
+
+
+# ---------------------------------------------------------------------------- conventions
+
+
+def _bob_features(n_moving: int, sign: float, cadence: float = 2.0, duration: float = 4.0, fps: float = 30.0):
+    """Gait features where ``n_moving`` of the 48 cells move up and down (velocity ``sign * cos``)."""
+    from folai.timing._gait import GaitFeatures
+
+    T = int(duration * fps)
+    t = (np.arange(T) - 0.5) / fps  # pair k spans frames k-1 -> k
+    rng = np.random.default_rng(0)
+    rows = np.zeros((T, 2 + 48))
+    rows[:, 2:] = rng.normal(0, 0.01, (T, 48))
+    rows[:, 2 : 2 + n_moving] += sign * 0.5 * np.cos(2 * np.pi * cadence * t)[:, None]
+    rows[0] = 0.0
+    return GaitFeatures.from_rows(rows, fps, (6, 8))
+
+
+@pytest.mark.parametrize("n_moving, sign, camera", [(6, 1.0, False), (40, -1.0, True)])
+def test_steps_fall_at_the_walkers_lowest_point_less_the_lead(n_moving, sign, camera):
+    """A body whose picture moves down then up (velocity cos: lowest where it turns, at phase
+    pi/2), or a whole picture moving the opposite way (a carried camera): same walker, same steps."""
+    from folai.timing._gait import GaitConfig, detect_steps
+
+    cfg = GaitConfig(lead_walk=0.1)
+    res = detect_steps(_bob_features(n_moving, sign), cfg)
+    assert res.info["camera_share"] == (1.0 if camera else 0.0)
+    assert res.cadence == pytest.approx(2.0, abs=0.05)
+    # velocity 0.5 cos(2 pi 2 t) turns from down to up at 2 pi 2 t = pi / 2 (mod 2 pi): t = 0.125 + k / 2
+    expected = np.arange(0.125, 4.0, 0.5) - 0.1 * 0.5
+    expected = expected[(expected > 0.1) & (expected < 3.9)]
+    inner = res.times[(res.times > 0.1) & (res.times < 3.9)]
+    assert len(inner) == len(expected)
+    np.testing.assert_allclose(inner, expected, atol=0.01)
