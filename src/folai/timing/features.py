@@ -110,16 +110,53 @@ class DISFlow:
         return {"method": "dis", "preset": self.preset}
 
 
+def _raft_device(device: str | None):
+    """torch.device for RAFT: the given one (checked), else CUDA when available, else CPU."""
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise FolaiError(f"unknown device '{device}' for RAFT; use cpu, cuda or cuda:N") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FolaiError(f"device '{device}' was asked for RAFT but this torch build sees no CUDA GPU; use --device cpu")
+    return dev
+
+
+def _file_digest(path: Path, n: int = 16) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
 class RAFTFlow:
     """RAFT (torchvision ``raft_large``), as in the paper. Needs the ``raft`` extra (torchvision).
 
     weights: None -> torchvision's ``Raft_Large_Weights.DEFAULT`` (downloaded by torchvision when
-    online, cached afterwards); or a local state-dict file for ``raft_large``.
+    online, cached afterwards); or a local file holding a ``raft_large`` state dict (as written by
+    ``torch.save(raft_large(...).state_dict(), PATH)``; the original princeton-vl ``raft-*.pth``
+    files use other key names and are refused).
+
+    Output follows :class:`DISFlow`: (t, H, W, 2) float32, channel 0 = x (right positive), 1 = y
+    (down positive), in pixels per frame at the size of the frames given, flow[k] mapping frame k-1
+    to frame k (so a pixel at p in frame k-1 is at p + flow[k] in frame k), zero for the very first
+    frame of a video. Frames are scaled to [-1, 1] as torchvision's ``OpticalFlow`` transform does.
+    ``raft_large`` needs inputs of at least 128 x 128 (its correlation pyramid) with sides divisible
+    by 8: smaller frames are upsampled (bilinear) to 128 on the short side and the flow is resized
+    back and rescaled to the frames' pixels; sides are then padded (edge-replicated) to a multiple
+    of 8 and the padding cropped from the flow. Pairs run in batches of ``batch``.
     """
 
     name = "raft"
+    MIN_SIZE = 128  # torchvision raft_large: feature maps (1/8 of the input) must be >= 16
 
-    def __init__(self, weights: str | None = None, device: str | None = None, iters: int = 12):
+    def __init__(self, weights: str | None = None, device: str | None = None, iters: int = 12, batch: int = 8):
         import torch
 
         try:
@@ -129,14 +166,38 @@ class RAFTFlow:
                 f"RAFT optical flow needs torchvision ({e}); install it with pip install 'folai[raft]' "
                 "(a torchvision build matching your torch), or use the default --flow dis"
             ) from e
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.iters = iters
+        if int(iters) < 1 or int(batch) < 1:
+            raise FolaiError(f"RAFT needs iters >= 1 and batch >= 1, got iters={iters} and batch={batch}")
+        self.device = _raft_device(device)
+        self.iters = int(iters)
+        self.batch = int(batch)
         self.weights = weights
         if weights:
+            path = Path(weights)
+            if not path.is_file():
+                raise WeightsUnavailableError(
+                    f"RAFT weights file not found: {weights} (pass --flow-weights a raft_large state dict, "
+                    "or leave it out to use torchvision's weights)"
+                )
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:
+                raise WeightsUnavailableError(
+                    f"cannot read RAFT weights {path} ({type(e).__name__}); expected a raft_large state dict "
+                    "saved with torch.save(model.state_dict(), PATH)"
+                ) from e
             model = raft_large(weights=None)
-            if not Path(weights).is_file():
-                raise WeightsUnavailableError(f"RAFT weights file not found: {weights}")
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            try:
+                if not isinstance(state, dict):
+                    raise TypeError(f"the file holds a {type(state).__name__}, not a dict of tensors")
+                model.load_state_dict(state)
+            except (RuntimeError, TypeError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise WeightsUnavailableError(
+                    f"{path} is not a torchvision raft_large state dict ({first[:300]}); the original "
+                    "princeton-vl RAFT checkpoints and raft_small weights do not fit"
+                ) from e
+            self._weights_id = {"weights": path.name, "weights_sha256": _file_digest(path)}
         else:
             try:
                 model = raft_large(weights=Raft_Large_Weights.DEFAULT)
@@ -145,26 +206,47 @@ class RAFTFlow:
                     f"cannot get RAFT weights ({e}); connect once so torchvision can download them, or pass "
                     "--flow-weights PATH to a raft_large state dict"
                 ) from e
+            self._weights_id = {"weights": f"torchvision:{Raft_Large_Weights.DEFAULT}"}
         self.model = model.to(self.device).eval()
 
-    def __call__(self, frames: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
-        import torch
+    def _geometry(self, H: int, W: int) -> tuple[int, int, int, int]:
+        """(h, w) the frames are resized to (>= MIN_SIZE on the short side) and (ph, pw) padding to x8."""
+        import math
 
-        seq = np.concatenate([prev[None], frames]) if prev is not None else np.concatenate([frames[:1], frames])
-        x = torch.from_numpy(seq).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(self.device)  # [-1, 1]
-        H, W = x.shape[-2:]
-        ph, pw = (-H) % 8, (-W) % 8
-        if ph or pw:
-            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
-        with torch.no_grad():
-            flows = self.model(x[:-1], x[1:], num_flow_updates=self.iters)[-1][..., :H, :W]
-        out = flows.permute(0, 2, 3, 1).float().cpu().numpy()
-        if prev is None:
-            out[0] = 0.0
+        s = max(1.0, self.MIN_SIZE / min(H, W))
+        h, w = (H, W) if s == 1.0 else (max(self.MIN_SIZE, math.ceil(H * s)), max(self.MIN_SIZE, math.ceil(W * s)))
+        return h, w, (-h) % 8, (-w) % 8
+
+    def __call__(self, frames: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+        """frames (t, H, W, 3) uint8, prev: the frame before frames[0] or None -> (t, H, W, 2) float32."""
+        import torch
+        import torch.nn.functional as F
+
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"RAFT expects frames of shape (t, H, W, 3), got {frames.shape}")
+        t, H, W = frames.shape[:3]
+        out = np.zeros((t, H, W, 2), np.float32)
+        seq = np.concatenate([prev[None], frames]) if prev is not None else frames
+        first = 0 if prev is not None else 1  # out index of the first pair (seq[0] -> seq[1])
+        h, w, ph, pw = self._geometry(H, W)
+        for b in range(0, len(seq) - 1, self.batch):
+            chunk = torch.from_numpy(np.ascontiguousarray(seq[b : b + self.batch + 1])).to(self.device)
+            x = chunk.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)  # [-1, 1], as torchvision's preset
+            if (h, w) != (H, W):
+                x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+            if ph or pw:
+                x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+            with torch.inference_mode():
+                fl = self.model(x[:-1], x[1:], num_flow_updates=self.iters)[-1][..., :h, :w].float()
+                if (h, w) != (H, W):
+                    fl = F.interpolate(fl, size=(H, W), mode="bilinear", align_corners=False)
+                    fl = fl * torch.tensor([W / w, H / h], device=fl.device).view(1, 2, 1, 1)
+            out[first + b : first + b + len(fl)] = fl.permute(0, 2, 3, 1).cpu().numpy()
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"method": "raft", "weights": str(self.weights or "torchvision-default"), "iters": self.iters}
+        return {"method": "raft", "model": "raft_large", **self._weights_id, "iters": self.iters}
 
 
 def get_flow(method: str = "dis", **options: Any):
