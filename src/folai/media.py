@@ -20,6 +20,7 @@ Every problem with an input raises :class:`folai.errors.MediaError` with one sen
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -195,12 +196,41 @@ class VideoInfo:
     audio_rate: int | None
 
 
+# probe_video results of recently probed files, keyed by (path, size, mtime, inode): the pipeline
+# and the timing stage ask about the same file; a changed file is probed again
+_PROBE_CACHE: dict[tuple, VideoInfo] = {}
+_PROBE_CACHE_SIZE = 16
+
+
+def _file_key(p: Path) -> tuple | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Size, frame rate, duration, rotation and audio presence of a video.
 
     Decodes the first frame (to read rotation side data and to check the stream is decodable).
     Raises :class:`MediaError` for missing/non-media files, no video stream or zero duration.
+    The answer for an unchanged file (same size, modification time and inode) is remembered, so
+    asking again is free.
     """
+    key = _file_key(Path(path))
+    hit = _PROBE_CACHE.get(key) if key is not None else None
+    if hit is not None:
+        return dataclasses.replace(hit)
+    info = _probe_video(path)
+    if key is not None:
+        if len(_PROBE_CACHE) >= _PROBE_CACHE_SIZE:
+            _PROBE_CACHE.pop(next(iter(_PROBE_CACHE)))
+        _PROBE_CACHE[key] = info
+    return dataclasses.replace(info)
+
+
+def _probe_video(path: str | os.PathLike) -> VideoInfo:
     p, container = _open(path, "video")
     try:
         vs = _video_stream(container, p)
@@ -268,13 +298,111 @@ def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int, s
     return arr
 
 
+# pixel formats whose first plane is the 8-bit luma picture at full resolution
+_LUMA_FORMATS = {
+    "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
+    "yuv411p", "yuv410p", "nv12", "nv21", "nv16", "gray", "yuva420p", "yuva422p", "yuva444p",
+}
+
+
+def _luma_plane(frame) -> np.ndarray:
+    """(H, W) uint8 luma of a decoded frame: a zero-copy view of its Y plane when it has one,
+    else libswscale's grey conversion."""
+    if frame.format.name in _LUMA_FORMATS:
+        plane = frame.planes[0]
+        buf = np.frombuffer(plane, np.uint8)
+        return buf.reshape(-1, plane.line_size)[: frame.height, : frame.width]
+    arr = frame.to_ndarray(format="gray")
+    return arr[..., 0] if arr.ndim == 3 else arr
+
+
+def _rect_in_source(rect: tuple[int, int, int, int], rot_cw: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """A display-space rectangle (x, y, w, h) in the unrotated picture's coordinates (``w`` x ``h``
+    is the unrotated picture's size)."""
+    x, y, rw, rh = rect
+    pts = []
+    for cx, cy in ((x, y), (x + rw, y), (x, y + rh), (x + rw, y + rh)):
+        if rot_cw == 0:
+            pts.append((cx, cy))
+        elif rot_cw == 90:  # display (cx, cy) <- source (cy, h - cx)
+            pts.append((cy, h - cx))
+        elif rot_cw == 180:
+            pts.append((w - cx, h - cy))
+        else:  # 270
+            pts.append((w - cy, cx))
+    xs = [q[0] for q in pts]
+    ys = [q[1] for q in pts]
+    return int(min(xs)), int(min(ys)), int(max(xs) - min(xs)), int(max(ys) - min(ys))
+
+
+def _resize(arr: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Resize an (H, W[, 3]) uint8 picture to (h, w): area averaging when shrinking (OpenCV)."""
+    if (arr.shape[1], arr.shape[0]) == (w, h):
+        return arr.copy() if arr.base is not None else arr  # never a view of the decoder's buffer
+    import cv2
+
+    shrink = w * h < arr.shape[1] * arr.shape[0]
+    return cv2.resize(arr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+class _Converter:
+    """Decoded frame -> output array, set up from the first frame (rotation, pixel aspect, crop)."""
+
+    def __init__(self, frame, stream, p: Path, size, gray, crop) -> None:
+        self.rot = rot = _rotation_cw(frame, stream)
+        self.sar = sar = _sar(stream)
+        self.gray = gray
+        w0, h0 = frame.width, frame.height
+        pre_w = max(1, int(round(w0 * sar)))  # display width before rotation
+        dw, dh = (h0, pre_w) if rot in (90, 270) else (pre_w, h0)
+        self.src = None  # (x, y, w, h) of the coded picture to use, None: all of it
+        if crop is not None:
+            x, y, cw, ch = (int(v) for v in crop)
+            x0, y0, x1, y1 = max(0, x), max(0, y), min(dw, x + cw), min(dh, y + ch)
+            if x1 - x0 < 1 or y1 - y0 < 1:
+                raise ValueError(f"crop {x},{y},{cw},{ch} lies outside the {dw}x{dh} picture of {p}")
+            crop = (x0, y0, x1 - x0, y1 - y0)
+            sx, sy, sw, sh = _rect_in_source(crop, rot, pre_w, h0)
+            if sar != 1:
+                sx1 = int(round((sx + sw) / sar))
+                sx = int(round(sx / sar))
+                sw = max(1, sx1 - sx)
+            if (sx, sy, sw, sh) != (0, 0, w0, h0):
+                self.src = (sx, sy, sw, sh)
+            if size is None:
+                size = (crop[2], crop[3])
+        self.size = size
+        out_w, out_h = size if size is not None else (dw, dh)
+        self.target = (int(out_h), int(out_w)) if rot in (90, 270) else (int(out_w), int(out_h))  # before rotation
+        self.fast = gray == "luma" or self.src is not None
+
+    def __call__(self, frame) -> np.ndarray:
+        if not self.fast:
+            return _frame_to_array(frame, self.size, bool(self.gray), self.rot, self.sar)
+        if self.gray == "luma":
+            arr = _luma_plane(frame)
+        else:
+            fmt = "gray" if self.gray else "rgb24"
+            arr = frame.to_ndarray(format=fmt)
+            if self.gray and arr.ndim == 3:
+                arr = arr[..., 0]
+        if self.src is not None:
+            sx, sy, sw, sh = self.src
+            arr = arr[sy : sy + sh, sx : sx + sw]
+        arr = _resize(arr, *self.target)
+        if self.rot:
+            arr = np.ascontiguousarray(np.rot90(arr, k=-(self.rot // 90)))
+        return arr
+
+
 def iter_video_frames(
     path: str | os.PathLike,
     fps: float = 30.0,
     size: tuple[int, int] | None = None,
     start: float = 0.0,
     end: float | None = None,
-    gray: bool = False,
+    gray: bool | str = False,
+    crop: tuple[int, int, int, int] | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream frames at a fixed rate, chosen by timestamp.
 
@@ -282,10 +410,15 @@ def iter_video_frames(
         path: any video PyAV opens.
         fps: output frame rate.
         size: ``(w, h)`` display size of the output frames (after rotation); default: the
-            video's display size (non-square pixels are scaled to square ones).
+            video's display size (non-square pixels are scaled to square ones), or the crop's size.
         start: seconds; the first output frame is at ``start`` (the decoder seeks there).
         end: seconds (exclusive); default: the end of the video stream.
-        gray: return ``(H, W)`` luma instead of ``(H, W, 3)`` RGB.
+        gray: ``False``: ``(H, W, 3)`` RGB. ``True``: ``(H, W)`` grey (full range, libswscale).
+            ``"luma"``: ``(H, W)`` luma plane exactly as decoded (no colour or range conversion;
+            video-range sources keep their 16-235 levels), shrunk by area averaging (OpenCV): the
+            cheapest picture there is, for motion analysis.
+        crop: ``(x, y, w, h)`` rectangle in display pixels (after rotation) to keep, before
+            resizing to ``size``; clipped to the picture (``ValueError`` if it misses it).
 
     Yields:
         ``(t, frame)``: ``t = start + k / fps`` and the source frame shown at ``t`` (the last
@@ -313,7 +446,6 @@ def iter_video_frames(
         header_end = _stream_end(container, vs, origin)
         src_rate = vs.average_rate or vs.guessed_rate
         src_dt = 1.0 / float(src_rate) if src_rate else 1.0 / 30.0
-        sar = _sar(vs)
         tol = min(max(_TIME_TOL, 0.5 * float(tb) if tb else 0.0), 0.25 / fps)
         if start > 0 and tb:
             try:
@@ -326,15 +458,17 @@ def iter_video_frames(
         prev = None  # the last decoded source frame (kept as an AVFrame; converted when emitted)
         prev_t = None
         last_dur = src_dt
-        rot = None
+        conv = None
         n_decoded = 0
+        if gray not in (False, True, "luma"):
+            raise ValueError(f"gray must be False, True or 'luma', got {gray!r}")
 
         def emit(frame):
             # every output gets its own array, also when a source frame repeats (upsampling)
-            nonlocal rot
-            if rot is None:
-                rot = _rotation_cw(frame, vs)
-            return _frame_to_array(frame, size, gray, rot, sar)
+            nonlocal conv
+            if conv is None:
+                conv = _Converter(frame, vs, p, size, gray, crop)
+            return conv(frame)
 
         demux = container.demux(vs)
         while True:
@@ -397,10 +531,11 @@ def read_video_frames(
     size: tuple[int, int] | None = None,
     start: float = 0.0,
     end: float | None = None,
-    gray: bool = False,
+    gray: bool | str = False,
+    crop: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
     """All frames of :func:`iter_video_frames` as one array ``(T, H, W, 3)`` (or ``(T, H, W)``) uint8."""
-    frames = [f for _, f in iter_video_frames(path, fps=fps, size=size, start=start, end=end, gray=gray)]
+    frames = [f for _, f in iter_video_frames(path, fps=fps, size=size, start=start, end=end, gray=gray, crop=crop)]
     return np.stack(frames)
 
 
