@@ -441,10 +441,7 @@ def iter_video_frames(
     p, container = _open(path, "video")
     try:
         vs = _video_stream(container, p)
-        # frame threading spreads decoding over the cores; the luma mode's consumer (motion
-        # analysis) keeps the other core busy itself, so there the codec's default costs less CPU
-        if gray != "luma":
-            vs.thread_type = "AUTO"
+        vs.thread_type = "AUTO"
         tb = vs.time_base
         origin = _origin(container)
         header_end = _stream_end(container, vs, origin)

@@ -200,11 +200,13 @@ class FoleyPipeline:
     ) -> GenerateResult:
         """Video -> OUT.mp4 (video stream copied, new audio), OUT.wav, OUT.envelope.csv, OUT.envelope.png.
 
-        Independent work overlaps: the video's packets are read for the copy while stage 1 runs,
-        and the audio is rendered chunk by chunk while a writer thread encodes the previous chunk
-        into the video's new track and the WAV file (no file is read back), so memory stays flat
-        for long videos too. ``seconds`` holds each stage's wall time; ``encode`` (AAC + WAV) runs
-        alongside ``synthesis``, and ``mux`` is what is left of it after the last chunk.
+        Independent work overlaps: the video is probed once and its packets are read for the copy
+        while stage 1 runs; the audio is rendered chunk by chunk (and written to the WAV file)
+        while a writer thread encodes the previous chunk into the video's new track. No file is
+        read back, and memory stays flat for long videos. ``seconds`` holds wall times:
+        ``timing``, ``synthesis`` (rendering and the WAV), ``plot``, ``encode`` (the writer
+        thread's AAC time, alongside ``synthesis``) and ``mux`` (what is left after the last
+        chunk: the last encode and writing the video file).
         """
         from .media import probe_video
 
@@ -363,9 +365,9 @@ class _Background:
 
 
 class _AudioWriter:
-    """Writer thread: each chunk goes to the WAV file (16-bit) and to the video's new audio track.
-
-    A bounded queue keeps memory flat; errors in the thread are raised in the caller."""
+    """Each chunk goes to the WAV file (16-bit, written by the caller's thread: cheap) and to the
+    video's new audio track (encoded by a writer thread, overlapping the rendering of the next
+    chunk). A bounded queue keeps memory flat; errors in the thread are raised in the caller."""
 
     def __init__(self, wav: Path, sr: int, mux) -> None:
         import queue
@@ -392,9 +394,7 @@ class _AudioWriter:
                 continue  # drain after a failure
             t = time.perf_counter()
             try:
-                if self.mux is not None:
-                    self.mux.write(chunk)
-                self._file.write(chunk.T)
+                self.mux.write(chunk)
             except BaseException as e:
                 self._error = e
             self.busy += time.perf_counter() - t
@@ -403,7 +403,9 @@ class _AudioWriter:
         if self._error is not None:
             raise self._error
         self.total += chunk.shape[1]
-        self._q.put(chunk)
+        if self.mux is not None:
+            self._q.put(chunk)
+        self._file.write(chunk.T)
 
     def __enter__(self) -> "_AudioWriter":
         return self
