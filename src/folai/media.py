@@ -231,6 +231,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     return dataclasses.replace(info)
 
 
+probe_video.cache_clear = _PROBE_CACHE.clear  # type: ignore[attr-defined]  # forget all answers
+
+
 def _probe_video(path: str | os.PathLike) -> VideoInfo:
     p, container = _open(path, "video")
     try:
