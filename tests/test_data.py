@@ -51,10 +51,13 @@ def test_greatest_hits_prompt_and_times(tmp_path):
     hits = parse_times(t)
     assert [h["time"] for h in hits] == [0.5, 1.25, 2.0]
     assert hits[1]["reaction"] is None
-    assert greatest_hits_prompt(hits) == "A person hit multiple times on wood with a wooden stick"
-    assert greatest_hits_prompt(hits[2:]) == "A person hit once on plastic bag with a wooden stick"
-    assert greatest_hits_prompt(hits[1:2]) == "A person scratch once on wood with a wooden stick"
+    assert greatest_hits_prompt(hits) == "A person hits multiple times on wood with a wooden stick"
+    assert greatest_hits_prompt(hits[2:]) == "A person hits once on plastic bag with a wooden stick"
+    assert greatest_hits_prompt(hits[1:2]) == "A person scratches once on wood with a wooden stick"
     assert greatest_hits_prompt([]) is None
+    # labels as written in the files (any case); unlabelled hits still count for the frequency
+    odd = [{"time": 0.1, "material": "Wood", "action": "Scratch"}, {"time": 0.2, "material": None, "action": None}]
+    assert greatest_hits_prompt(odd) == "A person scratches multiple times on wood with a wooden stick"
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -113,7 +116,7 @@ def test_greatest_hits_chunks_prompts_and_official_lists(gh_root, tmp_path):
     assert c.audio.name.endswith("_denoised.wav") and c.duration == 2.0
     assert all(c.start <= h["time"] < c.end for h in c.meta["hits"])
     with_hits = [c for c in ds if c.meta["hits"]]
-    assert with_hits and all(c.prompt.startswith("A person hit") for c in with_hits)
+    assert with_hits and all(c.prompt.startswith("A person hits") for c in with_hits)
     # default: seeded split by video, no video in two splits
     parts = {s: {c.video for c in GreatestHits(gh_root, s, chunk_seconds=2.0)} for s in ("train", "val", "test")}
     assert sum(len(v) for v in parts.values()) == 4 and not (parts["train"] & parts["val"])
@@ -147,7 +150,8 @@ def test_walking_the_maps_names_audio_and_source_split(wtm_root):
         if "dQw4w9W_XcQ" in yts:
             stems = {c.video.stem for c in WalkingTheMaps(wtm_root, split)}
             assert {"dQw4w9W_XcQ_12_16", "dQw4w9W_XcQ_30_33"} <= stems
-    assert detect_dataset(wtm_root) == "walking-maps"
+    assert detect_dataset(wtm_root) == "walking-the-maps"
+    assert get_dataset("walking-maps", wtm_root, "all").name == "walking-the-maps"  # the older name still works
 
 
 def test_folder_dataset(folder_root):
@@ -160,6 +164,64 @@ def test_folder_dataset(folder_root):
         VideoFolder(folder_root, "dev")
     with pytest.raises(FolaiError, match="unknown dataset"):
         get_dataset("kinetics", folder_root)
+
+
+def test_folder_prompts_csv_audio_files_and_short_files(tmp_path):
+    """prompts.csv beats a .txt; audio-only files only on request (video=None); short files only with min_seconds."""
+    from folai.data.synthetic import write_wav
+    from folai.data.timing import TimingDataset
+
+    rng = np.random.default_rng(4)
+    _write(_clip(rng, 2.5), tmp_path / "v.mp4", tmp_path / "v.wav")  # v.wav is v.mp4's target audio
+    (tmp_path / "v.txt").write_text("sidecar prompt\n")
+    sr = 16000
+    for name, seconds in (("s", 2.5), ("short", 1.0), ("tiny", 0.2)):
+        write_wav(tmp_path / f"{name}.wav", rng.normal(0, 0.1, int(seconds * sr)), sr)
+    (tmp_path / "prompts.csv").write_text("file,prompt\nv.mp4,csv prompt\ns.wav,rain on a tin roof\n")
+
+    videos_only = VideoFolder(tmp_path, "all", chunk_seconds=2.0)
+    assert [(c.clip_id, c.audio.name, c.prompt) for c in videos_only] == [("v@0", "v.wav", "csv prompt")]
+    both = {c.clip_id: c for c in VideoFolder(tmp_path, "all", chunk_seconds=2.0, audio_files=True)}
+    assert set(both) == {"v@0", "s@0"}  # v.wav is a sidecar, not a file of its own; short/tiny < 2 s
+    assert both["s@0"].video is None and both["s@0"].audio.name == "s.wav"
+    assert both["s@0"].prompt == "rain on a tin roof"
+    padded = {c.clip_id: c for c in VideoFolder(tmp_path, "all", chunk_seconds=2.0, audio_files=True, min_seconds=0.5)}
+    assert set(padded) == {"v@0", "s@0", "short@0"} and padded["short@0"].duration == 2.0
+    # the timing model needs videos
+    with pytest.raises(FolaiError, match="no video"):
+        TimingDataset(list(padded.values()), tmp_path / "feats", progress=False)
+    with pytest.raises(FolaiError, match="no split lists"):
+        VideoFolder(tmp_path, "train", split_dir=tmp_path / "nowhere")
+
+
+def test_greatest_hits_without_the_wav_uses_the_video_track(tmp_path):
+    rng = np.random.default_rng(5)
+    _write(_clip(rng, 2.0), tmp_path / "2015-03-01_denoised.mp4", embed=True)
+    (tmp_path / "2015-03-01_times.txt").write_text("0.5 Metal hit static\n")
+    (c,) = GreatestHits(tmp_path, "all", chunk_seconds=2.0)
+    assert c.audio == c.video and c.prompt == "A person hits once on metal with a wooden stick"
+
+
+def test_both_trainers_take_the_same_dataset_options():
+    import argparse
+
+    from folai.data.chunks import dataset_from_args
+    from folai.synthesis import train as synthesis_train
+    from folai.timing import train as timing_train
+
+    def dataset_flags(mod):
+        p = argparse.ArgumentParser()
+        mod.add_arguments(p)
+        group = next(g for g in p._action_groups if g.title == "dataset")
+        return {a.option_strings[0]: (a.choices, a.default) for a in group._group_actions}
+
+    flags = dataset_flags(timing_train)
+    assert set(flags) == {"--data", "--dataset", "--split", "--split-dir", "--split-seed"}
+    assert flags == dataset_flags(synthesis_train)
+    assert set(flags["--dataset"][0]) == {"auto", "greatest-hits", "walking-the-maps", "folder"}
+    args = argparse.Namespace(data="/nonexistent", dataset="folder", split="val", split_dir=None, split_seed=3)
+    with pytest.raises(FolaiError, match="not found"):
+        dataset_from_args(args)
 
 
 def test_targets_come_from_the_chunks_own_audio(tmp_path):
@@ -186,14 +248,14 @@ def test_targets_come_from_the_chunks_own_audio(tmp_path):
 # ----------------------------------------------------------------------------- 1-step training per dataset
 
 
-@pytest.mark.parametrize("kind", ["greatest-hits", "walking-maps", "folder"])
+@pytest.mark.parametrize("kind", ["greatest-hits", "walking-the-maps", "folder"])
 def test_one_training_step_per_dataset(kind, gh_root, wtm_root, folder_root, tmp_path):
     from folai.data.timing import TimingDataset
     from folai.timing.features import extract_folder
     from folai.timing.model import model_config
     from folai.timing.train import train_config, train_timing
 
-    root = {"greatest-hits": gh_root, "walking-maps": wtm_root, "folder": folder_root}[kind]
+    root = {"greatest-hits": gh_root, "walking-the-maps": wtm_root, "folder": folder_root}[kind]
     feats = tmp_path / "feats"
     extract_folder(root, feats, encoder="flowstats", encoder_options={"image_size": 32},
                    flow_options={"preset": "ultrafast"}, progress=False)
@@ -213,3 +275,12 @@ def test_one_training_step_per_dataset(kind, gh_root, wtm_root, folder_root, tmp
     # missing features are reported, not silently skipped
     with pytest.raises(FolaiError, match="no cached features"):
         TimingDataset(chunks, tmp_path / "empty", progress=False)
+
+
+def test_documented_examples_run():
+    import doctest
+
+    import folai.data.chunks
+
+    res = doctest.testmod(folai.data.chunks, verbose=False)
+    assert res.attempted > 0 and res.failed == 0

@@ -11,11 +11,12 @@ pytest.importorskip("diffusers")
 pytest.importorskip("accelerate")
 
 from folai.synthesis.controlnet import EnvelopeControlNet  # noqa: E402
+from folai.data import get_dataset  # noqa: E402
 from folai.synthesis.data_synth import (  # noqa: E402
     SynthesisDataset,
     collate,
-    greatest_hits_prompt,
     stereo_envelope,
+    synthesis_chunks,
     synthetic_items,
 )
 from folai.synthesis.stable_audio import FolaiStableAudioPipeline  # noqa: E402
@@ -116,7 +117,7 @@ def test_datasets_and_envelopes(tmp_path):
     write_audio(root / "a.wav", np.stack([clicks, clicks * 0.5]), SR)
     with open(root / "prompts.csv", "w", newline="") as f:
         csv.writer(f).writerows([["file", "prompt"], ["a.wav", "knocking on wood"]])
-    ds = SynthesisDataset(root, chunk_seconds=1.0)
+    ds = SynthesisDataset(get_dataset("folder", root, "all", chunk_seconds=1.0, audio_files=True))
     assert len(ds) == 2
     it = ds[1]
     assert it["audio"].shape == it["env"].shape == (2, SR)
@@ -126,14 +127,41 @@ def test_datasets_and_envelopes(tmp_path):
     assert abs(peak / SR - 0.3) < 0.06
     assert it["env"][1].max() < it["env"][0].max()
     assert stereo_envelope(np.zeros((2, 4410), np.float32)).max() == 0.0
-    # Greatest Hits annotations -> SPEC prompt
+
+
+def test_greatest_hits_items_through_the_shared_dataset_options(tmp_path):
+    """`folai train synthesis --data GH --split all`: the denoised wav at 44.1 kHz stereo, 4 fps frames, SPEC prompt."""
+    from folai.data.synthetic import simulate_clip, write_clip
+
     gh = tmp_path / "gh"
     gh.mkdir()
-    write_audio(gh / "2015-01-01_denoised.wav", clicks[None], SR)
+    write_clip(simulate_clip(np.random.default_rng(0), duration=2.0, size=32), gh / "2015-01-01_denoised.mp4",
+               gh / "2015-01-01_denoised.wav")
     (gh / "2015-01-01_times.txt").write_text("0.2 metal hit static\n1.3 metal hit static\n")
-    g = SynthesisDataset(gh, kind="greatest-hits", chunk_seconds=1.0)
-    assert g.chunks[0].prompt == "A person hits once on metal with a wooden stick"
-    assert greatest_hits_prompt("scratch", "Wood", 3) == "A person scratches multiple times on wood with a wooden stick"
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--data", str(gh), "--split", "all", "--chunk-seconds", "1.0"])
+    chunks = synthesis_chunks(args, chunk_seconds=args.chunk_seconds)
+    assert chunks.name == "greatest-hits" and len(chunks) == 2  # detected from the file names
+    g = SynthesisDataset(chunks)
+    it = g[0]
+    assert it["prompt"] == "A person hits once on metal with a wooden stick"
+    assert it["audio"].shape == (2, SR) and it["frames"].shape == (4, 224, 224, 3)
+    assert g.chunks[0].audio.name == "2015-01-01_denoised.wav"
+    # and the trainer runs on them (toy model, one step)
+    run_args = p.parse_args(["--tiny", "--data", str(gh), "--split", "all", "--chunk-seconds", "0.5", "--steps", "1",
+                             "--batch-size", "2", "--out", str(tmp_path / "run"), "--device", "cpu",
+                             "--mixed-precision", "no", "--num-workers", "0"])
+    assert run(run_args) == 0 and (tmp_path / "run" / "controlnet").is_dir()
+    # a stage-2 folder also trains on audio files without video, and pads a short file to one chunk
+    (tmp_path / "f").mkdir()
+    from folai.media import write_audio
+
+    write_audio(tmp_path / "f" / "s.wav", np.full((1, SR // 2), 0.1, np.float32), SR)
+    args = p.parse_args(["--data", str(tmp_path / "f"), "--split", "all"])
+    (c,) = synthesis_chunks(args, chunk_seconds=2.0)
+    item = SynthesisDataset([c])[0]
+    assert c.video is None and item["audio"].shape == (2, 2 * SR) and not item["audio"][:, SR:].any()
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():

@@ -71,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # third-party libraries' retry chatter would bury our one-line error message
+        import warnings
+
+        for name in ("huggingface_hub", "transformers", "diffusers", "accelerate"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module="huggingface_hub")
+        warnings.filterwarnings("ignore", category=FutureWarning)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

@@ -64,6 +64,9 @@ class TimingDataset(torch.utils.data.Dataset):
         self.chunks = list(chunks)
         if not self.chunks:
             raise FolaiError("the dataset split has no chunks; check the data folder and the split")
+        no_video = [c for c in self.chunks if c.video is None]
+        if no_video:
+            raise FolaiError(f"{len(no_video)} chunks have no video (e.g. {no_video[0].audio}); the timing model trains on videos only")
         durations = {round(c.duration, 6) for c in self.chunks}
         if len(durations) != 1:
             raise FolaiError(f"all chunks must have one duration, found {sorted(durations)}")

@@ -334,9 +334,9 @@ def collate_cached(items: list[dict]) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    p.add_argument("--data", metavar="DIR", help="dataset folder (audio/video files)")
-    p.add_argument("--dataset", default="folder", choices=["folder", "greatest-hits", "walking-the-maps"],
-                   help="layout of --data (default folder)")
+    from ..data.chunks import add_dataset_arguments
+
+    add_dataset_arguments(p, data_required=False)
     p.add_argument("--cache", metavar="DIR", help="pre-encoded cache: read it if it exists (skip VAE/CLAP/CAVP), "
                                                   "with --precompute write it")
     p.add_argument("--precompute", action="store_true", help="encode --data into --cache once, then exit")
@@ -346,7 +346,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cavp", default=None, help="Diff-Foley CAVP checkpoint (cavp_epoch66.ckpt); omitted: no video condition")
     p.add_argument("--init-controlnet", default=None, help="start from a saved ControlNet folder instead of a fresh copy")
     p.add_argument("--gamma", type=float, default=d.gamma, help="fraction of DiT blocks copied (default 0.2 -> 5 of 24)")
-    p.add_argument("--chunk-seconds", type=float, default=None, help="training chunk length (default 10 s; 2 s for walking-the-maps)")
+    p.add_argument("--chunk-seconds", type=float, default=None,
+                   help="training chunk length (default: the dataset's, 10 s; 2 s for walking-the-maps)")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--grad-accum", type=int, default=d.grad_accum)
@@ -359,7 +360,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=int, default=d.save_every)
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=d.num_workers)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="training seed (the split has --split-seed)")
     p.add_argument("--resume", metavar="DIR", default=None, help="a checkpoint folder, or the run folder ('auto' = --out)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: what accelerate picks)")
     p.add_argument("--tiny", action="store_true", help="toy random model + synthetic clicks: a CPU smoke test of the whole loop")
@@ -395,14 +396,15 @@ def run(args: argparse.Namespace) -> int:
         pipe.controlnet = EnvelopeControlNet.from_dit(pipe.transformer, cc)
     trainer = SynthesisTrainer(pipe, cfg, args.out, device=args.device)
 
-    from .data_synth import SynthesisDataset, collate, synthetic_items
+    from .data_synth import SynthesisDataset, collate, synthesis_chunks, synthetic_items
 
     cache_ready = args.cache and (Path(args.cache) / "index.json").exists()
     if cache_ready and not args.precompute:
         dataset, coll = CachedDataset(args.cache), collate_cached
     elif args.data:
-        dataset, coll = SynthesisDataset(args.data, kind=args.dataset, chunk_seconds=args.chunk_seconds,
-                                         use_video=pipe.cavp is not None), collate
+        chunks = synthesis_chunks(args, chunk_seconds=args.chunk_seconds)
+        log.info("%s", chunks.summary())
+        dataset, coll = SynthesisDataset(chunks, use_video=pipe.cavp is not None), collate
     elif args.tiny:
         seconds = args.chunk_seconds or 0.04
         dataset, coll = synthetic_items(max(2, cfg.batch_size), seconds, seed=cfg.seed), collate

@@ -378,28 +378,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "by 'folai extract'. Re-running the same command resumes the run. Multi-GPU: "
         "accelerate launch --multi_gpu --num_processes N -m folai train timing ..."
     )
+    from ..data.chunks import add_dataset_arguments
+
     p.add_argument("--features", required=True, help="feature folder written by 'folai extract' for --data")
-    p.add_argument("--data", required=True, help="dataset folder (videos + audio as distributed)")
     p.add_argument("--out", required=True, help="run folder (created; an existing run is resumed)")
-    p.add_argument("--dataset", default="auto", choices=["auto", "greatest-hits", "walking-maps", "folder"],
-                   help="dataset layout (default: detect)")
     p.add_argument("--config", default="10s",
                    help="preset (10s: Greatest Hits, 2s: Walking The Maps fine-tune, tiny) or a JSON file "
                         '{"preset": ..., "model": {...}, "train": {...}} (default 10s)')
     p.add_argument("--init", metavar="CKPT", help="fine-tune from this checkpoint (file or run folder)")
-    p.add_argument("--split-dir", help="folder with official train.txt/val.txt/test.txt lists")
-    p.add_argument("--val-split", default="val", choices=["val", "test"], help="split validated each epoch")
+    add_dataset_arguments(p, data_required=True)
+    p.add_argument("--val-split", default="val", choices=["val", "test"], help="split validated each epoch (default val)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--num-workers", type=int)
-    p.add_argument("--seed", type=int, help="training seed (also the data split seed)")
+    p.add_argument("--seed", type=int, help="training seed (the split has --split-seed)")
     p.add_argument("--device", help="cpu to force the CPU (default: the accelerator accelerate picks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.chunks import get_dataset
+    from ..data.chunks import dataset_from_args
     from ..data.timing import TimingDataset
 
     model_cfg, train_cfg = load_config_arg(args.config)
@@ -407,9 +406,8 @@ def run(args: argparse.Namespace) -> int:
                                               ("num_workers", "num_workers"), ("seed", "seed")]
             if getattr(args, a, None) is not None}
     train_cfg = TrainConfig(**{**asdict(train_cfg), **over})
-    kw = dict(chunk_seconds=model_cfg.duration, seed=train_cfg.seed, split_dir=args.split_dir)
-    tr_chunks = get_dataset(args.dataset, args.data, "train", **kw)
-    va_chunks = get_dataset(args.dataset, args.data, args.val_split, **kw)
+    tr_chunks = dataset_from_args(args, chunk_seconds=model_cfg.duration)
+    va_chunks = dataset_from_args(args, args.val_split, chunk_seconds=model_cfg.duration)
     log.info("%s; %s", tr_chunks.summary(), va_chunks.summary())
     progress = not args.no_progress
     tr = TimingDataset(tr_chunks, args.features, fps=model_cfg.fps, progress=progress)
@@ -417,7 +415,8 @@ def run(args: argparse.Namespace) -> int:
     res = train_timing(
         tr, va, args.out, model_cfg, train_cfg, init=args.init, device=args.device, progress=progress,
         extra_config={"data": {"dataset": tr_chunks.name, "root": str(Path(args.data).resolve()),
-                               "chunk_seconds": model_cfg.duration, "split_seed": train_cfg.seed}},
+                               "chunk_seconds": model_cfg.duration, "split": args.split,
+                               "split_seed": args.split_seed, "split_dir": args.split_dir}},
     )
     print(
         f"trained {args.out}: epoch {res.get('epoch')}, val E-L1 {res.get('el1', float('nan')):.4f}, "

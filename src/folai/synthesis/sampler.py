@@ -1,0 +1,1008 @@
+"""The offline synthesis backend ``sampler``: envelope-following sample / procedural synthesis.
+
+No weights, CPU only. Given an RMS :class:`~folai.envelope.Envelope` (the SPEC envelope: 16 kHz,
+peak-normalised, RMS 512/128 -> 125 frames/s, smoothed over 15 frames) it renders 44.1 kHz stereo
+whose own SPEC envelope follows the input:
+
+1. **Events.** Sudden onsets are found in the envelope. A box-smoothed envelope rises ``K // 2 + 1``
+   frames before the sound that caused it (K = smoothing kernel), with a jump in its slope at the
+   first frame of the rise; a sharp (unsmoothed: hand-drawn, a timing model's impacts) rise tops
+   out at the event. Both kinds are recognised (sub-frame times); a quantised or jittery curve is
+   lightly smoothed first.
+2. **Each event's own RMS** is read back from the envelope (for a box-smoothed one by
+   ``r[f] = K * slope + r[f - K]``), and its one-shot (a procedural preset hit, or a take cut from
+   the user's recordings) is scaled to it, with a falling texture tail where the one-shot dies too
+   soon.
+3. **Sustained parts.** What wide bumps and plateaus of the envelope are not explained by events
+   (a grey opening of the curve minus a model of the events' bumps and tails) becomes the level of
+   a continuous texture (scratch / rub / slide).
+4. **Level matching.** The candidate's own SPEC envelope is measured (mono, 16 kHz, RMS, the
+   envelope's smoothing) and a smooth gain ``target / measured`` applied, a few passes; attacks
+   are sharpened and peaks limited so that the loudest event within ``peak_window`` s peaks at full
+   scale, as in the peak-normalised recording the envelope describes. Transients stay sharp
+   because the gain is smooth and the attack is where the one-shot put it.
+
+Everything is computed in fixed 2 s blocks with context, and all randomness is derived from the
+seed and either the event's quantised time or the fixed texture block's index, so
+``render_span`` returns bit-for-bit the same samples as the full render, and editing the envelope
+in one place leaves the audio away from the edit unchanged (events more than ``peak_window`` s
+away, plus the context, are untouched). User documentation: ``docs/sampler.md``.
+
+Example::
+
+    >>> import numpy as np
+    >>> from folai.envelope import Envelope
+    >>> from folai.synthesis.sampler import SamplerSynth
+    >>> env = Envelope.zeros(2.0).add_event(0.5, 0.3).add_event(1.2, 0.2)
+    >>> audio = SamplerSynth().render(env, duration=2.0, prompt="metal", progress=False)
+    >>> audio.shape, audio.dtype
+    ((2, 88200), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from ..envelope import DEFAULT as ENV_DEFAULT
+from ..envelope import Envelope, smooth
+from ..errors import FolaiError
+from .presets import DEFAULT_PRESET, Preset, get_preset, list_presets, match_preset
+
+__all__ = ["SamplerSynth", "list_presets", "match_preset", "detect_events", "Event"]
+
+log = logging.getLogger(__name__)
+
+SR = 44100
+_HOP44 = SR * ENV_DEFAULT.hop_length / ENV_DEFAULT.sr  # 352.8 samples per envelope frame
+_ALIGN = 1764  # 5 frames = 640 samples at 16 kHz: windows starting here align both grids
+_BLOCK = 50 * _ALIGN  # 2 s output blocks
+_CTX = 10 * _ALIGN  # 0.4 s of context on each side for the level matching
+_TEX = 22050  # texture blocks (0.5 s), overlapped by half with power-complementary windows
+_MAX_EVENT = 2.0  # seconds: no one-shot is longer
+_BANK, _BANK_LEN = 3, int(2.5 * SR)  # textures are stretches of a few stored ones (speed)
+
+
+@dataclass(frozen=True)
+class Event:
+    """An onset found in the envelope."""
+
+    time: float  # seconds from the envelope's first frame (sub-frame precision)
+    level: float  # the envelope's peak over the event's bump (SPEC units)
+    strength: float  # the estimated jump of the unsmoothed RMS at the onset
+    decay: float  # estimated decay time constant of the sound's RMS (s)
+    sharp: bool  # the envelope rose in one frame (not smoothed)
+    rise: int = 0  # envelope frame where the rise starts
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+def _solve_tau(s: float, n: int) -> float:
+    """tau (frames) with sum_{m<n} exp(-m/tau) == s (1 <= s <= n)."""
+    s = min(max(s, 1.0001), n - 1e-3)
+    lo, hi = 0.01, 1e4
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        r = math.exp(-1.0 / mid)
+        val = (1 - r**n) / (1 - r)
+        if val < s:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
+def detect_events(
+    e: np.ndarray, rate: float = ENV_DEFAULT.rate, kernel: int = ENV_DEFAULT.smooth_kernel, sensitivity: float = 1.0,
+    robust: bool = False,
+) -> list[Event]:
+    """Onsets of a mono envelope ``e`` (T,) at ``rate`` frames/s smoothed over ``kernel`` frames.
+
+    ``robust``: the curve steps or jitters (a classifier's classes); an onset's slope must then
+    stay up for 5 frames. A frame-local rule, so an edit of the envelope changes only the events
+    near it.
+    """
+    e = np.asarray(e, dtype=np.float64)
+    T = e.size
+    if T < 4:
+        return []
+    K = max(1, int(kernel))
+    half = K // 2
+    pad = K + 8
+    ep = np.pad(e, (pad, pad))
+    d = np.diff(ep, prepend=ep[0])  # d[i] = e[i] - e[i-1]
+    J = np.diff(d, prepend=d[0])  # jump of the slope
+    Jp = np.maximum(J, 0.0)
+    loc = ndimage.maximum_filter1d(ep, size=int(2 * rate) + 1, mode="constant")
+    jmax = ndimage.maximum_filter1d(J, size=5, mode="constant")
+    cand = np.nonzero((J > 0) & (J >= jmax))[0]
+    events: list[tuple[float, Event]] = []
+    for i in cand:
+        if i < pad - half - 2 or i >= T + pad:
+            continue
+        base = float(ep[i - 1])
+        peak = float(ep[i : i + K + 3].max())
+        h = peak - base
+        if h <= 0:
+            continue
+        sharp = (ep[i + 1] - ep[i - 1]) >= 0.6 * h
+        # A: the jump of the unsmoothed RMS at the onset. The threshold is relative to the loudest
+        # envelope level within 1 s; a smoothed envelope's level is about half its RMS jumps.
+        if sharp:
+            A = h
+        elif robust:
+            # the slope must stay up: the mean slope over the next 5 frames against the 5 before
+            # (a lone step of a quantised or jittery curve does not keep rising)
+            A = (float(d[i : i + 5].mean()) - float(d[i - 5 : i].mean())) * K / 0.75
+        else:
+            # the jump of the slope, times K, is the jump of the unsmoothed RMS (exact for a box)
+            A = float(Jp[i - 1 : i + 3].sum()) * K
+        thr = max(0.004, (0.1 if sharp else 0.2) * float(loc[i])) / sensitivity
+        if A < thr or A < 0.4 * h:
+            continue
+        w = Jp[i - 2 : i + 3]
+        c = float((np.arange(-2, 3) * w).sum() / w.sum())
+        if sharp:
+            # an unsmoothed rise peaks with the sound's attack: the onset is where it (nearly) tops out
+            top = np.nonzero(ep[i : i + 6] >= base + 0.8 * h)[0]
+            t_frame = i + (float(top[0]) if top.size else c) - 0.25
+            # decay: frames until the curve falls to 1/e of its rise
+            after = ep[i : i + int(rate)] - base
+            below = np.nonzero(after < h / math.e)[0]
+            tau_f = float(below[0]) if below.size else rate
+        else:
+            t_frame = i + c + half + _ONSET_OFFSET
+            prof = d[i : i + K] - min(0.0, float(d[i - 1]))
+            prof = np.maximum(prof, 0.0)
+            s = float(prof.sum() / (prof.max() + 1e-12))
+            tau_f = _solve_tau(s, K) - 1.5  # the 32 ms RMS window spreads the attack over ~3 frames
+        tau_f = min(max(tau_f, 0.5), 2 * rate)
+        ev = Event(time=(t_frame - pad) / rate, level=peak, strength=A, decay=tau_f / rate, sharp=bool(sharp),
+                   rise=int(i - pad))
+        events.append((A, ev))
+    events.sort(key=lambda p: p[1].time)
+    # merge onsets closer than 30 ms: keep the stronger
+    out: list[tuple[float, Event]] = []
+    for A, ev in events:
+        if out and ev.time - out[-1][1].time < 0.03:
+            if A > out[-1][0]:
+                out[-1] = (A, ev)
+            continue
+        # a small step within 80 ms of a much stronger onset is part of its rise, not a hit
+        if out and ev.time - out[-1][1].time < 0.08 and A < 0.25 * out[-1][0]:
+            continue
+        out.append((A, ev))
+    return [ev for _, ev in out if ev.time > -0.05]
+
+
+# where, within the rise of a box-smoothed envelope, the sound starts: the rise begins half a kernel
+# before the onset frame, and the centred 32 ms RMS window sees the sound one more frame early.
+_ONSET_OFFSET = 0.8
+
+
+def _is_rough(e: np.ndarray) -> bool:
+    """Whether a curve steps or jitters from frame to frame (quantised classes, a model's argmax).
+
+    On its loud frames, a smoothed recording's envelope has a slope that changes little from frame
+    to frame (median |second difference| / median |slope| 0.1-0.4) and never stands still; a
+    quantised one stands still on many frames, a jittery one flips its slope (ratio ~1).
+    """
+    if e.size < 8 or e.max() <= 0:
+        return False
+    d = np.diff(e)
+    jj = np.diff(d)
+    loud = e[1:-1] > 0.05 * e.max()
+    if loud.sum() < 8:
+        return False
+    ad, aj = np.abs(d[1:][loud]), np.abs(jj[loud])
+    still = float(np.mean(ad < 1e-7))
+    return still > 0.1 or float(np.median(aj)) > 0.6 * float(np.median(ad)) + 1e-12
+
+
+def _event_bump(level: float, tau_frames: float, K: int) -> np.ndarray:
+    """A model of the envelope bump of one event: box-smoothed exponential decay, peak ``level``."""
+    n = int(min(6 * tau_frames, 500)) + K
+    r = np.exp(-np.arange(n) / max(tau_frames, 0.5))
+    b = np.convolve(r, np.ones(K) / K)  # index 0 == K//2 frames before the onset
+    return level * b / (b.max() + 1e-12)
+
+
+def event_shapes(e: np.ndarray, events: list[Event], kernel: int, rate: float) -> list[np.ndarray]:
+    """Each event's own unsmoothed RMS over time, per envelope frame from its onset frame on.
+
+    For a box-smoothed envelope ``e = box_K(r)`` the slope gives ``r[f] = K (e[f-h] - e[f-h-1]) +
+    r[f-K]`` (h = K // 2): starting from the level before the rise, this recovers the sound's
+    RMS until the next event's rise (the two-stage decay of a real hit included). A sharp rise
+    is its own RMS. The result never grows after its peak. Local: it reads ``e`` from the event's
+    rise to the next event's.
+    """
+    e = np.asarray(e, dtype=np.float64)
+    T = e.size
+    K = max(1, int(kernel))
+    h = K // 2
+    out = []
+    for n, ev in enumerate(events):
+        s = ev.rise
+        base = float(e[s - 1]) if s >= 1 else 0.0
+        first = s if ev.sharp else s + h
+        stop = first + int(2 * rate)
+        if n + 1 < len(events):
+            nxt = events[n + 1].rise
+            stop = min(stop, nxt if (ev.sharp or events[n + 1].sharp) else nxt + h)
+        stop = min(stop, T)
+        if stop - first < 2:
+            stop = min(T, first + 2)
+        if ev.sharp or K == 1:
+            r = np.maximum(e[first:stop] - base, 0.0)
+        else:
+            r = np.zeros(max(0, stop - first))
+            for f in range(first, stop):
+                prev = r[f - K - first] + base if f - K >= first else base
+                r[f - first] = max(0.0, K * (e[f - h] - e[f - h - 1]) + prev)
+            r = np.maximum(r - base, 0.0)
+        if r.size == 0:
+            r = np.array([ev.level])
+        r = np.convolve(np.pad(r, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+        k = int(np.argmax(r))
+        r[k:] = np.minimum.accumulate(r[k:])
+        # beyond the next event the sound goes on decaying as its rise says
+        tau = max(ev.decay * rate, 1.0)
+        more = int(min(5 * tau, 2 * rate))
+        if more > 0 and r[-1] > 0:
+            r = np.concatenate([r, r[-1] * np.exp(-np.arange(1, more + 1) / tau)])
+        out.append(r)
+    return out
+
+
+# ----------------------------------------------------------------------------- sound sources
+
+
+def _rng(seed: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, *[int(k) & 0xFFFFFFFF for k in keys]])
+
+
+class _PresetSource:
+    def __init__(self, preset: Preset):
+        self.preset = preset
+
+    def impact(self, rng: np.random.Generator, ev: Event, variation: float, take: int | None) -> np.ndarray:
+        scale = ev.decay / max(self.preset.natural_decay, 1e-3)
+        scale = float(np.clip(scale, 0.5, 2.5)) ** 0.7
+        scale *= float(np.exp(0.1 * variation * rng.standard_normal()))
+        return self.preset.impact(rng, decay_scale=scale, variation=variation)
+
+    def texture(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.preset.texture(rng, n)
+
+
+class _ReferenceSource:
+    """Takes cut from the user's recordings by onset detection, used round-robin."""
+
+    def __init__(self, files: Sequence[str | Path]):
+        import librosa
+
+        self.takes: list[np.ndarray] = []
+        material: list[np.ndarray] = []
+        for f in files:
+            y = _read_reference(f)
+            peak = float(np.max(np.abs(y))) if y.size else 0.0
+            if y.size < int(0.05 * SR):
+                raise FolaiError(f"reference recording {f} is too short ({y.size / SR:.3f} s); give at least 0.05 s of sound")
+            if peak < 1e-4:
+                raise FolaiError(f"reference recording {f} is silent; give a recording of the sound you want")
+            y = y / peak
+            on = librosa.onset.onset_detect(y=y, sr=SR, units="samples", backtrack=True)
+            on = np.unique(np.concatenate([[0], on]))  # the start counts as a take too
+            bounds = list(on) + [y.size]
+            n_before = len(self.takes)
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                b = min(b, a + int(_MAX_EVENT * SR * 0.6))
+                seg = y[a:b].astype(np.float32)
+                if seg.size < int(0.1 * SR):  # a flam or a glitch, not a take of its own
+                    continue
+                if np.sqrt(np.mean(seg[: int(0.1 * SR)] ** 2)) < 0.02:  # -34 dB: noise, not a take
+                    continue
+                # the take ends where it falls 40 dB under its loudest 10 ms (the rest is room noise)
+                m = seg.size // 441
+                r10 = np.sqrt(np.mean(seg[: m * 441].reshape(m, 441) ** 2, axis=1))
+                above = np.nonzero(r10 > 0.01 * r10.max())[0]
+                seg = seg[: max(int(0.05 * SR), (int(above[-1]) + 1) * 441)]
+                fade = min(seg.size // 4, int(0.02 * SR))
+                seg = seg.copy()
+                seg[seg.size - fade :] *= np.linspace(1, 0, fade, dtype=np.float32)
+                self.takes.append(seg / (np.max(np.abs(seg)) + 1e-12))
+            if len(self.takes) == n_before:
+                raise FolaiError(f"reference recording {f} has no usable sound (nothing above -34 dB of its peak for 20 ms)")
+            material.append(y)
+        self.material = np.concatenate(material).astype(np.float32)
+        # where texture grains may start: not within 60 ms after an onset, not in near-silence
+        self._grain = g = int(0.08 * SR)
+        m = self.material
+        if m.size <= 2 * g:
+            m = self.material = np.pad(m, (0, 2 * g + 1 - m.size), mode="wrap")
+        starts = np.arange(0, m.size - g, 441)
+        on = librosa.onset.onset_detect(y=m, sr=SR, units="samples", backtrack=True)
+        ok = np.ones(starts.size, dtype=bool)
+        for o in on:
+            ok &= ~((starts + g > o) & (starts < o + int(0.06 * SR)))
+        r = np.array([np.sqrt(np.mean(m[p : p + g] ** 2)) for p in starts])
+        ok &= r > 0.01 * r.max()
+        self._grain_starts = starts[ok] if np.any(ok) else starts[np.argsort(r)[-max(1, starts.size // 4) :]]
+
+    def choose(self, rng: np.random.Generator, prev: int | None) -> int:
+        n = len(self.takes)
+        if n == 1:
+            return 0
+        k = int(rng.integers(0, n))
+        if k == prev:
+            k = (k + 1 + int(rng.integers(0, n - 1))) % n
+        return k
+
+    def impact(self, rng: np.random.Generator, ev: Event, variation: float, take: int | None) -> np.ndarray:
+        """Take number ``take`` with small random changes of pitch (resampling), start and level."""
+        take = self.takes[take]
+        cents = 60.0 * variation * rng.uniform(-1, 1)
+        ratio = 2.0 ** (cents / 1200.0)
+        offset = int(rng.uniform(0, 0.002 * variation) * SR)
+        src = take[offset:]
+        n = max(8, int(src.size / ratio))
+        x = np.interp(np.arange(n) * ratio, np.arange(src.size), src).astype(np.float32)
+        x *= float(10 ** (1.5 * variation * rng.uniform(-1, 1) / 20))
+        return x
+
+    def texture(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Granular texture: 80 ms Hann grains, each of equal RMS, from the recordings' sustained parts.
+
+        Grains never start within 60 ms after an onset, so the texture has no attacks of its own.
+        """
+        g = self._grain
+        out = np.zeros(n + g)
+        win = np.hanning(g)
+        for s in rng.integers(-g, n, max(4, int(50 * (n + g) / SR))):
+            p = int(self._grain_starts[int(rng.integers(0, self._grain_starts.size))])
+            grain = self.material[p : p + g] * win
+            grain = grain / (np.sqrt(np.mean(grain * grain)) + 1e-12)
+            a = max(0, int(s))
+            out[a : s + g] += grain[a - s :] * (1 if rng.random() < 0.5 else -1)
+        out = out[:n]
+        return (out / (np.sqrt(np.mean(out * out)) + 1e-12)).astype(np.float32)
+
+
+def _read_reference(path: str | Path) -> np.ndarray:
+    """(N,) float32 mono at 44.1 kHz (a bad file is a :class:`~folai.errors.MediaError`)."""
+    from ..media import read_audio
+
+    p = Path(path)
+    if not p.exists():
+        raise FolaiError(f"reference recording not found: {p}")
+    return np.asarray(read_audio(p, sr=SR, channels=1), dtype=np.float32)[0]
+
+
+# ----------------------------------------------------------------------------- the backend
+
+
+@dataclass
+class _Plan:
+    e: np.ndarray  # (T,) float64 target envelope at 125 frames/s, zero-padded to the duration
+    events: list[Event]
+    samples: np.ndarray  # (n_events,) int onset sample of each event
+    peaks: np.ndarray  # (n_events,) target attack peak of each event
+    takes: list  # chosen take per event (references) or None
+    shapes: list  # each event's wanted RMS per frame (event_shapes)
+    q: np.ndarray  # (T,) texture level
+    skirt: np.ndarray  # (T,) texture level of the fade in / out around textures, where the target is 0
+    pan: np.ndarray | None  # (T,) pan per frame in [-1, 1] or None (centre)
+    source: object
+    seed: int
+    n: int  # samples in the full render
+    k_match: int  # smoothing kernel of the level matching: the envelope's, or 1 for an unsmoothed one
+    cache: dict = field(default_factory=dict)  # event index -> one-shot (pure function of the plan)
+    bank: dict = field(default_factory=dict)  # texture bank: index -> 2.5 s of the source's texture
+    tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
+
+    def texture(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n,) float64 unit-RMS texture (n <= 2.5 s): a stretch of one of a few stored textures."""
+        b = int(rng.integers(0, _BANK))
+        off = int(rng.integers(0, _BANK_LEN - n + 1))
+        if b not in self.bank:
+            self.bank[b] = self.source.texture(_rng(self.seed, 2_000_003, b), _BANK_LEN).astype(np.float64)
+        return self.bank[b][off : off + n]
+
+
+class SamplerSynth:
+    """Envelope-following synthesis from procedural presets or the user's own recordings.
+
+    Options (keyword only):
+      variation:   how much hits differ (pitch, decay, level, start; 1 = natural, 0 = the same
+                   one-shot for every hit, shaped only by the envelope)
+      pan_mode:    "auto" (use ``pan`` when given, else a stereo envelope's balance), "motion"
+                   (``pan`` required) or "center" (always centred)
+      sensitivity: scales the onset thresholds (> 1 finds quieter onsets)
+      texture:     render sustained parts as a continuous texture (True) or only as events
+      silence:     envelope level below which the output is silent
+      floor:       ... and relative level (to the loudest sound within 2 s) below which it is silent
+                   (a recording's noise floor is not worth imitating: it only adds false onsets)
+      peak_window: seconds either side of an event in which the loudest event peaks at full scale
+      iterations:  level-matching passes
+      tail_ratio:  how many times slower than its rise says an event may ring before the rest of
+                   the level counts as a sustained texture
+    """
+
+    sample_rate = SR
+
+    def __init__(
+        self,
+        *,
+        variation: float = 1.0,
+        pan_mode: str = "auto",
+        sensitivity: float = 1.0,
+        texture: bool = True,
+        silence: float = 0.002,
+        floor: float = 0.04,
+        peak_window: float = 5.0,
+        iterations: int = 3,
+        tail_ratio: float = 3.0,
+    ):
+        if pan_mode not in ("auto", "motion", "center"):
+            raise FolaiError(f"unknown pan mode '{pan_mode}'; choose auto, motion or center")
+        if not 0.0 <= variation <= 4.0:
+            raise FolaiError(f"variation must be between 0 and 4, got {variation}")
+        if sensitivity <= 0:
+            raise FolaiError(f"sensitivity must be > 0, got {sensitivity}")
+        self.variation = float(variation)
+        self.pan_mode = pan_mode
+        self.sensitivity = float(sensitivity)
+        self.texture = bool(texture)
+        self.silence = float(silence)
+        self.floor = float(floor)
+        self.peak_window = float(peak_window)
+        self.iterations = int(iterations)
+        self.tail_ratio = float(tail_ratio)
+        self._refs = None  # (key, _ReferenceSource): recordings are cut into takes once
+        self._last = None  # (key, _Plan): the plan of the last render call
+
+    # ------------------------------------------------------------------ public API
+    def render(
+        self,
+        envelope: Envelope,
+        *,
+        duration: float,
+        prompt: str | None = None,
+        references: Sequence[str | Path] = (),
+        video: str | Path | None = None,
+        pan: np.ndarray | None = None,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> np.ndarray:
+        """(2, round(duration * 44100)) float32 in [-1, 1] whose SPEC envelope follows ``envelope``.
+
+        Sample k is at time ``k / 44100`` s, the envelope's frame i at ``envelope.start + i / rate``
+        (an envelope cropped to [5, 7) s renders its sound 5 s in). ``video`` is accepted for the
+        backend contract and unused (the sampler does not look at pictures). ``pan``: one value in
+        [-1, 1] per envelope frame; without it a stereo (left, right) envelope is panned by its
+        balance.
+        """
+        return self.render_span(envelope, 0.0, duration, duration=duration, prompt=prompt, references=references,
+                                video=video, pan=pan, seed=seed, progress=progress)
+
+    def render_span(
+        self,
+        envelope: Envelope,
+        start: float,
+        end: float,
+        *,
+        duration: float | None = None,
+        prompt: str | None = None,
+        references: Sequence[str | Path] = (),
+        video: str | Path | None = None,
+        pan: np.ndarray | None = None,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> np.ndarray:
+        """Samples [round(start*sr), round(end*sr)) of ``render`` with the same arguments, bit for bit.
+
+        ``duration`` defaults to the envelope's duration (it only decides where the render ends).
+        """
+        if duration is None:
+            duration = envelope.duration
+        if not duration > 0:
+            raise FolaiError(f"duration must be > 0 s, got {duration}")
+        n = int(round(duration * SR))
+        a, b = int(round(start * SR)), int(round(end * SR))
+        if not 0 <= a <= b <= n:
+            raise FolaiError(f"span [{start}, {end}) s must lie within the render's [0, {duration}] s")
+        plan = self._cached_plan(envelope, n, prompt, references, pan, seed)
+        out = np.zeros((2, b - a), dtype=np.float32)
+        if b == a:
+            return out
+        k0, k1 = a // _BLOCK, (b - 1) // _BLOCK + 1
+        from tqdm.auto import tqdm
+
+        cache, tex_cache = plan.cache, plan.tex_cache
+        blocks = range(k0, k1)
+        for k in tqdm(blocks, desc="sampler", unit="block", disable=not progress or len(blocks) < 4, leave=False):
+            blk = self._render_block(plan, k, cache, tex_cache)
+            s = k * _BLOCK
+            lo, hi = max(a, s), min(b, s + _BLOCK)
+            out[:, lo - a : hi - a] = blk[:, lo - s : hi - s]
+            # forget one-shots that ended before the next block's context
+            horizon = (k + 1) * _BLOCK - _CTX
+            for i in [i for i in cache if plan.samples[i] + cache[i].size < horizon]:
+                del cache[i]
+            for j in [j for j in tex_cache if (j + 2) * (_TEX // 2) < horizon]:
+                del tex_cache[j]
+        return out
+
+    # ------------------------------------------------------------------ planning (frame rate, global)
+    def check(self, prompt: str | None = None, references: Sequence[str | Path] = ()) -> None:
+        """Raise a :class:`FolaiError` now for a prompt or recordings the render could not use."""
+        self._source(prompt, references)
+
+    def _source(self, prompt, references):
+        if references:
+            key = tuple(str(Path(r).resolve()) for r in references)
+            stamp = tuple(Path(r).stat().st_mtime_ns if Path(r).exists() else -1 for r in references)
+            if self._refs is None or self._refs[0] != (key, stamp):
+                self._refs = ((key, stamp), _ReferenceSource(list(references)))
+            return self._refs[1]
+        if prompt:
+            return _PresetSource(get_preset(match_preset(prompt)))
+        return _PresetSource(get_preset(DEFAULT_PRESET))
+
+    def _cached_plan(self, envelope, n, prompt, references, pan, seed) -> _Plan:
+        """The plan of the last call with the same inputs (render_span is called chunk by chunk)."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(np.ascontiguousarray(envelope.values).tobytes())
+        h.update(repr((envelope.rate, envelope.start, envelope.config, n, prompt, seed)).encode())
+        h.update(repr(tuple(str(r) for r in references)).encode())
+        if pan is not None:
+            h.update(np.ascontiguousarray(np.asarray(pan, dtype=np.float64)).tobytes())
+        key = h.hexdigest()
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self._plan(envelope, n, prompt, references, pan, seed))
+        return self._last[1]
+
+    def _plan(self, envelope, n, prompt, references, pan, seed) -> _Plan:
+        if not isinstance(envelope, Envelope):
+            raise FolaiError(f"render needs a folai Envelope, got {type(envelope).__name__}")
+        cfg = ENV_DEFAULT
+        env = envelope if abs(envelope.rate - cfg.rate) < 1e-9 else envelope.resample(cfg.rate)
+        K = envelope.config.smooth_kernel if envelope.config.smooth_filter != "none" else 1
+        T = int(math.ceil(n / _HOP44)) + 2
+        e = np.zeros(T, dtype=np.float64)
+        # sample k of the render is at time k / 44100 (the video's time): frame f at f / 125 s
+        shift = env.start * cfg.rate
+        if abs(shift - round(shift)) < 1e-6:
+            k0 = int(round(shift))
+            lo, hi = max(0, k0), min(T, k0 + env.n_frames)
+            if hi > lo:
+                e[lo:hi] = env.mono[lo - k0 : hi - k0]
+        else:
+            e = np.interp(np.arange(T) / cfg.rate, env.times, env.mono, left=0.0, right=0.0)
+        e = np.clip(e, 0.0, 1.0)
+        rough = _is_rough(e)
+        if rough:
+            # a quantised or jittery curve (a classifier's classes): its frame-to-frame steps are not
+            # sounds. A light Hann smoothing keeps the onsets' slope jumps where they were.
+            e = np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0)
+        source = self._source(prompt, references)
+        events = [ev for ev in detect_events(e, cfg.rate, K, self.sensitivity, robust=rough) if ev.time * SR < n]
+        samples = np.array([int(round(ev.time * SR)) for ev in events], dtype=np.int64)
+        # attack peaks: the loudest event within peak_window s peaks at full scale
+        w = int(self.peak_window * cfg.rate)
+        lref = ndimage.maximum_filter1d(e, size=2 * w + 1, mode="constant")
+        peaks = np.array(
+            [min(1.0, ev.level / max(lref[min(T - 1, max(0, int(round(ev.time * cfg.rate))))], 1e-9)) for ev in events]
+        )
+        # round robin (references): never the same take twice in a row
+        takes: list = []
+        prev = None
+        for ev in events:
+            if isinstance(source, _ReferenceSource):
+                k = source.choose(_rng(seed, _qtime(ev.time), 7), prev)
+                takes.append(k)
+                prev = k
+            else:
+                takes.append(None)
+        # silence: below an absolute floor, or far below the loudest sound within 2 s
+        loc = ndimage.maximum_filter1d(e, size=int(4 * cfg.rate) + 1, mode="constant")
+        audible = e >= np.maximum(self.silence, self.floor * loc)
+        # no flicker where the curve hovers at the threshold: gaps under 80 ms are filled, and
+        # islands under 24 ms dropped
+        audible = ndimage.binary_closing(audible, structure=np.ones(11, dtype=bool)) & (e > 0)
+        audible = ndimage.binary_opening(audible, structure=np.ones(3, dtype=bool))
+        target = np.where(audible, e, 0.0)
+        # sustained texture level: wide plateaus of the curve not explained by an event's bump or tail
+        q = np.zeros(T)
+        if self.texture:
+            width = int(0.5 * cfg.rate) | 1
+            opened = ndimage.grey_opening(target, size=width, mode="constant")
+            model = np.zeros(T)
+            for ev in events:
+                f_on = int(round(ev.time * cfg.rate))
+                bump = _event_bump(ev.level, ev.decay * cfg.rate, K)
+                i0 = f_on - K // 2 - 1
+                lo, hi = max(0, i0), min(T, i0 + bump.size)
+                if hi > lo:
+                    model[lo:hi] = np.maximum(model[lo:hi], bump[lo - i0 : hi - i0])
+                # the tail as the curve itself falls after the bump's peak
+                a = max(0, f_on - K // 2)
+                seg = e[a : a + 2 * K]
+                if seg.size == 0:
+                    continue
+                pk = a + int(np.argmax(seg))
+                fall = np.nonzero(e[pk : pk + int(2 * cfg.rate)] < e[pk] / math.e)[0]
+                tau = float(fall[0]) if fall.size else 2 * cfg.rate
+                # a ringing object decays at most a few times slower than its rise says; a level that
+                # stays up longer is a sustained sound of its own (texture), not a tail to stretch
+                tau = min(tau, self.tail_ratio * ev.decay * cfg.rate + K // 2)
+                n_t = min(T - pk, int(6 * tau) + 1)
+                model[pk : pk + n_t] = np.maximum(model[pk : pk + n_t], e[pk] * np.exp(-np.arange(n_t) / max(tau, 1.0)))
+            q = np.sqrt(np.maximum(opened**2 - model**2, 0.0))
+            q[q < self.silence] = 0.0
+            # fade the texture in and out (an opening has steep edges, heard and detected as onsets)
+            q = np.minimum(smooth(q, 2 * K + 1, "hann").astype(np.float64), target)
+            # a texture never swells into an onset: that would sound (and detect) as an early hit
+            for ev in events:
+                f_on = int(round(ev.time * cfg.rate))
+                lo = f_on - K // 2 - 3
+                if 0 <= lo < T:
+                    q[lo + 1 : f_on + 1] = np.minimum(q[lo + 1 : f_on + 1], q[lo])
+        # a texture does not switch on from digital silence (a level jump in dB, heard and detected
+        # as an onset however slow its linear fade): it rises out of it at 1 dB per frame, under
+        # the silence threshold
+        skirt = np.zeros(T)
+        if np.any(q > 0):
+            src_lv = np.where(q > 0, target, 0.0)
+            k = 10 ** (-1.0 / 20)
+            fwd, bwd = src_lv.copy(), src_lv.copy()
+            for f in range(1, T):
+                fwd[f] = max(fwd[f], fwd[f - 1] * k)
+            for f in range(T - 2, -1, -1):
+                bwd[f] = max(bwd[f], bwd[f + 1] * k)
+            skirt = np.where(target > 0, 0.0, np.maximum(fwd, bwd))
+            skirt[skirt < 1e-6] = 0.0
+        pan_f = None
+        if pan is not None and self.pan_mode != "center":
+            p = np.asarray(pan, dtype=np.float64).reshape(-1)
+            if p.size == 0 or not np.all(np.isfinite(p)):
+                raise FolaiError("pan must be a non-empty array of finite values in [-1, 1], one per envelope frame")
+            p = np.clip(p, -1.0, 1.0)
+            # pan frames are the envelope's frames: bring them to 125 frames/s like the envelope
+            t_src = envelope.start + np.arange(p.size) / envelope.rate
+            pan_f = np.interp(np.arange(T) / cfg.rate, t_src, p)
+        elif self.pan_mode == "motion" and pan is None:
+            raise FolaiError("pan_mode 'motion' needs a pan curve (from the motion timing); none was given")
+        elif self.pan_mode == "auto" and envelope.channels == 2 and not np.array_equal(*envelope.values):
+            # a stereo envelope: the equal-power pan that gives its left/right balance
+            lv, rv = (np.asarray(c, dtype=np.float64) for c in envelope.values)
+            loud = lv + rv > 1e-4
+            p = np.where(loud, np.arctan2(rv, lv) / (np.pi / 4) - 1.0, 0.0)
+            p = smooth(p, 5, "box").astype(np.float64)
+            pan_f = np.interp(np.arange(T) / cfg.rate, envelope.times, np.clip(p, -1.0, 1.0))
+        shapes = event_shapes(e, events, K, cfg.rate)
+        # an envelope whose onsets are mostly one-frame jumps was not smoothed (hand-drawn, or a
+        # timing model's sharp impacts): match the render's unsmoothed RMS to it
+        n_sharp = sum(ev.sharp for ev in events)
+        k_match = 1 if events and n_sharp > len(events) / 2 else K
+        return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
+                     skirt=skirt, pan=pan_f,
+                     source=source, seed=int(seed), n=n, k_match=k_match)
+
+    # ------------------------------------------------------------------ one block (audio rate, local)
+    def _event_sound(self, plan: _Plan, i: int) -> np.ndarray:
+        """Event ``i``'s one-shot in SPEC units, onset at sample 0."""
+        ev = plan.events[i]
+        key = _qtime(ev.time) if self.variation > 0 else 0  # variation 0: one sound for every hit
+        rng = _rng(plan.seed, key, 1)
+        x = plan.source.impact(rng, ev, self.variation, plan.takes[i]).astype(np.float64)
+        first = ev.rise if ev.sharp else ev.rise + ENV_DEFAULT.smooth_kernel // 2
+        t0 = first / ENV_DEFAULT.rate - ev.time
+        return _with_tail(x, plan.shapes[i], t0, plan.texture, _rng(plan.seed, key, 2))
+
+    def _texture(self, plan: _Plan, lo: int, hi: int, tex_cache: dict) -> np.ndarray:
+        """Unit-RMS texture on samples [lo, hi): fixed 0.5 s blocks, overlap-added with sine windows."""
+        hop = _TEX // 2
+        out = np.zeros(hi - lo)
+        win = np.sin(np.pi * (np.arange(_TEX) + 0.5) / _TEX)
+        for j in range(max(0, lo // hop - 1), hi // hop + 1):
+            s = j * hop
+            if s >= hi or s + _TEX <= lo:
+                continue
+            if j not in tex_cache:
+                tex_cache[j] = plan.texture(_rng(plan.seed, 1_000_003, j), _TEX) * win
+            a, b = max(lo, s), min(hi, s + _TEX)
+            out[a - lo : b - lo] += tex_cache[j][a - s : b - s]
+        return out
+
+    def _render_block(self, plan: _Plan, k: int, cache: dict, tex_cache: dict) -> np.ndarray:
+        import soxr
+
+        bs = k * _BLOCK
+        ws, we = bs - _CTX, bs + _BLOCK + _CTX
+        L = we - ws
+        f0 = int(round(ws / _HOP44))  # global frame of local frame 0 (exact: ws is a multiple of 1764)
+        nf = L * 160 // 441 // 128
+        fidx = f0 + np.arange(nf)
+        T = plan.e.size
+        inside = (fidx >= 0) & (fidx < T)
+        e = np.zeros(nf)
+        e[inside] = plan.e[fidx[inside]]
+        if not np.any(e > self.silence):
+            return np.zeros((2, _BLOCK), dtype=np.float32)
+        stereo = plan.pan is not None
+        src = np.zeros(L)
+        lr = np.zeros((2, L)) if stereo else None
+        # one-shots overlapping the window
+        sel = np.nonzero((plan.samples < we) & (plan.samples > ws - int(_MAX_EVENT * SR)))[0]
+        for i in sel:
+            if i not in cache:
+                cache[i] = self._event_sound(plan, int(i))
+            x = cache[i]
+            p = int(plan.samples[i])
+            a, b = max(ws, p), min(we, p + x.size)
+            if b <= a:
+                continue
+            src[a - ws : b - ws] += x[a - p : b - p]
+            if stereo:
+                fi = min(T - 1, max(0, int(round(p / _HOP44))))
+                gl, gr = _pan_gains(float(np.median(plan.pan[max(0, fi - 2) : fi + 3])))
+                lr[0, a - ws : b - ws] += gl * x[a - p : b - p]
+                lr[1, a - ws : b - ws] += gr * x[a - p : b - p]
+        # texture for the sustained parts
+        qf = np.zeros(nf)
+        qf[inside] = plan.q[fidx[inside]]
+        skf = np.zeros(nf)
+        skf[inside] = plan.skirt[fidx[inside]]
+        sk_src = np.zeros(L)  # the textures' skirts: not level-matched (the target is 0 there)
+        sk_lr = np.zeros((2, L)) if stereo else None
+        if np.any(qf > 0) or np.any(skf > 0):
+            qs = _frames_to_samples(qf + skf)
+            nz = np.nonzero(qs > 0)[0]
+            t_lo, t_hi = max(0, ws + int(nz[0])), ws + int(nz[-1]) + 1
+            tex = np.zeros(L)
+            if t_hi > t_lo:
+                tex[t_lo - ws : t_hi - ws] = self._texture(plan, t_lo, t_hi, tex_cache)
+            sks = _frames_to_samples(skf)
+            sk_src = tex * sks
+            tex = tex * _frames_to_samples(qf)
+            src += tex
+            if stereo:
+                pf = np.zeros(nf)
+                pf[inside] = plan.pan[fidx[inside]]
+                gl, gr = _pan_gains(_frames_to_samples(pf))
+                lr[0] += gl * tex
+                lr[1] += gr * tex
+                sk_lr = np.stack([gl * sk_src, gr * sk_src])
+        # level matching: smooth gain = target / measured SPEC envelope, a few passes
+        K = ENV_DEFAULT.smooth_kernel
+        g = np.where(e > self.silence, 1.0, 0.0)
+        shape = np.ones(L)
+        loc_ev = [(i, int(plan.samples[i]) - ws) for i in sel if 0 <= plan.samples[i] - ws < L]
+        # frames before each onset (where the smoothed target already rises) and the frames of each
+        # event's tail without texture: there the gain must not lift leftovers into a sound of their own
+        pre, tails = [], []
+        for n_i, i in enumerate(sel):
+            ev = plan.events[i]
+            fo = int((int(plan.samples[i]) - ws) / _HOP44)
+            z0 = ev.rise - f0
+            if z0 >= 1 and fo - 1 > z0 and fo - 1 <= nf:
+                pre.append((z0, fo - 1))
+            t0 = max(1, fo + K // 2)
+            t1 = min(nf, (plan.events[i + 1].rise - f0) if i + 1 < len(plan.events) else nf)
+            if t1 - t0 > 2 and not np.any(qf[max(0, t0 - 1) : t1] > 0):
+                tails.append((t0, t1))
+        # ceiling per sample: each event's region may peak at its target peak (the louder wins)
+        ceil = np.ones(L)
+        if loc_ev:
+            ceil[:] = 0.0
+            covered = np.zeros(L, dtype=bool)
+            for i in sel:
+                p = int(plan.samples[i]) - ws
+                a, b = max(0, p - 44), min(L, p + min(cache[i].size, int(0.3 * SR)))
+                if b > a:
+                    ceil[a:b] = np.maximum(ceil[a:b], plan.peaks[i])
+                    covered[a:b] = True
+            ceil[~covered] = 1.0
+
+        def limited(gs):
+            """(y, gain, limiter gain): ``y = (src * gs + skirts) * lg`` with its peaks under the ceiling."""
+            y = src * gs + sk_src
+            over = np.abs(y) / ceil
+            if stereo:
+                over = np.maximum(over, np.max(np.abs(lr * gs + sk_lr), axis=0))
+            lg = _limiter_gain(over)
+            return y * lg, gs * lg, lg
+
+        gated = ~(e > self.silence)
+        for it in range(self.iterations):
+            y, _, _ = limited(_frames_to_samples(g) * shape)
+            y16 = soxr.resample(y.astype(np.float32), SR, 16000, quality="HQ")
+            meas = _spec_envelope16(y16, nf, plan.k_match)
+            ratio = np.where(e > self.silence, e / np.maximum(meas, 1e-7), 0.0)
+            g_new = np.clip(g * np.clip(ratio, 0.0, 8.0), 0.0, 1e3)
+            # where the target falls silent, what still rings fades out at 1 dB per frame (no cut)
+            _fade_out(g_new, gated)
+            for z0, z1 in pre:
+                g_new[z0:z1] = np.minimum(g_new[z0:z1], g_new[z0 - 1])
+            if tails:
+                fine = _frame_rms(src * shape, nf)
+                for t0, t1 in tails:
+                    _no_rises(g_new, fine, t0, t1)
+            # attacks that do not reach their peak (as they will be after this gain update) are
+            # sharpened: the loudest event nearby at full scale, the others in proportion. Peaks
+            # above it are the limiter's.
+            for i, p in loc_ev:
+                a, b = max(0, p - 44), min(L, p + 882)
+                if b <= a:
+                    continue
+                a16, b16 = a * 160 // 441, max(a * 160 // 441 + 1, b * 160 // 441)
+                pk = max(float(np.max(np.abs(y[a:b]))), float(np.max(np.abs(y16[a16:b16]))))
+                fi = min(nf - 1, int(round(p / _HOP44)))
+                pk *= g_new[fi] / g[fi] if g[fi] > 0 else 0.0
+                if pk <= 1e-9:
+                    continue
+                f = float(np.clip(plan.peaks[i] / pk, 1.0, 4.0))
+                log.debug("attack boost event %d pass %d: %.3f", i, it, plan.peaks[i] / pk)
+                if f > 1.0 + 1e-4:
+                    a, b = max(0, p - 88), min(L, p + int(0.1 * SR))
+                    shape[a:b] *= 1.0 + (f - 1.0) * _attack_window(a - p, b - p)
+            g = g_new
+        _, gs, lg = limited(_frames_to_samples(g) * shape)
+        lo, hi = _CTX, _CTX + _BLOCK
+        if stereo:
+            out = lr[:, lo:hi] * gs[lo:hi] + sk_lr[:, lo:hi] * lg[lo:hi]
+        else:
+            out = np.repeat((src[lo:hi] * gs[lo:hi] + sk_src[lo:hi] * lg[lo:hi])[None], 2, axis=0)
+        # nothing past the end of the render
+        end = plan.n - bs
+        if end < _BLOCK:
+            out[:, max(0, end) :] = 0.0
+        if not np.all(np.isfinite(out)):  # pragma: no cover - a guard, never expected
+            log.warning("sampler: non-finite samples in block %d replaced by silence", k)
+            out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+        return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.random.Generator) -> np.ndarray:
+    """Scale a one-shot to the event's RMS ``want`` and fill what its ring lacks with a texture tail.
+
+    ``want`` holds the wanted RMS (32 ms windows, as the SPEC measures) per envelope frame, frame 0
+    at ``t0`` s from the onset. The attack sets the scale; where the material's ring dies sooner
+    than the envelope says, the missing level is filled with the source's texture (a rub / scatter
+    tail, ``texture(rng, n)``) that starts with the attack and only falls. Without it the level matching would stretch a
+    dying ring by large, uneven gains, heard (and detected) as extra hits.
+    """
+    rate = ENV_DEFAULT.rate
+    n = int(min(_MAX_EVENT, max(x.size / SR, t0 + want.size / rate)) * SR)
+    x = np.pad(x, (0, max(0, n - x.size)))[:n]
+    centres = np.round((t0 + np.arange(want.size) / rate) * SR).astype(np.int64)
+    keep = centres < n
+    centres, want = centres[keep], want[keep]
+    if want.size < 2:
+        return x
+    c2 = np.concatenate([[0.0], np.cumsum(x * x)])
+    lo = np.clip(centres - 705, 0, n)
+    hi = np.clip(centres + 706, 0, n)
+    xr = np.sqrt((c2[hi] - c2[lo]) / 1411.0)
+    k = min(6, want.size)
+    scale = float(want[:k].max()) / (float(xr[:k].max()) + 1e-12)
+    if not scale > 0:
+        return np.zeros(n)
+    # where the one-shot rings longer than the envelope says, let it die with the envelope
+    att = np.ones(want.size)
+    att[k:] = np.minimum(1.0, want[k:] / (scale * xr[k:] + 1e-12))
+    att = np.minimum.accumulate(att)
+    if att[-1] < 1.0:
+        x = x * np.interp(np.arange(n), centres, att, left=1.0, right=float(att[-1]))
+        xr = xr * att
+    need = np.sqrt(np.maximum((want / scale) ** 2 - xr**2, 0.0))
+    if np.any(need > 1e-3 * float(xr[:k].max())):
+        # never let the tail swell: it starts with the attack at its largest later level and only falls
+        need = np.maximum.accumulate(need[::-1])[::-1]
+        tail = texture(rng, n) * np.interp(np.arange(n), centres, need, left=need[0], right=0.0)
+        fade = min(n // 4, int(0.03 * SR))
+        tail[n - fade :] *= np.linspace(1.0, 0.0, fade)
+        x = x + tail
+    return x * scale
+
+
+def _qtime(t: float) -> int:
+    """An event's time quantised to 10 ms: the key of its randomness."""
+    return int(math.floor(t * 100.0 + 0.5)) + 1000
+
+
+def _pan_gains(p):
+    """Equal-power pan, scaled so the centre is unity on both channels."""
+    th = (np.asarray(p, dtype=np.float64) + 1.0) * (np.pi / 4)
+    return np.sqrt(2.0) * np.cos(th), np.sqrt(2.0) * np.sin(th)
+
+
+def _attack_window(lo: int, hi: int) -> np.ndarray:
+    """Weights over samples [lo, hi) relative to the onset: 1 over [-1 ms, 2 ms], then falling smoothly.
+
+    The fall (time constant 12 ms) changes the attack's peak without a step a listener (or an onset
+    detector) would hear as a second hit.
+    """
+    t = np.arange(lo, hi) / SR
+    w = np.exp(-np.maximum(t - 0.002, 0.0) / 0.012)
+    rise = t < -0.001
+    w[rise] = np.clip((t[rise] + 0.002) / 0.001, 0.0, 1.0)
+    return w
+
+
+def _fade_out(g: np.ndarray, gated: np.ndarray) -> None:
+    """In place: on ``gated`` frames the gain falls from the previous frame's by 1 dB per frame."""
+    k = 10 ** (-1.0 / 20)
+    for i in np.nonzero(gated[1:])[0] + 1:
+        g[i] = g[i - 1] * k
+
+
+def _limiter_gain(over: np.ndarray) -> np.ndarray:
+    """Gain <= 1 that brings ``over`` (level / ceiling per sample) to <= 1, smooth over 2 ms.
+
+    The needed gain is min-filtered over 2 ms and then averaged over the same 2 ms, so every
+    sample's gain is at most what it needs, and the gain has no steps (no clicks).
+    """
+    need = 1.0 / np.maximum(over, 1.0)
+    if need.min() >= 1.0:
+        return np.ones_like(need)
+    w = 89
+    m = ndimage.minimum_filter1d(need, size=w, mode="nearest")
+    return ndimage.uniform_filter1d(m, size=w, mode="nearest")
+
+
+def _frame_rms(y: np.ndarray, nf: int) -> np.ndarray:
+    """(nf,) RMS of ``y`` over 8 ms around each envelope frame of a block window."""
+    c = np.concatenate([[0.0], np.cumsum(y * y)])
+    centres = np.round(np.arange(nf) * _HOP44).astype(np.int64)
+    lo = np.clip(centres - 176, 0, y.size)
+    hi = np.clip(centres + 177, 0, y.size)
+    return np.sqrt(np.maximum(c[hi] - c[lo], 0.0) / 353.0)
+
+
+def _no_rises(g: np.ndarray, fine: np.ndarray, t0: int, t1: int) -> None:
+    """In frames [t0, t1) lower ``g`` where needed so that ``g * fine`` never rises (in place)."""
+    for i in range(t0, t1):
+        prev = g[i - 1] * fine[i - 1]
+        if g[i] * fine[i] > prev and fine[i] > 0:
+            g[i] = prev / fine[i]
+
+
+@functools.lru_cache(maxsize=1)
+def _interp_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation from the frames of a block window to its samples (same for every block)."""
+    L = _BLOCK + 2 * _CTX
+    pos = np.arange(L) / _HOP44
+    i0 = np.minimum(np.floor(pos).astype(np.int64), L * 160 // 441 // 128 - 2)
+    w = np.clip(pos - i0, 0.0, 1.0)
+    return i0, 1.0 - w, w
+
+
+def _frames_to_samples(v: np.ndarray) -> np.ndarray:
+    """(nf,) per-frame values of a block window -> (L,) per-sample values (linear between frames)."""
+    i0, w0, w1 = _interp_table()
+    return v[i0] * w0 + v[i0 + 1] * w1
+
+
+def _spec_envelope16(y16: np.ndarray, nf: int, K: int) -> np.ndarray:
+    """The SPEC envelope (before peak normalisation) of a frame-aligned window already at 16 kHz."""
+    y16 = y16.astype(np.float64)
+    pad = 256
+    yp = np.pad(y16, (pad, pad))
+    c = np.concatenate([[0.0], np.cumsum(yp * yp)])
+    st = np.arange(nf) * 128
+    st = st[st + 512 < c.size]
+    rms = np.zeros(nf)
+    rms[: st.size] = np.sqrt(np.maximum((c[st + 512] - c[st]) / 512, 0.0))
+    return smooth(rms, K, ENV_DEFAULT.smooth_filter).astype(np.float64)

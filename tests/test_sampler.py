@@ -1,0 +1,350 @@
+"""The offline sampler: level following, onsets, determinism, local re-rendering, presets, references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from folai.envelope import Envelope
+from folai.errors import FolaiError
+from folai.synthesis import get_synth
+from folai.synthesis.presets import get_preset, list_presets, match_preset
+from folai.synthesis.sampler import SamplerSynth, detect_events
+
+SR = 44100
+
+
+def _hit(rng, f0, decay, n):
+    t = np.arange(n) / SR
+    x = sum(np.sin(2 * np.pi * f0 * r * t + rng.uniform(0, 6)) * np.exp(-t / (decay / r**0.7)) / (1 + k)
+            for k, r in enumerate((1.0, 2.4, 3.9)))
+    x[:8] *= np.linspace(0, 1, 8)
+    return x / np.abs(x).max()
+
+
+def _scene(seed=0, seconds=6.0):
+    """A recording-like signal: isolated hits at known times, and a sustained rub in the middle."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(int(seconds * SR))
+    times = [0.4, 0.9, 1.6, 2.05, 4.3, 5.0, 5.5]
+    for t in times:
+        x = _hit(rng, rng.uniform(200, 900), rng.uniform(0.03, 0.12), int(0.4 * SR)) * rng.uniform(0.3, 1.0)
+        p = int(t * SR)
+        y[p : p + x.size] += x[: y.size - p]
+    n = int(1.2 * SR)
+    y[int(2.6 * SR) : int(2.6 * SR) + n] += 0.06 * rng.standard_normal(n) * np.hanning(n) ** 0.3
+    y /= np.abs(y).max()
+    return y, times
+
+
+@pytest.fixture(scope="module")
+def scene():
+    y, times = _scene()
+    return y, times, Envelope.from_audio(y, SR)
+
+
+def _el1(audio, env):
+    got = Envelope.from_audio(audio, SR).mono
+    return float(np.mean(np.abs(got - env.mono[: got.size])))
+
+
+@pytest.mark.parametrize("prompt", [None, "metal", "footsteps on gravel"])
+def test_render_follows_its_envelope(scene, prompt):
+    y, _, env = scene
+    audio = SamplerSynth().render(env, duration=len(y) / SR, prompt=prompt, progress=False)
+    assert audio.shape == (2, len(y)) and audio.dtype == np.float32
+    assert np.all(np.isfinite(audio)) and np.abs(audio).max() <= 1.0
+    el1 = _el1(audio, env)
+    # the envelope is not trivially small: silence would score its mean
+    assert env.mono.mean() > 0.01
+    assert el1 <= 0.01, el1
+
+
+def test_onsets_land_on_the_envelope_rises(scene):
+    import librosa
+
+    y, times, env = scene
+    audio = SamplerSynth().render(env, duration=len(y) / SR, prompt="wood", progress=False)
+    ref = librosa.onset.onset_detect(y=y.astype(np.float32), sr=SR, units="time")
+    got = librosa.onset.onset_detect(y=audio.mean(axis=0), sr=SR, units="time")
+    for t in times:  # every hit of the recording is heard in the render at the same time
+        r = ref[np.argmin(np.abs(ref - t))]
+        assert abs(r - t) < 0.03  # (librosa finds the hit in the recording)
+        assert np.min(np.abs(got - r)) <= 0.02, (t, r, got)
+    # the events found in the envelope sit on the true hit times, to a few ms
+    ev = np.array([e.time for e in detect_events(env.mono)])
+    for t in times:
+        assert np.min(np.abs(ev - t)) <= 0.006, (t, ev)
+
+
+def test_sharp_hand_drawn_events_sound_at_their_time():
+    import librosa
+
+    env = Envelope.zeros(3.0).add_event(0.5, 0.4).add_event(1.3, 0.2).add_event(2.2, 0.3, decay=0.2)
+    audio = SamplerSynth().render(env, duration=3.0, progress=False)
+    got = librosa.onset.onset_detect(y=audio.mean(axis=0), sr=SR, units="time")
+    for t in (0.5, 1.3, 2.2):
+        assert np.min(np.abs(got - t)) <= 0.02, (t, got)
+    # nothing before the first event
+    assert np.abs(audio[:, : int(0.45 * SR)]).max() == 0.0
+    # an unsmoothed envelope is matched unsmoothed: the render's own unsmoothed RMS follows it
+    got = Envelope.from_audio(audio, SR, smoothing=False).mono
+    assert np.mean(np.abs(got - env.mono[: got.size])) <= 0.01
+
+
+def test_motion_like_impacts_land_on_their_contact_frames():
+    """Sharp impacts (16 ms linear attack peaking at the contact, two-slope decay), as stage 1 draws them."""
+    t = np.arange(1000) / 125.0
+    hits, levels = [0.5, 1.23, 2.0, 2.71, 3.5, 4.4, 5.05, 6.3, 7.1], [0.3, 0.1, 0.25, 0.05, 0.2, 0.3, 0.15, 0.08, 0.3]
+    v = np.zeros_like(t)
+    for h, lv in zip(hits, levels):
+        dt = t - h
+        shape = np.where((dt >= -0.016) & (dt < 0), 1 + dt / 0.016, 0.0)
+        shape = np.where(dt >= 0, 0.75 * np.exp(-dt / 0.04) + 0.25 * np.exp(-dt / 0.15), shape)
+        v = np.maximum(v, lv * shape)
+    env = Envelope(v.astype(np.float32))
+    ev = np.array([e.time for e in detect_events(env.mono)])
+    assert len(ev) == len(hits) and np.max(np.abs(ev - hits)) <= 0.01, ev
+    audio = SamplerSynth().render(env, duration=8.0, prompt="footsteps on concrete", progress=False)
+    got = librosa_onsets(audio)
+    assert all(np.min(np.abs(got - h)) <= 0.02 for h in hits), got
+    assert len(got) <= len(hits) + 1, got
+
+
+def librosa_onsets(audio):
+    import librosa
+
+    return librosa.onset.onset_detect(y=audio.mean(axis=0), sr=SR, units="time")
+
+
+def test_same_seed_same_bytes_other_seed_other_sound(scene):
+    y, _, env = scene
+    s = SamplerSynth()
+    a = s.render(env, duration=3.0, prompt="glass", seed=7, progress=False)
+    b = SamplerSynth().render(env, duration=3.0, prompt="glass", seed=7, progress=False)
+    c = s.render(env, duration=3.0, prompt="glass", seed=8, progress=False)
+    assert a.tobytes() == b.tobytes()
+    assert not np.array_equal(a, c)
+
+
+def test_render_span_is_bit_exact_with_the_full_render(scene):
+    y, _, env = scene
+    s = SamplerSynth()
+    dur = len(y) / SR
+    full = s.render(env, duration=dur, prompt="stone", seed=3, progress=False)
+    for t0, t1 in [(0.0, 0.5), (1.3, 4.7), (3.99, 4.01), (5.2, dur), (2.0, 2.0)]:
+        part = s.render_span(env, t0, t1, duration=dur, prompt="stone", seed=3, progress=False)
+        a, b = int(round(t0 * SR)), int(round(t1 * SR))
+        assert part.shape == (2, b - a)
+        assert part.tobytes() == full[:, a:b].tobytes(), (t0, t1)
+    # a fresh backend (nothing cached) computes the same stretch alone
+    part = SamplerSynth().render_span(env, 4.1, 4.3, duration=dur, prompt="stone", seed=3, progress=False)
+    assert part.tobytes() == full[:, int(round(4.1 * SR)) : int(round(4.3 * SR))].tobytes()
+    with pytest.raises(FolaiError):
+        s.render_span(env, 1.0, dur + 1.0, duration=dur, progress=False)
+
+
+def test_editing_one_event_leaves_distant_audio_unchanged():
+    env = Envelope.zeros(16.0)
+    for t in np.arange(0.5, 15.5, 0.7):
+        env = env.add_event(float(t), 0.3 + 0.1 * np.sin(t))
+    env = Envelope.from_audio(env.to_audio_rate(16000, channels=1)[0] * np.random.default_rng(0).standard_normal(256000), 16000)
+    edited = env.gain(0.5, 11.0, 11.6)  # one event, quieter
+    s = SamplerSynth()
+    a = s.render(env, duration=16.0, seed=1, progress=False)
+    b = s.render(edited, duration=16.0, seed=1, progress=False)
+    far = slice(0, int(4.0 * SR))
+    assert a[:, far].tobytes() == b[:, far].tobytes()
+    near = slice(int(11.0 * SR), int(11.6 * SR))
+    assert not np.array_equal(a[:, near], b[:, near])
+    # the edit is heard: the edited stretch is quieter
+    assert np.sqrt(np.mean(b[:, near] ** 2)) < 0.8 * np.sqrt(np.mean(a[:, near] ** 2))
+
+
+def test_silent_envelope_renders_silence_and_duration_is_honoured():
+    s = SamplerSynth()
+    out = s.render(Envelope.zeros(1.0), duration=2.5, progress=False)
+    assert out.shape == (2, int(round(2.5 * SR))) and not np.any(out)
+    env = Envelope.zeros(1.0).add_event(0.3, 0.5)
+    out = s.render(env, duration=2.5, progress=False)
+    assert np.any(out[:, : SR]) and not np.any(out[:, int(1.6 * SR) :])
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_renders(name):
+    env = Envelope.zeros(1.6).add_event(0.2, 0.4).add_event(0.5, 0.2).draw([0.8, 0.9, 1.3, 1.4], [0, 0.08, 0.08, 0])
+    audio = SamplerSynth().render(env, duration=1.6, prompt=name, progress=False)
+    assert np.all(np.isfinite(audio)) and np.abs(audio).max() <= 1.0
+    assert np.sqrt(np.mean(audio[:, : int(0.7 * SR)] ** 2)) > 1e-3  # the hits
+    assert np.sqrt(np.mean(audio[:, int(0.95 * SR) : int(1.25 * SR)] ** 2)) > 1e-3  # the texture
+    x = get_preset(name).impact(np.random.default_rng(0))
+    assert np.isfinite(x).all() and 0.99 <= np.abs(x).max() <= 1.0
+    tex = get_preset(name).texture(np.random.default_rng(0), 4410)
+    assert abs(np.sqrt(np.mean(tex**2)) - 1.0) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "prompt,name",
+    [
+        ("hitting metal with a stick", "metal"),
+        ("A person hits wood", "wood"),
+        ("a person hit glass with a wooden stick", "glass"),
+        ("footsteps on gravel", "footsteps-gravel"),
+        ("someone walking in the snow", "footsteps-snow"),
+        ("running on a concrete street", "footsteps-concrete"),
+        ("footsteps", "footsteps-wood"),
+        ("splashing in a puddle", "water"),
+        ("rustling dry leaves", "leaves"),
+        ("scratching a cardboard box", "paper"),
+        ("plastic", "plastic"),
+        ("footsteps-dirt", "footsteps-dirt"),
+        ("hitting rocks", "stone"),
+        ("dragging a jacket", "cloth"),
+        # the Greatest Hits prompt template names the material hit with a wooden stick
+        ("A person scratch multiple times on metal with a wooden stick", "metal"),
+        ("A person hit once on carpet with a wooden stick", "cloth"),
+        ("A person hit multiple times on drywall with a wooden stick", "plastic"),
+        ("A person hit once on leaf with a wooden stick", "leaves"),
+        ("A person scratch once on rock with a wooden stick", "stone"),
+        ("A person hit multiple times on wood with a wooden stick", "wood"),
+    ],
+)
+def test_prompt_matching(prompt, name):
+    assert match_preset(prompt) == name
+
+
+def test_unknown_prompt_lists_the_presets():
+    with pytest.raises(FolaiError) as err:
+        SamplerSynth().render(Envelope.zeros(1.0), duration=1.0, prompt="quantum chromodynamics", progress=False)
+    msg = str(err.value)
+    assert "quantum chromodynamics" in msg
+    for name in ("wood", "metal", "footsteps-gravel", "snow"):
+        assert name in msg
+
+
+def _write(path, y):
+    sf.write(str(path), np.asarray(y, dtype=np.float32), SR)
+    return path
+
+
+def test_bad_references_are_clear_errors(tmp_path):
+    env = Envelope.zeros(1.0).add_event(0.3, 0.4)
+    s = SamplerSynth()
+    cases = {
+        "silent": _write(tmp_path / "silent.wav", np.zeros(SR)),
+        "short": _write(tmp_path / "short.wav", np.sin(np.arange(400) * 0.3)),
+        "missing": tmp_path / "missing.wav",
+    }
+    (tmp_path / "notaudio.wav").write_text("hello")
+    cases["notaudio"] = tmp_path / "notaudio.wav"
+    for what, path in cases.items():
+        with pytest.raises(FolaiError) as err:
+            s.render(env, duration=1.0, references=[path], progress=False)
+        assert str(path.name) in str(err.value), what
+
+
+def _takes_file(tmp_path, freqs=(300.0, 520.0, 850.0, 1400.0)):
+    y = np.zeros(int(0.3 * SR * len(freqs) + 0.2 * SR))
+    t = np.arange(int(0.2 * SR)) / SR
+    for k, f in enumerate(freqs):
+        p = int((0.05 + 0.3 * k) * SR)
+        y[p : p + t.size] += np.sin(2 * np.pi * f * t) * np.exp(-t / 0.05)
+    return _write(tmp_path / "takes.wav", 0.8 * y)
+
+
+def test_references_round_robin_never_repeats_a_take(tmp_path):
+    freqs = (300.0, 520.0, 850.0, 1400.0)
+    ref = _takes_file(tmp_path, freqs)
+    times = np.arange(0.3, 7.5, 0.3)
+    env = Envelope.zeros(8.0)
+    for t in times:
+        env = env.add_event(float(t), 0.4, decay=0.05)
+    audio = SamplerSynth().render(env, duration=8.0, references=[ref], progress=False).mean(axis=0)
+    used = []
+    for t in times:  # which take: the nearest take frequency to the event's spectral peak
+        seg = audio[int(t * SR) : int(t * SR) + 4096] * np.hanning(4096)
+        f = np.argmax(np.abs(np.fft.rfft(seg))) * SR / 4096
+        used.append(int(np.argmin([abs(np.log(f / g)) for g in freqs])))
+    assert all(a != b for a, b in zip(used, used[1:])), used
+    assert len(set(used)) >= 3, used
+
+
+def test_pan_places_events(scene):
+    env = Envelope.zeros(2.0).add_event(0.5, 0.4).add_event(1.4, 0.4)
+    pan = np.where(env.times < 1.0, -1.0, 0.8)
+    out = SamplerSynth().render(env, duration=2.0, pan=pan, progress=False)
+    first, second = out[:, : SR], out[:, SR:]
+    assert np.sum(first[0] ** 2) > 100 * np.sum(first[1] ** 2)
+    assert np.sum(second[1] ** 2) > 5 * np.sum(second[0] ** 2)
+    centre = SamplerSynth(pan_mode="center").render(env, duration=2.0, pan=pan, progress=False)
+    assert np.array_equal(centre[0], centre[1])
+
+
+def test_backend_registry_and_options():
+    s = get_synth("sampler", variation=0.5)
+    assert isinstance(s, SamplerSynth) and s.sample_rate == SR
+    with pytest.raises(FolaiError):
+        SamplerSynth(pan_mode="sideways")
+    assert "wood" in list_presets() and len(list_presets()) >= 19
+
+
+def test_stereo_envelope_is_panned_by_its_balance():
+    mono = Envelope.zeros(2.0).add_event(0.5, 0.4).add_event(1.4, 0.4)
+    v = np.stack([mono.values[0], mono.values[0]])
+    v[1, :125] *= 0.2  # first event mostly left, second centred
+    out = SamplerSynth().render(Envelope(v), duration=2.0, progress=False)
+    first, second = out[:, :SR], out[:, SR:]
+    assert np.sum(first[0] ** 2) > 4 * np.sum(first[1] ** 2)
+    assert np.allclose(np.sum(second[0] ** 2), np.sum(second[1] ** 2), rtol=0.05)
+
+
+def test_envelope_start_is_its_time_in_the_render():
+    env = Envelope.zeros(2.0).add_event(0.5, 0.4)
+    moved = Envelope(env.values, start=3.0)
+    a = SamplerSynth().render(env, duration=2.0, progress=False)
+    b = SamplerSynth().render(moved, duration=5.0, progress=False)
+    assert not np.any(b[:, : 3 * SR])
+    # the same sound 3 s later (its randomness is keyed by time, so compare loudness and onset)
+    onset_a = np.argmax(np.abs(a[0]) > 0.05)
+    onset_b = np.argmax(np.abs(b[0]) > 0.05)
+    assert abs(onset_b - onset_a - 3 * SR) <= 0.002 * SR
+    assert np.isclose(np.abs(a).max(), np.abs(b).max(), rtol=1e-3)
+
+
+def test_check_fails_fast_on_unusable_conditions(tmp_path):
+    s = SamplerSynth()
+    s.check(prompt="footsteps on snow")
+    s.check(references=[_takes_file(tmp_path)])
+    with pytest.raises(FolaiError):
+        s.check(prompt="zzz qqq")
+    with pytest.raises(FolaiError):
+        s.check(references=[_write(tmp_path / "quiet.wav", np.zeros(SR))])
+
+
+@pytest.mark.parametrize("prompt", ["wood", "footsteps on grass"])
+def test_variation_zero_repeats_one_sound_and_one_varies(prompt):
+    env = Envelope.zeros(3.0).add_event(0.512, 0.3, decay=0.05).add_event(2.0, 0.3, decay=0.05)  # on frames
+
+    def attacks(variation):
+        a = SamplerSynth(variation=variation).render(env, duration=3.0, prompt=prompt, progress=False)[0]
+        n = int(0.02 * SR)
+        x, y = (a[int(t * SR) - 200 : int(t * SR) + n] for t in (0.512, 2.0))
+        return float(np.dot(x, y) / (np.linalg.norm(x) * np.linalg.norm(y)))
+
+    assert attacks(0.0) > 0.95
+    assert attacks(1.0) < 0.9
+
+
+@pytest.mark.parametrize("jitter", [0, 1])
+def test_quantised_and_jittery_envelopes_still_give_one_sound_per_hit(scene, jitter):
+    """A classifier's envelope (mu-law classes, argmax jitter of +-1 class) is not read as many hits."""
+    y, times, env = scene
+    cls = env.to_classes()
+    cls = np.clip(cls + np.random.default_rng(1).integers(-jitter, jitter + 1, cls.shape), 0, 63)
+    noisy = Envelope.from_classes(cls)
+    audio = SamplerSynth().render(noisy, duration=len(y) / SR, progress=False)
+    got = librosa_onsets(audio)
+    assert all(np.min(np.abs(got - t)) <= 0.025 for t in times), got
+    assert len(got) <= len(times) + 3, got
+    assert _el1(audio, env) <= 0.01
