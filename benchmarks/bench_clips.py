@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 for f in output_paths(out).values():  # generate never overwrites: clear the last run
                     if f.exists():
                         f.unlink()
-                probe_video.cache_clear()  # as in a fresh process: nothing known about the video
+                getattr(probe_video, "cache_clear", lambda: None)()  # as in a fresh process: nothing known
                 t, c0 = time.perf_counter(), time.process_time()
                 pipe = FoleyPipeline()  # (module imports are not timed: done by the first run)
                 res = pipe.generate(silent, out, prompt=prompt, seed=args.seed, progress=False)

@@ -76,30 +76,42 @@ def iter_small_gray(
     yield from media.iter_video_frames(path, fps=fps, size=(out_w, out_h), gray="luma", crop=crop)
 
 
-def threaded(it: Iterator, maxsize: int = 16) -> Iterator:
+def threaded(it: Iterator, maxsize: int = 16, batch: int = 4) -> Iterator:
     """Run iterator ``it`` in a background thread (bounded queue), re-raising its exceptions here.
 
     Decoding (PyAV, which releases the GIL) then overlaps with the consumer's optical flow (OpenCV,
-    which releases it too).
+    which releases it too). Items travel in batches of ``batch`` (fewer queue hand-offs between the
+    threads); at most about ``maxsize`` items wait in the queue.
     """
-    q: queue.Queue = queue.Queue(maxsize=maxsize)
+    batch = max(1, int(batch))
+    q: queue.Queue = queue.Queue(maxsize=max(1, maxsize // batch))
     stop = threading.Event()
-    done = object()
+
+    def put(msg) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(msg, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
+        items: list = []
         try:
             for item in it:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(("end", done))
-        except BaseException as e:  # forwarded to the consumer
-            q.put(("error", e))
+                items.append(item)
+                if len(items) >= batch:
+                    if not put(("items", items)):
+                        return
+                    items = []
+            if items and not put(("items", items)):
+                return
+            put(("end", None))
+        except BaseException as e:  # forwarded to the consumer, after the items before it
+            if items and not put(("items", items)):
+                return
+            put(("error", e))
         finally:
             close = getattr(it, "close", None)
             if close is not None:
@@ -113,8 +125,8 @@ def threaded(it: Iterator, maxsize: int = 16) -> Iterator:
     try:
         while True:
             kind, val = q.get()
-            if kind == "item":
-                yield val
+            if kind == "items":
+                yield from val
             elif kind == "error":
                 raise val
             else:
