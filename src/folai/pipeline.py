@@ -201,13 +201,15 @@ class FoleyPipeline:
         """Video -> OUT.mp4 (video stream copied, new audio), OUT.wav, OUT.envelope.csv, OUT.envelope.png.
 
         Independent work overlaps: the video is probed once and its packets are read for the copy
-        while stage 1 runs; the audio is rendered chunk by chunk (and written to the WAV file)
-        while a writer thread encodes the previous chunk into the video's new track. No file is
-        read back, and memory stays flat for long videos. ``seconds`` holds wall times:
-        ``timing``, ``synthesis`` (rendering and the WAV), ``plot``, ``encode`` (the writer
-        thread's AAC time, alongside ``synthesis``) and ``mux`` (what is left after the last
-        chunk: the last encode and writing the video file).
+        while stage 1 runs; the audio is rendered chunk by chunk while one thread writes the
+        previous chunk to the WAV file (and the CSV) and another encodes it into the video's new
+        track. No file is read back, and memory stays flat for long videos. ``seconds`` holds
+        wall times: ``timing``, ``synthesis`` (the rendering), ``plot``, ``encode`` (the encoder
+        thread's time, alongside ``synthesis``) and ``mux`` (what is left after the plot: the
+        last chunk's encoding and writing the video file).
         """
+        import soundfile as sf
+
         from .media import probe_video
 
         video = check_input(video, "video")
@@ -250,27 +252,32 @@ class FoleyPipeline:
             env = env.fit(info.duration) if env.start == 0 else env
             seconds["timing"] = time.perf_counter() - t
 
-            tmp["csv"].write_text(env.to_csv_string())
             mux = mux_job.result() if mux_job is not None else None
             peaks = _Peaks() if plot else None
-            t = time.perf_counter()
-            with _AudioWriter(tmp["wav"], sr, mux) as writer:
+            wav = stack.enter_context(sf.SoundFile(tmp["wav"], "w", samplerate=sr, channels=2, subtype="PCM_16", format="WAV"))
+            # files (CSV, WAV) and the AAC encoder each get a thread: rendering goes on meanwhile
+            with _Worker("folai-files") as files, _Worker("folai-encode") as enc:
+                files.submit(lambda: tmp["csv"].write_text(env.to_csv_string()))
+                t = time.perf_counter()
                 for chunk in self._render_chunks(
                     env, info.duration, progress=progress, prompt=prompt, references=list(references),
                     video=video, pan=pan_curve if pan else None, seed=seed,
                 ):
                     if peaks is not None:
                         peaks.add(chunk)
-                    writer.put(chunk)
+                    files.submit(wav.write, chunk.T)
+                    if mux is not None:
+                        enc.submit(mux.write, chunk)
+                files.submit(wav.close)
+                if mux is not None:
+                    enc.submit(mux.close)
                 seconds["synthesis"] = time.perf_counter() - t
-                if plot:  # drawn while the writer finishes the last chunk
+                if plot:  # drawn while the threads finish the last chunk
                     t = time.perf_counter()
                     env.plot(tmp["png"], waveform=peaks.wave(), sr=sr / peaks.block, events=events)
                     seconds["plot"] = time.perf_counter() - t
                 t = time.perf_counter()
-            seconds["encode"] = writer.busy
-            if mux is not None:
-                mux.close()
+            seconds["encode"] = enc.busy
             seconds["mux"] = time.perf_counter() - t
             if write_video and mux is None:  # a rate the mux cannot encode: mux the finished WAV file
                 from .media import mux_audio
@@ -364,57 +371,48 @@ class _Background:
         return self._value
 
 
-class _AudioWriter:
-    """Each chunk goes to the WAV file (16-bit, written by the caller's thread: cheap) and to the
-    video's new audio track (encoded by a writer thread, overlapping the rendering of the next
-    chunk). A bounded queue keeps memory flat; errors in the thread are raised in the caller."""
+class _Worker:
+    """A thread running submitted calls in order (bounded queue: memory stays flat). The first
+    error stops the rest and is raised when the ``with`` block is left; an exception in the block
+    cancels what is still queued."""
 
-    def __init__(self, wav: Path, sr: int, mux) -> None:
+    def __init__(self, name: str, maxsize: int = 4) -> None:
         import queue
         import threading
 
-        import soundfile as sf
-
-        self.mux = mux
-        self._cancel = False
-        self.busy = 0.0
-        self.total = 0
-        self._file = sf.SoundFile(wav, "w", samplerate=sr, channels=2, subtype="PCM_16", format="WAV")
-        self._q: queue.Queue = queue.Queue(maxsize=4)
+        self.busy = 0.0  # seconds spent in the calls
+        self._q: queue.Queue = queue.Queue(maxsize=maxsize)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="folai-audio-out", daemon=True)
+        self._cancel = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
-            chunk = self._q.get()
-            if chunk is None:
+            task = self._q.get()
+            if task is None:
                 return
             if self._error is not None or self._cancel:
-                continue  # drain after a failure
+                continue
             t = time.perf_counter()
             try:
-                self.mux.write(chunk)
+                task[0](*task[1])
             except BaseException as e:
                 self._error = e
             self.busy += time.perf_counter() - t
 
-    def put(self, chunk: np.ndarray) -> None:
+    def submit(self, fn, *args) -> None:
         if self._error is not None:
             raise self._error
-        self.total += chunk.shape[1]
-        if self.mux is not None:
-            self._q.put(chunk)
-        self._file.write(chunk.T)
+        self._q.put((fn, args))
 
-    def __enter__(self) -> "_AudioWriter":
+    def __enter__(self) -> "_Worker":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._cancel = exc_type is not None
         self._q.put(None)
         self._thread.join()
-        self._file.close()
         if exc_type is None and self._error is not None:
             raise self._error
 
