@@ -90,3 +90,27 @@ def test_failure_mid_render_leaves_no_files(video, tmp_path):
     with pytest.raises(FolaiError, match="second chunk"):
         pipe.generate(video, tmp_path / "f.mp4", seed=0, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+class _Prepared:
+    """A backend with the optional prepare() hook: called once, before rendering, with the inputs."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.sample_rate = inner.sample_rate
+        self.prepared = []
+
+    def prepare(self, **kwargs):
+        self.prepared.append(kwargs)
+
+    def render(self, *args, **kwargs):
+        assert self.prepared, "prepare() must have finished before rendering"
+        return self.inner.render(*args, **kwargs)
+
+
+def test_prepare_hook_runs_before_rendering(video, tmp_path):
+    pipe = FoleyPipeline()
+    pipe._synth = _Prepared(pipe.synth)
+    pipe.generate(video, tmp_path / "p.mp4", prompt="metal", seed=7, progress=False, write_video=False)
+    assert pipe.synth.prepared == [{"duration": pytest.approx(6.0, abs=0.05), "prompt": "metal",
+                                    "references": [], "seed": 7}]

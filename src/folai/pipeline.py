@@ -236,6 +236,14 @@ class FoleyPipeline:
             # the copy of the video stream is prepared (packets read, encoder opened) meanwhile
             mux_job = _Background(_open_mux, video, tmp["video"], sr) if write_video else None
             stack.callback(_abort_mux, mux_job)
+            # a backend may get ready for a render meanwhile too (optional hook: work that does not
+            # depend on the envelope, e.g. a preset's texture for this seed); joined before rendering
+            prepare = getattr(synth, "prepare", None)
+            prep_job = None
+            if callable(prepare):
+                prep_job = _Background(lambda: prepare(duration=info.duration, prompt=prompt,
+                                                       references=list(references), seed=seed))
+                stack.callback(lambda: _join_quietly(prep_job))
 
             t = time.perf_counter()
             pan_curve = None
@@ -253,6 +261,8 @@ class FoleyPipeline:
             seconds["timing"] = time.perf_counter() - t
 
             mux = mux_job.result() if mux_job is not None else None
+            if prep_job is not None:
+                prep_job.result()
             peaks = _Peaks() if plot else None
             wav = stack.enter_context(sf.SoundFile(tmp["wav"], "w", samplerate=sr, channels=2, subtype="PCM_16", format="WAV"))
             # files (CSV, WAV) and the AAC encoder each get a thread: rendering goes on meanwhile
@@ -346,6 +356,13 @@ def _abort_mux(job: "_Background | None") -> None:
         return
     if mux is not None:
         mux.abort()
+
+
+def _join_quietly(job: "_Background") -> None:
+    try:
+        job.result()
+    except BaseException:
+        pass
 
 
 class _Background:
