@@ -30,6 +30,10 @@ How it works (details and the reasons in ``docs/motion.md``):
 5. **Pan** per envelope frame: the horizontal position of the moving region at each impact, held
    until the next one, in [-1, 1] of the full frame.
 
+**Footsteps** (``mode="steps"``, or ``mode="auto"`` with a prompt about walking, running,
+stomping, ...) use another detector, :mod:`folai.timing._gait`: steps at the lowest points of the
+walking body's (or the carried camera's) vertical bob, at a cadence estimated from its rhythm.
+
 Example::
 
     from folai.timing import get_timing
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +96,18 @@ class MotionConfig:
     sustain: float = 0.25  # sustained level (x impact level) while sliding after a contact; 0 = off
     sustain_speed: float = 0.15  # sliding = the object moves at >= this share of its approach speed
     sustain_min: float = 0.3  # seconds: shorter motion after a contact is the hit settling, not a slide
+    # what to listen for: "impacts" (hits, landings, slides), "steps" (footsteps from the walking
+    # body's bob, see _gait.py) or "auto" (steps when the prompt talks about walking, else impacts)
+    mode: str = "auto"
+    min_cadence: float = 1.3  # steps per second (slow walk)
+    max_cadence: float = 3.6  # steps per second (running)
+    step_lead: float | None = None  # share of a step period between the contact and the body's lowest
+    # point; None: biomechanical (0.12 walking, 0.3 running, see _gait.py)
+    step_level: float = 0.15  # peak of a footstep (real isolated footsteps: ~0.13-0.17 in the SPEC envelope)
+    step_attack: float = 0.016  # seconds
+    step_decay: float = 0.05  # seconds: a footstep (heel + toe) lasts longer than a knock
+    step_tail: float = 0.2  # seconds
+    step_tail_share: float = 0.3
 
     def __post_init__(self) -> None:
         checks = [
@@ -108,6 +125,13 @@ class MotionConfig:
             (self.attack >= 0 and self.decay > 0 and self.tail > 0, "attack must be >= 0, decay and tail > 0 s"),
             (0 <= self.tail_share <= 1, "tail_share must be in [0, 1]"),
             (self.sustain >= 0, "sustain must be >= 0"),
+            (self.mode in ("auto", "impacts", "steps"), f"mode must be auto, impacts or steps, got {self.mode!r}"),
+            (0 < self.min_cadence < self.max_cadence, "cadence range must satisfy 0 < min_cadence < max_cadence"),
+            (0 < self.step_level <= 1, "step_level must be in (0, 1]"),
+            (self.step_lead is None or -0.5 <= self.step_lead <= 0.5, "step_lead must be in [-0.5, 0.5] step periods"),
+            (self.step_attack >= 0 and self.step_decay > 0 and self.step_tail > 0,
+             "step_attack must be >= 0, step_decay and step_tail > 0 s"),
+            (0 <= self.step_tail_share <= 1, "step_tail_share must be in [0, 1]"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -172,8 +196,85 @@ class MotionTiming:
             roi = tuple(int(v) for v in roi)
             if len(roi) != 4 or roi[2] <= 0 or roi[3] <= 0 or roi[0] < 0 or roi[1] < 0:
                 raise FolaiError(f"roi must be (x, y, w, h) with x, y >= 0 and w, h > 0, got {roi}")
+        if self.resolve_mode(prompt) == "steps":
+            return self.steps_from_features(self.gait_features(video, roi=roi, progress=progress))
         feats = self.features(video, roi=roi, progress=progress)
         return self.from_features(feats)
+
+    def resolve_mode(self, prompt: str | None = None) -> str:
+        """``"steps"`` or ``"impacts"``: the configured mode, or with ``mode="auto"`` what the prompt
+        describes (footsteps, walking, running, ... -> steps)."""
+        if self.config.mode != "auto":
+            return self.config.mode
+        return "steps" if prompt_wants_steps(prompt) else "impacts"
+
+    # ------------------------------------------------------------------ footsteps
+    def gait_features(
+        self, video: str | Path, *, roi: tuple[int, int, int, int] | None = None, progress: bool = True
+    ):
+        """Decode ``video`` and compute the per-frame gait features (camera and per-cell vertical flow)."""
+        from tqdm.auto import tqdm
+
+        from ._gait import GaitFeatures, GaitFlow
+
+        cfg = self.config
+        total = _expected_frames(video, cfg.fps)
+        geometry: list[FrameGeometry] = []
+        flow = GaitFlow(cfg.preset)
+        rows: list[np.ndarray] = []
+        frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry))
+        with tqdm(total=total, desc="motion (steps)", unit="frame", disable=not progress, leave=False) as bar:
+            for _t, gray in frames:
+                rows.append(flow(gray))
+                bar.update(1)
+        f = np.stack(rows) if rows else np.zeros((0, flow.size), np.float32)
+        feats = GaitFeatures.from_rows(f, cfg.fps, (flow.rows, flow.cols))
+        feats.geometry = geometry[0] if geometry else None
+        return feats
+
+    def steps_from_features(self, feats) -> TimingResult:
+        """Footstep times, envelope and (centred) pan from gait features."""
+        from ._gait import GaitConfig, detect_steps
+
+        cfg = self.config
+        gcfg = GaitConfig(min_cadence=cfg.min_cadence, max_cadence=cfg.max_cadence)
+        if cfg.step_lead is not None:
+            gcfg.lead_walk = gcfg.lead_run = float(cfg.step_lead)
+        steps = detect_steps(feats, gcfg)
+        n_env = DEFAULT.n_frames(feats.duration)
+        t_env = np.arange(n_env) / DEFAULT.rate
+        env = np.zeros(n_env, np.float64)
+        # footsteps are much alike: the level varies gently with the bob (x0.6 .. x1 of step_level)
+        ref = float(steps.strength.max()) if len(steps.times) else 1.0
+        levels = cfg.step_level * np.clip(np.sqrt(steps.strength / ref), 0.6, 1.0) if len(steps.times) else []
+        span = cfg.step_attack + 12.0 * max(cfg.step_decay, cfg.step_tail)
+        for t_s, lv in zip(steps.times, levels):
+            i0 = max(0, int(np.floor((t_s - cfg.step_attack) * DEFAULT.rate)))
+            i1 = min(n_env, int(np.ceil((t_s + span) * DEFAULT.rate)) + 1)
+            if i1 <= i0:
+                continue
+            shape = impact_shape(t_env[i0:i1] - t_s, cfg.step_attack, cfg.step_decay, cfg.step_tail,
+                                 cfg.step_tail_share)
+            env[i0:i1] += (lv * shape) ** 2
+        env = np.sqrt(env)
+        envelope = Envelope(np.clip(env, 0.0, 1.0).astype(np.float32)[None], rate=DEFAULT.rate, start=0.0)
+        geom = getattr(feats, "geometry", None)
+        info = {
+            "mode": "steps",
+            "events": [round(float(t), 4) for t in steps.times],
+            "levels": [round(float(v), 4) for v in levels],
+            "strengths": [round(float(v), 4) for v in steps.strength],
+            "cadence": round(steps.cadence, 3),
+            "periodicity": round(steps.periodicity, 3),
+            "gait": steps.info,
+            "fps": feats.fps,
+            "frames": int(len(feats.cam_vy)),
+            "analysis_size": geom.size if geom else None,
+            "roi": geom.roi if geom else None,
+        }
+        log.info("motion timing (steps): %d steps in %.2f s, cadence %.2f/s", len(steps.times), feats.duration,
+                 steps.cadence)
+        return TimingResult(envelope=envelope, pan=np.zeros(n_env, np.float32), info=info)
 
     def features(
         self, video: str | Path, *, roi: tuple[int, int, int, int] | None = None, progress: bool = True
@@ -222,6 +323,7 @@ class MotionTiming:
         envelope = Envelope(np.clip(env, 0.0, 1.0).astype(np.float32)[None], rate=DEFAULT.rate, start=0.0)
         geom = feats.geometry
         info = {
+            "mode": "impacts",
             "events": [round(imp.time, 4) for imp in impacts],
             "levels": [round(imp.level, 4) for imp in impacts],
             "strengths": [round(imp.strength, 4) for imp in impacts],
@@ -377,6 +479,23 @@ class MotionTiming:
         t_feat = (np.arange(T) - 0.5) / feats.fps
         out = np.interp(t_env, t_feat, level, left=0.0, right=0.0)
         return out
+
+
+_STEP_WORDS = re.compile(
+    r"\b(foot ?steps?|steps?|stepping|walk(s|ed|ing|er|ers)?|run(s|ning|ner|ners)?|ran|jog(s|ged|ging|ger)?|"
+    r"stomp(s|ed|ing)?|march(es|ed|ing)?|strid(e|es|ing)|gait|hik(e|es|ed|ing)|sprint(s|ed|ing)?|"
+    r"tiptoe(s|d|ing)?|trudg(e|es|ed|ing)|pac(e|es|ed|ing)|treads?)\b"
+)
+# "running water", "a running engine": running that is not a gait
+_NOT_GAIT = re.compile(r"\brun(s|ning)? (water|tap|faucet|engine|motor|machine|stream|river)\b")
+
+
+def prompt_wants_steps(prompt: str | None) -> bool:
+    """Whether a prompt describes footsteps (walking, running, stomping, ...)."""
+    if not prompt:
+        return False
+    text = _NOT_GAIT.sub(" ", prompt.lower())
+    return bool(_STEP_WORDS.search(text))
 
 
 def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_share: float) -> np.ndarray:

@@ -1,0 +1,651 @@
+"""The studio's FastAPI app: a JSON API over one session's workspace plus the static page.
+
+Every route that touches files lives under ``/api/s/{sid}/`` where ``sid`` is the session's random
+id; files are addressed by ids and server-made names only. Errors come back as
+``{"error": "one sentence"}`` with a 4xx status (5xx only for bugs), which the page shows as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from .. import __version__
+from ..envelope import Envelope
+from ..errors import FolaiError
+from .backends import BackendCache, BackendOptions, NoLocalRender, affected_span, backend_table, presets
+from .edits import apply_edit
+from .jobs import Job, JobRunner, readable_error
+from .session import (
+    AUDIO_SUFFIXES,
+    VIDEO_SUFFIXES,
+    Limits,
+    ReferenceItem,
+    RenderItem,
+    Session,
+    SessionStore,
+    VideoItem,
+    display_name,
+    new_id,
+    suffix_of,
+    valid_id,
+)
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 44100
+PEAK_RATE = 125.0  # columns per second of the rendered-waveform overview drawn under the curve
+
+
+class TimingRequest(BaseModel):
+    backend: str = "motion"
+    roi: list[int] | None = Field(default=None, min_length=4, max_length=4)  # x, y, w, h in video pixels
+
+
+class RenderRequest(BaseModel):
+    synth: str = "sampler"
+    prompt: str | None = Field(default=None, max_length=500)
+    references: list[str] = Field(default_factory=list, max_length=64)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    pan: bool = False
+    partial: bool = True
+
+
+class UploadTooLarge(FolaiError):
+    pass
+
+
+def _static_dir() -> Path:
+    return Path(str(resources.files("folai.studio") / "static"))
+
+
+def _probe(path: Path) -> Any:
+    from ..media import probe_video
+
+    return probe_video(path)
+
+
+def _audio_seconds(path: Path) -> float:
+    from ..media import read_audio
+
+    a = read_audio(path, sr=16000, channels=1)
+    return a.shape[-1] / 16000.0
+
+
+def create_app(
+    video: str | Path | None = None,
+    *,
+    workspace: str | Path | None = None,
+    limits: Limits | None = None,
+    backend_options: BackendOptions | None = None,
+    allowed_hosts: tuple[str, ...] | None = None,
+) -> FastAPI:
+    """Build the studio app.
+
+    video: a video opened in every new session (given on the command line; read only, never written).
+    workspace: folder for the per-session workspaces (default: a new temporary folder, removed on
+        shutdown). allowed_hosts: Host header values accepted (``None``: any); the server passes the
+        loopback names when it listens on loopback, which blocks DNS-rebinding pages.
+    """
+    limits = limits or Limits()
+    opts = backend_options or BackendOptions()
+    start_video: tuple[Path, Any] | None = None
+    if video is not None:
+        from ..paths import check_input
+
+        vp = check_input(video, "video")
+        start_video = (vp.resolve(), _probe(vp))
+    own_root = workspace is None
+    root = Path(tempfile.mkdtemp(prefix="folai-studio-")) if own_root else Path(workspace)
+    store = SessionStore(root, limits)
+    jobs = JobRunner()
+    cache = BackendCache(opts)
+
+    def cleanup() -> None:
+        """Stop the jobs and delete the workspaces (idempotent; also run if the server never started)."""
+        jobs.shutdown()
+        store.close_all()
+        if own_root:
+            shutil.rmtree(root, ignore_errors=True)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        cleanup()
+
+    app = FastAPI(title="folai studio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.store = store
+    app.state.jobs = jobs
+    app.state.root = root
+    app.state.cleanup = cleanup
+
+    # ------------------------------------------------------------------ errors as one sentence
+    @app.exception_handler(FolaiError)
+    async def _folai_error(request: Request, e: FolaiError) -> JSONResponse:
+        status = 413 if isinstance(e, UploadTooLarge) else 400
+        return JSONResponse({"error": str(e)}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, e: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(e.detail)}, status_code=e.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in e.errors()[:3]:
+            where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return JSONResponse({"error": "bad request: " + "; ".join(parts)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, e: Exception) -> JSONResponse:
+        log.exception("studio request failed")
+        return JSONResponse({"error": readable_error(e)}, status_code=500)
+
+    # ------------------------------------------------------------------ host / origin checks
+    @app.middleware("http")
+    async def _guard(request: Request, call_next):
+        host = request.headers.get("host", "")
+        hostname = urlsplit("//" + host).hostname or ""
+        if allowed_hosts is not None and hostname not in allowed_hosts and host not in allowed_hosts:
+            return JSONResponse({"error": f"host '{host}' is not served here"}, status_code=403)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            origin = request.headers.get("origin")
+            if origin and origin != "null" and urlsplit(origin).netloc != host:
+                return JSONResponse({"error": "requests from other sites are refused"}, status_code=403)
+        return await call_next(request)
+
+    # ------------------------------------------------------------------ helpers
+    table_cache: dict[str, Any] = {}
+
+    def backends_now() -> dict[str, list[dict[str, Any]]]:
+        """The availability table, worked out once per server (importing a neural backend is slow)."""
+        if "table" not in table_cache:
+            table_cache["table"] = backend_table(opts)
+        return table_cache["table"]
+
+    def session(sid: str) -> Session:
+        try:
+            return store.get(sid)
+        except KeyError:
+            raise HTTPException(404, "unknown or expired session; reload the page") from None
+
+    def envelope_json(s: Session) -> dict[str, Any] | None:
+        env = s.envelope
+        if env is None:
+            return None
+        return {
+            "rate": env.rate,
+            "start": env.start,
+            "duration": env.duration,
+            "channels": env.channels,
+            "values": np.round(env.mono.astype(np.float64), 5).tolist(),
+            "events": [[round(t, 4), round(v, 5)] for t, v in env.events()],
+            "detected": [round(t, 4) for t in s.detected],
+            "can_undo": s.history.can_undo,
+            "can_redo": s.history.can_redo,
+            "version": s.version,
+        }
+
+    def state_json(s: Session) -> dict[str, Any]:
+        v = s.video
+        r = s.render
+        return {
+            "session": s.id,
+            "video": None
+            if v is None
+            else {
+                "name": v.name,
+                "duration": v.info.duration,
+                "fps": v.info.fps,
+                "width": v.info.width,
+                "height": v.info.height,
+                "url": f"/api/s/{s.id}/video",
+            },
+            "envelope": envelope_json(s),
+            "timing_backend": s.timing_backend,
+            "has_pan": s.pan is not None,
+            "references": [{"id": x.id, "name": x.name, "seconds": round(x.seconds, 3)} for x in s.references.values()],
+            "render": None
+            if r is None
+            else {
+                "url": f"/api/s/{s.id}/audio.wav?v={r.version}",
+                "version": r.version,
+                "envelope_version": r.key[-1],
+                "seconds": r.audio.shape[-1] / r.sample_rate,
+                "peak_rate": PEAK_RATE,
+                "peaks": np.round(_peaks(r.audio, r.sample_rate), 4).tolist(),
+            },
+            "export": f"/api/s/{s.id}/export" if s.export_path is not None else None,
+        }
+
+    async def receive(request: Request, dest: Path, max_bytes: int, what: str) -> int:
+        """Stream the raw request body to ``dest`` (in the workspace), stopping past ``max_bytes``."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise UploadTooLarge(f"the {what} is larger than the limit of {max_bytes / 2**20:.1f} MiB")
+        n = 0
+        try:
+            with open(dest, "wb") as f:
+                async for chunk in request.stream():
+                    n += len(chunk)
+                    if n > max_bytes:
+                        raise UploadTooLarge(f"the {what} is larger than the limit of {max_bytes / 2**20:.1f} MiB")
+                    f.write(chunk)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        if n == 0:
+            dest.unlink(missing_ok=True)
+            raise FolaiError(f"the {what} is empty")
+        return n
+
+    def open_video(s: Session, path: Path, name: str, info: Any, owned: bool) -> None:
+        if info.duration <= 0:
+            raise FolaiError(f"the video '{name}' has no duration")
+        if info.duration > limits.video_seconds:
+            raise FolaiError(
+                f"the video '{name}' is {info.duration:.0f} s long; the studio accepts up to {limits.video_seconds:.0f} s"
+            )
+        old = s.video
+        s.video = VideoItem(path=path, name=name, info=info, owned=owned)
+        if old is not None and old.owned and old.path != path:
+            old.path.unlink(missing_ok=True)
+        s.detected, s.pan, s.timing_backend, s.render, s.export_path = [], None, None, None, None
+        s.set_envelope(Envelope.zeros(info.duration), reset=True)
+
+    def new_session() -> Session:
+        s = store.create()
+        if start_video is not None:
+            path, info = start_video
+            with s.lock:
+                open_video(s, path, display_name(path.name), info, owned=False)
+        return s
+
+    # ------------------------------------------------------------------ page
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(_static_dir() / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "backends": backends_now(),
+            "presets": presets(),
+            "limits": {
+                "video_mib": limits.video_bytes / 2**20,
+                "audio_mib": limits.audio_bytes / 2**20,
+                "csv_mib": limits.csv_bytes / 2**20,
+                "video_seconds": limits.video_seconds,
+                "references": limits.max_references,
+            },
+            "video_types": list(VIDEO_SUFFIXES),
+            "audio_types": list(AUDIO_SUFFIXES),
+            "startup_video": None if start_video is None else display_name(start_video[0].name),
+        }
+
+    @app.post("/api/session")
+    def create_session() -> dict[str, Any]:
+        s = new_session()
+        with s.lock:
+            return state_json(s)
+
+    @app.get("/api/s/{sid}/state")
+    def get_state(sid: str) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            return state_json(s)
+
+    # ------------------------------------------------------------------ video
+    @app.post("/api/s/{sid}/video")
+    async def upload_video(sid: str, request: Request, name: str = "video.mp4") -> dict[str, Any]:
+        s = session(sid)
+        suffix = suffix_of(name, VIDEO_SUFFIXES, "the video file type")
+        dest = s.file(f"video-{new_id()}{suffix}")
+        await receive(request, dest, limits.video_bytes, "video")
+        try:
+            info = _probe(dest)
+            with s.lock:
+                open_video(s, dest, display_name(name), info, owned=True)
+                return state_json(s)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+
+    @app.get("/api/s/{sid}/video")
+    def get_video(sid: str) -> FileResponse:
+        s = session(sid)
+        if s.video is None:
+            raise HTTPException(404, "no video is open in this session")
+        return FileResponse(s.video.path, filename=s.video.name)
+
+    # ------------------------------------------------------------------ timing
+    @app.post("/api/s/{sid}/timing")
+    def run_timing(sid: str, req: TimingRequest) -> dict[str, Any]:
+        s = session(sid)
+        if s.video is None:
+            raise FolaiError("open a video first; the timing backends estimate the envelope from a video")
+        table = {b["name"]: b for b in backends_now()["timing"]}
+        if req.backend not in table:
+            raise FolaiError(f"unknown timing backend '{req.backend}'; choose one of: {', '.join(table)}")
+        if not table[req.backend]["available"]:
+            raise FolaiError(f"timing backend '{req.backend}' is unavailable: {table[req.backend]['reason']}")
+        video_path, duration = s.video.path, s.video.info.duration
+        roi = None
+        if req.roi is not None:
+            x, y, w, h = req.roi
+            W, H = s.video.info.width, s.video.info.height
+            if x < 0 or y < 0 or x + w > W or y + h > H:
+                raise FolaiError(f"the region must lie inside the {W}x{H} video, got x={x}, y={y}, w={w}, h={h}")
+            # the motion analysis (OpenCV DIS flow at <= 128 px wide) fails on flat strips: keep to shapes it handles
+            if min(w, h) < 16 or 3 * h < w:
+                raise FolaiError(
+                    f"the region {w}x{h} is too small or too flat; draw at least 16 px each way and no more than 3 times wider than tall"
+                )
+            roi = (x, y, w, h)
+
+        def work(job: Job) -> dict[str, Any]:
+            job.update(f"timing ({req.backend})")
+            result = cache.timing(req.backend).estimate(video_path, roi=roi, progress=True)
+            env = result.envelope
+            if env.start == 0:  # as the pipeline does: exactly the video's length
+                env = env.fit(duration)
+            events = []
+            for e in (result.info or {}).get("events", []) or []:
+                t = e[0] if isinstance(e, (tuple, list)) else e
+                events.append(float(t))
+            with s.lock:
+                if s.video is None or s.video.path != video_path:
+                    raise FolaiError("the video changed while the timing ran; run it again")
+                s.set_envelope(env)
+                s.detected = events
+                s.pan = None if result.pan is None else np.asarray(result.pan, dtype=np.float32)
+                s.pan_version += 1
+                s.timing_backend = req.backend
+            return {"events": len(events), "duration": duration}
+
+        return jobs.submit(s.id, "timing", work).to_json()
+
+    # ------------------------------------------------------------------ envelope
+    @app.get("/api/s/{sid}/envelope")
+    def get_envelope(sid: str) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            if s.envelope is None:
+                raise HTTPException(404, "there is no envelope yet; open a video or load an envelope CSV")
+            return envelope_json(s)
+
+    @app.post("/api/s/{sid}/edit")
+    def edit(sid: str, body: dict[str, Any]) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            if s.envelope is None:
+                raise FolaiError("there is no envelope to edit; open a video or load an envelope CSV first")
+            s.set_envelope(apply_edit(s.envelope, body))
+            return envelope_json(s)
+
+    @app.post("/api/s/{sid}/undo")
+    def undo(sid: str) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            s.history.undo()
+            s.version += 1
+            return envelope_json(s)
+
+    @app.post("/api/s/{sid}/redo")
+    def redo(sid: str) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            s.history.redo()
+            s.version += 1
+            return envelope_json(s)
+
+    @app.post("/api/s/{sid}/envelope.csv")
+    async def load_csv(sid: str, request: Request, name: str = "envelope.csv") -> dict[str, Any]:
+        s = session(sid)
+        suffix_of(name, (".csv",), "the envelope file type")
+        dest = s.file(f"upload-{new_id()}.csv")
+        await receive(request, dest, limits.csv_bytes, "envelope file")
+        try:
+            try:
+                text = dest.read_text()
+            except UnicodeDecodeError:
+                raise FolaiError(f"{display_name(name)}: not a text CSV file (expected header 'time_s,rms')") from None
+            env = Envelope.from_csv_string(text, name=display_name(name))
+        finally:
+            dest.unlink(missing_ok=True)
+        with s.lock:
+            s.set_envelope(env, reset=s.envelope is None)
+            return envelope_json(s)
+
+    @app.get("/api/s/{sid}/envelope.csv")
+    def save_csv(sid: str) -> Response:
+        s = session(sid)
+        with s.lock:
+            if s.envelope is None:
+                raise HTTPException(404, "there is no envelope yet")
+            text = s.envelope.to_csv_string()
+            stem = Path(s.video.name).stem if s.video else "folai"
+        return PlainTextResponse(
+            text,
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{_ascii(stem)}.envelope.csv"'},
+        )
+
+    # ------------------------------------------------------------------ references
+    @app.post("/api/s/{sid}/references")
+    async def add_reference(sid: str, request: Request, name: str = "reference.wav") -> dict[str, Any]:
+        s = session(sid)
+        suffix = suffix_of(name, AUDIO_SUFFIXES, "the reference recording type")
+        if len(s.references) >= limits.max_references:
+            raise FolaiError(f"at most {limits.max_references} reference recordings per session; remove one first")
+        rid = new_id()
+        dest = s.file(f"ref-{rid}{suffix}")
+        await receive(request, dest, limits.audio_bytes, "reference recording")
+        try:
+            seconds = _audio_seconds(dest)
+            if seconds <= 0:
+                raise FolaiError(f"the recording '{display_name(name)}' has no audio")
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        with s.lock:
+            s.references[rid] = ReferenceItem(rid, dest, display_name(name), seconds)
+            return state_json(s)
+
+    @app.delete("/api/s/{sid}/references/{rid}")
+    def delete_reference(sid: str, rid: str) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            item = s.references.pop(rid, None) if valid_id(rid) else None
+            if item is None:
+                raise HTTPException(404, "no such reference recording")
+            item.path.unlink(missing_ok=True)
+            return state_json(s)
+
+    # ------------------------------------------------------------------ render
+    @app.post("/api/s/{sid}/render")
+    def render(sid: str, req: RenderRequest) -> dict[str, Any]:
+        s = session(sid)
+        table = {b["name"]: b for b in backends_now()["synthesis"]}
+        if req.synth not in table:
+            raise FolaiError(f"unknown synthesis backend '{req.synth}'; choose one of: {', '.join(table)}")
+        if not table[req.synth]["available"]:
+            raise FolaiError(f"synthesis backend '{req.synth}' is unavailable: {table[req.synth]['reason']}")
+        with s.lock:
+            env = s.envelope
+            if env is None:
+                raise FolaiError("there is no envelope to render; open a video or load an envelope CSV first")
+            refs = []
+            for rid in req.references:
+                if rid not in s.references:
+                    raise FolaiError("a chosen reference recording is no longer in this session; choose again")
+                refs.append(s.references[rid].path)
+            duration = float(s.duration)
+            video_path = s.video.path if s.video else None
+            pan = s.pan if req.pan else None
+            pan_version = s.pan_version if req.pan else None
+            version = s.version
+        if req.pan and pan is None:
+            raise FolaiError("panning needs the motion position from a timing run; run the timing first")
+        prompt = (req.prompt or "").strip() or None
+        key = (req.synth, prompt, tuple(str(p) for p in refs), req.seed, pan_version, duration, str(video_path))
+
+        def work(job: Job) -> dict[str, Any]:
+            t_start = time.perf_counter()
+            job.update(f"rendering ({req.synth})")
+            pipe = cache.synth(req.synth)
+            pipe.check(prompt=prompt, references=refs)  # fail fast on an unknown prompt, a silent recording...
+            synth = pipe.synth
+            sr = int(getattr(synth, "sample_rate", SAMPLE_RATE))
+            kwargs: dict[str, Any] = dict(
+                duration=duration, prompt=prompt, references=refs, video=video_path, pan=pan, seed=req.seed, progress=True
+            )
+            with s.lock:
+                last = s.render
+            mode, span = "full", [0.0, duration]
+            audio = None
+            if req.partial and last is not None and last.key[:-1] == key and hasattr(synth, "render_span"):
+                span_kw = {k: v for k, v in kwargs.items() if k not in ("duration", "progress")}
+                try:
+                    changed = affected_span(synth, last.envelope, env, duration, **span_kw)
+                except NoLocalRender as e:
+                    log.info("full render: %s", e)
+                    changed = (0.0, duration)
+                if changed is None:
+                    mode, span, audio = "unchanged", None, last.audio
+                elif changed[1] - changed[0] < 0.9 * duration:
+                    t0, t1 = changed
+                    job.update(f"re-rendering {t0:.2f}-{t1:.2f} s ({req.synth})")
+                    seg = np.asarray(synth.render_span(env, t0, t1, **kwargs), dtype=np.float32)
+                    i0, i1 = int(round(t0 * sr)), int(round(t1 * sr))
+                    if seg.shape != (last.audio.shape[0], i1 - i0):
+                        raise FolaiError(
+                            f"the backend returned {seg.shape} samples for {t0:.3f}-{t1:.3f} s, expected {(last.audio.shape[0], i1 - i0)}"
+                        )
+                    audio = last.audio.copy()
+                    audio[:, i0:i1] = seg
+                    mode, span = "partial", [t0, t1]
+            if audio is None:
+                audio = np.asarray(pipe.render(env, **kwargs), dtype=np.float32)
+            from ..media import write_audio
+
+            with s.lock:
+                s.render_count += 1
+                n = s.render_count
+            path = s.file(f"render-{n}.wav")
+            if mode != "unchanged":
+                write_audio(path, audio, sr, subtype="PCM_16")
+            else:
+                path = last.path
+            with s.lock:
+                if (s.video.path if s.video else None) != video_path:
+                    if mode != "unchanged":
+                        path.unlink(missing_ok=True)
+                    raise FolaiError("another video was opened while this one rendered; render again")
+                old = s.render
+                s.render = RenderItem(audio, sr, env, key + (version,), path, n)
+                s.export_path = None
+                if old is not None and old.path != path:
+                    old.path.unlink(missing_ok=True)
+            return {
+                "mode": mode,
+                "span": span,
+                "seconds": round(time.perf_counter() - t_start, 3),
+                "url": f"/api/s/{s.id}/audio.wav?v={n}",
+            }
+
+        return jobs.submit(s.id, "render", work).to_json()
+
+    @app.get("/api/s/{sid}/audio.wav")
+    def get_audio(sid: str) -> FileResponse:
+        s = session(sid)
+        if s.render is None:
+            raise HTTPException(404, "nothing has been rendered yet")
+        stem = Path(s.video.name).stem if s.video else "folai"
+        return FileResponse(s.render.path, media_type="audio/wav", filename=f"{_ascii(stem)}.foley.wav")
+
+    # ------------------------------------------------------------------ export
+    @app.post("/api/s/{sid}/export")
+    def export(sid: str) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            if s.video is None:
+                raise FolaiError("open a video first; without a video, download the WAV instead")
+            if s.render is None:
+                raise FolaiError("render the audio first; export puts the last render onto the video")
+            video_path, audio, sr = s.video.path, s.render.audio, s.render.sample_rate
+        suffix = video_path.suffix.lower() if video_path.suffix.lower() in (".mp4", ".mov", ".mkv", ".m4v") else ".mkv"
+
+        def work(job: Job) -> dict[str, Any]:
+            from ..media import mux_audio
+
+            job.update("muxing the audio into the video")
+            out = s.file(f"export-{new_id()}{suffix}")
+            mux_audio(video_path, audio, out, sr=sr)
+            with s.lock:
+                if (s.video.path if s.video else None) != video_path:
+                    out.unlink(missing_ok=True)
+                    raise FolaiError("another video was opened while this one was exported; export again")
+                old = s.export_path
+                s.export_path = out
+                if old is not None:
+                    old.unlink(missing_ok=True)
+            return {"url": f"/api/s/{s.id}/export"}
+
+        return jobs.submit(s.id, "export", work).to_json()
+
+    @app.get("/api/s/{sid}/export")
+    def get_export(sid: str) -> FileResponse:
+        s = session(sid)
+        if s.export_path is None or s.video is None:
+            raise HTTPException(404, "nothing has been exported yet")
+        stem = Path(s.video.name).stem
+        return FileResponse(s.export_path, filename=f"{_ascii(stem)}.foley{s.export_path.suffix}")
+
+    # ------------------------------------------------------------------ jobs
+    @app.get("/api/s/{sid}/jobs/{jid}")
+    def get_job(sid: str, jid: str) -> dict[str, Any]:
+        s = session(sid)
+        try:
+            return jobs.get(s.id, jid).to_json() if valid_id(jid) else _no_job()
+        except KeyError:
+            return _no_job()
+
+    return app
+
+
+def _peaks(audio: np.ndarray, sr: int, rate: float = PEAK_RATE) -> np.ndarray:
+    """(C, N) audio -> (ceil(N * rate / sr),) max |sample| per column (the overview drawn in the page)."""
+    a = np.abs(audio).max(axis=0) if audio.ndim == 2 else np.abs(audio)
+    if a.size == 0:
+        return np.zeros(0, np.float32)
+    hop = sr / rate
+    starts = np.unique(np.round(np.arange(int(np.ceil(a.size / hop))) * hop).astype(np.int64))
+    return np.maximum.reduceat(a, starts[starts < a.size]).astype(np.float32)
+
+
+def _no_job() -> dict[str, Any]:
+    raise HTTPException(404, "no such job")
+
+
+def _ascii(stem: str) -> str:
+    out = "".join(ch if (ch.isascii() and (ch.isalnum() or ch in "-_.")) else "_" for ch in stem)
+    return out.strip(".") or "folai"

@@ -1,0 +1,95 @@
+"""Run the studio app with uvicorn on a socket bound here (so the real port is known up front)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from typing import Any
+
+from ..errors import FolaiError, require
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def is_loopback(host: str) -> bool:
+    """True for loopback addresses and 'localhost'."""
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class StudioServer:
+    """The studio on ``host:port`` (port 0: any free port; read ``.port`` / ``.url`` after binding).
+
+    On a loopback host only loopback Host headers are accepted (a defence against DNS rebinding).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **app_options: Any) -> None:
+        require("fastapi", "studio")
+        uvicorn = require("uvicorn", "studio")
+        from .app import create_app
+
+        self.host = host
+        family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError as e:
+            sock.close()
+            raise FolaiError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or --host") from None
+        self.sock = sock
+        self.port = sock.getsockname()[1]
+        if is_loopback(host):
+            app_options.setdefault("allowed_hosts", LOOPBACK_NAMES)
+        self.app = create_app(**app_options)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
+        self.server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        h = self.host if ":" not in self.host.strip("[]") else f"[{self.host.strip('[]')}]"
+        return f"http://{h}:{self.port}/"
+
+    def serve_forever(self) -> None:
+        """Serve until interrupted (Ctrl+C); the workspace is removed however it ends."""
+        try:
+            self.server.run(sockets=[self.sock])
+        finally:
+            self.app.state.cleanup()
+            self.sock.close()
+
+    def start(self, timeout: float = 20.0) -> "StudioServer":
+        """Serve in a background thread; return once it accepts connections."""
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self._thread.start()
+        ready = threading.Event()
+        import time
+
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.server.started:
+                ready.set()
+                break
+            time.sleep(0.05)
+        if not ready.is_set():
+            raise FolaiError("the studio server did not start in time")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.app.state.cleanup()
+        self.sock.close()
+
+    def __enter__(self) -> "StudioServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
