@@ -512,3 +512,16 @@ def test_audio_mux_streamed_in_chunks_equals_one_write(tmp_path):
             m.write(x[:, :1000])
             raise RuntimeError("stop")
     assert sorted(f.name for f in tmp_path.iterdir() if f.name.startswith((".bad", "bad"))) == []
+
+
+def test_mux_of_a_large_source_reads_it_twice_with_the_same_result(tmp_path, monkeypatch):
+    import folai.media as media_mod
+
+    hv = make_hit_video(tmp_path / "in.mp4", duration=1.5, hit_times=[0.5], channels=2)
+    tone = make_tone(1.5, 44100, channels=2)
+    held = mux_audio(hv.path, tone, tmp_path / "held.mkv", sr=44100, keep_existing=True)
+    monkeypatch.setattr(media_mod, "_HOLD_PACKETS_BYTES", 0)  # every source counts as large
+    streamed = mux_audio(hv.path, tone, tmp_path / "streamed.mkv", sr=44100, keep_existing=True)
+    for kind in ("video", "audio"):
+        assert [p[0] for p in _packets(streamed, kind)] == [p[0] for p in _packets(held, kind)]
+    assert _stream_kinds(streamed) == _stream_kinds(held)
