@@ -174,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     if ten:
         print(f"  clips of 10 s or more: generate / decode wall ratio mean {np.mean([r[0] for r in ten]):.2f}, "
               f"worst {max(r[0] for r in ten):.2f} (target <= 2.5); cpu ratio mean {np.mean([r[1] for r in ten]):.2f}")
-    print("  stages: timing = stage 1 (decode + optical flow); synthesis = rendering + WAV; encode = AAC in a "
-          "writer thread, alongside synthesis; mux = what is left after the last chunk")
+    print("  stages: timing = stage 1 (decode + optical flow); synthesis = rendering (WAV/CSV written by a thread "
+          "alongside); encode = AAC thread, alongside synthesis; mux = what is left after the plot")
     try:
         import os
 
