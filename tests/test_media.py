@@ -433,3 +433,95 @@ def test_cli_errors_one_line(tmp_path, capsys, argv, msg):
     assert err.count("\n") == 1 and msg in err and "Traceback" not in err
     assert err.startswith(f"folai {argv[0]}: error: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_luma_mode_and_crop(tmp_path):
+    import av
+
+    hv = make_hit_video(tmp_path / "v.mp4", duration=1.0, hit_times=[0.5], size=(160, 120))
+    with av.open(str(hv.path)) as c:
+        f0 = next(c.decode(video=0))
+        plane = f0.planes[0]
+        y0 = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: f0.height, : f0.width].copy()
+    out = list(iter_video_frames(hv.path, fps=30, gray="luma"))
+    assert len(out) == 30 and [round(t, 6) for t, _ in out] == [round(t, 6) for t, _ in iter_video_frames(hv.path)]
+    assert np.array_equal(out[0][1], y0)  # the decoded luma plane itself, no range conversion
+    _, small = next(iter_video_frames(hv.path, fps=30, gray="luma", size=(40, 30)))
+    assert small.shape == (30, 40) and abs(float(small.mean()) - float(y0.mean())) < 2
+    _, part = next(iter_video_frames(hv.path, fps=30, gray="luma", crop=(10, 20, 50, 40)))
+    assert np.array_equal(part, y0[20:60, 10:60])
+    _, part_rgb = next(iter_video_frames(hv.path, fps=30, crop=(150, 100, 40, 40)))  # clipped to the picture
+    assert part_rgb.shape == (20, 10, 3)
+    with pytest.raises(ValueError, match="outside"):
+        next(iter_video_frames(hv.path, gray="luma", crop=(200, 10, 10, 10)))
+    with pytest.raises(ValueError, match="gray"):
+        next(iter_video_frames(hv.path, gray="y"))
+
+
+def test_crop_is_in_display_pixels_of_a_rotated_video(tmp_path):
+    w, h = 64, 48
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:16, :16] = 255  # stored top-left: displayed top-right after a 90 degree turn
+    path = make_video(tmp_path / "rot.mp4", [img] * 6, fps=30, rotation=90)
+    _, right = next(iter_video_frames(path, fps=30, gray="luma", crop=(h - 16, 0, 16, 16)))
+    _, left = next(iter_video_frames(path, fps=30, gray="luma", crop=(0, 0, 16, 16)))
+    assert right.shape == left.shape == (16, 16)
+    assert right[2:-2, 2:-2].mean() > 200 and left.mean() < 40
+
+
+def test_probe_is_remembered_until_the_file_changes(tmp_path):
+    p = tmp_path / "v.mp4"
+    make_static_video(p, duration=1.0)
+    a = probe_video(p)
+    a.width = -1  # callers get copies
+    assert probe_video(p).width > 0
+    import os
+    import shutil
+
+    make_static_video(tmp_path / "w.mp4", duration=2.0)
+    shutil.copy(tmp_path / "w.mp4", p)
+    os.utime(p, ns=(1, 1))
+    assert probe_video(p).duration == pytest.approx(2.0, abs=0.1)
+
+
+def test_audio_mux_streamed_in_chunks_equals_one_write(tmp_path):
+    from folai.media import AudioMux
+
+    hv = make_hit_video(tmp_path / "in.mp4", duration=2.0, hit_times=[0.5, 1.4])
+    c = np.asarray(make_clicks(2.5, 44100, [0.3, 1.1, 1.7], kind="click"), np.float32).reshape(-1)
+    x = np.stack([c, 0.5 * c])
+    outs = []
+    for name, sizes in (("one", [x.shape[1]]), ("chunks", [1000, 88200, 5, 30000])):
+        o = tmp_path / f"{name}.mp4"
+        with AudioMux(hv.path, o, 44100, channels=2) as m:
+            assert m.n_samples == 88200
+            pos = 0
+            for n in sizes:
+                m.write(x[:, pos : pos + n])
+                pos += n
+        outs.append(o)
+    assert [p[0] for p in _packets(outs[0], "audio")] == [p[0] for p in _packets(outs[1], "audio")]
+    assert [p[0] for p in _packets(outs[1])] == [p[0] for p in _packets(hv.path)]  # video copied as is
+    a = read_audio(outs[1], 44100, channels=None)
+    assert a.shape == (2, 88200)
+    # an error inside the block aborts the mux; under atomic_output nothing is left behind
+    from folai.paths import atomic_output
+
+    with pytest.raises(RuntimeError, match="stop"):
+        with atomic_output(tmp_path / "bad.mp4") as tmp, AudioMux(hv.path, tmp, 44100) as m:
+            m.write(x[:, :1000])
+            raise RuntimeError("stop")
+    assert sorted(f.name for f in tmp_path.iterdir() if f.name.startswith((".bad", "bad"))) == []
+
+
+def test_mux_of_a_large_source_reads_it_twice_with_the_same_result(tmp_path, monkeypatch):
+    import folai.media as media_mod
+
+    hv = make_hit_video(tmp_path / "in.mp4", duration=1.5, hit_times=[0.5], channels=2)
+    tone = make_tone(1.5, 44100, channels=2)
+    held = mux_audio(hv.path, tone, tmp_path / "held.mkv", sr=44100, keep_existing=True)
+    monkeypatch.setattr(media_mod, "_HOLD_PACKETS_BYTES", 0)  # every source counts as large
+    streamed = mux_audio(hv.path, tone, tmp_path / "streamed.mkv", sr=44100, keep_existing=True)
+    for kind in ("video", "audio"):
+        assert [p[0] for p in _packets(streamed, kind)] == [p[0] for p in _packets(held, kind)]
+    assert _stream_kinds(streamed) == _stream_kinds(held)

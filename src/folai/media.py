@@ -20,6 +20,7 @@ Every problem with an input raises :class:`folai.errors.MediaError` with one sen
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -42,6 +43,7 @@ __all__ = [
     "audio_info",
     "write_audio",
     "mux_audio",
+    "AudioMux",
     "strip_audio",
     "MUX_CONTAINERS",
 ]
@@ -195,12 +197,44 @@ class VideoInfo:
     audio_rate: int | None
 
 
+# probe_video results of recently probed files, keyed by (path, size, mtime, inode): the pipeline
+# and the timing stage ask about the same file; a changed file is probed again
+_PROBE_CACHE: dict[tuple, VideoInfo] = {}
+_PROBE_CACHE_SIZE = 16
+
+
+def _file_key(p: Path) -> tuple | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Size, frame rate, duration, rotation and audio presence of a video.
 
     Decodes the first frame (to read rotation side data and to check the stream is decodable).
     Raises :class:`MediaError` for missing/non-media files, no video stream or zero duration.
+    The answer for an unchanged file (same size, modification time and inode) is remembered, so
+    asking again is free.
     """
+    key = _file_key(Path(path))
+    hit = _PROBE_CACHE.get(key) if key is not None else None
+    if hit is not None:
+        return dataclasses.replace(hit)
+    info = _probe_video(path)
+    if key is not None:
+        if len(_PROBE_CACHE) >= _PROBE_CACHE_SIZE:
+            _PROBE_CACHE.pop(next(iter(_PROBE_CACHE)))
+        _PROBE_CACHE[key] = info
+    return dataclasses.replace(info)
+
+
+probe_video.cache_clear = _PROBE_CACHE.clear  # type: ignore[attr-defined]  # forget all answers
+
+
+def _probe_video(path: str | os.PathLike) -> VideoInfo:
     p, container = _open(path, "video")
     try:
         vs = _video_stream(container, p)
@@ -268,13 +302,111 @@ def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int, s
     return arr
 
 
+# pixel formats whose first plane is the 8-bit luma picture at full resolution
+_LUMA_FORMATS = {
+    "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
+    "yuv411p", "yuv410p", "nv12", "nv21", "nv16", "gray", "yuva420p", "yuva422p", "yuva444p",
+}
+
+
+def _luma_plane(frame) -> np.ndarray:
+    """(H, W) uint8 luma of a decoded frame: a zero-copy view of its Y plane when it has one,
+    else libswscale's grey conversion."""
+    if frame.format.name in _LUMA_FORMATS:
+        plane = frame.planes[0]
+        buf = np.frombuffer(plane, np.uint8)
+        return buf.reshape(-1, plane.line_size)[: frame.height, : frame.width]
+    arr = frame.to_ndarray(format="gray")
+    return arr[..., 0] if arr.ndim == 3 else arr
+
+
+def _rect_in_source(rect: tuple[int, int, int, int], rot_cw: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """A display-space rectangle (x, y, w, h) in the unrotated picture's coordinates (``w`` x ``h``
+    is the unrotated picture's size)."""
+    x, y, rw, rh = rect
+    pts = []
+    for cx, cy in ((x, y), (x + rw, y), (x, y + rh), (x + rw, y + rh)):
+        if rot_cw == 0:
+            pts.append((cx, cy))
+        elif rot_cw == 90:  # display (cx, cy) <- source (cy, h - cx)
+            pts.append((cy, h - cx))
+        elif rot_cw == 180:
+            pts.append((w - cx, h - cy))
+        else:  # 270
+            pts.append((w - cy, cx))
+    xs = [q[0] for q in pts]
+    ys = [q[1] for q in pts]
+    return int(min(xs)), int(min(ys)), int(max(xs) - min(xs)), int(max(ys) - min(ys))
+
+
+def _resize(arr: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Resize an (H, W[, 3]) uint8 picture to (h, w): area averaging when shrinking (OpenCV)."""
+    if (arr.shape[1], arr.shape[0]) == (w, h):
+        return arr.copy() if arr.base is not None else arr  # never a view of the decoder's buffer
+    import cv2
+
+    shrink = w * h < arr.shape[1] * arr.shape[0]
+    return cv2.resize(arr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+class _Converter:
+    """Decoded frame -> output array, set up from the first frame (rotation, pixel aspect, crop)."""
+
+    def __init__(self, frame, stream, p: Path, size, gray, crop) -> None:
+        self.rot = rot = _rotation_cw(frame, stream)
+        self.sar = sar = _sar(stream)
+        self.gray = gray
+        w0, h0 = frame.width, frame.height
+        pre_w = max(1, int(round(w0 * sar)))  # display width before rotation
+        dw, dh = (h0, pre_w) if rot in (90, 270) else (pre_w, h0)
+        self.src = None  # (x, y, w, h) of the coded picture to use, None: all of it
+        if crop is not None:
+            x, y, cw, ch = (int(v) for v in crop)
+            x0, y0, x1, y1 = max(0, x), max(0, y), min(dw, x + cw), min(dh, y + ch)
+            if x1 - x0 < 1 or y1 - y0 < 1:
+                raise ValueError(f"crop {x},{y},{cw},{ch} lies outside the {dw}x{dh} picture of {p}")
+            crop = (x0, y0, x1 - x0, y1 - y0)
+            sx, sy, sw, sh = _rect_in_source(crop, rot, pre_w, h0)
+            if sar != 1:
+                sx1 = int(round((sx + sw) / sar))
+                sx = int(round(sx / sar))
+                sw = max(1, sx1 - sx)
+            if (sx, sy, sw, sh) != (0, 0, w0, h0):
+                self.src = (sx, sy, sw, sh)
+            if size is None:
+                size = (crop[2], crop[3])
+        self.size = size
+        out_w, out_h = size if size is not None else (dw, dh)
+        self.target = (int(out_h), int(out_w)) if rot in (90, 270) else (int(out_w), int(out_h))  # before rotation
+        self.fast = gray == "luma" or self.src is not None
+
+    def __call__(self, frame) -> np.ndarray:
+        if not self.fast:
+            return _frame_to_array(frame, self.size, bool(self.gray), self.rot, self.sar)
+        if self.gray == "luma":
+            arr = _luma_plane(frame)
+        else:
+            fmt = "gray" if self.gray else "rgb24"
+            arr = frame.to_ndarray(format=fmt)
+            if self.gray and arr.ndim == 3:
+                arr = arr[..., 0]
+        if self.src is not None:
+            sx, sy, sw, sh = self.src
+            arr = arr[sy : sy + sh, sx : sx + sw]
+        arr = _resize(arr, *self.target)
+        if self.rot:
+            arr = np.ascontiguousarray(np.rot90(arr, k=-(self.rot // 90)))
+        return arr
+
+
 def iter_video_frames(
     path: str | os.PathLike,
     fps: float = 30.0,
     size: tuple[int, int] | None = None,
     start: float = 0.0,
     end: float | None = None,
-    gray: bool = False,
+    gray: bool | str = False,
+    crop: tuple[int, int, int, int] | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream frames at a fixed rate, chosen by timestamp.
 
@@ -282,10 +414,15 @@ def iter_video_frames(
         path: any video PyAV opens.
         fps: output frame rate.
         size: ``(w, h)`` display size of the output frames (after rotation); default: the
-            video's display size (non-square pixels are scaled to square ones).
+            video's display size (non-square pixels are scaled to square ones), or the crop's size.
         start: seconds; the first output frame is at ``start`` (the decoder seeks there).
         end: seconds (exclusive); default: the end of the video stream.
-        gray: return ``(H, W)`` luma instead of ``(H, W, 3)`` RGB.
+        gray: ``False``: ``(H, W, 3)`` RGB. ``True``: ``(H, W)`` grey (full range, libswscale).
+            ``"luma"``: ``(H, W)`` luma plane exactly as decoded (no colour or range conversion;
+            video-range sources keep their 16-235 levels), shrunk by area averaging (OpenCV): the
+            cheapest picture there is, for motion analysis.
+        crop: ``(x, y, w, h)`` rectangle in display pixels (after rotation) to keep, before
+            resizing to ``size``; clipped to the picture (``ValueError`` if it misses it).
 
     Yields:
         ``(t, frame)``: ``t = start + k / fps`` and the source frame shown at ``t`` (the last
@@ -313,7 +450,6 @@ def iter_video_frames(
         header_end = _stream_end(container, vs, origin)
         src_rate = vs.average_rate or vs.guessed_rate
         src_dt = 1.0 / float(src_rate) if src_rate else 1.0 / 30.0
-        sar = _sar(vs)
         tol = min(max(_TIME_TOL, 0.5 * float(tb) if tb else 0.0), 0.25 / fps)
         if start > 0 and tb:
             try:
@@ -326,15 +462,17 @@ def iter_video_frames(
         prev = None  # the last decoded source frame (kept as an AVFrame; converted when emitted)
         prev_t = None
         last_dur = src_dt
-        rot = None
+        conv = None
         n_decoded = 0
+        if gray not in (False, True, "luma"):
+            raise ValueError(f"gray must be False, True or 'luma', got {gray!r}")
 
         def emit(frame):
             # every output gets its own array, also when a source frame repeats (upsampling)
-            nonlocal rot
-            if rot is None:
-                rot = _rotation_cw(frame, vs)
-            return _frame_to_array(frame, size, gray, rot, sar)
+            nonlocal conv
+            if conv is None:
+                conv = _Converter(frame, vs, p, size, gray, crop)
+            return conv(frame)
 
         demux = container.demux(vs)
         while True:
@@ -397,10 +535,11 @@ def read_video_frames(
     size: tuple[int, int] | None = None,
     start: float = 0.0,
     end: float | None = None,
-    gray: bool = False,
+    gray: bool | str = False,
+    crop: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
     """All frames of :func:`iter_video_frames` as one array ``(T, H, W, 3)`` (or ``(T, H, W)``) uint8."""
-    frames = [f for _, f in iter_video_frames(path, fps=fps, size=size, start=start, end=end, gray=gray)]
+    frames = [f for _, f in iter_video_frames(path, fps=fps, size=size, start=start, end=end, gray=gray, crop=crop)]
     return np.stack(frames)
 
 
@@ -696,31 +835,71 @@ class _DtsFixer:
         return out
 
 
-def _video_span(p: Path, container, vs) -> tuple[Fraction, Fraction]:
-    """(first pts, end) of the video stream in seconds (stream time), from its packets.
+# a source video up to this size has its packets read once and kept in memory for the copy;
+# larger ones are read twice (a span check, then the copy) so memory stays flat
+_HOLD_PACKETS_BYTES = 128 * 1024 * 1024
 
-    Raises MediaError when there are no frames or the packets stop well before the header's end
-    (a truncated file)."""
-    tb = vs.time_base
-    demux = container.demux(vs)
-    first = last_end = None
-    for pkt in demux:
-        if pkt.size == 0 or pkt.pts is None:
-            continue
-        s = pkt.pts * tb
-        e = (pkt.pts + (pkt.duration or 0)) * tb
-        first = s if first is None else min(first, s)
-        last_end = e if last_end is None else max(last_end, e)
-    if first is None or last_end is None or last_end <= first:
-        raise MediaError(f"{p} has zero duration: its video stream contains no frames.")
-    origin = _origin(container)
-    header_end = _stream_end(container, vs, origin)
-    got = float(last_end) - origin
-    if header_end is not None and got < header_end - max(_TRUNC_ABS, _TRUNC_REL * header_end):
-        raise MediaError(
-            f"{p} is truncated: its video stops at {got:.2f} s but the file says {header_end:.2f} s."
-        )
-    return first, last_end
+
+class _SourcePackets:
+    """The packets of a source video to copy (its video stream, and its audio streams if kept),
+    checked on the way: the video's first pts and end (stream time, seconds), no frames or a
+    truncated stream raise :class:`MediaError`."""
+
+    def __init__(self, video: str | os.PathLike, keep_existing: bool = False) -> None:
+        av = _av()
+        self.path, self.container = _open(video, "video")
+        p, cin = self.path, self.container
+        try:
+            self.vs = vs = _video_stream(cin, p)
+            self.keep = list(cin.streams.audio) if keep_existing else []
+            hold = p.stat().st_size <= _HOLD_PACKETS_BYTES
+            self.packets: list | None = [] if hold else None
+            tb = vs.time_base
+            first = last_end = None
+            for pkt in cin.demux([vs, *self.keep] if hold else [vs]):
+                if pkt.size == 0:
+                    continue
+                if hold:
+                    self.packets.append(pkt)
+                if pkt.stream.index != vs.index or pkt.pts is None:
+                    continue
+                s0 = pkt.pts * tb
+                e = (pkt.pts + (pkt.duration or 0)) * tb
+                first = s0 if first is None else min(first, s0)
+                last_end = e if last_end is None else max(last_end, e)
+            if first is None or last_end is None or last_end <= first:
+                raise MediaError(f"{p} has zero duration: its video stream contains no frames.")
+            origin = _origin(cin)
+            header_end = _stream_end(cin, vs, origin)
+            got = float(last_end) - origin
+            if header_end is not None and got < header_end - max(_TRUNC_ABS, _TRUNC_REL * header_end):
+                raise MediaError(
+                    f"{p} is truncated: its video stops at {got:.2f} s but the file says {header_end:.2f} s."
+                )
+            self.first, self.end = first, last_end
+            if not hold:  # read again for the copy, from the start
+                cin.close()
+                self.path, self.container = _open(p, "video")
+                self.vs = _video_stream(self.container, p)
+                self.keep = list(self.container.streams.audio) if keep_existing else []
+        except av.error.FFmpegError as e:
+            self.close()
+            raise MediaError(f"reading {p} failed ({_reason(e)}); the file is truncated or corrupt.") from e
+        except BaseException:
+            self.close()
+            raise
+
+    def __iter__(self):
+        if self.packets is not None:
+            yield from self.packets
+            return
+        for pkt in self.container.demux([self.vs, *self.keep]):
+            if pkt.size:
+                yield pkt
+
+    def close(self) -> None:
+        self.packets = None
+        self.container.close()
 
 
 def _float_to_frame(chunk: np.ndarray, fmt: str, layout: str):
@@ -741,24 +920,6 @@ def _float_to_frame(chunk: np.ndarray, fmt: str, layout: str):
     if not planar:
         data = data.T.reshape(1, -1)
     return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout=layout)
-
-
-def _encode_audio_packets(stream, audio: np.ndarray, sr: int, pts0: int) -> list:
-    """Encode (C, N) float32 into packets of ``stream`` (time base 1/sr), first sample at pts0."""
-    cc = stream.codec_context
-    fmt = cc.format.name
-    layout = cc.layout.name
-    block = cc.frame_size or 4096
-    packets = []
-    n = audio.shape[1]
-    for s0 in range(0, n, block):
-        frame = _float_to_frame(audio[:, s0 : s0 + block], fmt, layout)
-        frame.sample_rate = sr
-        frame.time_base = Fraction(1, sr)
-        frame.pts = pts0 + s0
-        packets.extend(stream.encode(frame))
-    packets.extend(stream.encode(None))
-    return packets
 
 
 def _prepare_audio(audio, sr: int | None) -> tuple[np.ndarray, int]:
@@ -787,6 +948,231 @@ def _copy_stream_tags(src, dst) -> None:
             dst.metadata[key] = value
 
 
+class AudioMux:
+    """Write ``out``: the video stream of ``video`` copied packet for packet plus a new audio track
+    whose samples arrive chunk by chunk.
+
+    ::
+
+        with AudioMux("in.mp4", "out.mp4", sr=44100, channels=2) as m:   # reads in.mp4's packets
+            for chunk in chunks:                                       # (C, n) float32 each
+                m.write(chunk)                                         # encoded as it arrives
+        # leaving the block finishes out.mp4 (an exception instead leaves it unfinished)
+
+    The source is read and the encoder opened in the constructor, so a mux can be prepared while
+    the audio is still being computed; each :meth:`write` encodes at once (PyAV releases the GIL,
+    so a writer thread overlaps with the code producing the audio). The audio is trimmed or
+    zero-padded to the video stream's duration (:attr:`n_samples` samples) and starts with the
+    first video frame. ``out`` is written where it is: :func:`mux_audio` is the atomic,
+    whole-array entry point. ``sr=None`` writes no audio track (:func:`strip_audio`).
+    ``fast=True`` encodes AAC with FFmpeg's fast coder (same bit rate, about half the CPU time of
+    the default two-loop search).
+
+    Raises:
+        MediaError: the source has no frames, is truncated or corrupt; ``out`` cannot take the
+            codec or the streams.
+    """
+
+    def __init__(
+        self,
+        video: str | os.PathLike,
+        out: str | os.PathLike,
+        sr: int | None = None,
+        *,
+        channels: int = 2,
+        codec: str | None = None,
+        keep_existing: bool = False,
+        fast: bool = False,
+        _source: _SourcePackets | None = None,
+    ) -> None:
+        av = _av()
+        self.out = Path(out)
+        fmt = _out_format(self.out)
+        self.sr = None if sr is None else int(sr)
+        self.channels = int(channels)
+        if self.sr is not None:
+            codec = codec or _MUX_AUDIO_CODECS[fmt][0]
+            if codec not in _MUX_AUDIO_CODECS[fmt]:
+                raise MediaError(
+                    f"audio codec {codec!r} cannot be written to a {self.out.suffix} file; use one of "
+                    f"{', '.join(_MUX_AUDIO_CODECS[fmt])}."
+                )
+            if codec in ("aac", "mp3", "libopus") and self.sr not in _AAC_RATES or codec == "libopus" and self.sr != 48000:
+                raise ValueError(f"{codec} cannot be encoded at {self.sr} Hz; resample first (mux_audio does)")
+            if self.channels not in (1, 2):
+                raise ValueError(f"channels must be 1 or 2, got {channels}")
+        self.codec = codec
+        self._src = _source if _source is not None else _SourcePackets(video, keep_existing)
+        src = self._src
+        p, cin, vs = src.path, src.container, src.vs
+        self.duration = float(src.end - src.first)
+        self.n_samples = int(round(self.duration * self.sr)) if self.sr is not None else 0
+        self._have = 0  # samples taken so far (after trimming)
+        self._buf: list[np.ndarray] = []  # samples not yet encoded (less than one block)
+        self._buffered = 0
+        self._pending: list = []  # encoded audio packets, muxed in order with the video at the end
+        self._done = False
+        self._cout = None
+        try:
+            self._cout = cout = av.open(str(self.out), "w", format=fmt)
+            ovs = cout.add_stream_from_template(vs)
+            cout.metadata.update(cin.metadata)
+            _copy_stream_tags(vs, ovs)
+            self._omap = {vs.index: ovs}
+            for s in src.keep:
+                try:
+                    self._omap[s.index] = cout.add_stream_from_template(s)
+                    _copy_stream_tags(s, self._omap[s.index])
+                except Exception as e:
+                    raise MediaError(
+                        f"the existing {s.codec_context.name} audio of {p} cannot be kept in a {self.out.suffix} file ({_reason(e)})."
+                    ) from e
+            self._oas = None
+            if self.sr is not None:
+                layout = "mono" if self.channels == 1 else "stereo"
+                opts = {"aac_coder": "fast"} if fast and codec == "aac" else None
+                oas = cout.add_stream(codec, rate=self.sr, layout=layout, options=opts)
+                if codec == "aac":
+                    oas.bit_rate = 96_000 * self.channels + 64_000
+                oas.time_base = Fraction(1, self.sr)
+                self._oas = oas
+                self._pts0 = int(round(float(src.first) * self.sr))
+                self._block = 4096
+                log.info("muxing %d Hz %s audio (%.3f s) onto %s", self.sr, codec, self.n_samples / self.sr, p)
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, av.error.FFmpegError):
+                raise MediaError(f"writing {self.out} failed ({_reason(e)}); its streams do not fit a {self.out.suffix} file.") from e
+            raise
+
+    # ------------------------------------------------------------------ audio in
+    def write(self, audio: np.ndarray) -> None:
+        """Append ``(C, n)`` float samples at ``sr`` (C >= ``channels``: the first ones are used;
+        mono is repeated to stereo). Samples past :attr:`n_samples` are dropped."""
+        if self._oas is None:
+            raise ValueError("this mux has no audio track (sr=None)")
+        x = np.asarray(audio, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None]
+        if x.shape[0] != self.channels:
+            x = x[: self.channels] if x.shape[0] > self.channels else np.repeat(x[:1], self.channels, axis=0)
+        x = x[:, : max(0, self.n_samples - self._have)]
+        if x.shape[1] == 0:
+            return
+        if self.codec not in ("pcm_f32le", "flac"):
+            x = np.clip(x, -1.0, 1.0)
+        self._have += x.shape[1]
+        self._buf.append(x)
+        self._buffered += x.shape[1]
+        if self._buffered >= self._block:
+            self._encode(final=False)
+
+    def _encode(self, final: bool) -> None:
+        av = _av()
+        x = np.concatenate(self._buf, axis=1) if len(self._buf) > 1 else self._buf[0]
+        n = x.shape[1] if final else x.shape[1] // self._block * self._block
+        cc = self._oas.codec_context
+        fmt, layout = cc.format.name, cc.layout.name
+        pos = self._have - self._buffered  # index of x[:, 0] in the track
+        try:
+            for s0 in range(0, n, self._block):
+                frame = _float_to_frame(x[:, s0 : s0 + self._block], fmt, layout)
+                frame.sample_rate = self.sr
+                frame.time_base = Fraction(1, self.sr)
+                frame.pts = self._pts0 + pos + s0
+                self._pending.extend(self._oas.encode(frame))
+        except av.error.FFmpegError as e:
+            raise MediaError(f"encoding {self.codec} audio for {self.out} failed ({_reason(e)}).") from e
+        rest = x[:, n:]
+        self._buf = [rest] if rest.shape[1] else []
+        self._buffered = rest.shape[1]
+
+    # ------------------------------------------------------------------ finishing
+    def close(self) -> Path:
+        """Pad the audio to the video's length, mux everything into ``out`` and close it."""
+        if self._done:
+            return self.out
+        av = _av()
+        src, cout, p = self._src, self._cout, self._src.path
+        try:
+            if self._oas is not None:
+                missing = self.n_samples - self._have
+                if missing > 0:
+                    self.write(np.zeros((self.channels, missing), np.float32))
+                if self._buffered:
+                    self._encode(final=True)
+                self._pending.extend(self._oas.encode(None))
+            pending, omap = self._pending, self._omap
+            fixers = {i: _DtsFixer() for i in omap}
+            ai = 0
+
+            def mux_new_until(t_sec: float | None):
+                nonlocal ai
+                while ai < len(pending):
+                    q = pending[ai]
+                    qt = q.dts if q.dts is not None else q.pts
+                    if t_sec is not None and qt is not None and float(qt * q.time_base) > t_sec:
+                        break
+                    cout.mux(q)
+                    ai += 1
+
+            for pkt in src:
+                ost = omap[pkt.stream.index]
+                for q in fixers[pkt.stream.index].push(pkt):
+                    qt = q.dts if q.dts is not None else q.pts
+                    if qt is not None:
+                        mux_new_until(float(qt * q.time_base))
+                    q.stream = ost
+                    cout.mux(q)
+            for i, fx in fixers.items():
+                for q in fx.flush():
+                    q.stream = omap[i]
+                    cout.mux(q)
+            mux_new_until(None)
+            cout.close()
+        except MediaError:
+            self.abort()
+            raise
+        except av.error.FFmpegError as e:
+            self.abort()
+            raise MediaError(
+                f"writing {self.out} failed ({_reason(e)}); the input {p} may be corrupt or its streams do not fit a {self.out.suffix} file."
+            ) from e
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        self._pending = []
+        src.close()
+        return self.out
+
+    def abort(self) -> None:
+        """Stop without finishing ``out`` (it is left incomplete: remove it or let atomic_output do so).
+        Does nothing after a successful :meth:`close`."""
+        if self._done:
+            return
+        self._done = True
+        self._pending = []
+        for c in (self._cout,):
+            if c is not None:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+        src = getattr(self, "_src", None)
+        if src is not None:
+            src.close()
+
+    def __enter__(self) -> "AudioMux":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def _remux(
     video: str | os.PathLike,
     out: str | os.PathLike,
@@ -796,24 +1182,14 @@ def _remux(
     keep_existing: bool = False,
     extra_inputs: tuple = (),
 ) -> Path:
-    av = _av()
     out = Path(out)
     fmt = _out_format(out)
     check_output(out, (video, *extra_inputs))  # fail before any decoding
-    p, cin = _open(video, "video")
+    src = _SourcePackets(video, keep_existing)
     try:
-        first, end = _video_span(p, cin, _video_stream(cin, p))
-    except _av().error.FFmpegError as e:
-        raise MediaError(f"reading {p} failed ({_reason(e)}); the file is truncated or corrupt.") from e
-    finally:
-        cin.close()
-    p, cin = _open(p, "video")
-    try:
-        vs = _video_stream(cin, p)
-        dur = float(end - first)
-        keep = [s for s in cin.streams.audio] if keep_existing else []
-
-        new_audio = None
+        p = src.path
+        x = None
+        asr = channels = None
         if audio is not None:
             x, asr = _prepare_audio(audio, sr)
             codec = codec or _MUX_AUDIO_CODECS[fmt][0]
@@ -827,79 +1203,18 @@ def _remux(
                 x, asr = resample_audio(x, asr, target), target
             if codec == "libopus" and asr != 48000:
                 x, asr = resample_audio(x, asr, 48000), 48000
-            if x.shape[0] > 2:
-                x = x[:2]
-            n = int(round(dur * asr))
-            x = x[:, :n] if x.shape[1] >= n else np.pad(x, ((0, 0), (0, n - x.shape[1])))
-            if codec != "pcm_f32le" and codec != "flac":
-                x = np.clip(x, -1.0, 1.0)
-            new_audio = (x, asr, codec)
-            log.info("muxing %d Hz %s audio (%.3f s) onto %s", asr, codec, n / asr, p)
-
+            channels = min(2, x.shape[0])
         with atomic_output(out, (p, *extra_inputs)) as tmp:
-            cout = av.open(str(tmp), "w", format=fmt)
+            m = AudioMux(p, tmp, asr, channels=channels or 2, codec=codec, _source=src)
             try:
-                ovs = cout.add_stream_from_template(vs)
-                cout.metadata.update(cin.metadata)
-                _copy_stream_tags(vs, ovs)
-                omap = {vs.index: ovs}
-                for s in keep:
-                    try:
-                        omap[s.index] = cout.add_stream_from_template(s)
-                        _copy_stream_tags(s, omap[s.index])
-                    except Exception as e:
-                        raise MediaError(
-                            f"the existing {s.codec_context.name} audio of {p} cannot be kept in a {out.suffix} file ({_reason(e)})."
-                        ) from e
-                pending = []
-                if new_audio is not None:
-                    x, asr, codec = new_audio
-                    layout = "mono" if x.shape[0] == 1 else "stereo"
-                    oas = cout.add_stream(codec, rate=asr, layout=layout)
-                    if codec == "aac":
-                        oas.bit_rate = 96_000 * x.shape[0] + 64_000
-                    oas.time_base = Fraction(1, asr)
-                    pts0 = int(round(float(first) * asr))
-                    pending = _encode_audio_packets(oas, x, asr, pts0)
-                fixers = {i: _DtsFixer() for i in omap}
-                ai = 0
-
-                def mux_new_until(t_sec: float | None):
-                    nonlocal ai
-                    while ai < len(pending):
-                        q = pending[ai]
-                        qt = q.dts if q.dts is not None else q.pts
-                        if t_sec is not None and qt is not None and float(qt * q.time_base) > t_sec:
-                            break
-                        cout.mux(q)
-                        ai += 1
-
-                streams = [vs, *keep]
-                for pkt in cin.demux(streams):
-                    if pkt.size == 0:
-                        continue
-                    ost = omap[pkt.stream.index]
-                    for q in fixers[pkt.stream.index].push(pkt):
-                        qt = q.dts if q.dts is not None else q.pts
-                        if qt is not None:
-                            mux_new_until(float(qt * q.time_base))
-                        q.stream = ost
-                        cout.mux(q)
-                for i, fx in fixers.items():
-                    for q in fx.flush():
-                        q.stream = omap[i]
-                        cout.mux(q)
-                mux_new_until(None)
-            except MediaError:
+                if x is not None:
+                    m.write(x[:channels])
+            except BaseException:
+                m.abort()
                 raise
-            except av.error.FFmpegError as e:
-                raise MediaError(f"writing {out} failed ({_reason(e)}); the input {p} may be corrupt or its streams do not fit a {out.suffix} file.") from e
-            finally:
-                cout.close()
-    except av.error.FFmpegError as e:
-        raise MediaError(f"reading {p} failed ({_reason(e)}); the file is truncated or corrupt.") from e
+            m.close()
     finally:
-        cin.close()
+        src.close()
     return out
 
 

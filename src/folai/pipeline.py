@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 #: seconds rendered per chunk when the backend supports ``render_span``
 CHUNK_SECONDS = 30.0
+#: seconds per chunk in :meth:`FoleyPipeline.generate` (a multiple of the sampler's 2 s blocks):
+#: the next chunk is rendered while the writer encodes the last one
+STREAM_SECONDS = 2.0
 
 
 @dataclass
@@ -195,8 +198,19 @@ class FoleyPipeline:
         plot: bool = True,
         progress: bool = True,
     ) -> GenerateResult:
-        """Video -> OUT.mp4 (video stream copied, new audio), OUT.wav, OUT.envelope.csv, OUT.envelope.png."""
-        from .media import mux_audio, probe_video
+        """Video -> OUT.mp4 (video stream copied, new audio), OUT.wav, OUT.envelope.csv, OUT.envelope.png.
+
+        Independent work overlaps: the video is probed once and its packets are read for the copy
+        while stage 1 runs; the audio is rendered chunk by chunk while one thread writes the
+        previous chunk to the WAV file (and the CSV) and another encodes it into the video's new
+        track. No file is read back, and memory stays flat for long videos. ``seconds`` holds
+        wall times: ``timing``, ``synthesis`` (the rendering), ``plot``, ``encode`` (the encoder
+        thread's time, alongside ``synthesis``) and ``mux`` (what is left after the plot: the
+        last chunk's encoding and writing the video file).
+        """
+        import soundfile as sf
+
+        from .media import probe_video
 
         video = check_input(video, "video")
         for r in references:
@@ -209,44 +223,78 @@ class FoleyPipeline:
                 continue
             check_output(p, ins)
         self.check(prompt=prompt, references=references)
-        info = probe_video(video)
+        info = probe_video(video)  # remembered: the timing stage asks again for free
         if info.duration <= 0:
             raise FolaiError(f"video {video} has zero duration")
         seconds: dict[str, float] = {}
 
-        t = time.perf_counter()
-        pan_curve = None
-        if envelope is None:
-            result = self.estimate(video, roi=roi, progress=progress, prompt=prompt)
-            env = result.envelope
-            pan_curve = result.pan
-            events = result.info.get("events")
-        else:
-            env = envelope if isinstance(envelope, Envelope) else Envelope.load_csv(envelope)
-            events = None
-            if abs(env.end - info.duration) > 1.0 / env.rate:
-                log.warning("envelope covers %.3f s but the video lasts %.3f s: cut or padded to fit", env.end, info.duration)
-        env = env.fit(info.duration) if env.start == 0 else env
-        seconds["timing"] = time.perf_counter() - t
-
         with contextlib.ExitStack() as stack:
             tmp = {k: stack.enter_context(atomic_output(p, ins)) for k, p in paths.items()
                    if (k != "video" or write_video) and (k != "png" or plot)}
-            tmp["csv"].write_text(env.to_csv_string())
+            synth = self.synth
+            sr = int(getattr(synth, "sample_rate", SAMPLE_RATE))
+            # the copy of the video stream is prepared (packets read, encoder opened) meanwhile
+            mux_job = _Background(_open_mux, video, tmp["video"], sr) if write_video else None
+            stack.callback(_abort_mux, mux_job)
+            # a backend may get ready for a render meanwhile too (optional hook: work that does not
+            # depend on the envelope, e.g. a preset's texture for this seed); joined before rendering
+            prepare = getattr(synth, "prepare", None)
+            prep_job = None
+            if callable(prepare):
+                prep_job = _Background(lambda: prepare(duration=info.duration, prompt=prompt,
+                                                       references=list(references), seed=seed))
+                stack.callback(lambda: _join_quietly(prep_job))
+
             t = time.perf_counter()
-            self._render_into(
-                tmp["wav"], env, info.duration, progress=progress, prompt=prompt, references=list(references),
-                video=video, pan=pan_curve if pan else None, seed=seed,
-            )
-            seconds["synthesis"] = time.perf_counter() - t
-            if write_video:
+            pan_curve = None
+            if envelope is None:
+                result = self.estimate(video, roi=roi, progress=progress, prompt=prompt)
+                env = result.envelope
+                pan_curve = result.pan
+                events = result.info.get("events")
+            else:
+                env = envelope if isinstance(envelope, Envelope) else Envelope.load_csv(envelope)
+                events = None
+                if abs(env.end - info.duration) > 1.0 / env.rate:
+                    log.warning("envelope covers %.3f s but the video lasts %.3f s: cut or padded to fit", env.end, info.duration)
+            env = env.fit(info.duration) if env.start == 0 else env
+            seconds["timing"] = time.perf_counter() - t
+
+            mux = mux_job.result() if mux_job is not None else None
+            if prep_job is not None:
+                prep_job.result()
+            peaks = _Peaks() if plot else None
+            wav = stack.enter_context(sf.SoundFile(tmp["wav"], "w", samplerate=sr, channels=2, subtype="PCM_16", format="WAV"))
+            # files (CSV, WAV) and the AAC encoder each get a thread: rendering goes on meanwhile
+            with _Worker("folai-files") as files, _Worker("folai-encode") as enc:
+                files.submit(lambda: tmp["csv"].write_text(env.to_csv_string()))
+                t = time.perf_counter()
+                for chunk in self._render_chunks(
+                    env, info.duration, progress=progress, prompt=prompt, references=list(references),
+                    video=video, pan=pan_curve if pan else None, seed=seed,
+                ):
+                    if peaks is not None:
+                        peaks.add(chunk)
+                    files.submit(wav.write, chunk.T)
+                    if mux is not None:
+                        enc.submit(mux.write, chunk)
+                files.submit(wav.close)
+                if mux is not None:
+                    enc.submit(mux.close)
+                seconds["synthesis"] = time.perf_counter() - t
+                if plot:  # drawn while the threads finish the last chunk
+                    t = time.perf_counter()
+                    env.plot(tmp["png"], waveform=peaks.wave(), sr=sr / peaks.block, events=events)
+                    seconds["plot"] = time.perf_counter() - t
+                t = time.perf_counter()
+            seconds["encode"] = enc.busy
+            seconds["mux"] = time.perf_counter() - t
+            if write_video and mux is None:  # a rate the mux cannot encode: mux the finished WAV file
+                from .media import mux_audio
+
                 t = time.perf_counter()
                 mux_audio(video, tmp["wav"], tmp["video"])
-                seconds["mux"] = time.perf_counter() - t
-            if plot:
-                t = time.perf_counter()
-                _plot_with_audio(env, tmp["wav"], tmp["png"], events)
-                seconds["plot"] = time.perf_counter() - t
+                seconds["mux"] += time.perf_counter() - t
         video_out = paths["video"] if write_video else None
         png = paths["png"] if plot else None
         return GenerateResult(
@@ -254,19 +302,153 @@ class FoleyPipeline:
             video=Path(video_out) if video_out else None, envelope=env, duration=info.duration, seconds=seconds,
         )
 
+    def _render_chunks(self, envelope: Envelope, duration: float, *, progress: bool = True, **render_kwargs: Any):
+        """Stage 2 as consecutive (2, n) float32 chunks clipped to [-1, 1] (chunks of
+        ``STREAM_SECONDS`` when the backend renders stretches, else one whole render)."""
+        from tqdm.auto import tqdm
 
-def _plot_with_audio(env: Envelope, wav: Path, png: Path, events: Sequence[float] | None) -> Path:
-    """Envelope PNG over the rendered waveform (decimated while reading, so long files stay cheap)."""
-    import soundfile as sf
+        synth = self.synth
+        sr = getattr(synth, "sample_rate", SAMPLE_RATE)
+        total = int(round(duration * sr))
+        got = 0
+        if hasattr(synth, "render_span") and duration > STREAM_SECONDS * 1.5:
+            step = min(STREAM_SECONDS, CHUNK_SECONDS)
+            starts = np.arange(0.0, duration, step)
+            if duration - starts[-1] < 0.5 * step and len(starts) > 1:
+                starts = starts[:-1]  # no sliver of a last chunk
+            bounds = [*map(float, starts), float(duration)]
+            bar = tqdm(total=len(starts), desc="render", unit="chunk", disable=not progress or duration < 4 * CHUNK_SECONDS)
+            with bar:
+                for t0, t1 in zip(bounds[:-1], bounds[1:]):
+                    chunk = synth.render_span(envelope, t0, t1, duration=duration, progress=False, **render_kwargs)
+                    got += chunk.shape[1]
+                    yield np.clip(chunk, -1, 1)
+                    bar.update(1)
+        else:
+            audio = synth.render(envelope, duration=duration, progress=progress, **render_kwargs)
+            got = audio.shape[1]
+            audio = np.clip(audio, -1, 1)
+            step = int(round(STREAM_SECONDS * sr))
+            for i in range(0, audio.shape[1], step):
+                yield audio[:, i : i + step]
+        if got != total:
+            raise FolaiError(f"internal: rendered {got} samples, expected {total}")
 
-    peaks = []
+
+def _open_mux(video: Path, out: Path, sr: int):
+    """The mux for generate's video output, or None when ``sr`` needs resampling first."""
+    from .media import _AAC_RATES, AudioMux
+
+    if sr not in _AAC_RATES:
+        return None
+    # the fast AAC coder at generate's 256 kbit/s: half the CPU of the two-loop search, and the
+    # WAV written beside the video keeps the exact samples
+    return AudioMux(video, out, sr, channels=2, fast=True)
+
+
+def _abort_mux(job: "_Background | None") -> None:
+    """On the way out of generate: a mux that was not closed (an error) is aborted."""
+    if job is None:
+        return
+    try:
+        mux = job.result()
+    except BaseException:
+        return
+    if mux is not None:
+        mux.abort()
+
+
+def _join_quietly(job: "_Background") -> None:
+    try:
+        job.result()
+    except BaseException:
+        pass
+
+
+class _Background:
+    """Run ``fn(*args)`` in a thread now; ``result()`` waits for it and returns or raises."""
+
+    def __init__(self, fn, *args) -> None:
+        import threading
+
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name="folai-prepare", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as e:  # handed to the caller of result()
+            self._error = e
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _Worker:
+    """A thread running submitted calls in order (bounded queue: memory stays flat). The first
+    error stops the rest and is raised when the ``with`` block is left; an exception in the block
+    cancels what is still queued."""
+
+    def __init__(self, name: str, maxsize: int = 4) -> None:
+        import queue
+        import threading
+
+        self.busy = 0.0  # seconds spent in the calls
+        self._q: queue.Queue = queue.Queue(maxsize=maxsize)
+        self._error: BaseException | None = None
+        self._cancel = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            task = self._q.get()
+            if task is None:
+                return
+            if self._error is not None or self._cancel:
+                continue
+            t = time.perf_counter()
+            try:
+                task[0](*task[1])
+            except BaseException as e:
+                self._error = e
+            self.busy += time.perf_counter() - t
+
+    def submit(self, fn, *args) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put((fn, args))
+
+    def __enter__(self) -> "_Worker":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._cancel = exc_type is not None
+        self._q.put(None)
+        self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+
+class _Peaks:
+    """Decimated waveform for the envelope plot: max |mono| per ``block`` samples, chunk by chunk."""
+
     block = 441
-    with sf.SoundFile(wav) as f:
-        sr = f.samplerate
-        for b in f.blocks(blocksize=block * 50, dtype="float32", always_2d=True):
-            m = b.mean(axis=1)
-            n = len(m) // block * block
-            if n:
-                peaks.append(np.abs(m[:n]).reshape(-1, block).max(axis=1))
-    wave = np.concatenate(peaks) if peaks else np.zeros(1, np.float32)
-    return env.plot(png, waveform=wave, sr=sr / block, events=events)
+
+    def __init__(self) -> None:
+        self._parts: list[np.ndarray] = []
+        self._rest = np.zeros(0, np.float32)
+
+    def add(self, chunk: np.ndarray) -> None:
+        m = np.concatenate([self._rest, chunk.mean(axis=0, dtype=np.float32)]) if self._rest.size else chunk.mean(axis=0, dtype=np.float32)
+        n = len(m) // self.block * self.block
+        if n:
+            self._parts.append(np.abs(m[:n]).reshape(-1, self.block).max(axis=1))
+        self._rest = m[n:]
+
+    def wave(self) -> np.ndarray:
+        return np.concatenate(self._parts) if self._parts else np.zeros(1, np.float32)

@@ -2,13 +2,11 @@
 
 Two pieces, run as a two-stage pipeline so decoding and optical flow overlap on two cores:
 
-* :func:`iter_small_gray` decodes a video with PyAV and yields small grayscale frames at a fixed
-  rate. It follows :func:`folai.media.iter_video_frames`' conventions exactly (output frame ``k`` is
-  at ``t = k / fps`` and shows the last source frame with presentation time ``<= t``; rotation
-  metadata applied; the same :class:`~folai.errors.MediaError` messages), but takes the luma plane
-  of the decoded picture directly and shrinks it with ``cv2.resize(INTER_AREA)``, which is 2-3x
-  cheaper than a swscale RGB/gray conversion of the whole frame: the whole timing stage then
-  costs little more than decoding.
+* :func:`iter_small_gray` yields small grayscale frames at a fixed rate through
+  :func:`folai.media.iter_video_frames` (its timestamp, rotation and error conventions) in its
+  ``gray="luma"`` mode: the luma plane of the decoded picture taken directly and shrunk with
+  ``cv2.resize(INTER_AREA)``, 2-3x cheaper than a swscale conversion of the whole frame, so the
+  whole timing stage costs little more than decoding.
 * :class:`FlowFeatures` turns consecutive frames into a few numbers per frame pair (dense DIS
   flow): mean speed, the velocity and horizontal position of the fastest-moving region.
 
@@ -26,45 +24,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-
-from ..errors import MediaError
-
-# formats whose first plane is 8-bit luma at full resolution
-_LUMA_FORMATS = {
-    "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
-    "yuv411p", "yuv410p", "nv12", "nv21", "nv16", "gray", "yuva420p", "yuva422p", "yuva444p",
-}
-
-
-def _luma(frame) -> np.ndarray:
-    """(H, W) uint8 luma of a decoded frame (zero-copy view of the plane when possible)."""
-    if frame.format.name in _LUMA_FORMATS:
-        plane = frame.planes[0]
-        buf = np.frombuffer(plane, np.uint8)
-        return buf.reshape(-1, plane.line_size)[: frame.height, : frame.width]
-    arr = frame.to_ndarray(format="gray")
-    return arr[..., 0] if arr.ndim == 3 else arr
-
-
-def _roi_in_source(roi: tuple[int, int, int, int], rot_cw: int, src_w: int, src_h: int) -> tuple[int, int, int, int]:
-    """Map a display-space rectangle (x, y, w, h) to the coded (unrotated) picture's coordinates."""
-    x, y, w, h = roi
-    # display = source rotated clockwise by rot_cw; invert per corner
-    corners = [(x, y), (x + w, y), (x, y + h), (x + w, y + h)]
-    pts = []
-    for cx, cy in corners:
-        if rot_cw == 0:
-            sx, sy = cx, cy
-        elif rot_cw == 90:  # display (cx, cy) <- source (cy, src_h - cx)
-            sx, sy = cy, src_h - cx
-        elif rot_cw == 180:
-            sx, sy = src_w - cx, src_h - cy
-        else:  # 270
-            sx, sy = src_w - cy, cx
-        pts.append((sx, sy))
-    xs = [p[0] for p in pts]
-    ys = [p[1] for p in pts]
-    return int(min(xs)), int(min(ys)), int(max(xs) - min(xs)), int(max(ys) - min(ys))
 
 
 @dataclass
@@ -89,145 +48,70 @@ def iter_small_gray(
 
     ``roi`` is ``(x, y, w, h)`` in display pixels; it is clipped to the frame, and a rectangle that
     misses the frame raises :class:`~folai.errors.FolaiError`. If ``geometry`` is a list, the
-    :class:`FrameGeometry` used is appended to it when the first frame is decoded.
+    :class:`FrameGeometry` used is appended to it before the first frame is yielded.
     """
-    import cv2
-
     from .. import media
     from ..errors import FolaiError
 
-    av = media._av()
-    p, container = media._open(path, "video")
-    try:
-        vs = media._video_stream(container, p)
-        vs.thread_type = "AUTO"
-        tb = vs.time_base
-        origin = media._origin(container)
-        header_end = media._stream_end(container, vs, origin)
-        src_rate = vs.average_rate or vs.guessed_rate
-        src_dt = 1.0 / float(src_rate) if src_rate else 1.0 / 30.0
-        tol = min(max(media._TIME_TOL, 0.5 * float(tb) if tb else 0.0), 0.25 / fps)
-
-        setup: dict = {}
-
-        def convert(frame) -> np.ndarray:
-            if not setup:
-                rot = media._rotation_cw(frame, vs)
-                sw, sh = frame.width, frame.height
-                dw, dh = (sh, sw) if rot in (90, 270) else (sw, sh)
-                if roi is None:
-                    r = (0, 0, dw, dh)
-                else:
-                    x, y, w, h = (int(v) for v in roi)
-                    x0, y0 = max(0, x), max(0, y)
-                    x1, y1 = min(dw, x + w), min(dh, y + h)
-                    if x1 - x0 < 2 or y1 - y0 < 2:
-                        raise FolaiError(
-                            f"the region of interest {x},{y},{w},{h} lies outside the {dw}x{dh} video; "
-                            "give x,y,w,h inside the picture"
-                        )
-                    r = (x0, y0, x1 - x0, y1 - y0)
-                sx, sy, sw_, sh_ = _roi_in_source(r, rot, sw, sh)
-                scale = min(1.0, width / float(r[2]))
-                out_w = max(2, int(round(r[2] * scale)))
-                out_h = max(2, int(round(r[3] * scale)))
-                # size of the crop before rotation
-                cw, ch = (out_h, out_w) if rot in (90, 270) else (out_w, out_h)
-                setup.update(rot=rot, crop=(sx, sy, sw_, sh_), csize=(cw, ch), full=(r == (0, 0, dw, dh)))
-                if geometry is not None:
-                    geometry.append(FrameGeometry(dw, dh, r, (out_w, out_h)))
-            y = _luma(frame)
-            sx, sy, sw_, sh_ = setup["crop"]
-            if not setup["full"]:
-                y = y[sy : sy + sh_, sx : sx + sw_]
-            cw, ch = setup["csize"]
-            if (y.shape[1], y.shape[0]) != (cw, ch):
-                y = cv2.resize(y, (cw, ch), interpolation=cv2.INTER_AREA)
-            else:
-                y = np.ascontiguousarray(y)
-            rot = setup["rot"]
-            if rot:
-                y = np.ascontiguousarray(np.rot90(y, k=-(rot // 90)))
-            return y
-
-        k = 0
-        t_k = 0.0
-        prev = prev_arr = None
-        prev_t = None
-        last_dur = src_dt
-        demux = container.demux(vs)
-        while True:
-            try:
-                packet = next(demux)
-                frames = packet.decode()
-            except (StopIteration, av.error.EOFError):
-                break
-            except av.error.FFmpegError as e:
-                at = prev_t if prev_t is not None else 0.0
-                raise MediaError(
-                    f"{p} cannot be decoded past {at:.2f} s ({media._reason(e)}); the file is truncated or corrupt."
-                ) from e
-            for frame in frames:
-                if frame.pts is not None and frame.time_base is not None:
-                    ft = float(frame.pts * frame.time_base) - origin
-                else:
-                    ft = (prev_t + last_dur) if prev_t is not None else 0.0
-                if prev_t is not None and ft > prev_t:
-                    last_dur = ft - prev_t
-                while t_k < ft - tol:
-                    if prev is None:
-                        arr = convert(frame)
-                    else:
-                        if prev_arr is None:
-                            prev_arr = convert(prev)
-                        arr = prev_arr
-                    yield t_k, arr
-                    k += 1
-                    t_k = k / fps
-                prev, prev_arr, prev_t = frame, None, ft
-                if frame.duration and frame.time_base is not None:
-                    last_dur = float(frame.duration * frame.time_base)
-        if prev is None:
-            raise MediaError(f"{p} has zero duration: its video stream contains no frames.")
-        video_end = prev_t + last_dur
-        if header_end is not None and video_end < header_end - max(media._TRUNC_ABS, media._TRUNC_REL * header_end):
-            raise MediaError(
-                f"{p} is truncated: its video stops at {video_end:.2f} s but the file says {header_end:.2f} s."
+    info = media.probe_video(path)  # remembered: the pipeline has usually probed this file already
+    dw, dh = info.width, info.height
+    if roi is None:
+        r = (0, 0, dw, dh)
+    else:
+        x, y, w, h = (int(v) for v in roi)
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(dw, x + w), min(dh, y + h)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise FolaiError(
+                f"the region of interest {x},{y},{w},{h} lies outside the {dw}x{dh} video; "
+                "give x,y,w,h inside the picture"
             )
-        while t_k < video_end - tol:
-            if prev_arr is None:
-                prev_arr = convert(prev)
-            yield t_k, prev_arr
-            k += 1
-            t_k = k / fps
-    finally:
-        container.close()
+        r = (x0, y0, x1 - x0, y1 - y0)
+    scale = min(1.0, width / float(r[2]))
+    out_w = max(2, int(round(r[2] * scale)))
+    out_h = max(2, int(round(r[3] * scale)))
+    if geometry is not None:
+        geometry.append(FrameGeometry(dw, dh, r, (out_w, out_h)))
+    crop = None if r == (0, 0, dw, dh) else r
+    yield from media.iter_video_frames(path, fps=fps, size=(out_w, out_h), gray="luma", crop=crop)
 
 
-def threaded(it: Iterator, maxsize: int = 16) -> Iterator:
+def threaded(it: Iterator, maxsize: int = 16, batch: int = 4) -> Iterator:
     """Run iterator ``it`` in a background thread (bounded queue), re-raising its exceptions here.
 
     Decoding (PyAV, which releases the GIL) then overlaps with the consumer's optical flow (OpenCV,
-    which releases it too).
+    which releases it too). Items travel in batches of ``batch`` (fewer queue hand-offs between the
+    threads); at most about ``maxsize`` items wait in the queue.
     """
-    q: queue.Queue = queue.Queue(maxsize=maxsize)
+    batch = max(1, int(batch))
+    q: queue.Queue = queue.Queue(maxsize=max(1, maxsize // batch))
     stop = threading.Event()
-    done = object()
+
+    def put(msg) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(msg, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
+        items: list = []
         try:
             for item in it:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(("end", done))
-        except BaseException as e:  # forwarded to the consumer
-            q.put(("error", e))
+                items.append(item)
+                if len(items) >= batch:
+                    if not put(("items", items)):
+                        return
+                    items = []
+            if items and not put(("items", items)):
+                return
+            put(("end", None))
+        except BaseException as e:  # forwarded to the consumer, after the items before it
+            if items and not put(("items", items)):
+                return
+            put(("error", e))
         finally:
             close = getattr(it, "close", None)
             if close is not None:
@@ -241,8 +125,8 @@ def threaded(it: Iterator, maxsize: int = 16) -> Iterator:
     try:
         while True:
             kind, val = q.get()
-            if kind == "item":
-                yield val
+            if kind == "items":
+                yield from val
             elif kind == "error":
                 raise val
             else:

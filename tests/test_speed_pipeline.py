@@ -1,0 +1,116 @@
+"""generate's overlapped path: chunks reach the WAV and the video's track in order, a backend
+without render_span gives the same bytes, a failure mid-render leaves nothing behind."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from folai.errors import FolaiError
+from folai.media import read_audio
+from folai.pipeline import FoleyPipeline
+from folai.testing import make_hit_video
+
+HITS = [0.6, 1.7, 2.9, 4.1, 5.3]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    p = tmp_path_factory.mktemp("v") / "hits.mp4"
+    make_hit_video(p, duration=6.0, hit_times=HITS, size=(128, 96), with_audio=False)
+    return p
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+
+def _packets(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+class _WholeOnly:
+    """The sampler seen through the minimal backend contract (no render_span)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.sample_rate = inner.sample_rate
+
+    def render(self, *args, **kwargs):
+        return self.inner.render(*args, **kwargs)
+
+
+class _FailsMidway:
+    def __init__(self, inner):
+        self.inner = inner
+        self.sample_rate = inner.sample_rate
+        self.calls = 0
+
+    def render(self, *args, **kwargs):
+        return self.inner.render(*args, **kwargs)
+
+    def render_span(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == 2:
+            raise FolaiError("synthetic failure in the second chunk")
+        return self.inner.render_span(*args, **kwargs)
+
+
+def test_track_matches_wav_and_video_is_copied(video, tmp_path):
+    res = FoleyPipeline().generate(video, tmp_path / "o.mp4", seed=2, progress=False)
+    wav, sr = sf.read(res.wav, always_2d=True, dtype="float32")
+    track = read_audio(res.video, sr, channels=2)
+    assert track.shape == (2, wav.shape[0]) == (2, 6 * 44100)
+    a, b = wav.T.mean(axis=0), track.mean(axis=0)
+    # every chunk in place: the AAC track follows the WAV closely, sample for sample
+    assert np.corrcoef(a, b)[0, 1] > 0.98
+    assert np.abs(a - b).max() < 0.1
+    assert _packets(res.video) == _packets(video)
+    assert set(res.seconds) >= {"timing", "synthesis", "encode", "mux", "plot"}
+
+
+def test_backend_without_render_span_gives_the_same_bytes(video, tmp_path):
+    a = FoleyPipeline().generate(video, tmp_path / "a.mp4", seed=4, progress=False)
+    pipe = FoleyPipeline()
+    pipe._synth = _WholeOnly(pipe.synth)
+    b = pipe.generate(video, tmp_path / "b.mp4", seed=4, progress=False)
+    assert _sha(a.wav) == _sha(b.wav)
+    assert _sha(a.video) == _sha(b.video)
+    assert _sha(a.envelope_png) == _sha(b.envelope_png)
+
+
+def test_failure_mid_render_leaves_no_files(video, tmp_path):
+    pipe = FoleyPipeline()
+    pipe._synth = _FailsMidway(pipe.synth)
+    with pytest.raises(FolaiError, match="second chunk"):
+        pipe.generate(video, tmp_path / "f.mp4", seed=0, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+class _Prepared:
+    """A backend with the optional prepare() hook: called once, before rendering, with the inputs."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.sample_rate = inner.sample_rate
+        self.prepared = []
+
+    def prepare(self, **kwargs):
+        self.prepared.append(kwargs)
+
+    def render(self, *args, **kwargs):
+        assert self.prepared, "prepare() must have finished before rendering"
+        return self.inner.render(*args, **kwargs)
+
+
+def test_prepare_hook_runs_before_rendering(video, tmp_path):
+    pipe = FoleyPipeline()
+    pipe._synth = _Prepared(pipe.synth)
+    pipe.generate(video, tmp_path / "p.mp4", prompt="metal", seed=7, progress=False, write_video=False)
+    assert pipe.synth.prepared == [{"duration": pytest.approx(6.0, abs=0.05), "prompt": "metal",
+                                    "references": [], "seed": 7}]
