@@ -277,3 +277,24 @@ def test_camera_pan_that_stops_is_not_an_impact_with_compensation(tmp_path):
     assert ev.size == 0 or np.min(np.abs(ev - 1.0)) > 0.1
     near = np.abs(res.envelope.times - 1.0) < 0.1
     assert float(res.envelope.mono[near].max()) < 0.05 * float(plain.envelope.mono[near].max())
+
+
+@pytest.mark.parametrize("roi", [(0, 60, 160, 10), (10, 50, 100, 20), (0, 40, 48, 12), (20, 30, 96, 24)])
+def test_small_and_flat_rois_do_not_crash(tmp_path, roi):
+    # OpenCV's DIS flow used to kill the process on analysis frames under ~32 px high
+    from folai.testing import make_hit_video
+
+    v = tmp_path / "h.mp4"
+    make_hit_video(v, duration=1.5, hit_times=[0.7], size=(160, 120), with_audio=False)
+    res = MotionTiming().estimate(v, roi=roi, progress=False)
+    assert res.envelope.n_frames == 187 and np.all(np.isfinite(res.envelope.values))
+
+
+@pytest.mark.parametrize("roi, message", [((0, 0, 100, 4), "too small or too thin"), ((0, 0, 160, 9), "too small or too thin")])
+def test_unusable_rois_rejected(tmp_path, roi, message):
+    from folai.testing import make_hit_video
+
+    v = tmp_path / "h.mp4"
+    make_hit_video(v, duration=1.0, hit_times=[0.5], size=(160, 120), with_audio=False)
+    with pytest.raises(FolaiError, match=message):
+        MotionTiming().estimate(v, roi=roi, progress=False)

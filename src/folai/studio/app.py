@@ -354,12 +354,7 @@ def create_app(
             W, H = s.video.info.width, s.video.info.height
             if x < 0 or y < 0 or x + w > W or y + h > H:
                 raise FolaiError(f"the region must lie inside the {W}x{H} video, got x={x}, y={y}, w={w}, h={h}")
-            # the motion analysis (OpenCV DIS flow at <= 128 px wide) fails on flat strips: keep to shapes it handles
-            if min(w, h) < 16 or 3 * h < w:
-                raise FolaiError(
-                    f"the region {w}x{h} is too small or too flat; draw at least 16 px each way and no more than 3 times wider than tall"
-                )
-            roi = (x, y, w, h)
+            roi = (x, y, w, h)  # the motion backend rejects regions too small or thin to measure
 
         def work(job: Job) -> dict[str, Any]:
             job.update(f"timing ({req.backend})")

@@ -36,6 +36,11 @@ class FrameGeometry:
     size: tuple[int, int]  # (w, h) of the small analysis frames
 
 
+MIN_FLOW_SIDE = 32  # px: the shorter side of an analysis frame (DIS needs it)
+MIN_ROI_SIDE = 8  # px: smaller regions carry no usable motion
+MAX_ROI_ASPECT = 16  # longest / shortest side of a region
+
+
 def iter_small_gray(
     path: str | Path,
     fps: float = 30.0,
@@ -44,7 +49,8 @@ def iter_small_gray(
     geometry: list | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(t, gray)`` at ``fps``: ``(h, w)`` uint8 luma of the display picture (or of ``roi``),
-    shrunk so that its width is at most ``width`` pixels (never enlarged).
+    shrunk so that its width is at most ``width`` pixels, but enlarged where needed so that its
+    shorter side is at least ``MIN_FLOW_SIDE`` pixels (tiny or flat regions of interest).
 
     ``roi`` is ``(x, y, w, h)`` in display pixels; it is clipped to the frame, and a rectangle that
     misses the frame raises :class:`~folai.errors.FolaiError`. If ``geometry`` is a list, the
@@ -67,7 +73,15 @@ def iter_small_gray(
                 "give x,y,w,h inside the picture"
             )
         r = (x0, y0, x1 - x0, y1 - y0)
+    if min(r[2], r[3]) < MIN_ROI_SIDE or max(r[2], r[3]) > MAX_ROI_ASPECT * min(r[2], r[3]):
+        raise FolaiError(
+            f"the region of interest {r[2]}x{r[3]} px is too small or too thin to measure motion in; "
+            f"give at least {MIN_ROI_SIDE} px each way and at most {MAX_ROI_ASPECT}:1 between its sides"
+        )
     scale = min(1.0, width / float(r[2]))
+    # OpenCV's DIS flow crashes the process on frames under ~32 px high (e.g. 100x20): enlarge
+    # small or flat analysis frames so their shorter side is at least MIN_FLOW_SIDE.
+    scale = max(scale, MIN_FLOW_SIDE / float(min(r[2], r[3])))
     out_w = max(2, int(round(r[2] * scale)))
     out_h = max(2, int(round(r[3] * scale)))
     if geometry is not None:
