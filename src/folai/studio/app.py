@@ -354,7 +354,10 @@ def create_app(
             W, H = s.video.info.width, s.video.info.height
             if x < 0 or y < 0 or x + w > W or y + h > H:
                 raise FolaiError(f"the region must lie inside the {W}x{H} video, got x={x}, y={y}, w={w}, h={h}")
-            roi = (x, y, w, h)  # the motion backend rejects regions too small or thin to measure
+            from ..timing._flow import check_roi_shape
+
+            check_roi_shape(w, h)  # the motion backend's own rule, checked before a job starts
+            roi = (x, y, w, h)
 
         def work(job: Job) -> dict[str, Any]:
             job.update(f"timing ({req.backend})")
