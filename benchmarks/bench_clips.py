@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     from folai.media import read_audio, strip_audio
+    from folai.metrics.audio import load_audio
     from folai.pipeline import FoleyPipeline, output_paths
 
     if not args.clips.is_dir():
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             if not gt.exists():
                 print(f"skip {clip}: no GT_{cid}.mp4", file=sys.stderr)
                 continue
-            ref = read_audio(gt, 44100, channels=1)[0]
+            ref = load_audio(gt, 44100)  # scored exactly as `folai evaluate` loads audio
             silent = out_dir / f"{ds}_{cid}.silent.mp4"
             if silent.exists():
                 silent.unlink()
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                     if name is None:
                         continue
                     try:
-                        y = read_audio(f, 44100, channels=1)[0]
+                        y = load_audio(f, 44100)
                     except Exception as e:  # a broken published file: report, go on
                         print(f"skip {f}: {e}", file=sys.stderr)
                         continue

@@ -33,9 +33,9 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
 def _prepare(audio: np.ndarray, sr: int) -> np.ndarray:
     a = to_mono(audio)
     if sr != EVAL_SR:
-        import soxr
+        from .audio import resample
 
-        a = soxr.resample(a, sr, EVAL_SR, quality="HQ").astype(np.float32)
+        a = resample(a, sr, EVAL_SR)  # the same resampler as `folai evaluate` (polyphase)
     return a
 
 
