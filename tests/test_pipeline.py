@@ -121,3 +121,11 @@ def test_bad_input_one_line_no_partial_files(hit_video, tmp_path, capsys, argv, 
     assert message in err, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert set(tmp_path.iterdir()) == before  # nothing written, nothing partial
+
+
+def test_output_names_keep_dotted_stems(tmp_path):
+    from folai.pipeline import output_paths
+
+    paths = output_paths(tmp_path / "clip.foley.mp4")
+    assert paths["wav"].name == "clip.foley.wav"
+    assert paths["csv"].name == "clip.foley.envelope.csv" and paths["png"].name == "clip.foley.envelope.png"

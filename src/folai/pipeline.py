@@ -59,7 +59,7 @@ def output_paths(out: str | os.PathLike) -> dict[str, Path]:
     base = p.with_suffix("")
     return {
         "video": p,
-        "wav": base.with_suffix(".wav"),
+        "wav": Path(f"{base}.wav"),
         "csv": Path(f"{base}.envelope.csv"),
         "png": Path(f"{base}.envelope.png"),
     }
