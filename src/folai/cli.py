@@ -35,7 +35,9 @@ def _load(name: str):
     return module
 
 
-def build_parser(load_all: bool = True) -> argparse.ArgumentParser:
+def build_parser(load: str | None = "*") -> argparse.ArgumentParser:
+    """The full parser. ``load``: which subcommands' arguments to build ("*" = all, or one name);
+    the others get a bare parser, so running one command never imports another's heavy modules."""
     parser = argparse.ArgumentParser(
         prog="folai",
         description=(
@@ -52,7 +54,7 @@ def build_parser(load_all: bool = True) -> argparse.ArgumentParser:
     for name, (modname, helptext) in COMMANDS.items():
         p = sub.add_parser(name, help=helptext, description=helptext)
         p.set_defaults(_command=name)
-        if load_all:
+        if load == "*" or load == name:
             try:
                 module = _load(name)
             except ImportError as e:  # command's module missing or its optional deps absent
@@ -65,7 +67,8 @@ def build_parser(load_all: bool = True) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(load=chosen if chosen in COMMANDS else None)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
