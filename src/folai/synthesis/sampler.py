@@ -815,14 +815,37 @@ class SamplerSynth:
                     covered[a:b] = True
             ceil[~covered] = 1.0
 
+        has_sk = bool(np.any(sk_src))
+
         def limited(gs):
-            """(y, gain, limiter gain): ``y = (src * gs + skirts) * lg`` with its peaks under the ceiling."""
-            y = src * gs + sk_src
-            over = np.abs(y) / ceil
+            """(y, gain, limiter gain): ``y = (src * gs + skirts) * lg`` with its peaks under the ceiling.
+
+            ``gs`` is consumed (scaled in place). The limiter acts only around samples over their
+            ceiling; elsewhere its gain is 1."""
+            y = src * gs
+            if has_sk:
+                y += sk_src
+            ay = np.abs(y)
+            st = np.max(np.abs(lr * gs + sk_lr), axis=0) if stereo else None
+            hot = ay > ceil
             if stereo:
-                over = np.maximum(over, np.max(np.abs(lr * gs + sk_lr), axis=0))
-            lg = _limiter_gain(over)
-            return y * lg, gs * lg, lg
+                hot |= st > 1.0
+            idx = np.flatnonzero(hot)
+            lg = np.ones(L)
+            if idx.size == 0:
+                return y, gs, lg
+            # stretches of samples over the ceiling, apart by more than the limiter's reach (2 x 2 ms)
+            cut = np.flatnonzero(np.diff(idx) > 4 * _LIM_W) + 1
+            for run in np.split(idx, cut):
+                s0, s1 = max(0, int(run[0]) - 2 * _LIM_W), min(L, int(run[-1]) + 2 * _LIM_W + 1)
+                over = ay[s0:s1] / ceil[s0:s1]
+                if stereo:
+                    over = np.maximum(over, st[s0:s1])
+                seg = _limiter_gain(over)
+                lg[s0:s1] = seg
+                y[s0:s1] *= seg
+                gs[s0:s1] *= seg
+            return y, gs, lg
 
         gated = ~(e > self.silence)
         for it in range(self.iterations):
@@ -957,9 +980,11 @@ def _limiter_gain(over: np.ndarray) -> np.ndarray:
     need = 1.0 / np.maximum(over, 1.0)
     if need.min() >= 1.0:
         return np.ones_like(need)
-    w = 89
-    m = ndimage.minimum_filter1d(need, size=w, mode="nearest")
-    return ndimage.uniform_filter1d(m, size=w, mode="nearest")
+    m = ndimage.minimum_filter1d(need, size=_LIM_W, mode="nearest")
+    return ndimage.uniform_filter1d(m, size=_LIM_W, mode="nearest")
+
+
+_LIM_W = 89  # the limiter's smoothing: 2 ms
 
 
 def _frame_rms(y: np.ndarray, nf: int) -> np.ndarray:
@@ -980,19 +1005,30 @@ def _no_rises(g: np.ndarray, fine: np.ndarray, t0: int, t1: int) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _interp_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linear interpolation from the frames of a block window to its samples (same for every block)."""
-    L = _BLOCK + 2 * _CTX
-    pos = np.arange(L) / _HOP44
-    i0 = np.minimum(np.floor(pos).astype(np.int64), L * 160 // 441 // 128 - 2)
-    w = np.clip(pos - i0, 0.0, 1.0)
-    return i0, 1.0 - w, w
+def _interp_matrix() -> np.ndarray:
+    """(6, 1764) weights: linear interpolation from frames to samples, one 5-frame period at a time.
+
+    Frames and samples align every ``_ALIGN`` samples (5 frames), so the samples of period j of a
+    block window are ``v[5j : 5j + 6] @ M`` (the last frame held, as at the window's end).
+    """
+    pos = np.arange(_ALIGN) / _HOP44
+    i0 = np.floor(pos).astype(np.int64)
+    w = pos - i0
+    m = np.zeros((6, _ALIGN))
+    m[i0, np.arange(_ALIGN)] = 1.0 - w
+    m[i0 + 1, np.arange(_ALIGN)] += w
+    return m
 
 
 def _frames_to_samples(v: np.ndarray) -> np.ndarray:
     """(nf,) per-frame values of a block window -> (L,) per-sample values (linear between frames)."""
-    i0, w0, w1 = _interp_table()
-    return v[i0] * w0 + v[i0 + 1] * w1
+    nf = v.size
+    per = nf // 5  # whole periods of 5 frames (a block window holds exactly 70)
+    vp = np.empty(5 * per + 1)
+    vp[: 5 * per] = v[: 5 * per]
+    vp[5 * per] = v[5 * per] if nf > 5 * per else v[5 * per - 1]
+    idx = np.arange(per)[:, None] * 5 + np.arange(6)[None, :]
+    return (vp[idx] @ _interp_matrix()).reshape(-1)
 
 
 def _spec_envelope16(y16: np.ndarray, nf: int, K: int) -> np.ndarray:
