@@ -272,6 +272,7 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
 class _PresetSource:
     def __init__(self, preset: Preset):
         self.preset = preset
+        self.key = ("preset", preset.name)
 
     def impact(self, rng: np.random.Generator, ev: Event, variation: float, take: int | None) -> np.ndarray:
         scale = ev.decay / max(self.preset.natural_decay, 1e-3)
@@ -289,6 +290,7 @@ class _ReferenceSource:
     def __init__(self, files: Sequence[str | Path]):
         import librosa
 
+        self.key: tuple = ("references", tuple(str(f) for f in files))  # names the texture bank
         self.takes: list[np.ndarray] = []
         material: list[np.ndarray] = []
         for f in files:
@@ -412,9 +414,15 @@ class _Plan:
         """(n,) float64 unit-RMS texture (n <= 2.5 s): a stretch of one of a few stored textures."""
         b = int(rng.integers(0, _BANK))
         off = int(rng.integers(0, _BANK_LEN - n + 1))
-        if b not in self.bank:
-            self.bank[b] = self.source.texture(_rng(self.seed, 2_000_003, b), _BANK_LEN).astype(np.float64)
-        return self.bank[b][off : off + n]
+        return _bank_texture(self.bank, self.source, self.seed, b)[off : off + n]
+
+
+def _bank_texture(bank: dict, source, seed: int, b: int) -> np.ndarray:
+    """Texture ``b`` of the bank of ``source`` for ``seed`` (made once; a pure function of its key)."""
+    x = bank.get(b)
+    if x is None:
+        x = bank[b] = source.texture(_rng(seed, 2_000_003, b), _BANK_LEN).astype(np.float64)
+    return x
 
 
 class SamplerSynth:
@@ -468,6 +476,7 @@ class SamplerSynth:
         self.tail_ratio = float(tail_ratio)
         self._refs = None  # (key, _ReferenceSource): recordings are cut into takes once
         self._last = None  # (key, _Plan): the plan of the last render call
+        self._banks: dict = {}  # (source key, seed) -> texture bank {index: samples}, the last two kept
 
     # ------------------------------------------------------------------ public API
     def render(
@@ -541,6 +550,31 @@ class SamplerSynth:
                 del tex_cache[j]
         return out
 
+    def prepare(self, *, duration: float | None = None, prompt: str | None = None,
+                references: Sequence[str | Path] = (), seed: int = 0, **_: object) -> None:
+        """Get ready for a render with these inputs before the envelope is known (optional).
+
+        Makes what does not depend on the envelope: the source (a reference set is cut into takes)
+        and its texture bank for ``seed`` (the textures of sustained parts and of events' tails).
+        The pipeline runs it during stage 1; a render does the same work itself when it was not
+        called. ``duration`` is accepted for the backend contract."""
+        source = self._source(prompt, references)
+        bank = self._bank(source, seed)
+        for b in range(_BANK):
+            _bank_texture(bank, source, int(seed), b)
+        _interp_matrix()
+        import soxr  # noqa: F401  (imported once, off the render's clock)
+        import tqdm.auto  # noqa: F401
+
+    def _bank(self, source, seed: int) -> dict:
+        key = (source.key, int(seed))
+        bank = self._banks.get(key)
+        if bank is None:
+            while len(self._banks) >= 2:
+                self._banks.pop(next(iter(self._banks)))
+            bank = self._banks[key] = {}
+        return bank
+
     # ------------------------------------------------------------------ planning (frame rate, global)
     def check(self, prompt: str | None = None, references: Sequence[str | Path] = ()) -> None:
         """Raise a :class:`FolaiError` now for a prompt or recordings the render could not use."""
@@ -551,7 +585,9 @@ class SamplerSynth:
             key = tuple(str(Path(r).resolve()) for r in references)
             stamp = tuple(Path(r).stat().st_mtime_ns if Path(r).exists() else -1 for r in references)
             if self._refs is None or self._refs[0] != (key, stamp):
-                self._refs = ((key, stamp), _ReferenceSource(list(references)))
+                src = _ReferenceSource(list(references))
+                src.key = ("references", key, stamp)
+                self._refs = ((key, stamp), src)
             return self._refs[1]
         if prompt:
             return _PresetSource(get_preset(match_preset(prompt)))
@@ -697,7 +733,7 @@ class SamplerSynth:
         k_match = 1 if events and n_sharp > len(events) / 2 else K
         return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
                      skirt=skirt, pan=pan_f,
-                     source=source, seed=int(seed), n=n, k_match=k_match)
+                     source=source, seed=int(seed), n=n, k_match=k_match, bank=self._bank(source, seed))
 
     # ------------------------------------------------------------------ one block (audio rate, local)
     def _event_sound(self, plan: _Plan, i: int) -> np.ndarray:
