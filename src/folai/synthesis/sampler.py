@@ -542,10 +542,11 @@ class SamplerSynth:
             s = k * _BLOCK
             lo, hi = max(a, s), min(b, s + _BLOCK)
             out[:, lo - a : hi - a] = blk[:, lo - s : hi - s]
-            # forget one-shots that ended before the next block's context
+            # forget one-shots that ended before the next block's context; their end sample is kept
+            # (later blocks select events by their start and would otherwise make them again)
             horizon = (k + 1) * _BLOCK - _CTX
-            for i in [i for i in cache if plan.samples[i] + cache[i].size < horizon]:
-                del cache[i]
+            for i in [i for i, x in cache.items() if not isinstance(x, int) and plan.samples[i] + x.size < horizon]:
+                cache[i] = int(plan.samples[i] + cache[i].size)
             for j in [j for j in tex_cache if (j + 2) * (_TEX // 2) < horizon]:
                 del tex_cache[j]
         return out
@@ -781,10 +782,16 @@ class SamplerSynth:
         lr = np.zeros((2, L)) if stereo else None
         # one-shots overlapping the window
         sel = np.nonzero((plan.samples < we) & (plan.samples > ws - int(_MAX_EVENT * SR)))[0]
+        sounds = {}  # event -> its one-shot, for the events that sound in this window
         for i in sel:
-            if i not in cache:
-                cache[i] = self._event_sound(plan, int(i))
-            x = cache[i]
+            x = cache.get(i)
+            if isinstance(x, int):  # made before and forgotten: it ended at sample x
+                if x < ws:
+                    continue
+                x = None
+            if x is None:
+                x = cache[i] = self._event_sound(plan, int(i))
+            sounds[i] = x
             p = int(plan.samples[i])
             a, b = max(ws, p), min(we, p + x.size)
             if b <= a:
@@ -843,9 +850,9 @@ class SamplerSynth:
         if loc_ev:
             ceil[:] = 0.0
             covered = np.zeros(L, dtype=bool)
-            for i in sel:
+            for i, x in sounds.items():
                 p = int(plan.samples[i]) - ws
-                a, b = max(0, p - 44), min(L, p + min(cache[i].size, int(0.3 * SR)))
+                a, b = max(0, p - 44), min(L, p + min(x.size, int(0.3 * SR)))
                 if b > a:
                     ceil[a:b] = np.maximum(ceil[a:b], plan.peaks[i])
                     covered[a:b] = True
@@ -867,9 +874,9 @@ class SamplerSynth:
             if stereo:
                 hot |= st > 1.0
             idx = np.flatnonzero(hot)
-            lg = np.ones(L)
             if idx.size == 0:
-                return y, gs, lg
+                return y, gs, None
+            lg = np.ones(L)
             # stretches of samples over the ceiling, apart by more than the limiter's reach (2 x 2 ms)
             cut = np.flatnonzero(np.diff(idx) > 4 * _LIM_W) + 1
             for run in np.split(idx, cut):
@@ -884,6 +891,7 @@ class SamplerSynth:
             return y, gs, lg
 
         gated = ~(e > self.silence)
+        fine, shaped = None, True  # the frame RMS of src * shape, made again when the shape changed
         for it in range(self.iterations):
             y, _, _ = limited(_frames_to_samples(g) * shape)
             y16 = soxr.resample(y.astype(np.float32), SR, 16000, quality="HQ")
@@ -895,7 +903,8 @@ class SamplerSynth:
             for z0, z1 in pre:
                 g_new[z0:z1] = np.minimum(g_new[z0:z1], g_new[z0 - 1])
             if tails:
-                fine = _frame_rms(src * shape, nf)
+                if shaped:
+                    fine, shaped = _frame_rms(src * shape, nf), False
                 for t0, t1 in tails:
                     _no_rises(g_new, fine, t0, t1)
             # attacks that do not reach their peak (as they will be after this gain update) are
@@ -916,21 +925,33 @@ class SamplerSynth:
                 if f > 1.0 + 1e-4:
                     a, b = max(0, p - 88), min(L, p + int(0.1 * SR))
                     shape[a:b] *= 1.0 + (f - 1.0) * _attack_window(a - p, b - p)
+                    shaped = True
             g = g_new
         _, gs, lg = limited(_frames_to_samples(g) * shape)
         lo, hi = _CTX, _CTX + _BLOCK
         if stereo:
-            out = lr[:, lo:hi] * gs[lo:hi] + sk_lr[:, lo:hi] * lg[lo:hi]
+            out = lr[:, lo:hi] * gs[lo:hi]
+            if lg is None:
+                out += sk_lr[:, lo:hi]
+            else:
+                out += sk_lr[:, lo:hi] * lg[lo:hi]
         else:
-            out = np.repeat((src[lo:hi] * gs[lo:hi] + sk_src[lo:hi] * lg[lo:hi])[None], 2, axis=0)
+            out = src[lo:hi] * gs[lo:hi]
+            if has_sk:
+                out += sk_src[lo:hi] if lg is None else sk_src[lo:hi] * lg[lo:hi]
         # nothing past the end of the render
         end = plan.n - bs
         if end < _BLOCK:
-            out[:, max(0, end) :] = 0.0
+            out[..., max(0, end) :] = 0.0
         if not np.all(np.isfinite(out)):  # pragma: no cover - a guard, never expected
             log.warning("sampler: non-finite samples in block %d replaced by silence", k)
             out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-        return np.clip(out, -1.0, 1.0).astype(np.float32)
+        out = np.clip(out, -1.0, 1.0, out=out).astype(np.float32)
+        if stereo:
+            return out
+        both = np.empty((2, _BLOCK), dtype=np.float32)
+        both[0] = both[1] = out
+        return both
 
 
 def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.random.Generator) -> np.ndarray:
@@ -950,10 +971,8 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.rand
     centres, want = centres[keep], want[keep]
     if want.size < 2:
         return x
-    c2 = np.concatenate([[0.0], np.cumsum(x * x)])
-    lo = np.clip(centres - 705, 0, n)
-    hi = np.clip(centres + 706, 0, n)
-    xr = np.sqrt((c2[hi] - c2[lo]) / 1411.0)
+    pts, ilo, ihi = _window_points(tuple(centres.tolist()), 705, 706, n)
+    xr = np.sqrt(np.maximum(_window_sums(x * x, pts, ilo, ihi), 0.0) / 1411.0)
     k = min(6, want.size)
     scale = float(want[:k].max()) / (float(xr[:k].max()) + 1e-12)
     if not scale > 0:
@@ -963,16 +982,24 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.rand
     att[k:] = np.minimum(1.0, want[k:] / (scale * xr[k:] + 1e-12))
     att = np.minimum.accumulate(att)
     if att[-1] < 1.0:
-        x = x * np.interp(np.arange(n), centres, att, left=1.0, right=float(att[-1]))
+        # the fade starts after the last frame still at 1 (the gain is 1 before it)
+        j = max(0, int(np.searchsorted(-att, -1.0, side="right")) - 1)
+        a = int(centres[j])
+        x[a:] *= np.interp(np.arange(a, n), centres[j:], att[j:], right=float(att[-1]))
         xr = xr * att
     need = np.sqrt(np.maximum((want / scale) ** 2 - xr**2, 0.0))
     if np.any(need > 1e-3 * float(xr[:k].max())):
         # never let the tail swell: it starts with the attack at its largest later level and only falls
         need = np.maximum.accumulate(need[::-1])[::-1]
-        tail = texture(rng, n) * np.interp(np.arange(n), centres, need, left=need[0], right=0.0)
+        tex = texture(rng, n)
+        # the tail's level falls to 0 after the last frame that needs any (silence from there on)
+        last = int(np.flatnonzero(need > 0)[-1])
+        m = n if last + 1 >= need.size else min(n, int(centres[last + 1]) + 1)
+        tail = tex[:m] * np.interp(np.arange(m), centres, need, left=need[0], right=0.0)
         fade = min(n // 4, int(0.03 * SR))
-        tail[n - fade :] *= np.linspace(1.0, 0.0, fade)
-        x = x + tail
+        if m > n - fade:
+            tail[n - fade :] *= np.linspace(1.0, 0.0, fade)[: m - (n - fade)]
+        x[:m] += tail
     return x * scale
 
 
@@ -1023,13 +1050,30 @@ def _limiter_gain(over: np.ndarray) -> np.ndarray:
 _LIM_W = 89  # the limiter's smoothing: 2 ms
 
 
+@functools.lru_cache(maxsize=4)
+def _window_points(centres: tuple, half_lo: int, half_hi: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For windows [c - half_lo, c + half_hi) (clipped to [0, n)) around ``centres``: the sorted
+    window edges, and where each window's start and end are among them."""
+    c = np.asarray(centres, dtype=np.int64)
+    lo, hi = np.clip(c - half_lo, 0, n), np.clip(c + half_hi, 0, n)
+    pts = np.unique(np.concatenate([[0], lo, hi]))
+    return pts, np.searchsorted(pts, lo), np.searchsorted(pts, hi)
+
+
+def _window_sums(sq: np.ndarray, pts: np.ndarray, ilo: np.ndarray, ihi: np.ndarray) -> np.ndarray:
+    """Sums of ``sq`` over the windows of :func:`_window_points` (one pass: sums between edges)."""
+    inner = pts[pts < sq.size]
+    seg = np.add.reduceat(sq, inner) if sq.size else np.zeros(0)
+    c = np.zeros(pts.size)  # c[j]: the sum of sq[:pts[j]] (pts[0] == 0; an edge at the end: all)
+    c[1:] = np.cumsum(seg)[: pts.size - 1]
+    return c[ihi] - c[ilo]
+
+
 def _frame_rms(y: np.ndarray, nf: int) -> np.ndarray:
     """(nf,) RMS of ``y`` over 8 ms around each envelope frame of a block window."""
-    c = np.concatenate([[0.0], np.cumsum(y * y)])
-    centres = np.round(np.arange(nf) * _HOP44).astype(np.int64)
-    lo = np.clip(centres - 176, 0, y.size)
-    hi = np.clip(centres + 177, 0, y.size)
-    return np.sqrt(np.maximum(c[hi] - c[lo], 0.0) / 353.0)
+    centres = tuple(np.round(np.arange(nf) * _HOP44).astype(np.int64).tolist())
+    pts, ilo, ihi = _window_points(centres, 176, 177, y.size)
+    return np.sqrt(np.maximum(_window_sums(y * y, pts, ilo, ihi), 0.0) / 353.0)
 
 
 def _no_rises(g: np.ndarray, fine: np.ndarray, t0: int, t1: int) -> None:
@@ -1068,13 +1112,16 @@ def _frames_to_samples(v: np.ndarray) -> np.ndarray:
 
 
 def _spec_envelope16(y16: np.ndarray, nf: int, K: int) -> np.ndarray:
-    """The SPEC envelope (before peak normalisation) of a frame-aligned window already at 16 kHz."""
+    """The SPEC envelope (before peak normalisation) of a frame-aligned window already at 16 kHz.
+
+    Frame f is the RMS of the 512 samples from ``128 f - 256`` (zeros outside the window): the sum
+    of four 128-sample chunks' energies."""
     y16 = y16.astype(np.float64)
-    pad = 256
-    yp = np.pad(y16, (pad, pad))
-    c = np.concatenate([[0.0], np.cumsum(yp * yp)])
-    st = np.arange(nf) * 128
-    st = st[st + 512 < c.size]
-    rms = np.zeros(nf)
-    rms[: st.size] = np.sqrt(np.maximum((c[st + 512] - c[st]) / 512, 0.0))
+    nc = nf + 3  # chunks [128 (c - 2), 128 (c - 1)) for c < nf + 3
+    yp = np.zeros(nc * 128)
+    m = min(y16.size, (nc - 2) * 128)
+    yp[256 : 256 + m] = y16[:m]
+    ch = np.einsum("ij,ij->i", yp.reshape(nc, 128), yp.reshape(nc, 128))
+    e4 = ch[:nf] + ch[1 : nf + 1] + ch[2 : nf + 2] + ch[3 : nf + 3]
+    rms = np.sqrt(np.maximum(e4 / 512, 0.0))
     return smooth(rms, K, ENV_DEFAULT.smooth_filter).astype(np.float64)
