@@ -44,6 +44,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -763,8 +764,6 @@ class SamplerSynth:
         return out
 
     def _render_block(self, plan: _Plan, k: int, cache: dict, tex_cache: dict) -> np.ndarray:
-        import soxr
-
         bs = k * _BLOCK
         ws, we = bs - _CTX, bs + _BLOCK + _CTX
         L = we - ws
@@ -783,6 +782,7 @@ class SamplerSynth:
         # one-shots overlapping the window
         sel = np.nonzero((plan.samples < we) & (plan.samples > ws - int(_MAX_EVENT * SR)))[0]
         sounds = {}  # event -> its one-shot, for the events that sound in this window
+        lo_nz, hi_nz = L, 0  # where src (and the skirts) may be nonzero: nothing is heard elsewhere
         for i in sel:
             x = cache.get(i)
             if isinstance(x, int):  # made before and forgotten: it ended at sample x
@@ -797,6 +797,7 @@ class SamplerSynth:
             if b <= a:
                 continue
             src[a - ws : b - ws] += x[a - p : b - p]
+            lo_nz, hi_nz = min(lo_nz, a - ws), max(hi_nz, b - ws)
             if stereo:
                 fi = min(T - 1, max(0, int(round(p / _HOP44))))
                 gl, gr = _pan_gains(float(np.median(plan.pan[max(0, fi - 2) : fi + 3])))
@@ -816,6 +817,7 @@ class SamplerSynth:
             tex = np.zeros(L)
             if t_hi > t_lo:
                 tex[t_lo - ws : t_hi - ws] = self._texture(plan, t_lo, t_hi, tex_cache)
+                lo_nz, hi_nz = min(lo_nz, t_lo - ws), max(hi_nz, t_hi - ws)
             sks = _frames_to_samples(skf)
             sk_src = tex * sks
             tex = tex * _frames_to_samples(qf)
@@ -859,42 +861,60 @@ class SamplerSynth:
             ceil[~covered] = 1.0
 
         has_sk = bool(np.any(sk_src))
+        # the level matching works on the stretch where sound is (whole 5-frame periods, with one
+        # period of silence each side for the resampler's filter): y is exactly 0 elsewhere
+        if hi_nz <= lo_nz:
+            return np.zeros((2, _BLOCK), dtype=np.float32)
+        p0, p1 = max(0, lo_nz // _ALIGN - 1), min(L // _ALIGN, -(-hi_nz // _ALIGN) + 1)
+        s0, s1 = p0 * _ALIGN, p1 * _ALIGN
+        src_s, ceil_s, shape_s = src[s0:s1], ceil[s0:s1], shape[s0:s1]
+        sk_s = sk_src[s0:s1] if has_sk else None
 
-        def limited(gs):
-            """(y, gain, limiter gain): ``y = (src * gs + skirts) * lg`` with its peaks under the ceiling.
+        gs, y = np.zeros(L), np.zeros(L)  # reused by every pass (0 outside the stretch)
 
-            ``gs`` is consumed (scaled in place). The limiter acts only around samples over their
-            ceiling; elsewhere its gain is 1."""
-            y = src * gs
+        def limited(g):
+            """(y, gain, limiter gain) over the window for frame gains ``g``: ``y = (src * gs + skirts)
+            * lg`` with its peaks under the ceiling. The limiter acts only around samples over their
+            ceiling; elsewhere its gain is 1. ``y`` and ``gs`` are overwritten by the next call."""
+            gss = gs[s0:s1]
+            _frames_to_samples(g, p0, p1, out=gss)
+            gss *= shape_s
+            ys = y[s0:s1]
+            np.multiply(src_s, gss, out=ys)
             if has_sk:
-                y += sk_src
-            ay = np.abs(y)
-            st = np.max(np.abs(lr * gs + sk_lr), axis=0) if stereo else None
-            hot = ay > ceil
+                ys += sk_s
+            ay = np.abs(ys)
+            st = np.max(np.abs(lr[:, s0:s1] * gss + sk_lr[:, s0:s1]), axis=0) if stereo else None
+            hot = ay > ceil_s
             if stereo:
                 hot |= st > 1.0
             idx = np.flatnonzero(hot)
             if idx.size == 0:
                 return y, gs, None
             lg = np.ones(L)
+            lgs = lg[s0:s1]
             # stretches of samples over the ceiling, apart by more than the limiter's reach (2 x 2 ms)
             cut = np.flatnonzero(np.diff(idx) > 4 * _LIM_W) + 1
+            n_s = s1 - s0
             for run in np.split(idx, cut):
-                s0, s1 = max(0, int(run[0]) - 2 * _LIM_W), min(L, int(run[-1]) + 2 * _LIM_W + 1)
-                over = ay[s0:s1] / ceil[s0:s1]
+                a, b = max(0, int(run[0]) - 2 * _LIM_W), min(n_s, int(run[-1]) + 2 * _LIM_W + 1)
+                over = ay[a:b] / ceil_s[a:b]
                 if stereo:
-                    over = np.maximum(over, st[s0:s1])
+                    over = np.maximum(over, st[a:b])
                 seg = _limiter_gain(over)
-                lg[s0:s1] = seg
-                y[s0:s1] *= seg
-                gs[s0:s1] *= seg
+                lgs[a:b] = seg
+                ys[a:b] *= seg
+                gss[a:b] *= seg
             return y, gs, lg
 
         gated = ~(e > self.silence)
         fine, shaped = None, True  # the frame RMS of src * shape, made again when the shape changed
         for it in range(self.iterations):
-            y, _, _ = limited(_frames_to_samples(g) * shape)
-            y16 = soxr.resample(y.astype(np.float32), SR, 16000, quality="HQ")
+            y, _, _ = limited(g)
+            y16 = np.zeros(L * 160 // 441)
+            a16 = s0 * 160 // 441
+            r16 = _resample16(y[s0:s1])[: y16.size - a16]
+            y16[a16 : a16 + r16.size] = r16
             meas = _spec_envelope16(y16, nf, plan.k_match)
             ratio = np.where(e > self.silence, e / np.maximum(meas, 1e-7), 0.0)
             g_new = np.clip(g * np.clip(ratio, 0.0, 8.0), 0.0, 1e3)
@@ -904,7 +924,9 @@ class SamplerSynth:
                 g_new[z0:z1] = np.minimum(g_new[z0:z1], g_new[z0 - 1])
             if tails:
                 if shaped:
-                    fine, shaped = _frame_rms(src * shape, nf), False
+                    ss = np.zeros(L)
+                    np.multiply(src_s, shape_s, out=ss[s0:s1])
+                    fine, shaped = _frame_rms(ss, nf), False
                 for t0, t1 in tails:
                     _no_rises(g_new, fine, t0, t1)
             # attacks that do not reach their peak (as they will be after this gain update) are
@@ -927,7 +949,7 @@ class SamplerSynth:
                     shape[a:b] *= 1.0 + (f - 1.0) * _attack_window(a - p, b - p)
                     shaped = True
             g = g_new
-        _, gs, lg = limited(_frames_to_samples(g) * shape)
+        _, gs, lg = limited(g)
         lo, hi = _CTX, _CTX + _BLOCK
         if stereo:
             out = lr[:, lo:hi] * gs[lo:hi]
@@ -1027,11 +1049,35 @@ def _attack_window(lo: int, hi: int) -> np.ndarray:
     return w
 
 
+_FADE_K = 10 ** (-1.0 / 20)
+_local = threading.local()
+
+
+def _resample16(y: np.ndarray) -> np.ndarray:
+    """``y`` (a whole signal at 44.1 kHz) resampled to 16 kHz: soxr HQ, as ``soxr.resample`` does,
+    through one stream per thread (cleared before each signal: the filter is designed once)."""
+    rs = getattr(_local, "soxr16", None)
+    if rs is None:
+        import soxr
+
+        rs = _local.soxr16 = soxr.ResampleStream(SR, 16000, 1, dtype="float32", quality="HQ")
+    else:
+        rs.clear()
+    return rs.resample_chunk(y.astype(np.float32), last=True)
+
+
 def _fade_out(g: np.ndarray, gated: np.ndarray) -> None:
     """In place: on ``gated`` frames the gain falls from the previous frame's by 1 dB per frame."""
-    k = 10 ** (-1.0 / 20)
-    for i in np.nonzero(gated[1:])[0] + 1:
-        g[i] = g[i - 1] * k
+    idx = np.flatnonzero(gated[1:]) + 1
+    if idx.size == 0:
+        return
+    # runs of gated frames: each falls from the frame before its start, k ** (1, 2, ...)
+    start = np.ones(idx.size, dtype=bool)
+    start[1:] = np.diff(idx) > 1
+    run = np.cumsum(start) - 1
+    first = idx[start]
+    pos = idx - first[run] + 1
+    g[idx] = g[first - 1][run] * _FADE_K ** pos
 
 
 def _limiter_gain(over: np.ndarray) -> np.ndarray:
@@ -1100,15 +1146,20 @@ def _interp_matrix() -> np.ndarray:
     return m
 
 
-def _frames_to_samples(v: np.ndarray) -> np.ndarray:
-    """(nf,) per-frame values of a block window -> (L,) per-sample values (linear between frames)."""
+def _frames_to_samples(v: np.ndarray, p0: int = 0, p1: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """(nf,) per-frame values of a block window -> (L,) per-sample values (linear between frames);
+    with ``p0``, ``p1``: only the samples of the 5-frame periods [p0, p1) (``_ALIGN`` samples each)."""
     nf = v.size
     per = nf // 5  # whole periods of 5 frames (a block window holds exactly 70)
     vp = np.empty(5 * per + 1)
     vp[: 5 * per] = v[: 5 * per]
     vp[5 * per] = v[5 * per] if nf > 5 * per else v[5 * per - 1]
-    idx = np.arange(per)[:, None] * 5 + np.arange(6)[None, :]
-    return (vp[idx] @ _interp_matrix()).reshape(-1)
+    p1 = per if p1 is None else p1
+    idx = np.arange(p0, p1)[:, None] * 5 + np.arange(6)[None, :]
+    if out is None:
+        return (vp[idx] @ _interp_matrix()).reshape(-1)
+    np.matmul(vp[idx], _interp_matrix(), out=out.reshape(p1 - p0, _ALIGN))
+    return out
 
 
 def _spec_envelope16(y16: np.ndarray, nf: int, K: int) -> np.ndarray:
