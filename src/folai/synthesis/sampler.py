@@ -924,9 +924,7 @@ class SamplerSynth:
                 g_new[z0:z1] = np.minimum(g_new[z0:z1], g_new[z0 - 1])
             if tails:
                 if shaped:
-                    ss = np.zeros(L)
-                    np.multiply(src_s, shape_s, out=ss[s0:s1])
-                    fine, shaped = _frame_rms(ss, nf), False
+                    fine, shaped = _frame_rms(src_s * shape_s, nf, s0), False
                 for t0, t1 in tails:
                     _no_rises(g_new, fine, t0, t1)
             # attacks that do not reach their peak (as they will be after this gain update) are
@@ -993,7 +991,7 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.rand
     centres, want = centres[keep], want[keep]
     if want.size < 2:
         return x
-    pts, ilo, ihi = _window_points(tuple(centres.tolist()), 705, 706, n)
+    pts, ilo, ihi = _window_points(centres, 705, 706, n)
     xr = np.sqrt(np.maximum(_window_sums(x * x, pts, ilo, ihi), 0.0) / 1411.0)
     k = min(6, want.size)
     scale = float(want[:k].max()) / (float(xr[:k].max()) + 1e-12)
@@ -1006,8 +1004,8 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.rand
     if att[-1] < 1.0:
         # the fade starts after the last frame still at 1 (the gain is 1 before it)
         j = max(0, int(np.searchsorted(-att, -1.0, side="right")) - 1)
-        a = int(centres[j])
-        x[a:] *= np.interp(np.arange(a, n), centres[j:], att[j:], right=float(att[-1]))
+        a = max(0, int(centres[j]))
+        x[a:] *= _knot_interp(att, int(centres[0]), a, n, 1.0, float(att[-1]))
         xr = xr * att
     need = np.sqrt(np.maximum((want / scale) ** 2 - xr**2, 0.0))
     if np.any(need > 1e-3 * float(xr[:k].max())):
@@ -1016,13 +1014,32 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.rand
         tex = texture(rng, n)
         # the tail's level falls to 0 after the last frame that needs any (silence from there on)
         last = int(np.flatnonzero(need > 0)[-1])
-        m = n if last + 1 >= need.size else min(n, int(centres[last + 1]) + 1)
-        tail = tex[:m] * np.interp(np.arange(m), centres, need, left=need[0], right=0.0)
+        m = min(n, int(centres[0]) + int((last + 1) * _HOP44) + 2)
+        tail = tex[:m] * _knot_interp(need, int(centres[0]), 0, m, float(need[0]), 0.0)
         fade = min(n // 4, int(0.03 * SR))
         if m > n - fade:
             tail[n - fade :] *= np.linspace(1.0, 0.0, fade)[: m - (n - fade)]
         x[:m] += tail
     return x * scale
+
+
+def _knot_interp(v: np.ndarray, c0: int, lo: int, hi: int, left: float, right: float) -> np.ndarray:
+    """Samples [lo, hi) of the line through ``v[j]`` at sample ``c0 + j * 44100 / 125`` (one value
+    per envelope frame from sample ``c0``): ``left`` before the first, falling or rising to ``right``
+    over the frame after the last. Frames and samples align every 5 frames (``_ALIGN`` samples), so
+    it is a matrix product per 5-frame period, like :func:`_frames_to_samples`."""
+    out = np.empty(max(0, hi - lo))
+    a = min(max(lo, c0), hi)
+    out[: a - lo] = left
+    if hi > a:
+        q0, q1 = (a - c0) // _ALIGN, (hi - 1 - c0) // _ALIGN + 1
+        vp = np.full(max(5 * q1 + 1, v.size), float(right))
+        vp[: v.size] = v
+        idx = np.arange(q0, q1)[:, None] * 5 + np.arange(6)[None, :]
+        vals = (vp[idx] @ _interp_matrix()).reshape(-1)
+        off = a - (c0 + q0 * _ALIGN)
+        out[a - lo :] = vals[off : off + hi - a]
+    return out
 
 
 def _qtime(t: float) -> int:
@@ -1096,14 +1113,19 @@ def _limiter_gain(over: np.ndarray) -> np.ndarray:
 _LIM_W = 89  # the limiter's smoothing: 2 ms
 
 
-@functools.lru_cache(maxsize=4)
-def _window_points(centres: tuple, half_lo: int, half_hi: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For windows [c - half_lo, c + half_hi) (clipped to [0, n)) around ``centres``: the sorted
-    window edges, and where each window's start and end are among them."""
-    c = np.asarray(centres, dtype=np.int64)
+def _window_points(c: np.ndarray, half_lo: int, half_hi: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For windows [c - half_lo, c + half_hi) (clipped to [0, n)) around the centres ``c``: the
+    sorted window edges, and where each window's start and end are among them."""
     lo, hi = np.clip(c - half_lo, 0, n), np.clip(c + half_hi, 0, n)
     pts = np.unique(np.concatenate([[0], lo, hi]))
     return pts, np.searchsorted(pts, lo), np.searchsorted(pts, hi)
+
+
+@functools.lru_cache(maxsize=64)
+def _frame_points(nf: int, s0: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_window_points` of the 8 ms windows of a block window's frames, for a stretch of ``n``
+    samples starting at sample ``s0`` of the window."""
+    return _window_points(np.round(np.arange(nf) * _HOP44).astype(np.int64) - s0, 176, 177, n)
 
 
 def _window_sums(sq: np.ndarray, pts: np.ndarray, ilo: np.ndarray, ihi: np.ndarray) -> np.ndarray:
@@ -1115,10 +1137,10 @@ def _window_sums(sq: np.ndarray, pts: np.ndarray, ilo: np.ndarray, ihi: np.ndarr
     return c[ihi] - c[ilo]
 
 
-def _frame_rms(y: np.ndarray, nf: int) -> np.ndarray:
-    """(nf,) RMS of ``y`` over 8 ms around each envelope frame of a block window."""
-    centres = tuple(np.round(np.arange(nf) * _HOP44).astype(np.int64).tolist())
-    pts, ilo, ihi = _window_points(centres, 176, 177, y.size)
+def _frame_rms(y: np.ndarray, nf: int, s0: int = 0) -> np.ndarray:
+    """(nf,) RMS over 8 ms around each envelope frame of a block window whose samples [s0, s0 +
+    y.size) are ``y`` (and the rest 0)."""
+    pts, ilo, ihi = _frame_points(nf, s0, y.size)
     return np.sqrt(np.maximum(_window_sums(y * y, pts, ilo, ihi), 0.0) / 353.0)
 
 
