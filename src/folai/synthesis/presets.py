@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 
@@ -165,8 +166,7 @@ class Preset:
             x = x / (np.std(x) + 1e-12) + self.tex_crackle_level * 3.0 * cr / (np.std(cr) + 1e-12) * (np.std(cr) > 0)
         if self.tex_flutter > 0:
             k = max(2, int(m / sr * self.tex_flutter) + 2)
-            mod = np.interp(np.linspace(0, k - 1, m), np.arange(k), rng.uniform(0.7, 1.0, k))
-            x = x * mod
+            x = x * _polyline(rng.uniform(0.7, 1.0, k), m)
         x = x[warm:]
         return (x / (np.sqrt(np.mean(x * x)) + 1e-12)).astype(np.float32)
 
@@ -220,6 +220,24 @@ def _damped_sines(modes: list[tuple[float, float, float, float]], n: int, sr: in
     b = np.concatenate([zr.imag, zr.real], axis=0)  # (2M, _SEG)
     x[:] = (a @ b).reshape(-1)[:n]
     return x
+
+
+def _polyline(v: np.ndarray, m: int) -> np.ndarray:
+    """(m,) the line through the values ``v`` spread evenly from the first sample to the last
+    (``np.interp(np.linspace(0, k - 1, m), np.arange(k), v)``, a segment at a time)."""
+    k = v.size
+    out = np.empty(m)
+    step = (k - 1) / (m - 1) if m > 1 else 0.0
+    # sample s lies at knot position s * step: segment i holds the samples from ceil(i / step)
+    edges = [0] + [min(m, int(math.ceil(i / step))) if step > 0 else m for i in range(1, k - 1)] + [m]
+    for i in range(k - 1):
+        a, b = edges[i], edges[i + 1]
+        if b > a:
+            u = np.arange(a, b) * step - i
+            out[a:b] = v[i] + (v[i + 1] - v[i]) * u
+    if k == 1:
+        out[:] = v[0]
+    return out
 
 
 def _band_noise(rng: np.random.Generator, n: int, band: tuple[float, float], sr: int) -> np.ndarray:

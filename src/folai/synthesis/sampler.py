@@ -1145,11 +1145,18 @@ def _frame_rms(y: np.ndarray, nf: int, s0: int = 0) -> np.ndarray:
 
 
 def _no_rises(g: np.ndarray, fine: np.ndarray, t0: int, t1: int) -> None:
-    """In frames [t0, t1) lower ``g`` where needed so that ``g * fine`` never rises (in place)."""
-    for i in range(t0, t1):
-        prev = g[i - 1] * fine[i - 1]
-        if g[i] * fine[i] > prev and fine[i] > 0:
-            g[i] = prev / fine[i]
+    """In frames [t0, t1) lower ``g`` where needed so that ``g * fine`` never rises (in place).
+
+    The product is held at its running minimum from frame ``t0 - 1`` on (frames where ``fine`` is 0
+    keep their gain; the product there is 0)."""
+    if t1 <= t0:
+        return
+    h = g[t0 - 1 : t1] * fine[t0 - 1 : t1]
+    m = np.minimum.accumulate(h)
+    f = fine[t0:t1]
+    low = (h[1:] > m[1:]) & (f > 0)
+    if np.any(low):
+        g[t0:t1][low] = m[1:][low] / f[low]
 
 
 @functools.lru_cache(maxsize=1)
