@@ -42,6 +42,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import math
 import threading
@@ -565,8 +566,8 @@ class SamplerSynth:
         for b in range(_BANK):
             _bank_texture(bank, source, int(seed), b)
         _interp_matrix()
-        import soxr  # noqa: F401  (imported once, off the render's clock)
-        import tqdm.auto  # noqa: F401
+        for name in ("soxr", "tqdm.auto"):  # imported here, off the render's clock
+            importlib.import_module(name)
 
     def _bank(self, source, seed: int) -> dict:
         key = (source.key, int(seed))
