@@ -1126,7 +1126,10 @@ def _window_points(c: np.ndarray, half_lo: int, half_hi: int, n: int) -> tuple[n
 def _frame_points(nf: int, s0: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_window_points` of the 8 ms windows of a block window's frames, for a stretch of ``n``
     samples starting at sample ``s0`` of the window."""
-    return _window_points(np.round(np.arange(nf) * _HOP44).astype(np.int64) - s0, 176, 177, n)
+    pts = _window_points(np.round(np.arange(nf) * _HOP44).astype(np.int64) - s0, 176, 177, n)
+    for a in pts:
+        a.flags.writeable = False  # shared by every render
+    return pts
 
 
 def _window_sums(sq: np.ndarray, pts: np.ndarray, ilo: np.ndarray, ihi: np.ndarray) -> np.ndarray:
@@ -1173,6 +1176,7 @@ def _interp_matrix() -> np.ndarray:
     m = np.zeros((6, _ALIGN))
     m[i0, np.arange(_ALIGN)] = 1.0 - w
     m[i0 + 1, np.arange(_ALIGN)] += w
+    m.flags.writeable = False  # shared by every render
     return m
 
 
