@@ -348,3 +348,95 @@ def test_quantised_and_jittery_envelopes_still_give_one_sound_per_hit(scene, jit
     assert all(np.min(np.abs(got - t)) <= 0.025 for t in times), got
     assert len(got) <= len(times) + 3, got
     assert _el1(audio, env) <= 0.01
+
+
+# ----------------------------------------------------------------------------- speed work keeps the sound
+
+
+def test_prepare_changes_nothing_but_when_the_work_is_done(scene, tmp_path):
+    y, _, env = scene
+    dur = len(y) / SR
+    plain = SamplerSynth().render(env, duration=dur, prompt="metal", seed=5, progress=False)
+    s = SamplerSynth()
+    s.prepare(duration=dur, prompt="metal", references=[], seed=5)
+    assert s.render(env, duration=dur, prompt="metal", seed=5, progress=False).tobytes() == plain.tobytes()
+    # prepared for another seed or sound: still the render of what is asked
+    s.prepare(duration=dur, prompt="glass", references=[], seed=1)
+    assert s.render(env, duration=dur, prompt="metal", seed=5, progress=False).tobytes() == plain.tobytes()
+    ref = tmp_path / "knocks.wav"
+    sf.write(ref, y[: int(2.5 * SR)], SR)
+    a = SamplerSynth().render(env, duration=dur, references=[ref], seed=2, progress=False)
+    r = SamplerSynth()
+    r.prepare(duration=dur, references=[ref], seed=2)
+    assert r.render(env, duration=dur, references=[ref], seed=2, progress=False).tobytes() == a.tobytes()
+    with pytest.raises(FolaiError):
+        SamplerSynth().prepare(duration=dur, prompt="no such material at all")
+
+
+def test_chunks_in_any_order_are_the_full_render(scene):
+    """The one-shot cache forgets sounds that ended; stretches asked for backwards still match."""
+    y, _, env = scene
+    dur = len(y) / SR
+    s = SamplerSynth()
+    full = s.render(env, duration=dur, prompt="wood", seed=4, progress=False)
+    bounds = [0.0, 2.0, 4.0, dur]
+    for t0, t1 in reversed(list(zip(bounds[:-1], bounds[1:]))):
+        part = s.render_span(env, t0, t1, duration=dur, prompt="wood", seed=4, progress=False)
+        assert part.tobytes() == full[:, int(round(t0 * SR)) : int(round(t1 * SR))].tobytes(), (t0, t1)
+    chunks = [SamplerSynth().render_span(env, 0.0, 2.0, duration=dur, prompt="wood", seed=4, progress=False)]
+    chunks += [s.render_span(env, t0, t1, duration=dur, prompt="wood", seed=4, progress=False)
+               for t0, t1 in zip(bounds[1:-1], bounds[2:])]
+    assert np.concatenate(chunks, axis=1).tobytes() == full.tobytes()
+
+
+def test_fast_building_blocks_match_their_definitions():
+    from scipy import ndimage
+
+    from folai.envelope import DEFAULT, smooth
+    from folai.synthesis import sampler as S
+    from folai.synthesis.presets import _damped_sines
+
+    rng = np.random.default_rng(0)
+    # modes: amp * sin(2 pi f t + ph) * exp(-t / d), cut where they died (-70 dB)
+    modes = [(0.8, 520.0, 0.3, 0.05), (0.5, 1300.0, 1.0, 0.02), (0.3, 12000.0, 2.0, 0.3), (0.4, 95.0, 0.0, 0.02)]
+    n = 50000
+    t = np.arange(n) / SR
+    direct = sum(a * np.sin(2 * np.pi * f * t + ph) * np.exp(-t / d) for a, f, ph, d in modes)
+    got = _damped_sines(modes, n, SR)
+    assert np.abs(got - direct).max() < 1e-3 * np.abs(direct).max()
+    assert np.abs(got - direct)[:2000].max() < 1e-9
+    # block window: frames -> samples, frame RMS, SPEC envelope at 16 kHz, limiter
+    L = S._BLOCK + 2 * S._CTX
+    nf = L * 160 // 441 // 128
+    v = rng.random(nf)
+    pos = np.arange(L) / S._HOP44
+    assert np.allclose(S._frames_to_samples(v), np.interp(pos, np.arange(nf), v), atol=1e-12)
+    assert np.allclose(S._frames_to_samples(v, 3, 9), S._frames_to_samples(v)[3 * S._ALIGN : 9 * S._ALIGN])
+    y = rng.standard_normal(L) * (rng.random(L) < 0.3)
+    c = np.concatenate([[0.0], np.cumsum(y * y)])
+    centres = np.round(np.arange(nf) * S._HOP44).astype(np.int64)
+    lo, hi = np.clip(centres - 176, 0, L), np.clip(centres + 177, 0, L)
+    assert np.allclose(S._frame_rms(y, nf), np.sqrt((c[hi] - c[lo]) / 353.0), atol=1e-9)
+    s0 = 7 * S._ALIGN
+    y[:s0] = 0.0
+    assert np.allclose(S._frame_rms(y[s0:], nf, s0), S._frame_rms(y, nf), atol=1e-9)
+    y16 = rng.standard_normal(nf * 128)
+    yp = np.pad(y16, 256)
+    ref = np.array([np.sqrt(np.mean(yp[128 * f : 128 * f + 512] ** 2)) for f in range(nf)])
+    assert np.allclose(S._spec_envelope16(y16, nf, 1), ref, atol=1e-12)
+    assert np.allclose(S._spec_envelope16(y16, nf, DEFAULT.smooth_kernel), smooth(ref, DEFAULT.smooth_kernel, "box"),
+                       atol=1e-12)
+    over = np.ones(5000)
+    over[[1000, 1040, 3000]] = [2.0, 1.5, 4.0]
+    lg = S._limiter_gain(over)
+    need = 1.0 / np.maximum(over, 1.0)
+    assert np.all(lg <= need + 1e-12) and lg[:800].min() == 1.0
+    want = ndimage.uniform_filter1d(ndimage.minimum_filter1d(need, 89, mode="nearest"), 89, mode="nearest")
+    assert np.allclose(lg, want)
+    # one-shot level: a line through one value per frame, from any sample on
+    w = rng.random(40)
+    for c0 in (-300, 0, 17):
+        knots = np.round(c0 + np.arange(40) * S._HOP44).astype(np.int64)
+        a, b = max(0, int(knots[2])), int(knots[-1])
+        got = S._knot_interp(w, c0, a, b, 0.5, 0.0)
+        assert np.abs(got - np.interp(np.arange(a, b), knots, w)).max() < 2e-3  # centres rounded to samples

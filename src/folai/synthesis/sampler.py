@@ -42,8 +42,10 @@ Example::
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -272,6 +274,7 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
 class _PresetSource:
     def __init__(self, preset: Preset):
         self.preset = preset
+        self.key = ("preset", preset.name)
 
     def impact(self, rng: np.random.Generator, ev: Event, variation: float, take: int | None) -> np.ndarray:
         scale = ev.decay / max(self.preset.natural_decay, 1e-3)
@@ -289,6 +292,7 @@ class _ReferenceSource:
     def __init__(self, files: Sequence[str | Path]):
         import librosa
 
+        self.key: tuple = ("references", tuple(str(f) for f in files))  # names the texture bank
         self.takes: list[np.ndarray] = []
         material: list[np.ndarray] = []
         for f in files:
@@ -412,9 +416,15 @@ class _Plan:
         """(n,) float64 unit-RMS texture (n <= 2.5 s): a stretch of one of a few stored textures."""
         b = int(rng.integers(0, _BANK))
         off = int(rng.integers(0, _BANK_LEN - n + 1))
-        if b not in self.bank:
-            self.bank[b] = self.source.texture(_rng(self.seed, 2_000_003, b), _BANK_LEN).astype(np.float64)
-        return self.bank[b][off : off + n]
+        return _bank_texture(self.bank, self.source, self.seed, b)[off : off + n]
+
+
+def _bank_texture(bank: dict, source, seed: int, b: int) -> np.ndarray:
+    """Texture ``b`` of the bank of ``source`` for ``seed`` (made once; a pure function of its key)."""
+    x = bank.get(b)
+    if x is None:
+        x = bank[b] = source.texture(_rng(seed, 2_000_003, b), _BANK_LEN).astype(np.float64)
+    return x
 
 
 class SamplerSynth:
@@ -468,6 +478,7 @@ class SamplerSynth:
         self.tail_ratio = float(tail_ratio)
         self._refs = None  # (key, _ReferenceSource): recordings are cut into takes once
         self._last = None  # (key, _Plan): the plan of the last render call
+        self._banks: dict = {}  # (source key, seed) -> texture bank {index: samples}, the last two kept
 
     # ------------------------------------------------------------------ public API
     def render(
@@ -533,13 +544,39 @@ class SamplerSynth:
             s = k * _BLOCK
             lo, hi = max(a, s), min(b, s + _BLOCK)
             out[:, lo - a : hi - a] = blk[:, lo - s : hi - s]
-            # forget one-shots that ended before the next block's context
+            # forget one-shots that ended before the next block's context; their end sample is kept
+            # (later blocks select events by their start and would otherwise make them again)
             horizon = (k + 1) * _BLOCK - _CTX
-            for i in [i for i in cache if plan.samples[i] + cache[i].size < horizon]:
-                del cache[i]
+            for i in [i for i, x in cache.items() if not isinstance(x, int) and plan.samples[i] + x.size < horizon]:
+                cache[i] = int(plan.samples[i] + cache[i].size)
             for j in [j for j in tex_cache if (j + 2) * (_TEX // 2) < horizon]:
                 del tex_cache[j]
         return out
+
+    def prepare(self, *, duration: float | None = None, prompt: str | None = None,
+                references: Sequence[str | Path] = (), seed: int = 0, **_: object) -> None:
+        """Get ready for a render with these inputs before the envelope is known (optional).
+
+        Makes what does not depend on the envelope: the source (a reference set is cut into takes)
+        and its texture bank for ``seed`` (the textures of sustained parts and of events' tails).
+        The pipeline runs it during stage 1; a render does the same work itself when it was not
+        called. ``duration`` is accepted for the backend contract."""
+        source = self._source(prompt, references)
+        bank = self._bank(source, seed)
+        for b in range(_BANK):
+            _bank_texture(bank, source, int(seed), b)
+        _interp_matrix()
+        for name in ("soxr", "tqdm.auto"):  # imported here, off the render's clock
+            importlib.import_module(name)
+
+    def _bank(self, source, seed: int) -> dict:
+        key = (source.key, int(seed))
+        bank = self._banks.get(key)
+        if bank is None:
+            while len(self._banks) >= 2:
+                self._banks.pop(next(iter(self._banks)))
+            bank = self._banks[key] = {}
+        return bank
 
     # ------------------------------------------------------------------ planning (frame rate, global)
     def check(self, prompt: str | None = None, references: Sequence[str | Path] = ()) -> None:
@@ -551,7 +588,9 @@ class SamplerSynth:
             key = tuple(str(Path(r).resolve()) for r in references)
             stamp = tuple(Path(r).stat().st_mtime_ns if Path(r).exists() else -1 for r in references)
             if self._refs is None or self._refs[0] != (key, stamp):
-                self._refs = ((key, stamp), _ReferenceSource(list(references)))
+                src = _ReferenceSource(list(references))
+                src.key = ("references", key, stamp)
+                self._refs = ((key, stamp), src)
             return self._refs[1]
         if prompt:
             return _PresetSource(get_preset(match_preset(prompt)))
@@ -697,7 +736,7 @@ class SamplerSynth:
         k_match = 1 if events and n_sharp > len(events) / 2 else K
         return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
                      skirt=skirt, pan=pan_f,
-                     source=source, seed=int(seed), n=n, k_match=k_match)
+                     source=source, seed=int(seed), n=n, k_match=k_match, bank=self._bank(source, seed))
 
     # ------------------------------------------------------------------ one block (audio rate, local)
     def _event_sound(self, plan: _Plan, i: int) -> np.ndarray:
@@ -726,8 +765,6 @@ class SamplerSynth:
         return out
 
     def _render_block(self, plan: _Plan, k: int, cache: dict, tex_cache: dict) -> np.ndarray:
-        import soxr
-
         bs = k * _BLOCK
         ws, we = bs - _CTX, bs + _BLOCK + _CTX
         L = we - ws
@@ -745,15 +782,23 @@ class SamplerSynth:
         lr = np.zeros((2, L)) if stereo else None
         # one-shots overlapping the window
         sel = np.nonzero((plan.samples < we) & (plan.samples > ws - int(_MAX_EVENT * SR)))[0]
+        sounds = {}  # event -> its one-shot, for the events that sound in this window
+        lo_nz, hi_nz = L, 0  # where src (and the skirts) may be nonzero: nothing is heard elsewhere
         for i in sel:
-            if i not in cache:
-                cache[i] = self._event_sound(plan, int(i))
-            x = cache[i]
+            x = cache.get(i)
+            if isinstance(x, int):  # made before and forgotten: it ended at sample x
+                if x < ws:
+                    continue
+                x = None
+            if x is None:
+                x = cache[i] = self._event_sound(plan, int(i))
+            sounds[i] = x
             p = int(plan.samples[i])
             a, b = max(ws, p), min(we, p + x.size)
             if b <= a:
                 continue
             src[a - ws : b - ws] += x[a - p : b - p]
+            lo_nz, hi_nz = min(lo_nz, a - ws), max(hi_nz, b - ws)
             if stereo:
                 fi = min(T - 1, max(0, int(round(p / _HOP44))))
                 gl, gr = _pan_gains(float(np.median(plan.pan[max(0, fi - 2) : fi + 3])))
@@ -773,6 +818,7 @@ class SamplerSynth:
             tex = np.zeros(L)
             if t_hi > t_lo:
                 tex[t_lo - ws : t_hi - ws] = self._texture(plan, t_lo, t_hi, tex_cache)
+                lo_nz, hi_nz = min(lo_nz, t_lo - ws), max(hi_nz, t_hi - ws)
             sks = _frames_to_samples(skf)
             sk_src = tex * sks
             tex = tex * _frames_to_samples(qf)
@@ -807,27 +853,69 @@ class SamplerSynth:
         if loc_ev:
             ceil[:] = 0.0
             covered = np.zeros(L, dtype=bool)
-            for i in sel:
+            for i, x in sounds.items():
                 p = int(plan.samples[i]) - ws
-                a, b = max(0, p - 44), min(L, p + min(cache[i].size, int(0.3 * SR)))
+                a, b = max(0, p - 44), min(L, p + min(x.size, int(0.3 * SR)))
                 if b > a:
                     ceil[a:b] = np.maximum(ceil[a:b], plan.peaks[i])
                     covered[a:b] = True
             ceil[~covered] = 1.0
 
-        def limited(gs):
-            """(y, gain, limiter gain): ``y = (src * gs + skirts) * lg`` with its peaks under the ceiling."""
-            y = src * gs + sk_src
-            over = np.abs(y) / ceil
+        has_sk = bool(np.any(sk_src))
+        # the level matching works on the stretch where sound is (whole 5-frame periods, with one
+        # period of silence each side for the resampler's filter): y is exactly 0 elsewhere
+        if hi_nz <= lo_nz:
+            return np.zeros((2, _BLOCK), dtype=np.float32)
+        p0, p1 = max(0, lo_nz // _ALIGN - 1), min(L // _ALIGN, -(-hi_nz // _ALIGN) + 1)
+        s0, s1 = p0 * _ALIGN, p1 * _ALIGN
+        src_s, ceil_s, shape_s = src[s0:s1], ceil[s0:s1], shape[s0:s1]
+        sk_s = sk_src[s0:s1] if has_sk else None
+
+        gs, y = np.zeros(L), np.zeros(L)  # reused by every pass (0 outside the stretch)
+
+        def limited(g):
+            """(y, gain, limiter gain) over the window for frame gains ``g``: ``y = (src * gs + skirts)
+            * lg`` with its peaks under the ceiling. The limiter acts only around samples over their
+            ceiling; elsewhere its gain is 1. ``y`` and ``gs`` are overwritten by the next call."""
+            gss = gs[s0:s1]
+            _frames_to_samples(g, p0, p1, out=gss)
+            gss *= shape_s
+            ys = y[s0:s1]
+            np.multiply(src_s, gss, out=ys)
+            if has_sk:
+                ys += sk_s
+            ay = np.abs(ys)
+            st = np.max(np.abs(lr[:, s0:s1] * gss + sk_lr[:, s0:s1]), axis=0) if stereo else None
+            hot = ay > ceil_s
             if stereo:
-                over = np.maximum(over, np.max(np.abs(lr * gs + sk_lr), axis=0))
-            lg = _limiter_gain(over)
-            return y * lg, gs * lg, lg
+                hot |= st > 1.0
+            idx = np.flatnonzero(hot)
+            if idx.size == 0:
+                return y, gs, None
+            lg = np.ones(L)
+            lgs = lg[s0:s1]
+            # stretches of samples over the ceiling, apart by more than the limiter's reach (2 x 2 ms)
+            cut = np.flatnonzero(np.diff(idx) > 4 * _LIM_W) + 1
+            n_s = s1 - s0
+            for run in np.split(idx, cut):
+                a, b = max(0, int(run[0]) - 2 * _LIM_W), min(n_s, int(run[-1]) + 2 * _LIM_W + 1)
+                over = ay[a:b] / ceil_s[a:b]
+                if stereo:
+                    over = np.maximum(over, st[a:b])
+                seg = _limiter_gain(over)
+                lgs[a:b] = seg
+                ys[a:b] *= seg
+                gss[a:b] *= seg
+            return y, gs, lg
 
         gated = ~(e > self.silence)
+        fine, shaped = None, True  # the frame RMS of src * shape, made again when the shape changed
         for it in range(self.iterations):
-            y, _, _ = limited(_frames_to_samples(g) * shape)
-            y16 = soxr.resample(y.astype(np.float32), SR, 16000, quality="HQ")
+            y, _, _ = limited(g)
+            y16 = np.zeros(L * 160 // 441)
+            a16 = s0 * 160 // 441
+            r16 = _resample16(y[s0:s1])[: y16.size - a16]
+            y16[a16 : a16 + r16.size] = r16
             meas = _spec_envelope16(y16, nf, plan.k_match)
             ratio = np.where(e > self.silence, e / np.maximum(meas, 1e-7), 0.0)
             g_new = np.clip(g * np.clip(ratio, 0.0, 8.0), 0.0, 1e3)
@@ -836,7 +924,8 @@ class SamplerSynth:
             for z0, z1 in pre:
                 g_new[z0:z1] = np.minimum(g_new[z0:z1], g_new[z0 - 1])
             if tails:
-                fine = _frame_rms(src * shape, nf)
+                if shaped:
+                    fine, shaped = _frame_rms(src_s * shape_s, nf, s0), False
                 for t0, t1 in tails:
                     _no_rises(g_new, fine, t0, t1)
             # attacks that do not reach their peak (as they will be after this gain update) are
@@ -857,21 +946,33 @@ class SamplerSynth:
                 if f > 1.0 + 1e-4:
                     a, b = max(0, p - 88), min(L, p + int(0.1 * SR))
                     shape[a:b] *= 1.0 + (f - 1.0) * _attack_window(a - p, b - p)
+                    shaped = True
             g = g_new
-        _, gs, lg = limited(_frames_to_samples(g) * shape)
+        _, gs, lg = limited(g)
         lo, hi = _CTX, _CTX + _BLOCK
         if stereo:
-            out = lr[:, lo:hi] * gs[lo:hi] + sk_lr[:, lo:hi] * lg[lo:hi]
+            out = lr[:, lo:hi] * gs[lo:hi]
+            if lg is None:
+                out += sk_lr[:, lo:hi]
+            else:
+                out += sk_lr[:, lo:hi] * lg[lo:hi]
         else:
-            out = np.repeat((src[lo:hi] * gs[lo:hi] + sk_src[lo:hi] * lg[lo:hi])[None], 2, axis=0)
+            out = src[lo:hi] * gs[lo:hi]
+            if has_sk:
+                out += sk_src[lo:hi] if lg is None else sk_src[lo:hi] * lg[lo:hi]
         # nothing past the end of the render
         end = plan.n - bs
         if end < _BLOCK:
-            out[:, max(0, end) :] = 0.0
+            out[..., max(0, end) :] = 0.0
         if not np.all(np.isfinite(out)):  # pragma: no cover - a guard, never expected
             log.warning("sampler: non-finite samples in block %d replaced by silence", k)
             out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-        return np.clip(out, -1.0, 1.0).astype(np.float32)
+        out = np.clip(out, -1.0, 1.0, out=out).astype(np.float32)
+        if stereo:
+            return out
+        both = np.empty((2, _BLOCK), dtype=np.float32)
+        both[0] = both[1] = out
+        return both
 
 
 def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.random.Generator) -> np.ndarray:
@@ -891,10 +992,8 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.rand
     centres, want = centres[keep], want[keep]
     if want.size < 2:
         return x
-    c2 = np.concatenate([[0.0], np.cumsum(x * x)])
-    lo = np.clip(centres - 705, 0, n)
-    hi = np.clip(centres + 706, 0, n)
-    xr = np.sqrt((c2[hi] - c2[lo]) / 1411.0)
+    pts, ilo, ihi = _window_points(centres, 705, 706, n)
+    xr = np.sqrt(np.maximum(_window_sums(x * x, pts, ilo, ihi), 0.0) / 1411.0)
     k = min(6, want.size)
     scale = float(want[:k].max()) / (float(xr[:k].max()) + 1e-12)
     if not scale > 0:
@@ -904,17 +1003,44 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.rand
     att[k:] = np.minimum(1.0, want[k:] / (scale * xr[k:] + 1e-12))
     att = np.minimum.accumulate(att)
     if att[-1] < 1.0:
-        x = x * np.interp(np.arange(n), centres, att, left=1.0, right=float(att[-1]))
+        # the fade starts after the last frame still at 1 (the gain is 1 before it)
+        j = max(0, int(np.searchsorted(-att, -1.0, side="right")) - 1)
+        a = max(0, int(centres[j]))
+        x[a:] *= _knot_interp(att, int(centres[0]), a, n, 1.0, float(att[-1]))
         xr = xr * att
     need = np.sqrt(np.maximum((want / scale) ** 2 - xr**2, 0.0))
     if np.any(need > 1e-3 * float(xr[:k].max())):
         # never let the tail swell: it starts with the attack at its largest later level and only falls
         need = np.maximum.accumulate(need[::-1])[::-1]
-        tail = texture(rng, n) * np.interp(np.arange(n), centres, need, left=need[0], right=0.0)
+        tex = texture(rng, n)
+        # the tail's level falls to 0 after the last frame that needs any (silence from there on)
+        last = int(np.flatnonzero(need > 0)[-1])
+        m = min(n, int(centres[0]) + int((last + 1) * _HOP44) + 2)
+        tail = tex[:m] * _knot_interp(need, int(centres[0]), 0, m, float(need[0]), 0.0)
         fade = min(n // 4, int(0.03 * SR))
-        tail[n - fade :] *= np.linspace(1.0, 0.0, fade)
-        x = x + tail
+        if m > n - fade:
+            tail[n - fade :] *= np.linspace(1.0, 0.0, fade)[: m - (n - fade)]
+        x[:m] += tail
     return x * scale
+
+
+def _knot_interp(v: np.ndarray, c0: int, lo: int, hi: int, left: float, right: float) -> np.ndarray:
+    """Samples [lo, hi) of the line through ``v[j]`` at sample ``c0 + j * 44100 / 125`` (one value
+    per envelope frame from sample ``c0``): ``left`` before the first, falling or rising to ``right``
+    over the frame after the last. Frames and samples align every 5 frames (``_ALIGN`` samples), so
+    it is a matrix product per 5-frame period, like :func:`_frames_to_samples`."""
+    out = np.empty(max(0, hi - lo))
+    a = min(max(lo, c0), hi)
+    out[: a - lo] = left
+    if hi > a:
+        q0, q1 = (a - c0) // _ALIGN, (hi - 1 - c0) // _ALIGN + 1
+        vp = np.full(max(5 * q1 + 1, v.size), float(right))
+        vp[: v.size] = v
+        idx = np.arange(q0, q1)[:, None] * 5 + np.arange(6)[None, :]
+        vals = (vp[idx] @ _interp_matrix()).reshape(-1)
+        off = a - (c0 + q0 * _ALIGN)
+        out[a - lo :] = vals[off : off + hi - a]
+    return out
 
 
 def _qtime(t: float) -> int:
@@ -941,11 +1067,35 @@ def _attack_window(lo: int, hi: int) -> np.ndarray:
     return w
 
 
+_FADE_K = 10 ** (-1.0 / 20)
+_local = threading.local()
+
+
+def _resample16(y: np.ndarray) -> np.ndarray:
+    """``y`` (a whole signal at 44.1 kHz) resampled to 16 kHz: soxr HQ, as ``soxr.resample`` does,
+    through one stream per thread (cleared before each signal: the filter is designed once)."""
+    rs = getattr(_local, "soxr16", None)
+    if rs is None:
+        import soxr
+
+        rs = _local.soxr16 = soxr.ResampleStream(SR, 16000, 1, dtype="float32", quality="HQ")
+    else:
+        rs.clear()
+    return rs.resample_chunk(y.astype(np.float32), last=True)
+
+
 def _fade_out(g: np.ndarray, gated: np.ndarray) -> None:
     """In place: on ``gated`` frames the gain falls from the previous frame's by 1 dB per frame."""
-    k = 10 ** (-1.0 / 20)
-    for i in np.nonzero(gated[1:])[0] + 1:
-        g[i] = g[i - 1] * k
+    idx = np.flatnonzero(gated[1:]) + 1
+    if idx.size == 0:
+        return
+    # runs of gated frames: each falls from the frame before its start, k ** (1, 2, ...)
+    start = np.ones(idx.size, dtype=bool)
+    start[1:] = np.diff(idx) > 1
+    run = np.cumsum(start) - 1
+    first = idx[start]
+    pos = idx - first[run] + 1
+    g[idx] = g[first - 1][run] * _FADE_K ** pos
 
 
 def _limiter_gain(over: np.ndarray) -> np.ndarray:
@@ -957,52 +1107,106 @@ def _limiter_gain(over: np.ndarray) -> np.ndarray:
     need = 1.0 / np.maximum(over, 1.0)
     if need.min() >= 1.0:
         return np.ones_like(need)
-    w = 89
-    m = ndimage.minimum_filter1d(need, size=w, mode="nearest")
-    return ndimage.uniform_filter1d(m, size=w, mode="nearest")
+    m = ndimage.minimum_filter1d(need, size=_LIM_W, mode="nearest")
+    return ndimage.uniform_filter1d(m, size=_LIM_W, mode="nearest")
 
 
-def _frame_rms(y: np.ndarray, nf: int) -> np.ndarray:
-    """(nf,) RMS of ``y`` over 8 ms around each envelope frame of a block window."""
-    c = np.concatenate([[0.0], np.cumsum(y * y)])
-    centres = np.round(np.arange(nf) * _HOP44).astype(np.int64)
-    lo = np.clip(centres - 176, 0, y.size)
-    hi = np.clip(centres + 177, 0, y.size)
-    return np.sqrt(np.maximum(c[hi] - c[lo], 0.0) / 353.0)
+_LIM_W = 89  # the limiter's smoothing: 2 ms
+
+
+def _window_points(c: np.ndarray, half_lo: int, half_hi: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For windows [c - half_lo, c + half_hi) (clipped to [0, n)) around the centres ``c``: the
+    sorted window edges, and where each window's start and end are among them."""
+    lo, hi = np.clip(c - half_lo, 0, n), np.clip(c + half_hi, 0, n)
+    pts = np.unique(np.concatenate([[0], lo, hi]))
+    return pts, np.searchsorted(pts, lo), np.searchsorted(pts, hi)
+
+
+@functools.lru_cache(maxsize=64)
+def _frame_points(nf: int, s0: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_window_points` of the 8 ms windows of a block window's frames, for a stretch of ``n``
+    samples starting at sample ``s0`` of the window."""
+    pts = _window_points(np.round(np.arange(nf) * _HOP44).astype(np.int64) - s0, 176, 177, n)
+    for a in pts:
+        a.flags.writeable = False  # shared by every render
+    return pts
+
+
+def _window_sums(sq: np.ndarray, pts: np.ndarray, ilo: np.ndarray, ihi: np.ndarray) -> np.ndarray:
+    """Sums of ``sq`` over the windows of :func:`_window_points` (one pass: sums between edges)."""
+    inner = pts[pts < sq.size]
+    seg = np.add.reduceat(sq, inner) if sq.size else np.zeros(0)
+    c = np.zeros(pts.size)  # c[j]: the sum of sq[:pts[j]] (pts[0] == 0; an edge at the end: all)
+    c[1:] = np.cumsum(seg)[: pts.size - 1]
+    return c[ihi] - c[ilo]
+
+
+def _frame_rms(y: np.ndarray, nf: int, s0: int = 0) -> np.ndarray:
+    """(nf,) RMS over 8 ms around each envelope frame of a block window whose samples [s0, s0 +
+    y.size) are ``y`` (and the rest 0)."""
+    pts, ilo, ihi = _frame_points(nf, s0, y.size)
+    return np.sqrt(np.maximum(_window_sums(y * y, pts, ilo, ihi), 0.0) / 353.0)
 
 
 def _no_rises(g: np.ndarray, fine: np.ndarray, t0: int, t1: int) -> None:
-    """In frames [t0, t1) lower ``g`` where needed so that ``g * fine`` never rises (in place)."""
-    for i in range(t0, t1):
-        prev = g[i - 1] * fine[i - 1]
-        if g[i] * fine[i] > prev and fine[i] > 0:
-            g[i] = prev / fine[i]
+    """In frames [t0, t1) lower ``g`` where needed so that ``g * fine`` never rises (in place).
+
+    The product is held at its running minimum from frame ``t0 - 1`` on (frames where ``fine`` is 0
+    keep their gain; the product there is 0)."""
+    if t1 <= t0:
+        return
+    h = g[t0 - 1 : t1] * fine[t0 - 1 : t1]
+    m = np.minimum.accumulate(h)
+    f = fine[t0:t1]
+    low = (h[1:] > m[1:]) & (f > 0)
+    if np.any(low):
+        g[t0:t1][low] = m[1:][low] / f[low]
 
 
 @functools.lru_cache(maxsize=1)
-def _interp_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linear interpolation from the frames of a block window to its samples (same for every block)."""
-    L = _BLOCK + 2 * _CTX
-    pos = np.arange(L) / _HOP44
-    i0 = np.minimum(np.floor(pos).astype(np.int64), L * 160 // 441 // 128 - 2)
-    w = np.clip(pos - i0, 0.0, 1.0)
-    return i0, 1.0 - w, w
+def _interp_matrix() -> np.ndarray:
+    """(6, 1764) weights: linear interpolation from frames to samples, one 5-frame period at a time.
+
+    Frames and samples align every ``_ALIGN`` samples (5 frames), so the samples of period j of a
+    block window are ``v[5j : 5j + 6] @ M`` (the last frame held, as at the window's end).
+    """
+    pos = np.arange(_ALIGN) / _HOP44
+    i0 = np.floor(pos).astype(np.int64)
+    w = pos - i0
+    m = np.zeros((6, _ALIGN))
+    m[i0, np.arange(_ALIGN)] = 1.0 - w
+    m[i0 + 1, np.arange(_ALIGN)] += w
+    m.flags.writeable = False  # shared by every render
+    return m
 
 
-def _frames_to_samples(v: np.ndarray) -> np.ndarray:
-    """(nf,) per-frame values of a block window -> (L,) per-sample values (linear between frames)."""
-    i0, w0, w1 = _interp_table()
-    return v[i0] * w0 + v[i0 + 1] * w1
+def _frames_to_samples(v: np.ndarray, p0: int = 0, p1: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """(nf,) per-frame values of a block window -> (L,) per-sample values (linear between frames);
+    with ``p0``, ``p1``: only the samples of the 5-frame periods [p0, p1) (``_ALIGN`` samples each)."""
+    nf = v.size
+    per = nf // 5  # whole periods of 5 frames (a block window holds exactly 70)
+    vp = np.empty(5 * per + 1)
+    vp[: 5 * per] = v[: 5 * per]
+    vp[5 * per] = v[5 * per] if nf > 5 * per else v[5 * per - 1]
+    p1 = per if p1 is None else p1
+    idx = np.arange(p0, p1)[:, None] * 5 + np.arange(6)[None, :]
+    if out is None:
+        return (vp[idx] @ _interp_matrix()).reshape(-1)
+    np.matmul(vp[idx], _interp_matrix(), out=out.reshape(p1 - p0, _ALIGN))
+    return out
 
 
 def _spec_envelope16(y16: np.ndarray, nf: int, K: int) -> np.ndarray:
-    """The SPEC envelope (before peak normalisation) of a frame-aligned window already at 16 kHz."""
+    """The SPEC envelope (before peak normalisation) of a frame-aligned window already at 16 kHz.
+
+    Frame f is the RMS of the 512 samples from ``128 f - 256`` (zeros outside the window): the sum
+    of four 128-sample chunks' energies."""
     y16 = y16.astype(np.float64)
-    pad = 256
-    yp = np.pad(y16, (pad, pad))
-    c = np.concatenate([[0.0], np.cumsum(yp * yp)])
-    st = np.arange(nf) * 128
-    st = st[st + 512 < c.size]
-    rms = np.zeros(nf)
-    rms[: st.size] = np.sqrt(np.maximum((c[st + 512] - c[st]) / 512, 0.0))
+    nc = nf + 3  # chunks [128 (c - 2), 128 (c - 1)) for c < nf + 3
+    yp = np.zeros(nc * 128)
+    m = min(y16.size, (nc - 2) * 128)
+    yp[256 : 256 + m] = y16[:m]
+    ch = np.einsum("ij,ij->i", yp.reshape(nc, 128), yp.reshape(nc, 128))
+    e4 = ch[:nf] + ch[1 : nf + 1] + ch[2 : nf + 2] + ch[3 : nf + 3]
+    rms = np.sqrt(np.maximum(e4 / 512, 0.0))
     return smooth(rms, K, ENV_DEFAULT.smooth_filter).astype(np.float64)
