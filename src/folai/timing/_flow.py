@@ -36,6 +36,25 @@ class FrameGeometry:
     size: tuple[int, int]  # (w, h) of the small analysis frames
 
 
+DIS_PRESETS = ("ultrafast", "fast", "medium")
+
+
+def make_dis(preset: str = "ultrafast"):
+    """An OpenCV DIS optical-flow object for ``preset`` (one of DIS_PRESETS)."""
+    import cv2
+
+    presets = {
+        "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+        "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+        "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    }
+    if preset not in presets:
+        from ..errors import FolaiError
+
+        raise FolaiError(f"unknown optical-flow preset '{preset}'; choose one of: {', '.join(presets)}")
+    return cv2.DISOpticalFlow_create(presets[preset])
+
+
 MIN_FLOW_SIDE = 32  # px: the shorter side of an analysis frame (DIS needs it)
 MIN_ROI_SIDE = 16  # px: smaller regions carry no usable motion
 MAX_ROI_ASPECT = 16  # longest / shortest side of a region
@@ -174,16 +193,7 @@ class FlowFeatures:
         self.stride = 4 if preset in ("ultrafast", "fast") else 2
         import cv2
 
-        presets = {
-            "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-            "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-        }
-        if preset not in presets:
-            from ..errors import FolaiError
-
-            raise FolaiError(f"unknown optical-flow preset '{preset}'; choose one of: {', '.join(presets)}")
-        self._dis = cv2.DISOpticalFlow_create(presets[preset])
+        self._dis = make_dis(preset)
         self._cv2 = cv2
         self.top_fraction = float(top_fraction)
         self._prev: np.ndarray | None = None

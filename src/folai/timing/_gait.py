@@ -52,18 +52,9 @@ class GaitFlow:
     """
 
     def __init__(self, preset: str = "ultrafast", rows: int = 6, cols: int = 8) -> None:
-        import cv2
+        from ._flow import make_dis
 
-        presets = {
-            "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-            "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-        }
-        if preset not in presets:
-            from ..errors import FolaiError
-
-            raise FolaiError(f"unknown optical-flow preset '{preset}'; choose one of: {', '.join(presets)}")
-        self._dis = cv2.DISOpticalFlow_create(presets[preset])
+        self._dis = make_dis(preset)
         self.stride = 4 if preset in ("ultrafast", "fast") else 2
         self.rows, self.cols = int(rows), int(cols)
         self._prev: np.ndarray | None = None

@@ -81,17 +81,10 @@ class DISFlow:
     name = "dis"
 
     def __init__(self, preset: str = "medium"):
-        import cv2
+        from ._flow import make_dis
 
-        presets = {
-            "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-            "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-        }
-        if preset not in presets:
-            raise FolaiError(f"unknown DIS preset '{preset}'; choose one of: {', '.join(presets)}")
         self.preset = preset
-        self._dis = cv2.DISOpticalFlow_create(presets[preset])
+        self._dis = make_dis(preset)
 
     def __call__(self, frames: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
         """frames (t, S, S, 3) uint8, prev: the frame before frames[0] or None -> (t, S, S, 2) float32."""
