@@ -55,7 +55,7 @@ import numpy as np
 from ..envelope import DEFAULT, Envelope
 from ..errors import FolaiError
 from . import TimingResult
-from ._flow import FlowFeatures, FrameGeometry, iter_small_gray, threaded
+from ._flow import FlowFeatures, FrameGeometry, iter_small_gray, single_threaded_cv2, threaded
 
 log = logging.getLogger(__name__)
 
@@ -218,15 +218,19 @@ class MotionTiming:
         from ._gait import GaitFeatures, GaitFlow
 
         cfg = self.config
-        total = _expected_frames(video, cfg.fps)
+        total = _expected_frames(video, cfg.fps) if progress else None
         geometry: list[FrameGeometry] = []
         flow = GaitFlow(cfg.preset)
         rows: list[np.ndarray] = []
-        frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry))
-        with tqdm(total=total, desc="motion (steps)", unit="frame", disable=not progress, leave=False) as bar:
-            for _t, gray in frames:
-                rows.append(flow(gray))
-                bar.update(1)
+        with single_threaded_cv2(), tqdm(total=total, desc="motion (steps)", unit="frame", disable=not progress,
+                                         leave=False) as bar:
+            frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry))
+            try:
+                for _t, gray in frames:
+                    rows.append(flow(gray))
+                    bar.update(1)
+            finally:
+                frames.close()  # the decoding thread has ended before OpenCV's threads come back
         f = np.stack(rows) if rows else np.zeros((0, flow.size), np.float32)
         feats = GaitFeatures.from_rows(f, cfg.fps, (flow.rows, flow.cols))
         feats.geometry = geometry[0] if geometry else None
@@ -283,15 +287,19 @@ class MotionTiming:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        total = _expected_frames(video, cfg.fps)
+        total = _expected_frames(video, cfg.fps) if progress else None
         geometry: list[FrameGeometry] = []
         flow = FlowFeatures(cfg.preset, cfg.top_fraction, cfg.compensate)
         rows: list[np.ndarray] = []
-        frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry))
-        with tqdm(total=total, desc="motion", unit="frame", disable=not progress, leave=False) as bar:
-            for _t, gray in frames:
-                rows.append(flow(gray))
-                bar.update(1)
+        with single_threaded_cv2(), tqdm(total=total, desc="motion", unit="frame", disable=not progress,
+                                         leave=False) as bar:
+            frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry))
+            try:
+                for _t, gray in frames:
+                    rows.append(flow(gray))
+                    bar.update(1)
+            finally:
+                frames.close()  # the decoding thread has ended before OpenCV's threads come back
         f = np.stack(rows) if rows else np.zeros((0, 5), np.float32)
         return MotionFeatures(
             speed=f[:, 0], vx=f[:, 1], vy=f[:, 2], cx=f[:, 3], moving=f[:, 4], fps=cfg.fps,
@@ -513,13 +521,11 @@ def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_
 
 
 def _expected_frames(video: str | Path, fps: float) -> int | None:
-    """Frames the analysis will see, from the container header (for the progress bar)."""
-    try:
-        import av
+    """Frames the analysis will see, from the (remembered) probe of the video (for the progress bar)."""
+    from ..media import probe_video
 
-        with av.open(str(video), metadata_errors="ignore") as c:
-            if c.duration:
-                return int(np.ceil(c.duration / 1_000_000 * fps))
+    try:
+        duration = probe_video(video).duration
     except Exception:
         return None
-    return None
+    return int(np.ceil(duration * fps)) if duration > 0 else None
