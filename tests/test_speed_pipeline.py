@@ -114,3 +114,49 @@ def test_prepare_hook_runs_before_rendering(video, tmp_path):
     pipe.generate(video, tmp_path / "p.mp4", prompt="metal", seed=7, progress=False, write_video=False)
     assert pipe.synth.prepared == [{"duration": pytest.approx(6.0, abs=0.05), "prompt": "metal",
                                     "references": [], "seed": 7}]
+
+
+def test_second_encoder_takes_over_at_a_silence(video, tmp_path, monkeypatch):
+    import folai.pipeline as P
+    from folai.media import AudioMux
+
+    seams = []
+    branch = AudioMux.branch
+
+    def spy(self, at):
+        seams.append(at)
+        return branch(self, at)
+
+    monkeypatch.setattr(AudioMux, "branch", spy)
+    a = FoleyPipeline().generate(video, tmp_path / "a.mp4", seed=1, progress=False)
+    assert len(seams) == 1 and seams[0] >= P.BRANCH_AFTER * 6 * 44100 and seams[0] % 1024 == 0
+    monkeypatch.setattr(P, "BRANCH_AFTER", 2.0)  # never: one encoder for the whole track
+    b = FoleyPipeline().generate(video, tmp_path / "b.mp4", seed=1, progress=False)
+    assert len(seams) == 1
+    assert _sha(a.wav) == _sha(b.wav)
+    assert _packets(a.video) == _packets(b.video)
+    ta, tb = read_audio(a.video, 44100, channels=2), read_audio(b.video, 44100, channels=2)
+    assert ta.shape == tb.shape == (2, 6 * 44100)
+    s = seams[0]
+    # identical up to the seam, silent around it, and after it only the encoders' state differs
+    assert np.array_equal(ta[:, : s - 4096], tb[:, : s - 4096])
+    assert not ta[:, s - 2048 : s + 2048].any()
+    assert np.abs(ta - tb).max() < 0.01
+
+
+def test_find_seam_needs_silence_on_both_sides(video, tmp_path):
+    from folai.media import AudioMux
+
+    m = AudioMux(video, tmp_path / "m.mp4", 44100, channels=2, fast=True)
+    try:
+        x = np.full((2, 44100), 0.1, np.float32)
+        assert m.find_seam(x, 0) is None
+        x[:, 10000:20000] = 0
+        at = m.find_seam(x, 0)
+        assert at is not None and at % 1024 == 0 and 10000 + 4096 <= at <= 20000 - 4096
+        # on the track's grid of AAC frames, wherever the chunk starts
+        at2 = m.find_seam(x, 44100)
+        assert at2 % 1024 == 0 and 44100 + 10000 + 4096 <= at2 <= 44100 + 20000 - 4096
+        assert m.find_seam(x, 44100, after=44100 + 20000 - 4096 + 1) is None  # none at or after `after`
+    finally:
+        m.abort()

@@ -1013,6 +1013,8 @@ class AudioMux:
         self._pending: list = []  # encoded audio packets, muxed in order with the video at the end
         self._done = False
         self._cout = None
+        self._branches: list[AudioMux] = []  # second encoders for later stretches (branch())
+        self._end: int | None = None  # track sample where this encoder stopped (end_at())
         try:
             self._cout = cout = av.open(str(self.out), "w", format=fmt)
             ovs = cout.add_stream_from_template(vs)
@@ -1040,6 +1042,9 @@ class AudioMux:
                     oas.bit_rate = 96_000 * self.channels + 64_000
                 oas.time_base = Fraction(1, self.sr)
                 self._oas = oas
+                self._enc = oas  # what encodes: the stream, or a branch's own codec context
+                self._enc_cc = oas.codec_context
+                self._opts = opts
                 self._pts0 = int(round(float(src.first) * self.sr))
                 self._block = 4096
                 log.info("muxing %d Hz %s audio (%.3f s) onto %s", self.sr, codec, self.n_samples / self.sr, p)
@@ -1075,7 +1080,7 @@ class AudioMux:
         av = _av()
         x = np.concatenate(self._buf, axis=1) if len(self._buf) > 1 else self._buf[0]
         n = x.shape[1] if final else x.shape[1] // self._block * self._block
-        cc = self._oas.codec_context
+        cc = self._enc_cc
         fmt, layout = cc.format.name, cc.layout.name
         pos = self._have - self._buffered  # index of x[:, 0] in the track
         try:
@@ -1084,12 +1089,100 @@ class AudioMux:
                 frame.sample_rate = self.sr
                 frame.time_base = Fraction(1, self.sr)
                 frame.pts = self._pts0 + pos + s0
-                self._pending.extend(self._oas.encode(frame))
+                self._pending.extend(self._enc.encode(frame))
         except av.error.FFmpegError as e:
             raise MediaError(f"encoding {self.codec} audio for {self.out} failed ({_reason(e)}).") from e
         rest = x[:, n:]
         self._buf = [rest] if rest.shape[1] else []
         self._buffered = rest.shape[1]
+
+    # ------------------------------------------------------------------ two encoders
+    #: samples an encoder is fed before a seam it starts at (so it is past its priming there)
+    BRANCH_PREROLL = 2048
+    #: silence needed on each side of a seam (samples): the frames on both sides of it, from
+    #: either encoder, cover only zeros and decode to exact zeros
+    SEAM_SILENCE = 4096
+
+    def can_branch(self) -> bool:
+        """Whether :meth:`branch` may be used (AAC; nothing branched or ended yet)."""
+        return self.codec == "aac" and self._oas is not None and self._end is None and not self._branches
+
+    def find_seam(self, chunk: np.ndarray, pos: int, after: int = 0) -> int | None:
+        """A track sample index >= ``after`` inside ``chunk`` (whose first sample is track sample
+        ``pos``) where the track may be split between two encoders: a multiple of the AAC frame
+        size from the track start with ``SEAM_SILENCE`` exact zeros on each side, before
+        :attr:`n_samples`. None if there is none."""
+        quiet = self.SEAM_SILENCE
+        n = chunk.shape[1]
+        lo = max(after, pos + quiet)
+        hi = min(pos + n - quiet, self.n_samples - quiet)
+        first = -(-lo // 1024) * 1024
+        if first > hi:
+            return None
+        zero = np.all(chunk == 0, axis=0)
+        run = np.concatenate([[0], np.cumsum(zero, dtype=np.int64)])
+        ats = np.arange(first, hi + 1, 1024) - pos
+        ok = run[ats + quiet] - run[ats - quiet] == 2 * quiet
+        return int(ats[ok][0] + pos) if ok.any() else None
+
+    def branch(self, at: int) -> "AudioMux":
+        """A second encoder for the track from sample ``at`` (from :meth:`find_seam`) on, so that
+        two threads encode at once: feed it the samples from ``at - BRANCH_PREROLL`` on with its
+        :meth:`write` and call its :meth:`finish`; feed this mux up to ``at`` and call
+        :meth:`end_at`; then :meth:`close` this mux. Both encoders see only silence around the
+        seam, so the joined track decodes as one encoder's would there (the packets differ only
+        in the encoders' bit-level state)."""
+        av = _av()
+        if not self.can_branch():
+            raise ValueError("this mux cannot branch (not AAC, or already branched or ended)")
+        b = object.__new__(AudioMux)
+        b.out, b.sr, b.channels, b.codec = self.out, self.sr, self.channels, self.codec
+        b.duration, b.n_samples = self.duration, self.n_samples
+        b._have = int(at) - self.BRANCH_PREROLL
+        b._buf, b._buffered, b._pending, b._done = [], 0, [], False
+        b._cout = b._src = None
+        b._branches, b._end = [], None
+        b._pts0, b._block, b._opts = self._pts0, self._block, self._opts
+        b._keep_from = self._pts0 + int(at)
+        cc = av.CodecContext.create(self.codec, "w")
+        cc.sample_rate = self.sr
+        cc.layout = self._enc_cc.layout.name
+        cc.format = self._enc_cc.format.name
+        cc.bit_rate = self._enc_cc.bit_rate
+        cc.time_base = Fraction(1, self.sr)
+        if self._opts:
+            cc.options = dict(self._opts)
+        cc.open()
+        b._enc = b._oas = cc
+        b._enc_cc = cc
+        self._branches.append(b)
+        return b
+
+    def _flush_encoder(self) -> None:
+        if self._buffered:
+            self._encode(final=True)
+        self._pending.extend(self._enc.encode(None))
+
+    def end_at(self, at: int) -> None:
+        """This encoder stops at track sample ``at`` (it has been fed exactly the samples before
+        it); a branch goes on from there."""
+        if self._have != at:
+            raise ValueError(f"internal: the mux was fed {self._have} samples, not {at}")
+        self._flush_encoder()
+        self._end = int(at)
+        end = self._pts0 + int(at)
+        self._pending = [q for q in self._pending if q.pts is None or q.pts < end]
+
+    def finish(self) -> None:
+        """A branch's end: pad to the track's length, flush, keep its packets from its seam on."""
+        missing = self.n_samples - self._have
+        if missing > 0:
+            self.write(np.zeros((self.channels, missing), np.float32))
+        self._flush_encoder()
+        self._pending = [q for q in self._pending if q.pts is not None and q.pts >= self._keep_from]
+        for q in self._pending:
+            q.time_base = Fraction(1, self.sr)
+        self._done = True
 
     # ------------------------------------------------------------------ finishing
     def close(self) -> Path:
@@ -1099,13 +1192,18 @@ class AudioMux:
         av = _av()
         src, cout, p = self._src, self._cout, self._src.path
         try:
-            if self._oas is not None:
+            if self._oas is not None and self._end is None:
                 missing = self.n_samples - self._have
                 if missing > 0:
                     self.write(np.zeros((self.channels, missing), np.float32))
-                if self._buffered:
-                    self._encode(final=True)
-                self._pending.extend(self._oas.encode(None))
+                self._flush_encoder()
+            for b in self._branches:  # their packets follow this encoder's, in time order
+                if not b._done:
+                    raise ValueError("internal: a branch of the mux was not finished")
+                for q in b._pending:
+                    q.stream = self._oas
+                self._pending.extend(b._pending)
+                b._pending = []
             pending, omap = self._pending, self._omap
             fixers = {i: _DtsFixer() for i in omap}
             ai = 0

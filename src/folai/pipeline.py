@@ -36,6 +36,9 @@ CHUNK_SECONDS = 30.0
 #: seconds per chunk in :meth:`FoleyPipeline.generate` (a multiple of the sampler's 2 s blocks):
 #: the next chunk is rendered while the writer encodes the last one
 STREAM_SECONDS = 2.0
+#: share of the track after which generate looks for a silence to hand the AAC encoding of the
+#: rest to a second encoder thread (AudioMux.branch)
+BRANCH_AFTER = 0.4
 
 
 @dataclass
@@ -205,7 +208,7 @@ class FoleyPipeline:
         previous chunk to the WAV file (and the CSV) and another encodes it into the video's new
         track. No file is read back, and memory stays flat for long videos. ``seconds`` holds
         wall times: ``timing``, ``synthesis`` (the rendering), ``plot``, ``encode`` (the encoder
-        thread's time, alongside ``synthesis``) and ``mux`` (what is left after the plot: the
+        threads' time, the longer of the two, alongside ``synthesis``) and ``mux`` (what is left after the plot: the
         last chunk's encoding and writing the video file).
         """
         import soundfile as sf
@@ -265,10 +268,18 @@ class FoleyPipeline:
                 prep_job.result()
             peaks = _Peaks() if plot else None
             wav = stack.enter_context(sf.SoundFile(tmp["wav"], "w", samplerate=sr, channels=2, subtype="PCM_16", format="WAV"))
-            # files (CSV, WAV) and the AAC encoder each get a thread: rendering goes on meanwhile
-            with _Worker("folai-files") as files, _Worker("folai-encode") as enc:
+            # files (CSV, WAV) and the AAC encoder each get a thread: rendering goes on meanwhile.
+            # The encoder is the slowest part of stage 2, so at the first silence past
+            # BRANCH_AFTER of the track a second encoder takes over the rest in a thread of its
+            # own (AudioMux.branch: both see only zeros around the seam, so the joined track decodes
+            # as one encoder's would there); the two encode at once, the track's first part in one
+            # thread and the rest in the other, while the next chunks are rendered.
+            seam_after = int(BRANCH_AFTER * mux.n_samples) if mux is not None and mux.can_branch() else None
+            branch = None
+            with _Worker("folai-files") as files, _Worker("folai-encode") as enc, _Worker("folai-encode2") as enc2:
                 files.submit(lambda: tmp["csv"].write_text(env.to_csv_string()))
                 t = time.perf_counter()
+                pos = 0  # track sample of the chunk's start
                 for chunk in self._render_chunks(
                     env, info.duration, progress=progress, prompt=prompt, references=list(references),
                     video=video, pan=pan_curve if pan else None, seed=seed,
@@ -276,10 +287,22 @@ class FoleyPipeline:
                     if peaks is not None:
                         peaks.add(chunk)
                     files.submit(wav.write, chunk.T)
-                    if mux is not None:
-                        enc.submit(mux.write, chunk)
+                    if branch is not None:
+                        enc2.submit(branch.write, chunk)
+                    elif mux is not None:
+                        at = mux.find_seam(chunk, pos, after=seam_after) if seam_after is not None else None
+                        if at is None:
+                            enc.submit(mux.write, chunk)
+                        else:
+                            branch = mux.branch(at)
+                            enc2.submit(branch.write, chunk[:, at - pos - mux.BRANCH_PREROLL :])
+                            enc.submit(mux.write, chunk[:, : at - pos])
+                            enc.submit(mux.end_at, at)
+                    pos += chunk.shape[1]
                 files.submit(wav.close)
-                if mux is not None:
+                if branch is not None:
+                    enc2.submit(branch.finish)
+                elif mux is not None:
                     enc.submit(mux.close)
                 seconds["synthesis"] = time.perf_counter() - t
                 if plot:  # drawn while the threads finish the last chunk
@@ -287,7 +310,9 @@ class FoleyPipeline:
                     env.plot(tmp["png"], waveform=peaks.wave(), sr=sr / peaks.block, events=events)
                     seconds["plot"] = time.perf_counter() - t
                 t = time.perf_counter()
-            seconds["encode"] = enc.busy
+            if branch is not None:  # both encoders are done: write the video file
+                mux.close()
+            seconds["encode"] = max(enc.busy, enc2.busy)
             seconds["mux"] = time.perf_counter() - t
             if write_video and mux is None:  # a rate the mux cannot encode: mux the finished WAV file
                 from .media import mux_audio
