@@ -1144,6 +1144,7 @@ class AudioMux:
         b._branches, b._end = [], None
         b._pts0, b._block, b._opts = self._pts0, self._block, self._opts
         b._keep_from = self._pts0 + int(at)
+        b._finished = False
         cc = av.CodecContext.create(self.codec, "w")
         cc.sample_rate = self.sr
         cc.layout = self._enc_cc.layout.name
@@ -1165,13 +1166,12 @@ class AudioMux:
 
     def end_at(self, at: int) -> None:
         """This encoder stops at track sample ``at`` (it has been fed exactly the samples before
-        it); a branch goes on from there."""
+        it); a branch goes on from there. A branch may branch again and end at its own seam."""
         if self._have != at:
             raise ValueError(f"internal: the mux was fed {self._have} samples, not {at}")
         self._flush_encoder()
         self._end = int(at)
-        end = self._pts0 + int(at)
-        self._pending = [q for q in self._pending if q.pts is None or q.pts < end]
+        self._keep(self._pts0 + int(at))
 
     def finish(self) -> None:
         """A branch's end: pad to the track's length, flush, keep its packets from its seam on."""
@@ -1179,10 +1179,30 @@ class AudioMux:
         if missing > 0:
             self.write(np.zeros((self.channels, missing), np.float32))
         self._flush_encoder()
-        self._pending = [q for q in self._pending if q.pts is not None and q.pts >= self._keep_from]
-        for q in self._pending:
-            q.time_base = Fraction(1, self.sr)
-        self._done = True
+        self._keep(None)
+
+    def _keep(self, end: int | None) -> None:
+        """Keep the packets of this encoder's stretch of the track: from its seam (a branch) up to
+        ``end`` (None: the end of the track)."""
+        start = getattr(self, "_keep_from", None)
+        self._pending = [q for q in self._pending
+                         if (start is None or q.pts is not None and q.pts >= start)
+                         and (end is None or q.pts is None or q.pts < end)]
+        if start is not None:  # a branch
+            for q in self._pending:
+                q.time_base = Fraction(1, self.sr)
+            self._finished = True
+
+    def _branch_packets(self) -> list:
+        """The packets of this mux's branches (and theirs), in time order."""
+        out = []
+        for b in self._branches:
+            if not b._finished:
+                raise ValueError("internal: a branch of the mux was not finished")
+            out += b._pending
+            out += b._branch_packets()
+            b._pending = []
+        return out
 
     # ------------------------------------------------------------------ finishing
     def close(self) -> Path:
@@ -1197,13 +1217,10 @@ class AudioMux:
                 if missing > 0:
                     self.write(np.zeros((self.channels, missing), np.float32))
                 self._flush_encoder()
-            for b in self._branches:  # their packets follow this encoder's, in time order
-                if not b._done:
-                    raise ValueError("internal: a branch of the mux was not finished")
-                for q in b._pending:
-                    q.stream = self._oas
-                self._pending.extend(b._pending)
-                b._pending = []
+            later = self._branch_packets()  # they follow this encoder's, in time order
+            for q in later:
+                q.stream = self._oas
+            self._pending.extend(later)
             pending, omap = self._pending, self._omap
             fixers = {i: _DtsFixer() for i in omap}
             ai = 0

@@ -36,9 +36,9 @@ CHUNK_SECONDS = 30.0
 #: seconds per chunk in :meth:`FoleyPipeline.generate` (a multiple of the sampler's 2 s blocks):
 #: the next chunk is rendered while the writer encodes the last one
 STREAM_SECONDS = 2.0
-#: share of the track after which generate looks for a silence to hand the AAC encoding of the
-#: rest to a second encoder thread (AudioMux.branch)
-BRANCH_AFTER = 0.4
+#: shares of the track after which generate looks for a silence to hand the AAC encoding of the
+#: rest to another encoder thread (AudioMux.branch)
+BRANCH_AFTER = (0.3, 0.6)
 
 
 @dataclass
@@ -269,14 +269,17 @@ class FoleyPipeline:
             peaks = _Peaks() if plot else None
             wav = stack.enter_context(sf.SoundFile(tmp["wav"], "w", samplerate=sr, channels=2, subtype="PCM_16", format="WAV"))
             # files (CSV, WAV) and the AAC encoder each get a thread: rendering goes on meanwhile.
-            # The encoder is the slowest part of stage 2, so at the first silence past
-            # BRANCH_AFTER of the track a second encoder takes over the rest in a thread of its
-            # own (AudioMux.branch: both see only zeros around the seam, so the joined track decodes
-            # as one encoder's would there); the two encode at once, the track's first part in one
-            # thread and the rest in the other, while the next chunks are rendered.
-            seam_after = int(BRANCH_AFTER * mux.n_samples) if mux is not None and mux.can_branch() else None
-            branch = None
-            with _Worker("folai-files") as files, _Worker("folai-encode") as enc, _Worker("folai-encode2") as enc2:
+            # The encoder is the slowest part of stage 2, so at the first silence past each of
+            # BRANCH_AFTER's shares of the track another encoder takes over the rest in a thread
+            # of its own (AudioMux.branch: both see only zeros around the seam, so the joined track
+            # decodes as one encoder's would there): the stretches are encoded at once, while the
+            # next chunks are rendered.
+            marks = [int(f * mux.n_samples) for f in BRANCH_AFTER] if mux is not None else []
+            encoder = mux  # the encoder the chunks go to now
+            branched = 0
+            with contextlib.ExitStack() as workers:
+                files = workers.enter_context(_Worker("folai-files"))
+                encs = [workers.enter_context(_Worker(f"folai-encode{i or ''}")) for i in range(len(marks) + 1)]
                 files.submit(lambda: tmp["csv"].write_text(env.to_csv_string()))
                 t = time.perf_counter()
                 pos = 0  # track sample of the chunk's start
@@ -287,32 +290,34 @@ class FoleyPipeline:
                     if peaks is not None:
                         peaks.add(chunk)
                     files.submit(wav.write, chunk.T)
-                    if branch is not None:
-                        enc2.submit(branch.write, chunk)
-                    elif mux is not None:
-                        at = mux.find_seam(chunk, pos, after=seam_after) if seam_after is not None else None
+                    if encoder is not None:
+                        at = None
+                        if branched < len(marks) and encoder.can_branch():
+                            at = encoder.find_seam(chunk, pos, after=marks[branched])
                         if at is None:
-                            enc.submit(mux.write, chunk)
+                            encs[branched].submit(encoder.write, chunk)
                         else:
-                            branch = mux.branch(at)
-                            enc2.submit(branch.write, chunk[:, at - pos - mux.BRANCH_PREROLL :])
-                            enc.submit(mux.write, chunk[:, : at - pos])
-                            enc.submit(mux.end_at, at)
+                            nxt = encoder.branch(at)
+                            encs[branched + 1].submit(nxt.write, chunk[:, at - pos - mux.BRANCH_PREROLL :])
+                            encs[branched].submit(encoder.write, chunk[:, : at - pos])
+                            encs[branched].submit(encoder.end_at, at)
+                            encoder = nxt
+                            branched += 1
                     pos += chunk.shape[1]
                 files.submit(wav.close)
-                if branch is not None:
-                    enc2.submit(branch.finish)
+                if branched:
+                    encs[branched].submit(encoder.finish)
                 elif mux is not None:
-                    enc.submit(mux.close)
+                    encs[0].submit(mux.close)
                 seconds["synthesis"] = time.perf_counter() - t
                 if plot:  # drawn while the threads finish the last chunk
                     t = time.perf_counter()
                     env.plot(tmp["png"], waveform=peaks.wave(), sr=sr / peaks.block, events=events)
                     seconds["plot"] = time.perf_counter() - t
                 t = time.perf_counter()
-            if branch is not None:  # both encoders are done: write the video file
+            if branched:  # all encoders are done: write the video file
                 mux.close()
-            seconds["encode"] = max(enc.busy, enc2.busy)
+            seconds["encode"] = max((e.busy for e in encs), default=0.0)
             seconds["mux"] = time.perf_counter() - t
             if write_video and mux is None:  # a rate the mux cannot encode: mux the finished WAV file
                 from .media import mux_audio
