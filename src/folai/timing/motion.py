@@ -169,6 +169,21 @@ class MotionFeatures:
         return len(self.speed) / self.fps
 
 
+def _events_envelope(t_env: np.ndarray, times, levels, attack: float, decay: float, tail: float,
+                     tail_share: float) -> np.ndarray:
+    """Sum of impact shapes (power-summed) at ``times`` with peak ``levels``, sampled at ``t_env``."""
+    env = np.zeros(len(t_env), np.float64)
+    span = attack + 12.0 * max(decay, tail)  # beyond this an impact is < 1e-5 of its peak
+    for t_s, lv in zip(times, levels):
+        i0 = max(0, int(np.floor((t_s - attack) * DEFAULT.rate)))
+        i1 = min(len(t_env), int(np.ceil((t_s + span) * DEFAULT.rate)) + 1)
+        if i1 <= i0:
+            continue
+        shape = impact_shape(t_env[i0:i1] - t_s, attack, decay, tail, tail_share)
+        env[i0:i1] += (lv * shape) ** 2
+    return np.sqrt(env)
+
+
 class MotionTiming:
     """Optical-flow timing backend (name ``"motion"``); keyword options are :class:`MotionConfig` fields."""
 
@@ -208,22 +223,16 @@ class MotionTiming:
             return self.config.mode
         return "steps" if prompt_wants_steps(prompt) else "impacts"
 
-    # ------------------------------------------------------------------ footsteps
-    def gait_features(
-        self, video: str | Path, *, roi: tuple[int, int, int, int] | None = None, progress: bool = True
-    ):
-        """Decode ``video`` and compute the per-frame gait features (camera and per-cell vertical flow)."""
+    def _flow_rows(self, video, flow, width: int, desc: str, roi, progress: bool) -> tuple[np.ndarray, list]:
+        """Decode ``video`` (small grey frames, decoding in a thread) and apply ``flow`` to each frame:
+        ((T, width) float32 rows, [FrameGeometry])."""
         from tqdm.auto import tqdm
-
-        from ._gait import GaitFeatures, GaitFlow
 
         cfg = self.config
         total = _expected_frames(video, cfg.fps) if progress else None
         geometry: list[FrameGeometry] = []
-        flow = GaitFlow(cfg.preset)
         rows: list[np.ndarray] = []
-        with single_threaded_cv2(), tqdm(total=total, desc="motion (steps)", unit="frame", disable=not progress,
-                                         leave=False) as bar:
+        with single_threaded_cv2(), tqdm(total=total, desc=desc, unit="frame", disable=not progress, leave=False) as bar:
             frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry))
             try:
                 for _t, gray in frames:
@@ -231,7 +240,18 @@ class MotionTiming:
                     bar.update(1)
             finally:
                 frames.close()  # the decoding thread has ended before OpenCV's threads come back
-        f = np.stack(rows) if rows else np.zeros((0, flow.size), np.float32)
+        return (np.stack(rows) if rows else np.zeros((0, width), np.float32)), geometry
+
+    # ------------------------------------------------------------------ footsteps
+    def gait_features(
+        self, video: str | Path, *, roi: tuple[int, int, int, int] | None = None, progress: bool = True
+    ):
+        """Decode ``video`` and compute the per-frame gait features (camera and per-cell vertical flow)."""
+        from ._gait import GaitFeatures, GaitFlow
+
+        cfg = self.config
+        flow = GaitFlow(cfg.preset)
+        f, geometry = self._flow_rows(video, flow, flow.size, "motion (steps)", roi, progress)
         feats = GaitFeatures.from_rows(f, cfg.fps, (flow.rows, flow.cols))
         feats.geometry = geometry[0] if geometry else None
         return feats
@@ -247,20 +267,11 @@ class MotionTiming:
         steps = detect_steps(feats, gcfg)
         n_env = DEFAULT.n_frames(feats.duration)
         t_env = np.arange(n_env) / DEFAULT.rate
-        env = np.zeros(n_env, np.float64)
         # footsteps are much alike: the level varies gently with the bob (x0.6 .. x1 of step_level)
         ref = float(steps.strength.max()) if len(steps.times) else 1.0
         levels = cfg.step_level * np.clip(np.sqrt(steps.strength / ref), 0.6, 1.0) if len(steps.times) else []
-        span = cfg.step_attack + 12.0 * max(cfg.step_decay, cfg.step_tail)
-        for t_s, lv in zip(steps.times, levels):
-            i0 = max(0, int(np.floor((t_s - cfg.step_attack) * DEFAULT.rate)))
-            i1 = min(n_env, int(np.ceil((t_s + span) * DEFAULT.rate)) + 1)
-            if i1 <= i0:
-                continue
-            shape = impact_shape(t_env[i0:i1] - t_s, cfg.step_attack, cfg.step_decay, cfg.step_tail,
-                                 cfg.step_tail_share)
-            env[i0:i1] += (lv * shape) ** 2
-        env = np.sqrt(env)
+        env = _events_envelope(t_env, steps.times, levels, cfg.step_attack, cfg.step_decay, cfg.step_tail,
+                               cfg.step_tail_share)
         envelope = Envelope(np.clip(env, 0.0, 1.0).astype(np.float32)[None], rate=DEFAULT.rate, start=0.0)
         geom = getattr(feats, "geometry", None)
         info = {
@@ -284,23 +295,9 @@ class MotionTiming:
         self, video: str | Path, *, roi: tuple[int, int, int, int] | None = None, progress: bool = True
     ) -> MotionFeatures:
         """Decode ``video`` and compute the per-frame motion features (streaming, constant memory)."""
-        from tqdm.auto import tqdm
-
         cfg = self.config
-        total = _expected_frames(video, cfg.fps) if progress else None
-        geometry: list[FrameGeometry] = []
         flow = FlowFeatures(cfg.preset, cfg.top_fraction, cfg.compensate)
-        rows: list[np.ndarray] = []
-        with single_threaded_cv2(), tqdm(total=total, desc="motion", unit="frame", disable=not progress,
-                                         leave=False) as bar:
-            frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry))
-            try:
-                for _t, gray in frames:
-                    rows.append(flow(gray))
-                    bar.update(1)
-            finally:
-                frames.close()  # the decoding thread has ended before OpenCV's threads come back
-        f = np.stack(rows) if rows else np.zeros((0, 5), np.float32)
+        f, geometry = self._flow_rows(video, flow, 5, "motion", roi, progress)
         return MotionFeatures(
             speed=f[:, 0], vx=f[:, 1], vy=f[:, 2], cx=f[:, 3], moving=f[:, 4], fps=cfg.fps,
             geometry=geometry[0] if geometry else None,
@@ -312,16 +309,8 @@ class MotionTiming:
         impacts = self.detect(feats)
         n_env = DEFAULT.n_frames(feats.duration)
         t_env = np.arange(n_env) / DEFAULT.rate
-        env = np.zeros(n_env, np.float64)
-        span = cfg.attack + 12.0 * max(cfg.decay, cfg.tail)  # beyond this an impact is < 1e-5 of its peak
-        for imp in impacts:
-            i0 = max(0, int(np.floor((imp.time - cfg.attack) * DEFAULT.rate)))
-            i1 = min(n_env, int(np.ceil((imp.time + span) * DEFAULT.rate)) + 1)
-            if i1 <= i0:
-                continue
-            shape = impact_shape(t_env[i0:i1] - imp.time, cfg.attack, cfg.decay, cfg.tail, cfg.tail_share)
-            env[i0:i1] += (imp.level * shape) ** 2
-        env = np.sqrt(env)
+        env = _events_envelope(t_env, [imp.time for imp in impacts], [imp.level for imp in impacts],
+                               cfg.attack, cfg.decay, cfg.tail, cfg.tail_share)
         sus = self._sustain(feats, impacts, t_env)
         env = np.maximum(env, sus)
         pan = np.zeros(n_env, np.float32)
