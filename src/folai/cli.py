@@ -75,8 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:
-        # third-party libraries' retry chatter would bury our one-line error message
+        # third-party libraries' retry chatter would bury our one-line error message; the env vars
+        # hold for libraries imported later (they reset their loggers' levels on import)
+        import os
         import warnings
+
+        for var in ("HF_HUB_VERBOSITY", "TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+            os.environ.setdefault(var, "error")
 
         for name in ("huggingface_hub", "transformers", "diffusers", "accelerate"):
             logging.getLogger(name).setLevel(logging.ERROR)

@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         enc_opts = {"weights": args.encoder_weights, "streams": args.streams, "device": args.device}
     flow_opts = {"weights": args.flow_weights, "device": args.device} if args.flow == "raft" else {}
+    if not Path(args.videos).exists():  # before creating --out: a typo leaves nothing behind
+        from ..errors import FolaiError
+
+        raise FolaiError(f"video folder not found: {args.videos}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     videos = args.videos
     if args.pattern != "*":

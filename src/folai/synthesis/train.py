@@ -384,6 +384,12 @@ def run(args: argparse.Namespace) -> int:
         raise FolaiError("--steps, --batch-size and --grad-accum must be >= 1")
     if not 0.0 <= cfg.cond_dropout < 1.0:
         raise FolaiError(f"--cond-dropout must be in [0, 1), got {cfg.cond_dropout}")
+    # the data is checked before any weights are loaded (minutes on a real model)
+    cache_given = args.cache and (Path(args.cache) / "index.json").exists()
+    if args.data and not Path(args.data).is_dir():
+        raise FolaiError(f"dataset folder not found: {args.data}")
+    if not (args.data or cache_given or args.tiny):
+        raise FolaiError("give --data DIR (or an existing --cache DIR, or --tiny for a smoke test)")
     if args.tiny:
         pipe = FolaiStableAudioPipeline.tiny(seed=cfg.seed)
     else:
