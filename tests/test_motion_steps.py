@@ -276,7 +276,8 @@ WALKS = {
 @pytest.mark.parametrize("name", list(WALKS))
 def test_steps_found_within_50_ms(tmp_path, name):
     v = make_walk_video(tmp_path / "walk.mp4", **WALKS[name])
-    res = MotionTiming().estimate(v.path, progress=False, prompt="footsteps")
+    # these walkers follow the live-action (biomechanical) model: step_lead=None
+    res = MotionTiming(step_lead=None).estimate(v.path, progress=False, prompt="footsteps")
     ev = np.asarray(res.info["events"])
     assert res.info["mode"] == "steps"
     assert step_f1(ev, v.step_times) >= 0.8, (ev, v.step_times)
@@ -310,7 +311,7 @@ def test_no_steps_when_the_figure_stands_still(tmp_path):
 def test_walker_who_stops_is_silent_while_standing(tmp_path):
     v = make_walk_video(tmp_path / "stop.mp4", view="back", crop_feet=True, cadence=1.9, duration=12.0,
                         stand=(4.5, 8.0), seed=12)
-    res = MotionTiming(mode="steps").estimate(v.path, progress=False)
+    res = MotionTiming(mode="steps", step_lead=None).estimate(v.path, progress=False)
     ev = np.asarray(res.info["events"])
     assert step_f1(ev, v.step_times) >= 0.8, (ev, v.step_times)
     assert not np.any((ev > 4.8) & (ev < 7.7)), ev  # the fades at the edges of the stop may sound
@@ -320,7 +321,7 @@ def test_walker_who_stops_is_silent_while_standing(tmp_path):
 
 def test_cadence_followed_from_walk_to_run(tmp_path):
     v = make_walk_video(tmp_path / "speedup.mp4", view="back", cadence=1.6, cadence_end=3.0, duration=12.0, seed=11)
-    res = MotionTiming(mode="steps").estimate(v.path, progress=False)
+    res = MotionTiming(mode="steps", step_lead=None).estimate(v.path, progress=False)
     ev = np.asarray(res.info["events"])
     assert step_f1(ev, v.step_times) >= 0.8, (ev, v.step_times)
     track = res.info["gait"]["cadence_track"]
@@ -363,7 +364,7 @@ def test_pipeline_passes_the_prompt_to_the_timing(tmp_path):
     from folai.pipeline import FoleyPipeline
 
     v = make_walk_video(tmp_path / "walk.mp4", view="back", cadence=2.0, duration=3.0, seed=8)
-    res = FoleyPipeline().estimate(v.path, prompt="footsteps on wood", progress=False)
+    res = FoleyPipeline(timing_options={"step_lead": None}).estimate(v.path, prompt="footsteps on wood", progress=False)
     assert res.info["mode"] == "steps"
     assert step_f1(res.info["events"], v.step_times) >= 0.8
     assert get_timing("motion").estimate(v.path, progress=False).info["mode"] == "impacts"
@@ -402,3 +403,39 @@ def test_steps_fall_at_the_walkers_lowest_point_less_the_lead(n_moving, sign, ca
     inner = res.times[(res.times > 0.1) & (res.times < 3.9)]
     assert len(inner) == len(expected)
     np.testing.assert_allclose(inner, expected, atol=0.01)
+
+
+def test_default_lead_puts_steps_a_tenth_of_a_step_after_the_lowest_point():
+    """The default (game footage, measured on Walking The Maps): the sound follows the lowest point
+    of the bob by 0.1 step period; ``step_lead`` moves it, ``None`` is the biomechanical model."""
+    feats = _bob_features(6, 1.0)
+    lowest = np.arange(0.125, 4.0, 0.5)  # see the test above
+
+    def inner(res):
+        ev = np.asarray(res.info["events"])
+        return ev[(ev > 0.2) & (ev < 3.8)]
+
+    default = inner(MotionTiming(mode="steps").steps_from_features(feats))
+    want = lowest + 0.1 * 0.5
+    np.testing.assert_allclose(default, want[(want > 0.2) & (want < 3.8)], atol=0.01)
+    live = inner(MotionTiming(mode="steps", step_lead=None).steps_from_features(feats))
+    want = lowest - 0.12 * 0.5  # cadence 2.0 < 2.2: the walking lead
+    np.testing.assert_allclose(live, want[(want > 0.2) & (want < 3.8)], atol=0.01)
+    early = inner(MotionTiming(mode="steps", step_lead=0.2).steps_from_features(feats))
+    want = lowest - 0.2 * 0.5
+    np.testing.assert_allclose(early, want[(want > 0.2) & (want < 3.8)], atol=0.01)
+
+
+def test_cli_step_lead_reaches_the_motion_timing():
+    import argparse
+
+    from folai.commands._common import add_timing_args, timing_options
+
+    p = argparse.ArgumentParser()
+    add_timing_args(p)
+    assert timing_options(p.parse_args([])) == {}
+    assert timing_options(p.parse_args(["--step-lead", "0.12"])) == {"step_lead": 0.12}
+    with pytest.raises(FolaiError, match="--step-lead is only used with --timing motion"):
+        timing_options(p.parse_args(["--timing", "learned", "--checkpoint", "x", "--step-lead", "0"]))
+    with pytest.raises(FolaiError, match="step_lead must be in"):
+        MotionTiming(step_lead=0.9)

@@ -24,7 +24,9 @@ Pipeline:
    walker's motion is that group's opposite; otherwise the periodic group with the most weight is
    the walker's body, taken as it is.
 4. Steps are where the walker's bob passes its lowest point (its vertical velocity crosses from
-   down to up), moved earlier by a biomechanical lead (``lead_walk`` = 0.12 step period when
+   down to up), moved by a lead: :class:`folai.timing.motion.MotionConfig` sets ``step_lead``
+   (default -0.1 step period, i.e. later, as measured on game footage); by default here, the
+   biomechanical lead of a live-action walker (``lead_walk`` = 0.12 step period when
    walking: the centre of mass is lowest during double support, just after the heel strike;
    ``lead_run`` = 0.3 when running: lowest at mid-stance), blended between 2.2 and
    ``run_cadence`` steps/s. Because the phase comes from a narrow band around the cadence, steps
@@ -129,11 +131,12 @@ class GaitConfig:
     lead_walk: float = 0.12  # the body is lowest this share of a step period after the contact (walking)
     lead_run: float = 0.3  # ... (running, mid-stance)
     run_cadence: float = 2.6  # steps/s from which the gait counts as running (lead blends over 2.2..this)
-    min_amplitude: float = 0.04  # % of width per frame: weaker bobs (velocity amplitude) are flow noise
+    min_amplitude: float = 0.02  # % of width per frame: weaker bobs (velocity amplitude) are flow noise
     rel_amplitude: float = 0.25  # steps need a local bob >= this share of the clip's typical bob
     min_regularity: float = 0.3  # (r(period) - r(period / 2)) / 2 of the bobbing signals needed (0..1)
     taper: float = 0.5  # Tukey window of the spectra (1 = Hann, 0 = rectangular: sharper on short clips)
     camera_area: float = 0.5  # periodic motion over at least this share of the picture = a bobbing camera
+    smooth: float = 0.3  # step periods: Gaussian window (sigma) of the demodulation (phase may follow a step's irregularity)
 
 
 @dataclass
@@ -290,7 +293,7 @@ def detect_steps(feats: GaitFeatures, cfg: GaitConfig | None = None) -> GaitStep
     # -- demodulation at the local cadence
     phase_ref = 2 * np.pi * np.cumsum(f_t) / fps
     carrier = np.exp(-1j * phase_ref)
-    sigma = 0.5 * fps / float(np.median(cads))
+    sigma = cfg.smooth * fps / float(np.median(cads))
     zc = x * carrier[None]
     z = _gauss_smooth(zc.real, sigma) + 1j * _gauss_smooth(zc.imag, sigma)  # (S, T) baseband
     Z, camera_share = _bob(z, w_t, cfg)

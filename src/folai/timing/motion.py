@@ -101,8 +101,10 @@ class MotionConfig:
     mode: str = "auto"
     min_cadence: float = 1.3  # steps per second (slow walk)
     max_cadence: float = 3.6  # steps per second (running)
-    step_lead: float | None = None  # share of a step period between the contact and the body's lowest
-    # point; None: biomechanical (0.12 walking, 0.3 running, see _gait.py)
+    step_lead: float | None = -0.1  # step periods from the sound of a step to the walker's lowest point
+    # (positive: the sound comes first). -0.1, a tenth of a step after the lowest point, is what game
+    # footage shows (Walking The Maps); None: the biomechanical model of a live-action walker (0.12 when
+    # walking, 0.3 running, see _gait.py)
     step_level: float = 0.15  # peak of a footstep (real isolated footsteps: ~0.13-0.17 in the SPEC envelope)
     step_attack: float = 0.016  # seconds
     step_decay: float = 0.05  # seconds: a footstep (heel + toe) lasts longer than a knock
