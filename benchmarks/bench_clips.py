@@ -4,7 +4,10 @@
 
 ``--clips DIR`` is laid out like ``shared/bench``: ``gh/<id>/`` (Greatest Hits) and ``wtm/<id>/``
 (Walking The Maps) folders, each with ``GT_<id>.mp4`` (the video with its recorded audio) and
-optionally published systems' outputs ``<system>_<id>[_<variant>].mp4``.
+optionally published systems' outputs ``<system>_<id>[_<variant>].mp4``. The paper's demo page
+holds 13 Greatest Hits and 5 Walking The Maps clips in that layout (``ours_`` is the paper's
+system): ``git clone -b gh-page https://github.com/ispamm/Stable-V2A`` then
+``--clips Stable-V2A/assets/samples``.
 
 For each clip it strips the audio from ``GT_<id>.mp4`` (:func:`folai.media.strip_audio`), runs
 ``folai generate`` on the silent video through the library pipeline (``--prompt footsteps`` for
@@ -55,13 +58,15 @@ def score(generated: np.ndarray, sr: int, reference: np.ndarray) -> dict[str, fl
 
 
 def system_name(stem: str, clip_id: str) -> str | None:
-    """``syncfusion_20_text`` -> ``syncfusion_text``; ``GT_20`` -> None."""
+    """``syncfusion_20_text`` -> ``syncfusion_text``; ``ours_20`` (the paper's demo page name for its
+    own system) -> ``folai-paper``; ``GT_20`` -> None."""
     if stem.startswith("GT_"):
         return None
     m = re.fullmatch(rf"(.+?)_{re.escape(clip_id)}(_.+)?", stem)
     if not m:
         return stem
-    return m.group(1) + (m.group(2) or "")
+    name = "folai-paper" if m.group(1) == "ours" else m.group(1)
+    return name + (m.group(2) or "")
 
 
 def main(argv: list[str] | None = None) -> int:
