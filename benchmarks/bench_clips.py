@@ -19,7 +19,9 @@ zero-padded or cut to the recording's length) and onset precision / recall / F1 
 the clip folders is scored the same way. It prints one table per dataset (mean over the clips a
 system has) and the speed: ``folai generate`` wall time vs the time PyAV needs merely to decode
 the same video (all frames, default decoder settings, no conversion), both measured in this run,
-interleaved, best of ``--repeat``. Each timed generate starts like a fresh ``folai generate``
+interleaved, best of ``--repeat``. A ``(silence)`` row scores an all-zero track: E-L1 measures
+loudness as well as timing, so a quiet output does well on it, and a system's E-L1 means little
+unless it beats silence's. Each timed generate starts like a fresh ``folai generate``
 process would: a new pipeline (no synthesis plan cached) and no remembered probe of the video.
 """
 
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             s = score(audio, 44100, ref)
             results[ds]["folai"].append(s)
             per_clip.append((ds, cid, "folai", s))
+            # a sanity floor: an all-silent track. E-L1 rewards quiet output, so every figure needs it beside
+            results[ds]["(silence)"].append(score(np.zeros((2, ref.shape[-1]), np.float32), 44100, ref))
             speed_rows.append((ds, cid, res.duration, min(dec_t), min(gen_t), min(dec_c), min(gen_c), stages))
             if not args.no_published:
                 for f in sorted(clip.glob("*.mp4")):
