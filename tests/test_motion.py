@@ -298,3 +298,75 @@ def test_unusable_rois_rejected(tmp_path, roi, message):
     make_hit_video(v, duration=1.0, hit_times=[0.5], size=(160, 120), with_audio=False)
     with pytest.raises(FolaiError, match=message):
         MotionTiming().estimate(v, roi=roi, progress=False)
+
+
+# ---------------------------------------------------------------------------- strike direction
+
+
+def _jab_video(path, strikes, duration=4.0, size=(200, 150), fps=30.0):
+    """A striped stick that comes in at the bottom-left corner and is jabbed to the right (a little
+    upwards) into a block at ``strikes`` (abrupt stop at contact), then pulled back along the same
+    line to a rest that it also reaches abruptly (as real back-swings end). Returns the video path."""
+    import cv2
+
+    w, h = size
+    rng = np.random.default_rng(3)
+    bg = np.clip(rng.normal(120, 25, (h // 6 + 1, w // 6 + 1)), 0, 255).astype(np.uint8)
+    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_CUBIC)
+    bg = cv2.cvtColor(bg, cv2.COLOR_GRAY2RGB)
+    d = np.array([0.92, -0.39])  # to the right and a little up (y down)
+    start = np.array([-40.0, 160.0])  # the stick's hand end, outside the picture
+    rest, contact = 110.0, 190.0  # tip distance along d: pulled back / touching the block
+    tip_at = start + d * contact
+    cv2.rectangle(bg, (int(tip_at[0]) + 3, int(tip_at[1]) - 25), (int(tip_at[0]) + 40, int(tip_at[1]) + 25),
+                  (60, 60, 200), -1)  # the block that is struck
+
+    def tip(t):
+        # the hand hardly rests: an arm crosses its border for most of the time
+        x = rest
+        for ts in strikes:
+            if ts - 0.3 <= t < ts:  # accelerating jab, full speed at the contact
+                x = rest + (contact - rest) * ((t - ts + 0.3) / 0.3) ** 2
+            elif ts <= t < ts + 0.1:  # held on the block
+                x = contact
+            elif ts + 0.1 <= t < ts + 0.55:  # pulled back at a steady speed, stops at the rest
+                x = contact - (contact - rest) * (t - ts - 0.1) / 0.45
+        return x
+
+    def frame(k):
+        img = bg.copy()
+        x = tip(k / fps)
+        length = x  # the stick slides along its axis: stripes move with it
+        n = 24
+        for i in range(n):
+            a, b = start + d * (x - length * (i + 1) / n), start + d * (x - length * i / n)
+            col = (230, 200, 120) if i % 2 == 0 else (120, 80, 40)
+            cv2.line(img, tuple(int(v) for v in a), tuple(int(v) for v in b), col, 9)
+        return img
+
+    return make_video(path, frame, n_frames=int(duration * fps), size=size, fps=fps)
+
+
+def test_strikes_pushed_in_from_a_border_count_not_the_pull_backs(tmp_path):
+    """A stick jabbed rightwards (a little up) into a block from the bottom-left corner: gravity
+    alone takes the upward strikes for lifts and keeps the pull-backs' stops; the arm's border
+    (motion crossing the left and bottom edges) says strikes move away from it, so the contacts
+    are found and the pull-backs dropped."""
+    from folai.metrics.sync import onset_prf_times
+
+    strikes = [0.8, 1.7, 2.6, 3.5]
+    p = _jab_video(tmp_path / "jab.mp4", strikes, duration=4.2)
+    m = MotionTiming()
+    feats = m.features(p, progress=False)
+    u = feats.strike_direction(m.config).mean(axis=0)
+    assert u[0] > 0.5, u  # rightwards (and less down than gravity alone)
+    ev = np.asarray(m.from_features(feats).info["events"])
+    assert len(ev) == len(strikes) and np.all(np.abs(ev - strikes) <= 1.5 / 30), ev
+    gravity = np.asarray(MotionTiming(arm_prior=False).from_features(feats).info["events"])
+    assert onset_prf_times(np.asarray(strikes), gravity, tolerance=0.05).f1 < 0.5, gravity
+
+
+def test_no_border_motion_leaves_gravity(hit_clip):
+    m = MotionTiming()
+    feats = m.features(hit_clip.path, progress=False)
+    np.testing.assert_allclose(feats.strike_direction(m.config), np.tile([0.0, 1.0], (len(feats.speed), 1)), atol=1e-9)

@@ -218,16 +218,21 @@ class FlowFeatures:
         self.top_fraction = float(top_fraction)
         self._prev: np.ndarray | None = None
 
-    def __call__(self, gray: np.ndarray) -> np.ndarray:
-        """Feed the next frame; returns (5,) float32 [speed, vx, vy, cx, moving_fraction] of the
-        motion from the previous frame to this one (zeros for the first frame).
+    size = 9  # values per frame pair
 
-        cx is the magnitude-weighted x of the moving region in [0, 1] of the analysed width.
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        """Feed the next frame; returns (9,) float32 [speed, vx, vy, cx, moving_fraction, top,
+        bottom, left, right] of the motion from the previous frame to this one (zeros for the
+        first frame).
+
+        cx is the magnitude-weighted x of the moving region in [0, 1] of the analysed width;
+        top .. right are the mean flow speeds in strips along the picture's four borders (1/16 of
+        the analysed width deep, at least 2 flow cells): where an arm or a tool enters the picture.
         """
         cv2 = self._cv2
         prev, self._prev = self._prev, gray
         if prev is None or prev.shape != gray.shape:
-            return np.zeros(5, np.float32)
+            return np.zeros(self.size, np.float32)
         flow = self._dis.calc(prev, gray, None)  # (h, w, 2) pixels per frame
         scale = 100.0 / gray.shape[1]
         # DIS "ultrafast"/"fast" estimate flow on a 4x coarser grid and upsample it, so the centres
@@ -253,4 +258,8 @@ class FlowFeatures:
         xs = (idx % sub.shape[1]) * st + st // 2 + 0.5
         cx = float((xs * mt).sum() / wsum) / gray.shape[1] if wsum > 0 else 0.5
         moving = float((m > 0.25 / scale).mean())  # share of pixels moving > 0.25 % width/frame
-        return np.array([speed, vx, vy, cx, moving], np.float32)
+        g = m.reshape(sub.shape[:2])
+        b = max(2, int(round(gray.shape[1] / 16 / st)))
+        b = min(b, max(1, min(g.shape) // 4))
+        edges = (g[:b].mean(), g[-b:].mean(), g[:, :b].mean(), g[:, -b:].mean())
+        return np.array([speed, vx, vy, cx, moving, *(float(e) * scale for e in edges)], np.float32)

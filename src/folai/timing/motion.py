@@ -14,7 +14,10 @@ How it works (details and the reasons in ``docs/motion.md``):
    interval where the object stopped, at the share of it the object still travelled (sub-frame).
    Its strength is the speed lost, weighted by the direction of approach: things fall and are
    struck downwards, while an upward movement that stops (a stick at the top of its back-swing, a
-   hand lifting) makes no sound, so the weight is ``clip(down_bias + cos(angle to down), 0, 1)``.
+   hand lifting) makes no sound, so the weight is ``clip(down_bias + cos(angle to down), 0, 1)``;
+   with ``arm_prior`` "down" is bent towards the direction away from the picture border where the
+   arm comes in (motion along the borders, :meth:`MotionFeatures.strike_direction`): a stick
+   pushed in from the left strikes rightwards.
 3. Candidates weaker than ``min_drop`` (absolute, % width/frame), than ``noise_floor`` times the
    typical frame-to-frame speed change around them, or than ``rel_threshold`` times the strongest
    candidate within ``ref_window`` seconds are dropped; of candidates closer than ``min_gap`` the
@@ -72,7 +75,10 @@ class MotionConfig:
     # impact detection
     window: int = 4  # frames: the peak speed is looked for this far back
     drop_ratio: float = 0.5  # the speed must fall to at most this share of the peak
-    down_bias: float = 0.3  # direction weight clip(down_bias + cos(angle to down), 0, 1)
+    down_bias: float = 0.3  # direction weight clip(down_bias + cos(angle to the strike direction), 0, 1)
+    arm_prior: bool = True  # strike direction: gravity plus "away from the border the arm comes in at"
+    arm_window: float = 10.0  # seconds over which the arm's border is estimated (centred)
+    arm_floor: float = 0.05  # % of width per frame: border motion more uneven than this shows an arm
     min_drop: float = 0.05  # % of width per frame: weaker speed drops are noise
     noise_floor: float = 3.0  # ... and drops under this times the typical frame-to-frame jitter (2 s)
     rel_threshold: float = 0.1  # share of the strongest impact nearby (within ref_window)
@@ -119,6 +125,7 @@ class MotionConfig:
             (self.window >= 1, "window must be >= 1 frame"),
             (0 < self.drop_ratio < 1, "drop_ratio must be in (0, 1)"),
             (self.min_drop >= 0, "min_drop must be >= 0"),
+            (self.arm_window > 0 and self.arm_floor >= 0, "arm_window must be > 0 s and arm_floor >= 0"),
             (0 <= self.rel_threshold <= 1, "rel_threshold must be in [0, 1]"),
             (self.ref_window > 0, "ref_window must be > 0 s"),
             (self.min_gap >= 0, "min_gap must be >= 0 s"),
@@ -165,6 +172,37 @@ class MotionFeatures:
     moving: np.ndarray  # (T,) share of pixels that move
     fps: float
     geometry: FrameGeometry | None = None
+    edges: np.ndarray | None = None  # (T, 4) flow speed along the top, bottom, left, right borders
+
+    def strike_direction(self, cfg: "MotionConfig") -> np.ndarray:
+        """(T, 2) unit vector (x right, y down) per frame pair: the direction strikes are expected
+        to move in. Gravity (down) plus, when ``cfg.arm_prior`` is on and motion crosses the
+        picture's borders unevenly, the direction away from the border where the arm (or the
+        tool) comes in, in equal parts: a stick swung by a hand above the picture strikes down,
+        one pushed in from the left strikes rightwards and a little down. Border motion that is
+        mostly along the bottom cancels gravity and leaves it as it was."""
+        T = len(self.speed)
+        u = np.zeros((T, 2))
+        u[:, 1] = 1.0
+        if not cfg.arm_prior or self.edges is None or T == 0:
+            return u
+        # the median over a window centred on each second (cut at the clip's ends, no padding): an
+        # arm moves across its border for much of the time, while an object landing near a border
+        # only smears the flow there for a frame or two
+        edges = np.asarray(self.edges, np.float64)
+        half = max(1, int(round(0.5 * cfg.arm_window * self.fps)))
+        centres = np.unique(np.r_[np.arange(0, T, max(1, int(round(self.fps)))), T - 1])
+        med = np.stack([np.median(edges[max(0, c - half) : c + half + 1], axis=0) for c in centres])
+        e = np.stack([np.interp(np.arange(T), centres, med[:, i]) for i in range(4)], axis=1)
+        v = np.stack([e[:, 2] - e[:, 3], e[:, 0] - e[:, 1]], axis=1)  # inwards from the busier borders
+        n = np.linalg.norm(v, axis=1)
+        ok = n >= cfg.arm_floor
+        unit = np.where(ok[:, None], v / np.maximum(n, 1e-12)[:, None], 0.0)
+        w = u + unit
+        wn = np.linalg.norm(w, axis=1)
+        # motion along the bottom border alone (an arm from below, or a thing sliding along the
+        # floor) cancels gravity: no clear direction then, so gravity stays
+        return np.where((wn >= 0.5)[:, None], w / np.maximum(wn, 1e-12)[:, None], u)
 
     @property
     def duration(self) -> float:
@@ -299,10 +337,10 @@ class MotionTiming:
         """Decode ``video`` and compute the per-frame motion features (streaming, constant memory)."""
         cfg = self.config
         flow = FlowFeatures(cfg.preset, cfg.top_fraction, cfg.compensate)
-        f, geometry = self._flow_rows(video, flow, 5, "motion", roi, progress)
+        f, geometry = self._flow_rows(video, flow, flow.size, "motion", roi, progress)
         return MotionFeatures(
             speed=f[:, 0], vx=f[:, 1], vy=f[:, 2], cx=f[:, 3], moving=f[:, 4], fps=cfg.fps,
-            geometry=geometry[0] if geometry else None,
+            geometry=geometry[0] if geometry else None, edges=f[:, 5:9],
         )
 
     def from_features(self, feats: MotionFeatures) -> TimingResult:
@@ -347,6 +385,7 @@ class MotionTiming:
         vy = np.asarray(feats.vy, np.float64)
         T = len(s)
         fps = feats.fps
+        strike = feats.strike_direction(cfg)  # (T, 2) where things are expected to be struck towards
         cands: list[tuple[float, float, int, int, float]] = []  # time, strength, peak idx, end idx, peak
         k = 2
         while k < T:
@@ -373,8 +412,8 @@ class MotionTiming:
                 # before it, so that one wrong flow field cannot turn a lift into a fall
                 ax, ay = np.median(vx[max(1, j - 2) : j + 1]), np.median(vy[max(1, j - 2) : j + 1])
                 norm = float(np.hypot(ax, ay))
-                cos_down = ay / norm if norm > 0 else 0.0
-                weight = float(np.clip(cfg.down_bias + cos_down, 0.0, 1.0))
+                cos_strike = (ax * strike[j, 0] + ay * strike[j, 1]) / norm if norm > 0 else 0.0
+                weight = float(np.clip(cfg.down_bias + cos_strike, 0.0, 1.0))
                 cands.append((t_c, (pk - s[k]) * weight, j, k, pk))
                 k += 1
                 while k < T and s[k] <= s[k - 1]:  # ride the rest of the fall
@@ -382,7 +421,7 @@ class MotionTiming:
             else:
                 k += 1
         if cfg.reversal:
-            cands += self._reversals(s, vx, vy, fps)
+            cands += self._reversals(s, vx, vy, fps, strike)
         if cfg.noise_floor > 0 and T > 0:
             from scipy.ndimage import median_filter
 
@@ -416,7 +455,7 @@ class MotionTiming:
                               sample=int(k_end), peak=int(j), approach=float(pk)))
         return out
 
-    def _reversals(self, s: np.ndarray, vx: np.ndarray, vy: np.ndarray, fps: float) -> list:
+    def _reversals(self, s: np.ndarray, vx: np.ndarray, vy: np.ndarray, fps: float, strike: np.ndarray) -> list:
         """Bounces: the moving region's velocity turns back against its approach between two pairs
         (a struck stick rebounding within one frame shows no drop in speed, only a turn)."""
         cfg = self.config
@@ -434,7 +473,7 @@ class MotionTiming:
                 pk = max(s[k - 2], s[k - 1])
                 if pk <= 0 or s[k - 2] < cfg.approach * pk:
                     continue
-                weight = float(np.clip(cfg.reverse_bias + uy, 0.0, 1.0))
+                weight = float(np.clip(cfg.reverse_bias + ux * strike[k - 1, 0] + uy * strike[k - 1, 1], 0.0, 1.0))
                 frac = p_prev / (p_prev - p_now)  # zero crossing between the pair centres
                 out.append(((k - 1.5 + frac) / fps, pk * weight, k - 1, k, pk))
         return out
