@@ -370,3 +370,15 @@ def test_no_border_motion_leaves_gravity(hit_clip):
     m = MotionTiming()
     feats = m.features(hit_clip.path, progress=False)
     np.testing.assert_allclose(feats.strike_direction(m.config), np.tile([0.0, 1.0], (len(feats.speed), 1)), atol=1e-9)
+
+
+def test_sensor_noise_on_a_still_scene_is_silent(tmp_path):
+    rng = np.random.default_rng(0)
+    base = np.clip(rng.normal(120, 30, (120, 160, 3)), 0, 255)
+
+    def frame(k):
+        return np.clip(base + np.random.default_rng(k).normal(0, 4, base.shape), 0, 255).astype(np.uint8)
+
+    p = make_video(tmp_path / "noisy.mp4", frame, n_frames=90, size=(160, 120))
+    res = MotionTiming().estimate(p, progress=False)
+    assert res.info["events"] == [] and float(res.envelope.mono.max()) == 0.0

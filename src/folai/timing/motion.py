@@ -80,7 +80,7 @@ class MotionConfig:
     arm_window: float = 10.0  # seconds over which the arm's border is estimated (centred)
     arm_floor: float = 0.05  # % of width per frame: border motion more uneven than this shows an arm
     min_drop: float = 0.05  # % of width per frame: weaker speed drops are noise
-    noise_floor: float = 3.0  # ... and drops under this times the typical frame-to-frame jitter (2 s)
+    noise_floor: float = 1.0  # ... and drops under this times the typical frame-to-frame jitter (2 s)
     rel_threshold: float = 0.1  # share of the strongest impact nearby (within ref_window)
     ref_window: float = 5.0  # seconds each side for the local reference strength
     min_gap: float = 0.13  # seconds between two impacts
