@@ -88,7 +88,7 @@ class MotionConfig:
     approach: float = 0.3  # the pair before the peak must move at >= this share of the peak
     reversal: bool = True  # also detect bounces: the motion turns back without slowing down
     reverse_ratio: float = 0.25  # ... to at least this share of the approach velocity, backwards
-    reverse_bias: float = -0.5  # direction weight of bounces: clip(reverse_bias + cos(angle to down), 0, 1):
+    reverse_bias: float = -0.5  # direction weight of bounces: clip(reverse_bias + cos(angle to the strike direction), 0, 1):
     # only bounces of things moving (nearly) straight down count, at half weight at most
     spike: float = 1.5  # a pair faster than this times both neighbours is capped there (flow glitch)
     timing: str = "share"  # contact time: "share" of the slow interval, or "half" (half-peak crossing)
