@@ -59,17 +59,14 @@ def add_synth_args(p: argparse.ArgumentParser) -> None:
 
 def timing_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.timing == "learned":
-        if getattr(args, "step_lead", None) is not None:
+        if args.step_lead is not None:
             raise FolaiError("--step-lead is only used with --timing motion")
         if not args.checkpoint:
             raise FolaiError("--timing learned needs --checkpoint RUN_OR_ID (a run folder, checkpoint file or hub id)")
         return {"checkpoint": args.checkpoint, "device": args.device}
     if args.checkpoint:
         raise FolaiError("--checkpoint is only used with --timing learned")
-    opts: dict[str, Any] = {}
-    if getattr(args, "step_lead", None) is not None:
-        opts["step_lead"] = float(args.step_lead)
-    return opts
+    return {} if args.step_lead is None else {"step_lead": args.step_lead}
 
 
 def synth_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -129,33 +129,10 @@ def write_clip(
     clip: SyntheticClip, video_path: str | Path, audio_path: str | Path | None = None, embed_audio: bool = False
 ) -> None:
     """Write the frames as H.264 mp4 (with an AAC track if ``embed_audio``) and the audio as wav."""
-    import av
+    from ..testing import make_video
 
-    video_path = Path(video_path)
-    with av.open(str(video_path), "w") as c:
-        vs = c.add_stream("libx264", rate=int(round(clip.fps)))
-        vs.width, vs.height = clip.frames.shape[2], clip.frames.shape[1]
-        vs.pix_fmt = "yuv420p"
-        vs.options = {"crf": "18", "preset": "ultrafast"}
-        a_s = None
-        if embed_audio:
-            a_s = c.add_stream("aac", rate=clip.sr, layout="mono")
-        for f in clip.frames:
-            for pkt in vs.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in vs.encode():
-            c.mux(pkt)
-        if a_s is not None:
-            pcm = (np.clip(clip.audio, -1, 1) * 32767).astype(np.int16)
-            step = 1024
-            for i in range(0, len(pcm), step):
-                fr = av.AudioFrame.from_ndarray(pcm[None, i : i + step], format="s16", layout="mono")
-                fr.sample_rate = clip.sr
-                fr.pts = i
-                for pkt in a_s.encode(fr):
-                    c.mux(pkt)
-            for pkt in a_s.encode():
-                c.mux(pkt)
+    make_video(video_path, clip.frames, fps=clip.fps, audio=clip.audio if embed_audio else None, sr=clip.sr,
+               crf=18, preset="ultrafast")
     if audio_path is not None:
         write_wav(audio_path, clip.audio, clip.sr)
 
