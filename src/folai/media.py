@@ -339,20 +339,40 @@ def _rect_in_source(rect: tuple[int, int, int, int], rot_cw: int, w: int, h: int
     return int(min(xs)), int(min(ys)), int(max(xs) - min(xs)), int(max(ys) - min(ys))
 
 
-def _resize(arr: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Resize an (H, W[, 3]) uint8 picture to (h, w): area averaging when shrinking (OpenCV)."""
+def _resize(arr: np.ndarray, w: int, h: int, fast: bool = False) -> np.ndarray:
+    """Resize an (H, W[, 3]) uint8 picture to (h, w): area averaging when shrinking (OpenCV).
+
+    ``fast``: shrink by the largest whole factor k first (OpenCV's k x k block-mean path, ~20x
+    cheaper than its general area resampling at a fractional factor), then bilinearly by the rest
+    (a factor under 2, on a picture already averaged over k x k blocks): nearly the same picture
+    (a grey level or two; the < k edge pixels that do not fill a block are dropped). For 344x256
+    -> 128x95 that is ~0.02 ms instead of ~0.15-0.25 ms a frame (decoding one takes ~0.5 ms):
+    what the impact timing uses.
+    """
     if (arr.shape[1], arr.shape[0]) == (w, h):
         return arr.copy() if arr.base is not None else arr  # never a view of the decoder's buffer
     import cv2
 
-    shrink = w * h < arr.shape[1] * arr.shape[0]
-    return cv2.resize(arr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    H, W = arr.shape[:2]
+    if w * h >= W * H:
+        return cv2.resize(arr, (w, h), interpolation=cv2.INTER_LINEAR)
+    if fast:
+        k = int(min(W / w, H / h))
+        if k >= 2:
+            kw, kh = W // k, H // k
+            if (kw, kh) != (W / k, H / k):  # whole blocks only (drops < k edge pixels)
+                arr = arr[: kh * k, : kw * k]
+            arr = cv2.resize(arr, (kw, kh), interpolation=cv2.INTER_AREA)
+            if (kw, kh) == (w, h):
+                return arr
+            return cv2.resize(arr, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(arr, (w, h), interpolation=cv2.INTER_AREA)
 
 
 class _Converter:
     """Decoded frame -> output array, set up from the first frame (rotation, pixel aspect, crop)."""
 
-    def __init__(self, frame, stream, p: Path, size, gray, crop) -> None:
+    def __init__(self, frame, stream, p: Path, size, gray, crop, blocks: bool = False) -> None:
         self.rot = rot = _rotation_cw(frame, stream)
         self.sar = sar = _sar(stream)
         self.gray = gray
@@ -379,6 +399,7 @@ class _Converter:
         out_w, out_h = size if size is not None else (dw, dh)
         self.target = (int(out_h), int(out_w)) if rot in (90, 270) else (int(out_w), int(out_h))  # before rotation
         self.fast = gray == "luma" or self.src is not None
+        self.blocks = bool(blocks) and gray == "luma"
 
     def __call__(self, frame) -> np.ndarray:
         if not self.fast:
@@ -393,7 +414,7 @@ class _Converter:
         if self.src is not None:
             sx, sy, sw, sh = self.src
             arr = arr[sy : sy + sh, sx : sx + sw]
-        arr = _resize(arr, *self.target)
+        arr = _resize(arr, *self.target, fast=self.blocks)
         if self.rot:
             arr = np.ascontiguousarray(np.rot90(arr, k=-(self.rot // 90)))
         return arr
@@ -407,6 +428,7 @@ def iter_video_frames(
     end: float | None = None,
     gray: bool | str = False,
     crop: tuple[int, int, int, int] | None = None,
+    shrink: str = "area",
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream frames at a fixed rate, chosen by timestamp.
 
@@ -419,10 +441,13 @@ def iter_video_frames(
         end: seconds (exclusive); default: the end of the video stream.
         gray: ``False``: ``(H, W, 3)`` RGB. ``True``: ``(H, W)`` grey (full range, libswscale).
             ``"luma"``: ``(H, W)`` luma plane exactly as decoded (no colour or range conversion;
-            video-range sources keep their 16-235 levels), shrunk by area averaging (OpenCV): the
-            cheapest picture there is, for motion analysis.
+            video-range sources keep their 16-235 levels), shrunk by area averaging (OpenCV, see
+            ``shrink``): the cheapest picture there is, for motion analysis.
         crop: ``(x, y, w, h)`` rectangle in display pixels (after rotation) to keep, before
             resizing to ``size``; clipped to the picture (``ValueError`` if it misses it).
+        shrink: with ``gray="luma"``: ``"area"`` (OpenCV's area resampling in one step) or
+            ``"blocks"`` (whole k x k blocks first, then bilinear by the rest: nearly the same
+            picture at a tenth of the cost, see :func:`_resize`).
 
     Yields:
         ``(t, frame)``: ``t = start + k / fps`` and the source frame shown at ``t`` (the last
@@ -466,12 +491,14 @@ def iter_video_frames(
         n_decoded = 0
         if gray not in (False, True, "luma"):
             raise ValueError(f"gray must be False, True or 'luma', got {gray!r}")
+        if shrink not in ("area", "blocks"):
+            raise ValueError(f"shrink must be 'area' or 'blocks', got {shrink!r}")
 
         def emit(frame):
             # every output gets its own array, also when a source frame repeats (upsampling)
             nonlocal conv
             if conv is None:
-                conv = _Converter(frame, vs, p, size, gray, crop)
+                conv = _Converter(frame, vs, p, size, gray, crop, shrink == "blocks")
             return conv(frame)
 
         demux = container.demux(vs)

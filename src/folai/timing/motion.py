@@ -263,9 +263,10 @@ class MotionTiming:
             return self.config.mode
         return "steps" if prompt_wants_steps(prompt) else "impacts"
 
-    def _flow_rows(self, video, flow, width: int, desc: str, roi, progress: bool) -> tuple[np.ndarray, list]:
+    def _flow_rows(self, video, flow, width: int, desc: str, roi, progress: bool,
+                   shrink: str = "area") -> tuple[np.ndarray, list]:
         """Decode ``video`` (small grey frames, decoding in a thread) and apply ``flow`` to each frame:
-        ((T, width) float32 rows, [FrameGeometry])."""
+        ((T, width) float32 rows, [FrameGeometry]); ``shrink`` as in :func:`iter_small_gray`."""
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -273,7 +274,7 @@ class MotionTiming:
         geometry: list[FrameGeometry] = []
         rows: list[np.ndarray] = []
         with single_threaded_cv2(), tqdm(total=total, desc=desc, unit="frame", disable=not progress, leave=False) as bar:
-            frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry))
+            frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry, shrink=shrink))
             try:
                 for _t, gray in frames:
                     rows.append(flow(gray))
@@ -337,7 +338,11 @@ class MotionTiming:
         """Decode ``video`` and compute the per-frame motion features (streaming, constant memory)."""
         cfg = self.config
         flow = FlowFeatures(cfg.preset, cfg.top_fraction, cfg.compensate)
-        f, geometry = self._flow_rows(video, flow, flow.size, "motion", roi, progress)
+        # frames shrunk by whole blocks first (a tenth of the cost): impacts are large motions, and
+        # onset F1 on 13 real clips x 3 analysis widths was the same (0.567) either way. The
+        # footsteps keep the one-step area average: their bob is a sub-pixel motion, and on 5 real
+        # clips x 5 widths the two-step shrink found fewer of them (step F1 0.31-0.37 vs 0.40).
+        f, geometry = self._flow_rows(video, flow, flow.size, "motion", roi, progress, shrink="blocks")
         return MotionFeatures(
             speed=f[:, 0], vx=f[:, 1], vy=f[:, 2], cx=f[:, 3], moving=f[:, 4], fps=cfg.fps,
             geometry=geometry[0] if geometry else None, edges=f[:, 5:9],
