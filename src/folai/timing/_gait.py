@@ -133,7 +133,7 @@ class GaitConfig:
     run_cadence: float = 2.6  # steps/s from which the gait counts as running (lead blends over 2.2..this)
     min_amplitude: float = 0.02  # % of width per frame: weaker bobs (velocity amplitude) are flow noise
     rel_amplitude: float = 0.25  # steps need a local bob >= this share of the clip's typical bob
-    min_regularity: float = 0.3  # (r(period) - r(period / 2)) / 2 of the bobbing signals needed (0..1)
+    min_regularity: float = 0.2  # (r(period) - r(period / 2)) / 2 of the bobbing signals needed (0..1)
     taper: float = 0.5  # Tukey window of the spectra (1 = Hann, 0 = rectangular: sharper on short clips)
     camera_area: float = 0.5  # periodic motion over at least this share of the picture = a bobbing camera
     smooth: float = 0.3  # step periods: Gaussian window (sigma) of the demodulation (phase may follow a step's irregularity)
