@@ -1,6 +1,6 @@
 """Measured on real clips: folai generate beside the published systems, and its speed.
 
-    python benchmarks/bench_clips.py --clips ../shared/bench [--out DIR] [--repeat 3]
+    python benchmarks/bench_clips.py --clips ../shared/bench [--out DIR] [--repeat 3] [--widths 120,136]
 
 ``--clips DIR`` is laid out like ``shared/bench``: ``gh/<id>/`` (Greatest Hits) and ``wtm/<id>/``
 (Walking The Maps) folders, each with ``GT_<id>.mp4`` (the video with its recorded audio) and
@@ -21,7 +21,10 @@ system has) and the speed: ``folai generate`` wall time vs the time PyAV needs m
 the same video (all frames, default decoder settings, no conversion), both measured in this run,
 interleaved, best of ``--repeat``. A ``(silence)`` row scores an all-zero track: E-L1 measures
 loudness as well as timing, so a quiet output does well on it, and a system's E-L1 means little
-unless it beats silence's. Each timed generate starts like a fresh ``folai generate``
+unless it beats silence's. ``--widths`` also runs the motion timing at other analysis widths
+(pixels; the default is 128) and prints folai's onset F1 at each, and the mean and range over
+them: how much the figures move under a change that should not matter (a few real clips' F1
+moves by several hundredths). Each timed generate starts like a fresh ``folai generate``
 process would: a new pipeline (no synthesis plan cached) and no remembered probe of the video.
 """
 
@@ -80,8 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gh-prompt", default=None, help="prompt for Greatest Hits clips (default: none)")
     ap.add_argument("--wtm-prompt", default="footsteps", help="prompt for Walking The Maps clips (default: footsteps)")
     ap.add_argument("--no-published", action="store_true", help="score folai only")
+    ap.add_argument("--widths", default="", help="comma-separated analysis widths (px) to also run the motion "
+                    "timing at: the figures' sensitivity (default: none)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    try:
+        widths = [int(w) for w in args.widths.split(",") if w.strip()]
+    except ValueError:
+        ap.error(f"--widths takes comma-separated whole numbers of pixels, got {args.widths!r}")
+    if any(w < 16 for w in widths):
+        ap.error("--widths: each width must be at least 16 px")
 
     from folai.media import read_audio, strip_audio
     from folai.metrics.audio import load_audio
@@ -102,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, list[dict[str, float]]]] = defaultdict(lambda: defaultdict(list))
     speed_rows = []
     per_clip = []
+    sens: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))  # ds -> width -> F1s
     for ds, ds_name in DATASETS.items():
         root = args.clips / ds
         if not root.is_dir():
@@ -143,6 +155,14 @@ def main(argv: list[str] | None = None) -> int:
             # a sanity floor: an all-silent track. E-L1 rewards quiet output, so every figure needs it beside
             results[ds]["(silence)"].append(score(np.zeros((2, ref.shape[-1]), np.float32), 44100, ref))
             speed_rows.append((ds, cid, res.duration, min(dec_t), min(gen_t), min(dec_c), min(gen_c), stages))
+            sens[ds][128].append(s["f1"])
+            for w in widths:
+                if w == 128:
+                    continue
+                pw = FoleyPipeline(timing_options={"width": w})
+                env_w = pw.estimate(silent, progress=False, prompt=prompt).envelope.fit(res.duration)
+                y_w = pw.render(env_w, res.duration, prompt=prompt, seed=args.seed, progress=False)
+                sens[ds][w].append(score(y_w, 44100, ref)["f1"])
             if not args.no_published:
                 for f in sorted(clip.glob("*.mp4")):
                     name = system_name(f.stem, cid)
@@ -168,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
             rows = systems[name]
             m = {k: float(np.mean([r[k] for r in rows])) for k in ("el1", "p", "r", "f1")}
             print(f"  {name:<22} {len(rows):>5} {m['el1']:>8.4f} {m['p']:>8.2f} {m['r']:>8.2f} {m['f1']:>8.2f}")
+        print()
+    if widths:
+        print("sensitivity: folai onset F1 at other analysis widths of the motion timing (default 128 px)")
+        for ds, by_w in sens.items():
+            ws = sorted(by_w)
+            means = [float(np.mean(by_w[w])) for w in ws]
+            print(f"  {DATASETS[ds]}: " + ", ".join(f"{w} px {m:.3f}" for w, m in zip(ws, means))
+                  + f"; mean {np.mean(means):.3f}, range {min(means):.3f}-{max(means):.3f}")
         print()
     print("per clip (folai): " + ", ".join(f"{ds}/{cid} E-L1 {s['el1']:.4f} F1 {s['f1']:.2f}"
                                           for ds, cid, name, s in per_clip if name == "folai"))
