@@ -1016,11 +1016,12 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.rand
         # the tail's level falls to 0 after the last frame that needs any (silence from there on)
         last = int(np.flatnonzero(need > 0)[-1])
         m = min(n, int(centres[0]) + int((last + 1) * _HOP44) + 2)
-        tail = tex[:m] * _knot_interp(need, int(centres[0]), 0, m, float(need[0]), 0.0)
-        fade = min(n // 4, int(0.03 * SR))
-        if m > n - fade:
-            tail[n - fade :] *= np.linspace(1.0, 0.0, fade)[: m - (n - fade)]
-        x[:m] += tail
+        if m > 0:  # (m <= 0: only the frame just before the onset lacks level; nothing to add after it)
+            tail = tex[:m] * _knot_interp(need, int(centres[0]), 0, m, float(need[0]), 0.0)
+            fade = min(n // 4, int(0.03 * SR))
+            if m > n - fade:
+                tail[n - fade :] *= np.linspace(1.0, 0.0, fade)[: m - (n - fade)]
+            x[:m] += tail
     return x * scale
 
 
