@@ -110,6 +110,9 @@ def test_edits():
     g = e.gain(0.5)
     assert abs(g.values.max() - 0.4) < 1e-6
     assert abs(e.gain_db(-6.0206).values.max() - 0.4) < 1e-4
+    assert e.gain_db(10000).values.max() == 1.0 and e.gain_db(-10000).values.max() < 1e-19  # no overflow
+    with pytest.raises(FolaiError, match="finite"):
+        e.gain_db(float("nan"))
     s = e.shift(0.48)
     assert abs(s.events()[0][0] - 1.48) < 1e-6 and s.n_frames == e.n_frames
     assert abs(e.shift(-0.48).events()[0][0] - 0.52) < 1e-6

@@ -357,7 +357,11 @@ class Envelope:
         return self._with(v)
 
     def gain_db(self, db: float, t0: float | None = None, t1: float | None = None) -> "Envelope":
-        return self.gain(10.0 ** (db / 20.0), t0, t1)
+        """:meth:`gain` in decibels (beyond +-400 dB the result is the same: silence or full scale)."""
+        db = float(db)
+        if not np.isfinite(db):
+            raise FolaiError(f"gain in dB must be a finite number, got {db}")
+        return self.gain(10.0 ** (min(400.0, max(-400.0, db)) / 20.0), t0, t1)
 
     def shift(self, seconds: float) -> "Envelope":
         """Move the content later (positive) or earlier (negative); same length, zeros enter."""
