@@ -300,6 +300,15 @@ def test_unusable_rois_rejected(tmp_path, roi, message):
         MotionTiming().estimate(v, roi=roi, progress=False)
 
 
+def test_too_thin_a_video_says_so_without_a_roi(tmp_path):
+    from folai.testing import make_video
+
+    v = make_video(tmp_path / "strip.mp4", [np.full((16, 320, 3), k * 20, np.uint8) for k in range(6)])
+    with pytest.raises(FolaiError, match=r"the video's picture, 320x16 px, is too small or too thin") as e:
+        MotionTiming().estimate(v, progress=False)
+    assert "region of interest" not in str(e.value)
+
+
 # ---------------------------------------------------------------------------- strike direction
 
 

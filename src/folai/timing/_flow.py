@@ -80,11 +80,18 @@ MIN_ROI_SIDE = 16  # px: smaller regions carry no usable motion
 MAX_ROI_ASPECT = 16  # longest / shortest side of a region
 
 
-def check_roi_shape(w: int, h: int) -> None:
-    """Raise FolaiError if a w x h region is too small or too thin for motion analysis."""
+def check_roi_shape(w: int, h: int, whole_picture: bool = False) -> None:
+    """Raise FolaiError if a w x h region (``whole_picture``: the video's picture, no region
+    given) is too small or too thin for motion analysis."""
     from ..errors import FolaiError
 
     if min(w, h) < MIN_ROI_SIDE or max(w, h) > MAX_ROI_ASPECT * min(w, h):
+        if whole_picture:
+            raise FolaiError(
+                f"the video's picture, {w}x{h} px, is too small or too thin to measure motion in; the motion "
+                f"timing needs at least {MIN_ROI_SIDE} px each way and at most {MAX_ROI_ASPECT}:1 between the "
+                "sides (folai generate --envelope ENV.csv takes the timing from an envelope instead)"
+            )
         raise FolaiError(
             f"the region of interest {w}x{h} px is too small or too thin to measure motion in; "
             f"give at least {MIN_ROI_SIDE} px each way and at most {MAX_ROI_ASPECT}:1 between its sides"
@@ -125,7 +132,7 @@ def iter_small_gray(
                 "give x,y,w,h inside the picture"
             )
         r = (x0, y0, x1 - x0, y1 - y0)
-    check_roi_shape(r[2], r[3])
+    check_roi_shape(r[2], r[3], whole_picture=roi is None)
     scale = min(1.0, width / float(r[2]))
     # OpenCV's DIS flow crashes the process on frames under ~32 px high (e.g. 100x20): enlarge
     # small or flat analysis frames so their shorter side is at least MIN_FLOW_SIDE.
