@@ -270,6 +270,31 @@ def test_references_round_robin_never_repeats_a_take(tmp_path):
     assert len(set(used)) >= 3, used
 
 
+def test_noisy_decay_is_one_take_and_distinct_knocks_are_each_one(tmp_path):
+    """A noise burst decaying over ~0.4 s (a scrape, a crumple): librosa marks its flux every
+    35-80 ms, and cut there every piece was shorter than a take, so the recording was refused.
+    Only onsets where the level rises cut takes: it is one take, and a recording of separate
+    knocks still gives one take per knock."""
+    from folai.synthesis.sampler import _ReferenceSource
+
+    rng = np.random.default_rng(0)
+    rng.standard_normal(200)
+    burst = rng.standard_normal(16000) * np.exp(-np.arange(16000) / 800) * 0.5  # at 8 kHz
+    sf.write(str(tmp_path / "burst.wav"), burst, 8000, subtype="PCM_16")
+    src = _ReferenceSource([tmp_path / "burst.wav"])
+    assert len(src.takes) == 1 and 0.3 < src.takes[0].size / SR < 0.6
+
+    for k, seed in ((3, 1), (5, 2)):
+        r = np.random.default_rng(seed)
+        y = r.standard_normal(int(SR * (0.4 + 0.45 * k))) * 0.002  # a quiet room
+        for j in range(k):
+            a = int(SR * (0.1 + 0.45 * j))
+            m = y.size - a
+            y[a:] += r.standard_normal(m) * np.exp(-np.arange(m) / (SR * r.uniform(0.015, 0.06))) * r.uniform(0.2, 0.9)
+        path = _write(tmp_path / f"knocks{k}.wav", np.clip(y, -1, 1))
+        assert len(_ReferenceSource([path]).takes) == k
+
+
 def test_pan_places_events(scene):
     env = Envelope.zeros(2.0).add_event(0.5, 0.4).add_event(1.4, 0.4)
     pan = np.where(env.times < 1.0, -1.0, 0.8)

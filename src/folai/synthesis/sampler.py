@@ -286,6 +286,31 @@ class _PresetSource:
         return self.preset.texture(rng, n)
 
 
+def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahead: float = 0.06,
+                   rise: float = 2.0) -> np.ndarray:
+    """The onsets (samples) where the level rises: the loudest 10 ms within ``ahead`` s after the
+    onset at least ``rise`` times the RMS over the ``window`` s before it (onsets come
+    backtracked to the quiet before an attack, so the attack itself may come a little later).
+    librosa also marks the flux of a noisy decay (a scrape, a crumple, a knock's rattle) every few
+    tens of ms; cut there, one sound became pieces shorter than a take, all dropped, and such a
+    recording was refused as having no usable sound."""
+    w, b = max(1, int(window * SR)), int(0.01 * SR)
+    nb = max(1, int(round(ahead / 0.01)))
+    keep = []
+    for o in np.asarray(onsets, dtype=np.int64):
+        before = y[max(0, o - w) : o].astype(np.float64)
+        after = y[o : o + nb * b].astype(np.float64)
+        if after.size == 0:
+            continue
+        m = max(1, after.size // b)
+        blocks = np.pad(after, (0, m * b - after.size))[: m * b].reshape(m, b) if after.size >= b else after[None]
+        e_a = float(np.sqrt(np.mean(blocks**2, axis=1)).max())
+        e_b = float(np.sqrt(np.mean(before**2))) if before.size else 0.0
+        if e_a >= rise * e_b:
+            keep.append(int(o))
+    return np.asarray(keep, dtype=np.int64)
+
+
 class _ReferenceSource:
     """Takes cut from the user's recordings by onset detection, used round-robin."""
 
@@ -304,6 +329,7 @@ class _ReferenceSource:
                 raise FolaiError(f"reference recording {f} is silent; give a recording of the sound you want")
             y = y / peak
             on = librosa.onset.onset_detect(y=y, sr=SR, units="samples", backtrack=True)
+            on = _rising_onsets(y, on)
             on = np.unique(np.concatenate([[0], on]))  # the start counts as a take too
             bounds = list(on) + [y.size]
             n_before = len(self.takes)
