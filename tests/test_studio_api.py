@@ -531,3 +531,44 @@ def test_sampler_affected_span_covers_every_changed_sample(sound, tmp_path):
             np.testing.assert_array_equal(seg, new[:, i0:i1])
         env, old = new_env, new
     assert partial >= 2  # the check is not only ever "everything changed"
+
+
+def test_random_edits_are_applied_or_refused_clearly():
+    """500 random edit objects as a page (or a script on the API) might send them: wrong types,
+    NaN, huge numbers, lists of unequal length. Each is applied (values stay in [0, 1]) or refused
+    with a FolaiError. (A draw with more times than levels, and a shift by more than the envelope's
+    length, raised internal errors before.)"""
+    from folai.errors import FolaiError
+    from folai.studio.edits import EDIT_OPS, apply_edit
+
+    rng = np.random.default_rng(0)
+    values = [0.0, 1e-12, 1e6, -1e6, "abc", None, [1, 2], True, "1.5", float("nan")]
+
+    def num():
+        return float(rng.uniform(-3, 13)) if rng.random() < 0.5 else values[int(rng.integers(0, len(values)))]
+
+    keys = ("t0", "t1", "time", "level", "factor", "threshold", "lo", "hi", "seconds", "decay", "to_time", "to_level")
+    applied = 0
+    for _ in range(100):
+        env = Envelope(np.clip(rng.random((int(rng.integers(1, 3)), 125)), 0, 1).astype(np.float32), rate=125.0)
+        for _ in range(5):
+            edit = {"op": str(rng.choice([*EDIT_OPS, "bogus"]))}
+            edit.update({k: num() for k in keys if rng.random() < 0.6})
+            if edit["op"] == "draw":
+                edit["times"] = [num() for _ in range(int(rng.integers(0, 6)))]
+                edit["levels"] = [num() for _ in range(int(rng.integers(0, 6)))]
+            try:
+                new = apply_edit(env, edit)
+            except FolaiError:
+                continue
+            assert np.all(np.isfinite(new.values)) and 0 <= new.values.min() and new.values.max() <= 1, edit
+            env, applied = new, applied + 1
+    assert applied > 50  # the valid ones do apply
+
+
+def test_shift_by_more_than_the_length_empties_the_envelope():
+    env = Envelope.zeros(1.0).add_event(0.5, 0.5)
+    for s in (1.0, 1.5, 5.0, 1e6, -1.0, -1.5, -1.9, -5.0, -1e6):
+        out = env.shift(s)
+        assert out.n_frames == env.n_frames and not out.values.any(), s
+    assert env.shift(-0.4).events()[0][0] == pytest.approx(0.1, abs=0.01)

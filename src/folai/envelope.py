@@ -365,12 +365,16 @@ class Envelope:
 
     def shift(self, seconds: float) -> "Envelope":
         """Move the content later (positive) or earlier (negative); same length, zeros enter."""
-        k = int(round(seconds * self.rate))
+        seconds = float(seconds)
+        if not np.isfinite(seconds):
+            raise FolaiError(f"shift needs a finite number of seconds, got {seconds}")
+        n = self.n_frames
+        k = int(round(max(-n - 1.0, min(n + 1.0, seconds * self.rate))))  # past the end: all zeros
         v = np.zeros_like(self.values)
-        if k >= 0:
-            v[:, k:] = self.values[:, : self.n_frames - k] if k < self.n_frames else 0
-        else:
-            v[:, : self.n_frames + k] = self.values[:, -k:]
+        if 0 <= k < n:
+            v[:, k:] = self.values[:, : n - k]
+        elif -n < k < 0:
+            v[:, : n + k] = self.values[:, -k:]
         return replace(self, values=v)
 
     def add_event(self, time: float, level: float, decay: float = 0.08, attack: float = 0.004) -> "Envelope":

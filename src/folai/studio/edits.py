@@ -127,7 +127,8 @@ def apply_edit(env: Envelope, edit: dict[str, Any]) -> Envelope:
         return env.shift(_num(edit, "seconds"))
     # draw
     times, levels = edit.get("times"), edit.get("levels")
-    if not isinstance(times, list) or not isinstance(levels, list) or len(times) > 100_000:
+    if (not isinstance(times, list) or not isinstance(levels, list) or len(times) != len(levels)
+            or len(times) > 100_000):
         raise FolaiError("edit 'draw' needs lists 'times' and 'levels' of the same length")
     t = np.asarray([_num({"op": "draw", "t": v}, "t") for v in times])
     lv = np.asarray([_num({"op": "draw", "l": v}, "l") for v in levels])
