@@ -166,6 +166,19 @@ def test_broken_csv_rejected_with_line(tmp_path, text, message):
         Envelope.load_csv(p)
 
 
+def test_csv_text_with_any_line_endings():
+    """From a string (the studio's upload, a script): Windows, old Mac and mixed line endings parse
+    like Unix ones; a stray quote is a format error naming the file, not a csv.Error."""
+    unix = "time_s,rms\n0.000,0\n0.008,0.25\n0.016,0\n"
+    ref = Envelope.from_csv_string(unix)
+    for text in (unix.replace("\n", "\r\n"), unix.replace("\n", "\r"), "time_s,rms\r0.000,0\r\n0.008,0.25\n0.016,0\r"):
+        e = Envelope.from_csv_string(text)
+        np.testing.assert_array_equal(e.values, ref.values)
+        assert e.rate == ref.rate
+    with pytest.raises(EnvelopeFormatError, match="bad header|not a CSV"):
+        Envelope.from_csv_string('time_s,"rms\n0,0\n', name="x.csv")
+
+
 def test_binary_and_missing_csv(tmp_path):
     p = tmp_path / "bin.csv"
     p.write_bytes(b"\xff\xfe\x00\x81" * 10)

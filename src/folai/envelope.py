@@ -468,7 +468,12 @@ class Envelope:
 
     @classmethod
     def from_csv_string(cls, text: str, name: str = "<envelope>") -> "Envelope":
-        rows = list(csv.reader(io.StringIO(text)))
+        """Parse the CSV text of an envelope (line endings of any system); errors name the line."""
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # as reading a file in text mode does
+        try:
+            rows = list(csv.reader(io.StringIO(text)))
+        except csv.Error as e:
+            raise EnvelopeFormatError(f"{name}: not a CSV file ({e}); expected header 'time_s,rms'") from None
         if not rows:
             raise EnvelopeFormatError(f"{name}: file is empty (expected header 'time_s,rms')")
         header = [h.strip() for h in rows[0]]
