@@ -569,3 +569,38 @@ def test_mux_of_a_large_source_reads_it_twice_with_the_same_result(tmp_path, mon
     for kind in ("video", "audio"):
         assert [p[0] for p in _packets(streamed, kind)] == [p[0] for p in _packets(held, kind)]
     assert _stream_kinds(streamed) == _stream_kinds(held)
+
+
+def test_a_damaged_timestamp_far_past_the_end_is_a_clear_error(tmp_path):
+    """One video packet stamped hours past the file's stated duration (a damaged file): decoding
+    used to fill the gap by repeating a frame up to that time (two million frames for a 2 s clip),
+    and the video copy padded its audio to it (tens of GiB). Both now stop at once."""
+    import time
+
+    import av
+
+    from folai.cli import main
+    from folai.media import AudioMux
+
+    src = make_hit_video(tmp_path / "ok.mp4", duration=2.0, hit_times=[0.8], size=(160, 120), with_audio=False).path
+    bad = tmp_path / "bad.mp4"
+    with av.open(str(src)) as cin, av.open(str(bad), "w") as out:
+        vs = cin.streams.video[0]
+        ovs = out.add_stream_from_template(vs)
+        for i, pkt in enumerate(cin.demux(vs)):
+            if pkt.size == 0:
+                continue
+            if i == 10:
+                pkt.pts = pkt.pts + 10**9  # (the decode timestamp stays in order)
+            pkt.stream = ovs
+            out.mux(pkt)
+    t = time.perf_counter()
+    with pytest.raises(MediaError, match="is corrupt: a video frame is stamped at"):
+        for _ in iter_video_frames(bad, fps=30, gray="luma", size=(64, 48)):
+            pass
+    with pytest.raises(MediaError, match="is corrupt: a video packet is stamped at"):
+        AudioMux(bad, tmp_path / "x.mp4", 44100)
+    assert time.perf_counter() - t < 30
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["generate", str(bad), "-o", str(tmp_path / "out.mp4")]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing left behind

@@ -261,9 +261,15 @@ def _probe_video(path: str | os.PathLike) -> VideoInfo:
             w, h = h, w
         n = vs.frames or (int(round(end * fps)) if fps else 0)
         a = container.streams.audio
+        audio_rate = None
+        if a:
+            try:  # a damaged or unknown audio stream may have no rate to tell
+                audio_rate = int(a[0].codec_context.sample_rate) or None
+            except (AttributeError, TypeError, ValueError):
+                audio_rate = None
         return VideoInfo(
             path=p, width=int(w), height=int(h), fps=fps, duration=float(end), n_frames=int(n),
-            rotation=rot, has_audio=bool(a), audio_rate=int(a[0].sample_rate) if a else None,
+            rotation=rot, has_audio=bool(a), audio_rate=audio_rate,
         )
     finally:
         container.close()
@@ -521,6 +527,12 @@ def iter_video_frames(
                     ft = float(frame.pts * frame.time_base) - origin
                 else:
                     ft = (prev_t + last_dur) if prev_t is not None else 0.0
+                if header_end is not None and ft > 2.0 * header_end + 5.0:
+                    # a damaged timestamp: filling the gap up to it would repeat a frame for hours
+                    raise MediaError(
+                        f"{p} is corrupt: a video frame is stamped at {ft:.2f} s but the file says it "
+                        f"lasts {header_end:.2f} s."
+                    )
                 if prev_t is not None and ft > prev_t:
                     last_dur = ft - prev_t
                 # output times before this frame show the previous frame
@@ -903,6 +915,11 @@ class _SourcePackets:
                 raise MediaError(
                     f"{p} is truncated: its video stops at {got:.2f} s but the file says {header_end:.2f} s."
                 )
+            if header_end is not None and got > 2.0 * header_end + 5.0:
+                raise MediaError(
+                    f"{p} is corrupt: a video packet is stamped at {got:.2f} s but the file says it lasts "
+                    f"{header_end:.2f} s."
+                )
             self.first, self.end = first, last_end
             if not hold:  # read again for the copy, from the start
                 cin.close()
@@ -1204,9 +1221,17 @@ class AudioMux:
         """A branch's end: pad to the track's length, flush, keep its packets from its seam on."""
         missing = self.n_samples - self._have
         if missing > 0:
-            self.write(np.zeros((self.channels, missing), np.float32))
+            self._pad(missing)
         self._flush_encoder()
         self._keep(None)
+
+    def _pad(self, missing: int) -> None:
+        """Feed ``missing`` zero samples, 10 s at a time (memory stays flat for any gap)."""
+        block = np.zeros((self.channels, min(int(missing), 10 * int(self.sr))), np.float32)
+        while missing > 0:
+            n = min(missing, block.shape[1])
+            self.write(block[:, :n])
+            missing -= n
 
     def _keep(self, end: int | None) -> None:
         """Keep the packets of this encoder's stretch of the track: from its seam (a branch) up to
@@ -1242,7 +1267,7 @@ class AudioMux:
             if self._oas is not None and self._end is None:
                 missing = self.n_samples - self._have
                 if missing > 0:
-                    self.write(np.zeros((self.channels, missing), np.float32))
+                    self._pad(missing)
                 self._flush_encoder()
             later = self._branch_packets()  # they follow this encoder's, in time order
             for q in later:
