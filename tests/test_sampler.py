@@ -514,3 +514,13 @@ def test_random_clustered_envelopes_render():
         prompt, seed = presets[int(rng.integers(0, len(presets)))], int(rng.integers(0, 1000))
         y = SamplerSynth().render(env, duration=1.0, prompt=prompt, seed=seed, progress=False)
         assert y.shape == (2, 44100) and np.all(np.isfinite(y)), (prompt, seed)
+
+
+def test_rising_onset_near_the_end_of_a_recording():
+    """An onset less than 60 ms before the end of the file (a rest that is not whole 10 ms blocks)."""
+    from folai.synthesis.sampler import _rising_onsets
+
+    y = np.random.default_rng(0).standard_normal(10000) * 0.01
+    y[9000:] += 1.0
+    assert list(_rising_onsets(y, np.array([9000, 9995]))) == [9000]
+

@@ -302,8 +302,8 @@ def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahea
         after = y[o : o + nb * b].astype(np.float64)
         if after.size == 0:
             continue
-        m = max(1, after.size // b)
-        blocks = np.pad(after, (0, m * b - after.size))[: m * b].reshape(m, b) if after.size >= b else after[None]
+        m = after.size // b  # whole 10 ms blocks (a shorter rest near the end of the file: one block)
+        blocks = after[: m * b].reshape(m, b) if m else after[None]
         e_a = float(np.sqrt(np.mean(blocks**2, axis=1)).max())
         e_b = float(np.sqrt(np.mean(before**2))) if before.size else 0.0
         if e_a >= rise * e_b:
