@@ -68,6 +68,12 @@ _TIME_TOL = 1e-6
 _TRUNC_ABS, _TRUNC_REL = 0.5, 0.02
 
 
+def _past_header(t: float, header_end: float | None) -> bool:
+    """Whether a video timestamp ``t`` (seconds) lies so far past the duration the file states
+    (more than twice it, plus 5 s) that the timestamp, not the header, is damaged."""
+    return header_end is not None and t > 2.0 * header_end + 5.0
+
+
 # --------------------------------------------------------------------------------------------
 # opening and probing
 
@@ -527,7 +533,7 @@ def iter_video_frames(
                     ft = float(frame.pts * frame.time_base) - origin
                 else:
                     ft = (prev_t + last_dur) if prev_t is not None else 0.0
-                if header_end is not None and ft > 2.0 * header_end + 5.0:
+                if _past_header(ft, header_end):
                     # a damaged timestamp: filling the gap up to it would repeat a frame for hours
                     raise MediaError(
                         f"{p} is corrupt: a video frame is stamped at {ft:.2f} s but the file says it "
@@ -915,7 +921,7 @@ class _SourcePackets:
                 raise MediaError(
                     f"{p} is truncated: its video stops at {got:.2f} s but the file says {header_end:.2f} s."
                 )
-            if header_end is not None and got > 2.0 * header_end + 5.0:
+            if _past_header(got, header_end):
                 raise MediaError(
                     f"{p} is corrupt: a video packet is stamped at {got:.2f} s but the file says it lasts "
                     f"{header_end:.2f} s."
@@ -1219,14 +1225,15 @@ class AudioMux:
 
     def finish(self) -> None:
         """A branch's end: pad to the track's length, flush, keep its packets from its seam on."""
-        missing = self.n_samples - self._have
-        if missing > 0:
-            self._pad(missing)
+        self._pad_to_end()
         self._flush_encoder()
         self._keep(None)
 
-    def _pad(self, missing: int) -> None:
-        """Feed ``missing`` zero samples, 10 s at a time (memory stays flat for any gap)."""
+    def _pad_to_end(self) -> None:
+        """Feed zeros up to the track's length, 10 s at a time (memory stays flat for any gap)."""
+        missing = self.n_samples - self._have
+        if missing <= 0:
+            return
         block = np.zeros((self.channels, min(int(missing), 10 * int(self.sr))), np.float32)
         while missing > 0:
             n = min(missing, block.shape[1])
@@ -1265,9 +1272,7 @@ class AudioMux:
         src, cout, p = self._src, self._cout, self._src.path
         try:
             if self._oas is not None and self._end is None:
-                missing = self.n_samples - self._have
-                if missing > 0:
-                    self._pad(missing)
+                self._pad_to_end()
                 self._flush_encoder()
             later = self._branch_packets()  # they follow this encoder's, in time order
             for q in later:
@@ -1324,12 +1329,11 @@ class AudioMux:
             return
         self._done = True
         self._pending = []
-        for c in (self._cout,):
-            if c is not None:
-                try:
-                    c.close()
-                except Exception:
-                    pass
+        if self._cout is not None:
+            try:
+                self._cout.close()
+            except Exception:
+                pass
         src = getattr(self, "_src", None)
         if src is not None:
             src.close()

@@ -163,27 +163,15 @@ class FoleyPipeline:
         progress: bool = True, flac: bool = False, **render_kwargs: Any,
     ) -> None:
         import soundfile as sf
-        from tqdm.auto import tqdm
 
         duration = envelope.end if duration is None else float(duration)
         if duration <= 0:
             raise FolaiError(f"nothing to render: duration is {duration:.3f} s")
-        synth = self.synth
-        sr = getattr(synth, "sample_rate", SAMPLE_RATE)
-        total = int(round(duration * sr))
+        sr = getattr(self.synth, "sample_rate", SAMPLE_RATE)
         with sf.SoundFile(path, "w", samplerate=sr, channels=2, subtype=subtype, format="FLAC" if flac else "WAV") as f:
-            if hasattr(synth, "render_span") and duration > CHUNK_SECONDS * 1.5:
-                starts = np.arange(0.0, duration, CHUNK_SECONDS)
-                for t0 in tqdm(starts, desc="render", unit="chunk", disable=not progress):
-                    t1 = min(duration, t0 + CHUNK_SECONDS)
-                    chunk = synth.render_span(envelope, float(t0), float(t1), duration=duration, progress=False, **render_kwargs)
-                    f.write(np.clip(chunk, -1, 1).T)
-            else:
-                audio = synth.render(envelope, duration=duration, progress=progress, **render_kwargs)
-                f.write(np.clip(audio, -1, 1).T)
-            written = f.frames
-        if written != total:
-            raise FolaiError(f"internal: rendered {written} samples, expected {total}")
+            for chunk in self._render_chunks(envelope, duration, step=CHUNK_SECONDS, bar_from=0.0,
+                                             progress=progress, **render_kwargs):
+                f.write(chunk.T)
 
     # ---------------------------------------------------------------- end to end
     def generate(
@@ -332,22 +320,23 @@ class FoleyPipeline:
             video=Path(video_out) if video_out else None, envelope=env, duration=info.duration, seconds=seconds,
         )
 
-    def _render_chunks(self, envelope: Envelope, duration: float, *, progress: bool = True, **render_kwargs: Any):
-        """Stage 2 as consecutive (2, n) float32 chunks clipped to [-1, 1] (chunks of
-        ``STREAM_SECONDS`` when the backend renders stretches, else one whole render)."""
+    def _render_chunks(self, envelope: Envelope, duration: float, *, step: float = STREAM_SECONDS,
+                       bar_from: float = 4 * CHUNK_SECONDS, progress: bool = True, **render_kwargs: Any):
+        """Stage 2 as consecutive (2, n) float32 chunks clipped to [-1, 1]: ``step`` seconds each
+        (rendered one by one when the backend renders stretches, else cut from one whole render).
+        The chunks' progress bar shows from ``bar_from`` seconds of audio on."""
         from tqdm.auto import tqdm
 
         synth = self.synth
         sr = getattr(synth, "sample_rate", SAMPLE_RATE)
         total = int(round(duration * sr))
         got = 0
-        if hasattr(synth, "render_span") and duration > STREAM_SECONDS * 1.5:
-            step = min(STREAM_SECONDS, CHUNK_SECONDS)
+        if hasattr(synth, "render_span") and duration > step * 1.5:
             starts = np.arange(0.0, duration, step)
             if duration - starts[-1] < 0.5 * step and len(starts) > 1:
                 starts = starts[:-1]  # no sliver of a last chunk
             bounds = [*map(float, starts), float(duration)]
-            bar = tqdm(total=len(starts), desc="render", unit="chunk", disable=not progress or duration < 4 * CHUNK_SECONDS)
+            bar = tqdm(total=len(starts), desc="render", unit="chunk", disable=not progress or duration < bar_from)
             with bar:
                 for t0, t1 in zip(bounds[:-1], bounds[1:]):
                     chunk = synth.render_span(envelope, t0, t1, duration=duration, progress=False, **render_kwargs)
@@ -358,9 +347,9 @@ class FoleyPipeline:
             audio = synth.render(envelope, duration=duration, progress=progress, **render_kwargs)
             got = audio.shape[1]
             audio = np.clip(audio, -1, 1)
-            step = int(round(STREAM_SECONDS * sr))
-            for i in range(0, audio.shape[1], step):
-                yield audio[:, i : i + step]
+            n = int(round(step * sr))
+            for i in range(0, audio.shape[1], n):
+                yield audio[:, i : i + n]
         if got != total:
             raise FolaiError(f"internal: rendered {got} samples, expected {total}")
 

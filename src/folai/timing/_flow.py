@@ -4,9 +4,10 @@ Two pieces, run as a two-stage pipeline so decoding and optical flow overlap on 
 
 * :func:`iter_small_gray` yields small grayscale frames at a fixed rate through
   :func:`folai.media.iter_video_frames` (its timestamp, rotation and error conventions) in its
-  ``gray="luma"`` mode: the luma plane of the decoded picture taken directly and shrunk with
-  ``cv2.resize(INTER_AREA)``, 2-3x cheaper than a swscale conversion of the whole frame, so the
-  whole timing stage costs little more than decoding.
+  ``gray="luma"`` mode: the luma plane of the decoded picture taken directly and shrunk by area
+  averaging (OpenCV; by whole blocks first for the impacts, ``shrink="blocks"``), 2-3x cheaper
+  than a swscale conversion of the whole frame, so the whole timing stage costs little more than
+  decoding.
 * :class:`FlowFeatures` turns consecutive frames into a few numbers per frame pair (dense DIS
   flow): mean speed, the velocity and horizontal position of the fastest-moving region.
 

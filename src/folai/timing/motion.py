@@ -263,10 +263,10 @@ class MotionTiming:
             return self.config.mode
         return "steps" if prompt_wants_steps(prompt) else "impacts"
 
-    def _flow_rows(self, video, flow, width: int, desc: str, roi, progress: bool,
+    def _flow_rows(self, video, flow, desc: str, roi, progress: bool,
                    shrink: str = "area") -> tuple[np.ndarray, list]:
         """Decode ``video`` (small grey frames, decoding in a thread) and apply ``flow`` to each frame:
-        ((T, width) float32 rows, [FrameGeometry]); ``shrink`` as in :func:`iter_small_gray`."""
+        ((T, flow.size) float32 rows, [FrameGeometry]); ``shrink`` as in :func:`iter_small_gray`."""
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -281,7 +281,7 @@ class MotionTiming:
                     bar.update(1)
             finally:
                 frames.close()  # the decoding thread has ended before OpenCV's threads come back
-        return (np.stack(rows) if rows else np.zeros((0, width), np.float32)), geometry
+        return (np.stack(rows) if rows else np.zeros((0, flow.size), np.float32)), geometry
 
     # ------------------------------------------------------------------ footsteps
     def gait_features(
@@ -292,7 +292,7 @@ class MotionTiming:
 
         cfg = self.config
         flow = GaitFlow(cfg.preset)
-        f, geometry = self._flow_rows(video, flow, flow.size, "motion (steps)", roi, progress)
+        f, geometry = self._flow_rows(video, flow, "motion (steps)", roi, progress)
         feats = GaitFeatures.from_rows(f, cfg.fps, (flow.rows, flow.cols))
         feats.geometry = geometry[0] if geometry else None
         return feats
@@ -342,7 +342,7 @@ class MotionTiming:
         # onset F1 on 13 real clips x 3 analysis widths was the same (0.567) either way. The
         # footsteps keep the one-step area average: their bob is a sub-pixel motion, and on 5 real
         # clips x 5 widths the two-step shrink found fewer of them (step F1 0.31-0.37 vs 0.40).
-        f, geometry = self._flow_rows(video, flow, flow.size, "motion", roi, progress, shrink="blocks")
+        f, geometry = self._flow_rows(video, flow, "motion", roi, progress, shrink="blocks")
         return MotionFeatures(
             speed=f[:, 0], vx=f[:, 1], vy=f[:, 2], cx=f[:, 3], moving=f[:, 4], fps=cfg.fps,
             geometry=geometry[0] if geometry else None, edges=f[:, 5:9],
