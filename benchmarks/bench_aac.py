@@ -42,6 +42,7 @@ def settings() -> dict[str, tuple[dict, int | None]]:
         "CBR 256k fast (default)": (fast, aac_bit_rate(2)),
         "CBR 192k fast": (fast, 192_000),
         "VBR fast, q 4": ({**fast, "flags": "+qscale", "global_quality": str(4 * 118)}, None),
+        "CBR 256k fast, M/S forced": ({**fast, "aac_ms": "1"}, aac_bit_rate(2)),
         "CBR 256k two-loop": ({k: v for k, v in fast.items() if k != "aac_coder"}, aac_bit_rate(2)),
     }
 

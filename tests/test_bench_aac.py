@@ -2,21 +2,13 @@
 (a misalignment would show as a low SNR), the bit rate is the stream's, and every setting it
 compares is one FFmpeg's AAC encoder accepts."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_aac", ROOT / "benchmarks" / "bench_aac.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(benchmark_script):
+    return benchmark_script("bench_aac")
 
 
 def _tones(n):
