@@ -157,12 +157,45 @@ def test_rotated_video_is_analysed_as_displayed(tmp_path):
     assert res.info["analysis_size"][1] > res.info["analysis_size"][0]  # portrait after rotation
 
 
-def test_frame_rate_other_than_30(tmp_path):
-    hv = make_hit_video(tmp_path / "25.mp4", duration=3.0, fps=25.0, hit_times=[1.0, 2.0], with_audio=False)
+@pytest.mark.parametrize("fps", [24.0, 25.0, 30000 / 1001, 50.0, 60.0])
+def test_frame_rate_other_than_30(tmp_path, fps):
+    # analysed at the source's own rate (or every 2nd frame of 50 / 60): sampled at 30 fps, a 24 or
+    # 25 fps video repeats a frame 5-6 times a second, a pair without motion that read as a stop
+    hv = make_hit_video(tmp_path / "h.mp4", duration=3.0, fps=fps, hit_times=[1.0, 2.0], size=(160, 120),
+                        with_audio=False)
     res = MotionTiming().estimate(hv.path, progress=False)
     ev = np.asarray(res.info["events"])
+    assert len(ev) == len(hv.hit_times), ev
     for hit in hv.hit_times:
-        assert np.min(np.abs(ev - hit)) <= 1.0 / 25.0, (hit, ev)
+        assert np.min(np.abs(ev - hit)) <= 1.0 / min(fps, 30.0), (hit, ev)
+    assert res.info["fps"] == pytest.approx(fps / round(fps / 30.0))
+
+
+@pytest.mark.parametrize("fps", [24.0, 25.0, 30.0])
+def test_steady_glide_is_silent_at_any_frame_rate(tmp_path, fps):
+    w, h = 160, 120
+
+    yy, xx = np.mgrid[0:h, 0:w]
+
+    def frame(k: int) -> np.ndarray:
+        x = 20 + 40.0 * k / fps  # 40 px/s whatever the frame rate, drawn with sub-pixel precision
+        blob = np.exp(-((xx - x) ** 2 + (yy - 60) ** 2) / (2 * 7.0**2))
+        return np.repeat((60 + 160 * blob)[..., None], 3, axis=2).astype(np.uint8)
+
+    p = make_video(tmp_path / "glide.mp4", frame, fps=fps, n_frames=int(3 * fps))
+    assert MotionTiming().estimate(p, progress=False).info["events"] == []
+
+
+def test_analysis_rate():
+    from folai.timing.motion import analysis_rate
+
+    assert analysis_rate(30.0, 30.0) == 30.0
+    assert analysis_rate(25.0, 30.0) == 25.0 and analysis_rate(24.0, 30.0) == 24.0
+    assert analysis_rate(30000 / 1001, 30.0) == 30000 / 1001
+    assert analysis_rate(50.0, 30.0) == 25.0 and analysis_rate(60.0, 30.0) == 30.0
+    assert analysis_rate(120.0, 30.0) == 30.0 and analysis_rate(12.0, 30.0) == 12.0
+    for unknown in (None, 0.0, float("nan"), float("inf"), 90000.0):
+        assert analysis_rate(unknown, 30.0) == 30.0
 
 
 def test_bad_options_and_roi(hit_clip):

@@ -291,6 +291,16 @@ def test_steps_found_within_50_ms(tmp_path, name):
     assert 0.08 <= float(env.mono.max()) <= 0.25
 
 
+@pytest.mark.parametrize("fps", [24.0, 25.0])
+def test_steps_at_film_and_pal_frame_rates(tmp_path, fps):
+    # analysed at the video's own rate, velocities per 1/30 s: the same walker, the same steps
+    v = make_walk_video(tmp_path / "walk.mp4", fps=fps, **WALKS["behind, walking"])
+    res = MotionTiming(step_lead=None).estimate(v.path, progress=False, prompt="footsteps")
+    assert res.info["fps"] == fps
+    assert step_f1(np.asarray(res.info["events"]), v.step_times) >= 0.8
+    assert abs(res.info["cadence"] - v.cadence) <= 0.1 * v.cadence
+
+
 def test_static_video_is_silent_in_steps_mode(tmp_path):
     p = make_static_video(tmp_path / "still.mp4", duration=3.0, size=(160, 120))
     res = MotionTiming().estimate(p, progress=False, prompt="footsteps on gravel")

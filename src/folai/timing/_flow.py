@@ -218,8 +218,12 @@ class FlowFeatures:
     resolution. The "moving region" is the top ``top_fraction`` of pixels by flow magnitude.
     """
 
-    def __init__(self, preset: str = "ultrafast", top_fraction: float = 0.05, compensate: bool = True) -> None:
+    def __init__(self, preset: str = "ultrafast", top_fraction: float = 0.05, compensate: bool = True,
+                 time_scale: float = 1.0) -> None:
         self.compensate = bool(compensate)
+        # speeds are given per time_scale frame intervals (rate / 30 for a video analysed at `rate`
+        # frames/s: per 1/30 s), so that the same motion measures the same at any frame rate
+        self.time_scale = float(time_scale)
         self.stride = 4 if preset in ("ultrafast", "fast") else 2
         import cv2
 
@@ -244,7 +248,7 @@ class FlowFeatures:
         if prev is None or prev.shape != gray.shape:
             return np.zeros(self.size, np.float32)
         flow = self._dis.calc(prev, gray, None)  # (h, w, 2) pixels per frame
-        scale = 100.0 / gray.shape[1]
+        scale = 100.0 / gray.shape[1] * self.time_scale
         # DIS "ultrafast"/"fast" estimate flow on a 4x coarser grid and upsample it, so the centres
         # of 4x4 blocks carry all of its information: statistics there cost 16x less
         st = self.stride

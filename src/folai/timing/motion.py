@@ -2,10 +2,11 @@
 
 How it works (details and the reasons in ``docs/motion.md``):
 
-1. Frames are decoded at 30 fps, reduced to luma and shrunk to ``width`` pixels (128 by default;
-   a region of interest is cropped at full resolution first); DIS optical flow (OpenCV, preset
-   "ultrafast") runs between consecutive frames. Per frame pair we keep the mean flow speed (in %
-   of the picture width per frame) and the velocity and horizontal position of the fastest-moving
+1. Frames are decoded at about 30 fps (the video's own rate, or every 2nd, 3rd ... frame: never a
+   frame twice, :func:`analysis_rate`), reduced to luma and shrunk to ``width`` pixels (128 by
+   default; a region of interest is cropped at full resolution first); DIS optical flow (OpenCV,
+   preset "ultrafast") runs between consecutive frames. Per frame pair we keep the mean flow speed
+   (in % of the picture width per 1/30 s) and the velocity and horizontal position of the fastest-moving
    5 % of the picture. Decoding runs in a second thread, so the stage costs little more than
    decoding the video.
 2. **Impacts** are where motion stops abruptly: the speed falls from a peak to at most
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,18 +265,25 @@ class MotionTiming:
             return self.config.mode
         return "steps" if prompt_wants_steps(prompt) else "impacts"
 
-    def _flow_rows(self, video, flow, desc: str, roi, progress: bool,
+    def analysis_rate(self, video: str | Path) -> float:
+        """The frame rate ``video`` is analysed at: :func:`analysis_rate` of its own and ``fps``."""
+        from ..media import probe_video
+
+        return analysis_rate(probe_video(video).fps, self.config.fps)
+
+    def _flow_rows(self, video, flow, desc: str, roi, progress: bool, rate: float,
                    shrink: str = "area") -> tuple[np.ndarray, list]:
-        """Decode ``video`` (small grey frames, decoding in a thread) and apply ``flow`` to each frame:
-        ((T, flow.size) float32 rows, [FrameGeometry]); ``shrink`` as in :func:`iter_small_gray`."""
+        """Decode ``video`` at ``rate`` frames/s (small grey frames, decoding in a thread) and apply
+        ``flow`` to each frame: ((T, flow.size) float32 rows, [FrameGeometry]); ``shrink`` as in
+        :func:`iter_small_gray`."""
         from tqdm.auto import tqdm
 
         cfg = self.config
-        total = _expected_frames(video, cfg.fps) if progress else None
+        total = _expected_frames(video, rate) if progress else None
         geometry: list[FrameGeometry] = []
         rows: list[np.ndarray] = []
         with single_threaded_cv2(), tqdm(total=total, desc=desc, unit="frame", disable=not progress, leave=False) as bar:
-            frames = threaded(iter_small_gray(video, fps=cfg.fps, width=cfg.width, roi=roi, geometry=geometry, shrink=shrink))
+            frames = threaded(iter_small_gray(video, fps=rate, width=cfg.width, roi=roi, geometry=geometry, shrink=shrink))
             try:
                 for _t, gray in frames:
                     rows.append(flow(gray))
@@ -292,8 +301,11 @@ class MotionTiming:
 
         cfg = self.config
         flow = GaitFlow(cfg.preset)
-        f, geometry = self._flow_rows(video, flow, "motion (steps)", roi, progress)
-        feats = GaitFeatures.from_rows(f, cfg.fps, (flow.rows, flow.cols))
+        rate = self.analysis_rate(video)
+        f, geometry = self._flow_rows(video, flow, "motion (steps)", roi, progress, rate)
+        if rate != cfg.fps:  # velocities per 1/fps s, whatever the frame rate (all columns are)
+            f = f * np.float32(rate / cfg.fps)
+        feats = GaitFeatures.from_rows(f, rate, (flow.rows, flow.cols))
         feats.geometry = geometry[0] if geometry else None
         return feats
 
@@ -337,14 +349,16 @@ class MotionTiming:
     ) -> MotionFeatures:
         """Decode ``video`` and compute the per-frame motion features (streaming, constant memory)."""
         cfg = self.config
-        flow = FlowFeatures(cfg.preset, cfg.top_fraction, cfg.compensate)
+        rate = self.analysis_rate(video)
+        # speeds per 1/fps s whatever the video's frame rate, so that the thresholds mean the same
+        flow = FlowFeatures(cfg.preset, cfg.top_fraction, cfg.compensate, time_scale=rate / cfg.fps)
         # frames shrunk by whole blocks first (a tenth of the cost): impacts are large motions, and
         # onset F1 on 13 real clips x 3 analysis widths was the same (0.567) either way. The
         # footsteps keep the one-step area average: their bob is a sub-pixel motion, and on 5 real
         # clips x 5 widths the two-step shrink found fewer of them (step F1 0.31-0.37 vs 0.40).
-        f, geometry = self._flow_rows(video, flow, "motion", roi, progress, shrink="blocks")
+        f, geometry = self._flow_rows(video, flow, "motion", roi, progress, rate, shrink="blocks")
         return MotionFeatures(
-            speed=f[:, 0], vx=f[:, 1], vy=f[:, 2], cx=f[:, 3], moving=f[:, 4], fps=cfg.fps,
+            speed=f[:, 0], vx=f[:, 1], vy=f[:, 2], cx=f[:, 3], moving=f[:, 4], fps=rate,
             geometry=geometry[0] if geometry else None, edges=f[:, 5:9],
         )
 
@@ -553,6 +567,20 @@ def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_
     d = dt[after]
     out[after] = (1.0 - tail_share) * np.exp(-d / decay) + tail_share * np.exp(-d / tail)
     return out
+
+
+def analysis_rate(source_fps: float | None, fps: float) -> float:
+    """The frame rate a video of ``source_fps`` is analysed at, for a wanted rate ``fps``: the
+    source's own rate, or a whole fraction of it (every 2nd, 3rd ... frame), the nearest to ``fps``.
+
+    Sampling a 25 fps video at 30 fps would show every 5th frame twice: a frame pair with no motion
+    at all, which reads as a sudden stop (a false impact 5 times a second), and 50 fps sampled at 30
+    alternates one and two frames of motion per pair. A source rate that is unknown, or not a
+    plausible frame rate (variable-rate files may state none), gives ``fps``."""
+    if source_fps is None or not math.isfinite(source_fps) or not 1.0 <= source_fps <= 1000.0:
+        return float(fps)
+    step = max(1, int(round(source_fps / fps)))
+    return float(source_fps) / step
 
 
 def _expected_frames(video: str | Path, fps: float) -> int | None:
