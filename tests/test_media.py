@@ -102,6 +102,13 @@ def test_variable_frame_rate_source(tmp_path, suffix):
     _check_by_timestamp(path, out)
     # at 4 fps (CAVP rate) the same rule holds
     _check_by_timestamp(path, list(iter_video_frames(path, fps=4)))
+    # source_times: the time of the frame each output shows (repeats share it), same frames
+    with_src = list(iter_video_frames(path, fps=30, source_times=True))
+    assert [t for t, _, _ in with_src] == [t for t, _ in out]
+    assert all(np.array_equal(a, b) for (_, a, _), (_, b) in zip(with_src, out))
+    for t, _, st in with_src:
+        shown = max([x for x in src_t if x <= t + 1e-3], default=src_t[0])  # before the first: the first
+        assert st == pytest.approx(shown, abs=1e-3)
 
 
 def test_start_end_seek_size_gray(tmp_path):

@@ -186,6 +186,30 @@ def test_steady_glide_is_silent_at_any_frame_rate(tmp_path, fps):
     assert MotionTiming().estimate(p, progress=False).info["events"] == []
 
 
+def test_dropped_frames_of_a_variable_rate_file(tmp_path):
+    # a 30 fps capture that lost 8 % of its frames (a phone, a screen recorder): a repeated picture
+    # is no motion, and a pair of pictures further apart moved further; both are told by the frames'
+    # timestamps (now: precision 0.88, recall 0.93). Without that: 39 impacts for these 30 hits,
+    # precision 0.67, recall 0.87.
+    from folai.metrics.sync import onset_prf_times
+
+    hits = [0.6, 1.7, 2.9, 4.1, 5.3]
+    tp = n_ev = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        t = np.arange(0, 6.0, 1 / 30)
+        keep = rng.uniform(size=len(t)) > 0.08
+        keep[0] = True
+        hv = make_hit_video(tmp_path / f"vfr{seed}.mp4", duration=6.0, hit_times=hits, size=(160, 120),
+                            with_audio=False, frame_times=t[keep])
+        ev = MotionTiming().estimate(hv.path, progress=False).info["events"]
+        prf = onset_prf_times(np.asarray(hits), np.asarray(ev))
+        tp += round(prf.recall * len(hits))
+        n_ev += len(ev)
+    precision, recall = tp / n_ev, tp / (6 * len(hits))
+    assert recall >= 0.9 and precision >= 0.85, (precision, recall)
+
+
 def test_analysis_rate():
     from folai.timing.motion import analysis_rate
 

@@ -441,6 +441,7 @@ def iter_video_frames(
     gray: bool | str = False,
     crop: tuple[int, int, int, int] | None = None,
     shrink: str = "area",
+    source_times: bool = False,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream frames at a fixed rate, chosen by timestamp.
 
@@ -460,9 +461,13 @@ def iter_video_frames(
         shrink: with ``gray="luma"``: ``"area"`` (OpenCV's area resampling in one step) or
             ``"blocks"`` (whole k x k blocks first, then bilinear by the rest: nearly the same
             picture at a tenth of the cost, see :func:`_resize`).
+        source_times: also yield the presentation time of the source frame shown (seconds, on
+            the same clock as ``t``): equal for consecutive outputs that repeat a frame, further
+            apart than ``1 / fps`` where frames were dropped (variable-frame-rate files).
 
     Yields:
-        ``(t, frame)``: ``t = start + k / fps`` and the source frame shown at ``t`` (the last
+        ``(t, frame)`` (``(t, frame, source_t)`` with ``source_times``): ``t = start + k / fps``
+        and the source frame shown at ``t`` (the last
         one with presentation time ``<= t``; before the first frame, the first frame), as
         ``(H, W, 3)`` or ``(H, W)`` uint8. Frames are yielded while ``t`` is before the end of
         the last source frame, so a 4.0 s clip gives 120 frames at 30 fps.
@@ -543,7 +548,8 @@ def iter_video_frames(
                     last_dur = ft - prev_t
                 # output times before this frame show the previous frame
                 while t_k < ft - tol and (end is None or t_k < end - 1e-9):
-                    yield t_k, emit(prev if prev is not None else frame)
+                    shown, shown_t = (prev, prev_t) if prev is not None else (frame, ft)
+                    yield (t_k, emit(shown), shown_t) if source_times else (t_k, emit(shown))
                     k += 1
                     t_k = start + k / fps
                 if end is not None and t_k >= end - 1e-9:
@@ -567,7 +573,7 @@ def iter_video_frames(
         if k == 0 and t_k >= stop:
             raise MediaError(f"start {start:.3f} s is at or after the end of {p} ({video_end:.3f} s).")
         while t_k < stop:
-            yield t_k, emit(prev)
+            yield (t_k, emit(prev), prev_t) if source_times else (t_k, emit(prev))
             k += 1
             t_k = start + k / fps
     finally:

@@ -418,6 +418,7 @@ def make_hit_video(
     audio_codec: str | None = None,
     rotation: int = 0,
     background_noise: float = 4.0,
+    frame_times: Sequence[float] | None = None,
 ) -> HitVideo:
     """A square that falls and stops abruptly on the floor at each hit time, with impact sounds.
 
@@ -436,6 +437,9 @@ def make_hit_video(
         rotation: display rotation metadata (clockwise degrees), frames stored unrotated.
         background_noise: std of a static texture added to the background (helps codecs and
             makes "nothing moves" non-trivial); 0 gives a flat background.
+        frame_times: seconds of each frame (strictly increasing, within ``duration``): a
+            variable-frame-rate file (``fps`` is then only its nominal rate, e.g. for the default
+            hit times); default ``k / fps``.
 
     Returns:
         :class:`HitVideo` with ``hit_times``, ``hit_frames``, ``hit_samples``, ``positions``,
@@ -454,8 +458,14 @@ def make_hit_video(
         hits = np.sort(np.asarray(list(hit_times), dtype=np.float64))
         if len(hits) and (hits[0] <= 0 or hits[-1] >= duration):
             raise ValueError("hit_times must lie inside (0, duration)")
-    n_frames = int(math.ceil(duration * fps - 1e-9))
-    t = np.arange(n_frames) / fps
+    if frame_times is None:
+        n_frames = int(math.ceil(duration * fps - 1e-9))
+        t = np.arange(n_frames) / fps
+    else:
+        t = np.asarray(list(frame_times), dtype=np.float64)
+        n_frames = len(t)
+        if n_frames == 0 or t[0] < 0 or t[-1] >= duration:
+            raise ValueError("frame_times must lie inside [0, duration)")
     height = _hit_trajectory(t, hits, duration)
 
     side = max(4, min(w, h) // 6)
@@ -493,9 +503,9 @@ def make_hit_video(
         audio = np.repeat(mono[None], channels, axis=0)
     path = make_video(
         path, frame, fps=fps, size=(w, h), n_frames=n_frames, audio=audio, sr=sr,
-        codec=codec, audio_codec=audio_codec, rotation=rotation,
+        codec=codec, audio_codec=audio_codec, rotation=rotation, frame_times=frame_times,
     )
-    hit_frames = np.ceil(hits * fps - 1e-6).astype(int)
+    hit_frames = np.searchsorted(t, hits - 1e-6)  # the first frame at or after each hit
     hit_samples = np.round(hits * sr).astype(int)
     return HitVideo(
         path=Path(path), duration=float(duration), fps=float(fps), size=(w, h), n_frames=n_frames,

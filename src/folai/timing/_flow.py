@@ -106,6 +106,7 @@ def iter_small_gray(
     roi: tuple[int, int, int, int] | None = None,
     geometry: list | None = None,
     shrink: str = "area",
+    source_times: bool = False,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(t, gray)`` at ``fps``: ``(h, w)`` uint8 luma of the display picture (or of ``roi``),
     shrunk so that its width is at most ``width`` pixels, but enlarged where needed so that its
@@ -114,7 +115,8 @@ def iter_small_gray(
     ``roi`` is ``(x, y, w, h)`` in display pixels; it is clipped to the frame, and a rectangle that
     misses the frame raises :class:`~folai.errors.FolaiError`. If ``geometry`` is a list, the
     :class:`FrameGeometry` used is appended to it before the first frame is yielded. ``shrink``
-    is :func:`folai.media.iter_video_frames`' (``"blocks"``: faster, nearly the same picture).
+    is :func:`folai.media.iter_video_frames`' (``"blocks"``: faster, nearly the same picture);
+    with ``source_times`` it yields ``(t, gray, source_t)``, as that function does.
     """
     from .. import media
     from ..errors import FolaiError
@@ -143,7 +145,8 @@ def iter_small_gray(
     if geometry is not None:
         geometry.append(FrameGeometry(dw, dh, r, (out_w, out_h)))
     crop = None if r == (0, 0, dw, dh) else r
-    yield from media.iter_video_frames(path, fps=fps, size=(out_w, out_h), gray="luma", crop=crop, shrink=shrink)
+    yield from media.iter_video_frames(path, fps=fps, size=(out_w, out_h), gray="luma", crop=crop, shrink=shrink,
+                                       source_times=source_times)
 
 
 def threaded(it: Iterator, maxsize: int = 16, batch: int = 4) -> Iterator:
@@ -233,6 +236,7 @@ class FlowFeatures:
         self._prev: np.ndarray | None = None
 
     size = 9  # values per frame pair
+    velocity_columns = [0, 1, 2, 5, 6, 7, 8]  # the values that are speeds (scale with the time between frames)
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         """Feed the next frame; returns (9,) float32 [speed, vx, vy, cx, moving_fraction, top,

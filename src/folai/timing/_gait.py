@@ -62,6 +62,8 @@ class GaitFlow:
         self._prev: np.ndarray | None = None
         self._sums: tuple | None = None
 
+    velocity_columns = slice(None)  # every value is a velocity
+
     @property
     def size(self) -> int:
         return 2 + self.rows * self.cols

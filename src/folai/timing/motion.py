@@ -282,12 +282,33 @@ class MotionTiming:
         total = _expected_frames(video, rate) if progress else None
         geometry: list[FrameGeometry] = []
         rows: list[np.ndarray] = []
+        vel = getattr(flow, "velocity_columns", slice(None))
         with single_threaded_cv2(), tqdm(total=total, desc=desc, unit="frame", disable=not progress, leave=False) as bar:
-            frames = threaded(iter_small_gray(video, fps=rate, width=cfg.width, roi=roi, geometry=geometry, shrink=shrink))
+            frames = threaded(iter_small_gray(video, fps=rate, width=cfg.width, roi=roi, geometry=geometry,
+                                              shrink=shrink, source_times=True))
+            last_t = None  # time of the last source frame analysed
+            repeats = 0  # output slots since then that showed that frame again
             try:
-                for _t, gray in frames:
-                    rows.append(flow(gray))
+                for _t, gray, src_t in frames:
                     bar.update(1)
+                    if last_t is not None and src_t <= last_t:
+                        # the same picture again (a variable-frame-rate file, a dropped frame): no
+                        # new motion to measure, and a pair without motion would read as a stop
+                        repeats += 1
+                        continue
+                    row = flow(gray)
+                    if last_t is not None:
+                        # the motion since the last picture, per output slot: frames further apart
+                        # than 1 / rate (dropped) moved further, repeated slots share the motion
+                        c = 1.0 / (rate * (src_t - last_t))
+                        if repeats or abs(c - 1.0) > 0.02:
+                            row = row.copy()
+                            row[vel] *= np.float32(c)
+                    rows.extend([row] * (repeats + 1))
+                    repeats = 0
+                    last_t = src_t
+                if repeats and rows:  # the last picture held to the end: no new motion, no stop either
+                    rows.extend([rows[-1]] * repeats)
             finally:
                 frames.close()  # the decoding thread has ended before OpenCV's threads come back
         return (np.stack(rows) if rows else np.zeros((0, flow.size), np.float32)), geometry
