@@ -210,6 +210,49 @@ def test_dropped_frames_of_a_variable_rate_file(tmp_path):
     assert recall >= 0.9 and precision >= 0.85, (precision, recall)
 
 
+def test_a_cut_to_a_calm_shot_is_not_an_impact(tmp_path):
+    # shot A: a blob glides fast across a textured background; at 2 s a cut to shot B (other
+    # background): a blob falls and lands at 3.0 s. The flow across the cut is meaningless, and the
+    # calm after it read as a sudden stop (an impact at 2.0 s) before cuts were told apart.
+    w, h = 160, 120
+    rng = np.random.default_rng(0)
+    bg_a = rng.normal(90, 20, (h, w)).clip(0, 255)
+    bg_b = rng.normal(150, 20, (h, w)).clip(0, 255)
+    yy, xx = np.mgrid[0:h, 0:w]
+
+    def blob(x, y):
+        return 100 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 6.0**2))
+
+    def frame(k: int) -> np.ndarray:
+        t = k / 30
+        if t < 2.0:
+            img = bg_a + blob(20 + 55 * t, 40)
+        else:
+            fall = min(t, 3.0) - 2.4  # released at 2.4 s, lands at 3.0 s
+            y = 20 + (0 if fall < 0 else 0.5 * 220 * fall**2)
+            img = bg_b - blob(80, y)
+        return np.repeat(img.clip(0, 255)[..., None], 3, axis=2).astype(np.uint8)
+
+    p = make_video(tmp_path / "cut.mp4", frame, fps=30, n_frames=120)
+    feats = MotionTiming().features(p, progress=False)
+    assert np.flatnonzero(feats.cuts).tolist() == [60]  # the pair from frame 59 to frame 60
+    ev = MotionTiming().from_features(feats).info["events"]
+    assert len(ev) == 1 and abs(ev[0] - 3.0) <= FRAME, ev
+
+
+def test_scene_cuts_needs_a_jump_above_the_shots_own_changes():
+    from folai.timing._flow import scene_cuts
+
+    c = np.full(90, 0.02)
+    c[30] = 0.9  # a cut
+    c[60:63] = 0.6  # a flash over three frames counts too (no stop is measured across it) ...
+    c[70] = 0.3  # ... a jump under the absolute floor does not
+    assert np.flatnonzero(scene_cuts(c, 30.0)).tolist() == [30, 60, 61, 62]
+    busy = np.full(90, 0.2)
+    busy[45] = 0.6  # under 4x the shot's own typical change
+    assert not scene_cuts(busy, 30.0).any()
+
+
 def test_analysis_rate():
     from folai.timing.motion import analysis_rate
 

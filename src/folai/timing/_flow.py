@@ -235,22 +235,28 @@ class FlowFeatures:
         self.top_fraction = float(top_fraction)
         self._prev: np.ndarray | None = None
 
-    size = 9  # values per frame pair
+    size = 10  # values per frame pair
     velocity_columns = [0, 1, 2, 5, 6, 7, 8]  # the values that are speeds (scale with the time between frames)
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
-        """Feed the next frame; returns (9,) float32 [speed, vx, vy, cx, moving_fraction, top,
-        bottom, left, right] of the motion from the previous frame to this one (zeros for the
-        first frame).
+        """Feed the next frame; returns (10,) float32 [speed, vx, vy, cx, moving_fraction, top,
+        bottom, left, right, change] of the motion from the previous frame to this one (zeros for
+        the first frame).
 
         cx is the magnitude-weighted x of the moving region in [0, 1] of the analysed width;
         top .. right are the mean flow speeds in strips along the picture's four borders (1/16 of
         the analysed width deep, at least 2 flow cells): where an arm or a tool enters the picture.
+        change is the L1 distance (0..2) between the two frames' 16-bin grey-level histograms:
+        motion within a shot barely moves it (at most 0.3 on 18 real clips), a cut to another
+        shot does (:func:`scene_cuts`).
         """
         cv2 = self._cv2
         prev, self._prev = self._prev, gray
+        hist = np.bincount((gray >> 4).ravel(), minlength=16) / float(gray.size)
+        prev_hist, self._hist = getattr(self, "_hist", None), hist
         if prev is None or prev.shape != gray.shape:
             return np.zeros(self.size, np.float32)
+        change = float(np.abs(hist - prev_hist).sum())
         flow = self._dis.calc(prev, gray, None)  # (h, w, 2) pixels per frame
         scale = 100.0 / gray.shape[1] * self.time_scale
         # DIS "ultrafast"/"fast" estimate flow on a 4x coarser grid and upsample it, so the centres
@@ -280,4 +286,25 @@ class FlowFeatures:
         b = max(2, int(round(gray.shape[1] / 16 / st)))
         b = min(b, max(1, min(g.shape) // 4))
         edges = (g[:b].mean(), g[-b:].mean(), g[:, :b].mean(), g[:, -b:].mean())
-        return np.array([speed, vx, vy, cx, moving, *(float(e) * scale for e in edges)], np.float32)
+        return np.array([speed, vx, vy, cx, moving, *(float(e) * scale for e in edges), change], np.float32)
+
+
+#: a frame pair whose grey-level histograms differ by more than this (L1, 0..2) is a cut ...
+CUT_CHANGE = 0.5
+#: ... if that is also this many times the typical change around it (1 s median)
+CUT_RATIO = 4.0
+
+
+def scene_cuts(change: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) bool: the frame pairs that cut from one shot to another, from the per-pair histogram
+    ``change`` of :class:`FlowFeatures`. A cut changes the picture's grey levels at once; motion,
+    a pan or a slow fade within a shot does not (the 18 real clips of the benchmark, continuous
+    shots: at most 0.30, median 0.01-0.02). The flow across a cut is meaningless, and a cut from a
+    busy shot to a calm one would otherwise read as a sudden stop."""
+    from scipy.ndimage import median_filter
+
+    c = np.asarray(change, np.float64)
+    if c.size == 0:
+        return np.zeros(0, bool)
+    typical = median_filter(c, size=max(3, int(round(fps)) | 1), mode="nearest")
+    return (c > CUT_CHANGE) & (c > CUT_RATIO * typical)

@@ -60,7 +60,7 @@ import numpy as np
 from ..envelope import DEFAULT, Envelope
 from ..errors import FolaiError
 from . import TimingResult
-from ._flow import FlowFeatures, FrameGeometry, iter_small_gray, single_threaded_cv2, threaded
+from ._flow import FlowFeatures, FrameGeometry, iter_small_gray, scene_cuts, single_threaded_cv2, threaded
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,7 @@ class MotionFeatures:
     fps: float
     geometry: FrameGeometry | None = None
     edges: np.ndarray | None = None  # (T, 4) flow speed along the top, bottom, left, right borders
+    cuts: np.ndarray | None = None  # (T,) bool: the pair cuts to another shot (no motion measured)
 
     def strike_direction(self, cfg: "MotionConfig") -> np.ndarray:
         """(T, 2) unit vector (x right, y down) per frame pair: the direction strikes are expected
@@ -380,7 +381,7 @@ class MotionTiming:
         f, geometry = self._flow_rows(video, flow, "motion", roi, progress, rate, shrink="blocks")
         return MotionFeatures(
             speed=f[:, 0], vx=f[:, 1], vy=f[:, 2], cx=f[:, 3], moving=f[:, 4], fps=rate,
-            geometry=geometry[0] if geometry else None, edges=f[:, 5:9],
+            geometry=geometry[0] if geometry else None, edges=f[:, 5:9], cuts=scene_cuts(f[:, 9], rate),
         )
 
     def from_features(self, feats: MotionFeatures) -> TimingResult:
@@ -462,6 +463,10 @@ class MotionTiming:
                 k += 1
         if cfg.reversal:
             cands += self._reversals(s, vx, vy, fps, strike)
+        if feats.cuts is not None and np.any(feats.cuts):
+            # no stop across a cut to another shot: the pictures on either side are not one motion
+            run = np.concatenate([[0], np.cumsum(np.asarray(feats.cuts, bool), dtype=np.int64)])
+            cands = [c for c in cands if run[min(T, c[3] + 2)] == run[max(0, c[2] - 1)]]
         if cfg.noise_floor > 0 and T > 0:
             from scipy.ndimage import median_filter
 
