@@ -358,7 +358,7 @@ def test_sliding_after_a_contact_is_sustained_and_stops_with_the_motion(tmp_path
     assert s_env.mono[(s_env.times > 1.3) & (s_env.times < 2.0)].max() < 0.02 * s_env.mono.max()
 
 
-def test_camera_pan_that_stops_is_not_an_impact_with_compensation(tmp_path):
+def test_camera_pan_that_stops_is_not_an_impact(tmp_path):
     from scipy.ndimage import uniform_filter
 
     rng = np.random.default_rng(2)
@@ -370,13 +370,36 @@ def test_camera_pan_that_stops_is_not_an_impact_with_compensation(tmp_path):
         return tex[:, x : x + 160]
 
     p = make_video(tmp_path / "pan.mp4", frame, fps=FPS, size=(160, 120), n_frames=60)
-    plain = MotionTiming().estimate(p, progress=False)
+    plain = MotionTiming(compensate=False).estimate(p, progress=False)
     assert np.min(np.abs(np.asarray(plain.info["events"]) - 1.0)) <= FRAME  # the stop looks like a hit
-    res = MotionTiming(compensate=True).estimate(p, progress=False)
-    ev = np.asarray(res.info["events"])
-    assert ev.size == 0 or np.min(np.abs(ev - 1.0)) > 0.1
-    near = np.abs(res.envelope.times - 1.0) < 0.1
-    assert float(res.envelope.mono[near].max()) < 0.05 * float(plain.envelope.mono[near].max())
+    near = np.abs(plain.envelope.times - 1.0) < 0.1
+    for comp in (True, "auto"):  # "auto", the default: the camera moves, so its motion is removed
+        res = MotionTiming(compensate=comp).estimate(p, progress=False)
+        ev = np.asarray(res.info["events"])
+        assert ev.size == 0 or np.min(np.abs(ev - 1.0)) > 0.1, comp
+        assert float(res.envelope.mono[near].max()) < 0.05 * float(plain.envelope.mono[near].max()), comp
+    assert MotionTiming().config.compensate == "auto"
+
+
+def test_auto_compensation_leaves_a_standing_camera_alone(hit_clip):
+    auto = MotionTiming().features(hit_clip.path, progress=False)
+    raw = MotionTiming(compensate=False).features(hit_clip.path, progress=False)
+    assert not auto.camera.any()
+    assert np.array_equal(auto.speed, raw.speed) and np.array_equal(auto.vy, raw.vy)
+    with pytest.raises(FolaiError, match="compensate"):
+        MotionTiming(compensate="yes")
+
+
+def test_camera_weight_is_held_and_eased():
+    from folai.timing.motion import camera_weight
+
+    speed = np.full(90, 1.0)
+    comp = speed.copy()
+    comp[30:60] = 0.1  # the camera makes 90 % of the motion for 1 s
+    w = camera_weight(speed, comp, 30.0)
+    assert w[:5].max() == 0 and w[85:].max() == 0  # back to the raw statistics ~1 s after the pan
+    assert np.all(w[30:60] == 1.0)  # fully compensated through the pan and its last frames
+    assert np.all(np.abs(np.diff(w)) <= 1 / 15 + 1e-9)  # no step: eased over 0.5 s
 
 
 @pytest.mark.parametrize("roi", [(0, 60, 160, 16), (10, 50, 100, 20), (0, 40, 64, 16), (20, 30, 96, 24)])

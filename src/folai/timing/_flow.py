@@ -221,9 +221,17 @@ class FlowFeatures:
     resolution. The "moving region" is the top ``top_fraction`` of pixels by flow magnitude.
     """
 
-    def __init__(self, preset: str = "ultrafast", top_fraction: float = 0.05, compensate: bool = True,
+    def __init__(self, preset: str = "ultrafast", top_fraction: float = 0.05, compensate: bool | str = True,
                  time_scale: float = 1.0) -> None:
-        self.compensate = bool(compensate)
+        if compensate not in (True, False, "auto"):
+            raise ValueError(f"compensate must be True, False or 'auto', got {compensate!r}")
+        # True: camera motion (the picture's median flow) removed; "auto": the statistics both
+        # ways (columns 10..14: speed, vx, vy, cx, moving with it removed), to be blended where the
+        # camera moves (motion.camera_weight)
+        self.compensate = compensate
+        self.size = 15 if compensate == "auto" else 10  # values per frame pair
+        # the values that are speeds (they scale with the time between frames)
+        self.velocity_columns = [0, 1, 2, 5, 6, 7, 8] + ([10, 11, 12] if compensate == "auto" else [])
         # speeds are given per time_scale frame intervals (rate / 30 for a video analysed at `rate`
         # frames/s: per 1/30 s), so that the same motion measures the same at any frame rate
         self.time_scale = float(time_scale)
@@ -235,13 +243,11 @@ class FlowFeatures:
         self.top_fraction = float(top_fraction)
         self._prev: np.ndarray | None = None
 
-    size = 10  # values per frame pair
-    velocity_columns = [0, 1, 2, 5, 6, 7, 8]  # the values that are speeds (scale with the time between frames)
-
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         """Feed the next frame; returns (10,) float32 [speed, vx, vy, cx, moving_fraction, top,
         bottom, left, right, change] of the motion from the previous frame to this one (zeros for
-        the first frame).
+        the first frame), and with ``compensate="auto"`` 5 more: the first five with the camera's
+        motion removed.
 
         cx is the magnitude-weighted x of the moving region in [0, 1] of the analysed width;
         top .. right are the mean flow speeds in strips along the picture's four borders (1/16 of
@@ -250,7 +256,6 @@ class FlowFeatures:
         motion within a shot barely moves it (at most 0.3 on 18 real clips), a cut to another
         shot does (:func:`scene_cuts`).
         """
-        cv2 = self._cv2
         prev, self._prev = self._prev, gray
         hist = np.bincount((gray >> 4).ravel(), minlength=16) / float(gray.size)
         prev_hist, self._hist = getattr(self, "_hist", None), hist
@@ -265,12 +270,34 @@ class FlowFeatures:
         sub = flow[st // 2 :: st, st // 2 :: st]
         fx = np.ascontiguousarray(sub[..., 0]).ravel()
         fy = np.ascontiguousarray(sub[..., 1]).ravel()
-        if self.compensate:
+        if self.compensate is True:
             # camera motion: the median flow of the picture, removed so that a pan or a shaking
             # camera does not look like moving objects
             fx = fx - np.median(fx)
             fy = fy - np.median(fy)
-        m = cv2.magnitude(fx, fy).ravel()
+        m, region = self._region(fx, fy, sub.shape[1], gray.shape[1], scale)
+        g = m.reshape(sub.shape[:2])
+        b = max(2, int(round(gray.shape[1] / 16 / st)))
+        b = min(b, max(1, min(g.shape) // 4))
+        edges = (g[:b].mean(), g[-b:].mean(), g[:, :b].mean(), g[:, -b:].mean())
+        out = [*region, *(float(e) * scale for e in edges), change]
+        if self.compensate == "auto":
+            # the camera's motion: the median flow (of every 3rd cell: cheaper, as good an estimate)
+            gx, gy = float(np.median(fx[::3])), float(np.median(fy[::3]))
+            cfx, cfy = fx - gx, fy - gy
+            cm = self._cv2.magnitude(cfx, cfy)
+            c_speed = float(cm.mean()) * scale
+            if c_speed < (1.0 - AUTO_SHARE) * region[0]:
+                out += self._region(cfx, cfy, sub.shape[1], gray.shape[1], scale, m=cm)[1]
+            else:  # the camera explains little of the motion: nothing to compensate (as measured)
+                out += [c_speed, *region[1:]]
+        return np.array(out, np.float32)
+
+    def _region(self, fx: np.ndarray, fy: np.ndarray, cols: int, width: int, scale: float, m=None):
+        """(magnitudes, (speed, vx, vy, cx, moving)) of flow cells ``fx``, ``fy`` (``cols`` per row;
+        ``m``: their magnitudes, if known)."""
+        st = self.stride
+        m = (self._cv2.magnitude(fx, fy) if m is None else m).ravel()
         speed = float(m.mean()) * scale
         n = m.size
         k = max(1, int(math.ceil(self.top_fraction * n)))
@@ -279,15 +306,16 @@ class FlowFeatures:
         vx = float(fx[idx].mean()) * scale
         vy = float(fy[idx].mean()) * scale
         wsum = float(mt.sum())
-        xs = (idx % sub.shape[1]) * st + st // 2 + 0.5
-        cx = float((xs * mt).sum() / wsum) / gray.shape[1] if wsum > 0 else 0.5
+        xs = (idx % cols) * st + st // 2 + 0.5
+        cx = float((xs * mt).sum() / wsum) / width if wsum > 0 else 0.5
         moving = float((m > 0.25 / scale).mean())  # share of pixels moving > 0.25 % width/frame
-        g = m.reshape(sub.shape[:2])
-        b = max(2, int(round(gray.shape[1] / 16 / st)))
-        b = min(b, max(1, min(g.shape) // 4))
-        edges = (g[:b].mean(), g[-b:].mean(), g[:, :b].mean(), g[:, -b:].mean())
-        return np.array([speed, vx, vy, cx, moving, *(float(e) * scale for e in edges), change], np.float32)
+        return m, (speed, vx, vy, cx, moving)
 
+
+#: compensate="auto": the compensated statistics are measured in full only for a frame pair whose
+#: camera explains at least this share of the mean flow speed (far below where they start to count,
+#: motion.CAMERA_FROM); elsewhere they are the raw ones, with the compensated speed
+AUTO_SHARE = 0.2
 
 #: a frame pair whose grey-level histograms differ by more than this (L1, 0..2) is a cut ...
 CUT_CHANGE = 0.5
