@@ -253,6 +253,33 @@ def test_scene_cuts_needs_a_jump_above_the_shots_own_changes():
     assert not scene_cuts(busy, 30.0).any()
 
 
+def _misaligned(a: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of ``a`` whose data starts ``offset`` elements past an aligned address."""
+    buf = np.empty(a.size + 16, a.dtype)
+    out = buf[offset : offset + a.size].reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def test_flow_statistics_do_not_depend_on_memory_alignment(hit_clip):
+    # OpenCV's magnitude (and float32 sums) gave last-bit differences with the arrays' alignment:
+    # the same video could be measured differently from run to run
+    from folai.timing._flow import FlowFeatures, _magnitude, iter_small_gray, single_threaded_cv2
+
+    rng = np.random.default_rng(0)
+    fx, fy = rng.normal(0, 3, 997).astype(np.float32), rng.normal(0, 3, 997).astype(np.float32)
+    ref = _magnitude(fx, fy)
+    for off in range(1, 8):
+        assert np.array_equal(_magnitude(_misaligned(fx, off), _misaligned(fy, off)), ref)
+    frames = [g for _, g in iter_small_gray(hit_clip.path)]
+    with single_threaded_cv2():
+        runs = []
+        for off in (0, 1, 3):
+            ff = FlowFeatures(compensate="auto")
+            runs.append(np.stack([ff(_misaligned(g, off) if off else g) for g in frames]))
+    assert all(np.array_equal(runs[0], r) for r in runs[1:])
+
+
 def test_analysis_rate():
     from folai.timing.motion import analysis_rate
 

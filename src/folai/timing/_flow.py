@@ -236,10 +236,7 @@ class FlowFeatures:
         # frames/s: per 1/30 s), so that the same motion measures the same at any frame rate
         self.time_scale = float(time_scale)
         self.stride = 4 if preset in ("ultrafast", "fast") else 2
-        import cv2
-
         self._dis = make_dis(preset)
-        self._cv2 = cv2
         self.top_fraction = float(top_fraction)
         self._prev: np.ndarray | None = None
 
@@ -279,14 +276,15 @@ class FlowFeatures:
         g = m.reshape(sub.shape[:2])
         b = max(2, int(round(gray.shape[1] / 16 / st)))
         b = min(b, max(1, min(g.shape) // 4))
-        edges = (g[:b].mean(), g[-b:].mean(), g[:, :b].mean(), g[:, -b:].mean())
+        f64 = np.float64  # float64 sums: a float32 one depends on the array's memory alignment (SIMD)
+        edges = (g[:b].mean(dtype=f64), g[-b:].mean(dtype=f64), g[:, :b].mean(dtype=f64), g[:, -b:].mean(dtype=f64))
         out = [*region, *(float(e) * scale for e in edges), change]
         if self.compensate == "auto":
             # the camera's motion: the median flow (of every 3rd cell: cheaper, as good an estimate)
             gx, gy = float(np.median(fx[::3])), float(np.median(fy[::3]))
             cfx, cfy = fx - gx, fy - gy
-            cm = self._cv2.magnitude(cfx, cfy)
-            c_speed = float(cm.mean()) * scale
+            cm = _magnitude(cfx, cfy)
+            c_speed = float(cm.mean(dtype=np.float64)) * scale
             if c_speed < (1.0 - AUTO_SHARE) * region[0]:
                 out += self._region(cfx, cfy, sub.shape[1], gray.shape[1], scale, m=cm)[1]
             else:  # the camera explains little of the motion: nothing to compensate (as measured)
@@ -297,19 +295,28 @@ class FlowFeatures:
         """(magnitudes, (speed, vx, vy, cx, moving)) of flow cells ``fx``, ``fy`` (``cols`` per row;
         ``m``: their magnitudes, if known)."""
         st = self.stride
-        m = (self._cv2.magnitude(fx, fy) if m is None else m).ravel()
-        speed = float(m.mean()) * scale
+        m = (_magnitude(fx, fy) if m is None else m).ravel()
+        # float64 sums: a float32 sum depends on the array's memory alignment (SIMD loops), which
+        # would make the same video measure differently from run to run in the last bit
+        speed = float(m.mean(dtype=np.float64)) * scale
         n = m.size
         k = max(1, int(math.ceil(self.top_fraction * n)))
         idx = np.argpartition(m, n - k)[n - k :]
         mt = m[idx]
-        vx = float(fx[idx].mean()) * scale
-        vy = float(fy[idx].mean()) * scale
-        wsum = float(mt.sum())
+        vx = float(fx[idx].mean(dtype=np.float64)) * scale
+        vy = float(fy[idx].mean(dtype=np.float64)) * scale
+        wsum = float(mt.sum(dtype=np.float64))
         xs = (idx % cols) * st + st // 2 + 0.5
         cx = float((xs * mt).sum() / wsum) / width if wsum > 0 else 0.5
         moving = float((m > 0.25 / scale).mean())  # share of pixels moving > 0.25 % width/frame
         return m, (speed, vx, vy, cx, moving)
+
+
+def _magnitude(fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
+    """sqrt(fx^2 + fy^2), the same in every run: OpenCV's magnitude gives results that differ in
+    the last bit with the arrays' memory alignment (its SIMD path against its scalar one), so the
+    same video could be measured differently from one run to the next."""
+    return np.sqrt(fx * fx + fy * fy)
 
 
 #: compensate="auto": the compensated statistics are measured in full only for a frame pair whose
