@@ -253,6 +253,61 @@ def test_scene_cuts_needs_a_jump_above_the_shots_own_changes():
     assert not scene_cuts(busy, 30.0).any()
 
 
+def _blob_hits_video(path, shown_time, hits=(0.8, 1.9, 3.0), n_frames=120):
+    """A blob that falls and lands at each hit (rests 0.15 s, rises over 0.4 s), frame k showing the
+    scene at ``shown_time(k)`` seconds (animation on twos, 24 fps material in a 30 fps file)."""
+    w, h = 160, 120
+    yy, xx = np.mgrid[0:h, 0:w]
+    bg = np.random.default_rng(0).normal(110, 15, (h, w)).clip(0, 255)
+
+    def height(t):
+        for hit in hits:
+            if hit - 0.45 <= t <= hit:
+                return 1 - ((t - (hit - 0.45)) / 0.45) ** 2
+            if hit < t <= hit + 0.15:
+                return 0.0
+            if hit + 0.15 < t <= hit + 0.55:
+                return (t - hit - 0.15) / 0.4
+        return 1.0
+
+    def frame(k):
+        y = 20 + (1 - height(shown_time(k))) * 70
+        img = bg - 90 * np.exp(-((xx - 80) ** 2 + (yy - y) ** 2) / (2 * 6.0**2))
+        return np.repeat(img.clip(0, 255)[..., None], 3, axis=2).astype(np.uint8)
+
+    return make_video(path, frame, fps=30, n_frames=n_frames)
+
+
+@pytest.mark.parametrize("name,shown", [
+    ("animation on twos", lambda k: (k // 2) * 2 / 30),  # each drawing held for two frames
+    ("24 fps material in a 30 fps file", lambda k: np.floor(k / 30 * 24) / 24),  # every 4th shown twice
+])
+def test_held_frames_share_the_motion(tmp_path, name, shown):
+    # the held frame is a pair without motion between two with twice theirs: read as it was, on
+    # twos found no hit at all (lone fast pairs are capped as glitches), 24-in-30 found 8 for 3
+    p = _blob_hits_video(tmp_path / "held.mp4", shown)
+    feats = MotionTiming().features(p, progress=False)
+    assert feats.held >= 10
+    ev = np.asarray(MotionTiming().from_features(feats).info["events"])
+    assert len(ev) == 3 and np.all(np.abs(ev - [0.8, 1.9, 3.0]) <= 0.05), ev
+    smooth = MotionTiming().features(_blob_hits_video(tmp_path / "smooth.mp4", lambda k: k / 30), progress=False)
+    assert smooth.held == 0
+
+
+def test_spread_held_frames_needs_a_pattern():
+    from folai.timing.motion import spread_held_frames
+
+    rows = np.zeros((60, 10), np.float32)
+    rows[:, 0] = 1.0
+    rows[10, 0] = rows[30, 0] = 0.05  # two brief stops (a bounce): left as they are
+    out, n = spread_held_frames(rows, [0, 1, 2], 0.05)
+    assert n == 0 and out is rows
+    rows[1:59:2, 0] = 0.02  # on twos: every other pair still ...
+    rows[2:60:2, 0] = 2.0  # ... and the next moves twice as far
+    out, n = spread_held_frames(rows, [0, 1, 2], 0.05)
+    assert n >= 25 and np.allclose(out[2:58, 0], 1.0)
+
+
 def _misaligned(a: np.ndarray, offset: int) -> np.ndarray:
     """A copy of ``a`` whose data starts ``offset`` elements past an aligned address."""
     buf = np.empty(a.size + 16, a.dtype)

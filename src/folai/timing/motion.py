@@ -180,6 +180,7 @@ class MotionFeatures:
     edges: np.ndarray | None = None  # (T, 4) flow speed along the top, bottom, left, right borders
     cuts: np.ndarray | None = None  # (T,) bool: the pair cuts to another shot (no motion measured)
     camera: np.ndarray | None = None  # (T,) weight of the camera-compensated statistics (compensate="auto")
+    held: int = 0  # held frames whose motion was shared with the next new picture (spread_held_frames)
 
     def strike_direction(self, cfg: "MotionConfig") -> np.ndarray:
         """(T, 2) unit vector (x right, y down) per frame pair: the direction strikes are expected
@@ -383,6 +384,7 @@ class MotionTiming:
         # footsteps keep the one-step area average: their bob is a sub-pixel motion, and on 5 real
         # clips x 5 widths the two-step shrink found fewer of them (step F1 0.31-0.37 vs 0.40).
         f, geometry = self._flow_rows(video, flow, "motion", roi, progress, rate, shrink="blocks")
+        f, held = spread_held_frames(f, flow.velocity_columns, cfg.min_drop)
         main = [f[:, i] for i in range(5)]  # speed, vx, vy, cx, moving
         camera = None
         if cfg.compensate == "auto":
@@ -393,7 +395,7 @@ class MotionTiming:
         return MotionFeatures(
             speed=speed, vx=vx, vy=vy, cx=cx, moving=moving, fps=rate,
             geometry=geometry[0] if geometry else None, edges=f[:, 5:9], cuts=scene_cuts(f[:, 9], rate),
-            camera=camera,
+            camera=camera, held=held,
         )
 
     def from_features(self, feats: MotionFeatures) -> TimingResult:
@@ -605,6 +607,41 @@ def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_
     d = dt[after]
     out[after] = (1.0 - tail_share) * np.exp(-d / decay) + tail_share * np.exp(-d / tail)
     return out
+
+
+#: spread_held_frames: a pair under HELD_DIP of the speed of the moving pairs on both sides is a
+#: held frame, if such pairs are at least HELD_SHARE of the pairs that move and HELD_MIN in all
+HELD_DIP, HELD_SHARE, HELD_MIN = 0.2, 0.1, 3
+
+
+def spread_held_frames(rows: np.ndarray, velocity_columns, floor: float) -> tuple[np.ndarray, int]:
+    """Feature rows with the motion of animation "on twos" and of frame-repeating conversions
+    shared out: (rows, number of held frames shared).
+
+    Animation is often drawn on twos (each drawing held for 2 frames), and 24 or 25 fps material is
+    put in 30 fps files by showing every 4th or 5th picture twice (the copy is not bit-identical
+    once encoded): a moving object then shows almost no motion in one pair and twice its motion in
+    the next. Read as it is, that is a stop every few frames, or, where every other pair is still,
+    the capping of lone fast pairs erases the motion altogether. A held frame is a pair with under
+    HELD_DIP of the speed of the pairs on both sides, which move (above ``floor``); only where such
+    dips make at least HELD_SHARE of the moving pairs (and HELD_MIN in all) are they taken for
+    held frames, and each then shares the motion of the pair after it, as a variable-frame-rate
+    file's repeated slots do. A bounce or a brief stop now and then is left as it is."""
+    s = np.asarray(rows[:, 0], np.float64)
+    T = len(s)
+    if T < 3:
+        return rows, 0
+    moving = s > floor
+    held = np.zeros(T, bool)
+    held[1:-1] = moving[:-2] & moving[2:] & (s[1:-1] < HELD_DIP * np.minimum(s[:-2], s[2:]))
+    n = int(np.count_nonzero(held))
+    if n < HELD_MIN or n < HELD_SHARE * int(np.count_nonzero(moving)):
+        return rows, 0
+    out = rows.copy()
+    for k in np.flatnonzero(held):
+        out[[k, k + 1]] = rows[k + 1]  # where the motion is, and how much of the picture moves
+        out[k : k + 2, velocity_columns] = rows[k + 1, velocity_columns] / np.float32(2.0)
+    return out, n
 
 
 #: camera_weight: the share of the picture's mean flow speed that the camera's motion explains,
