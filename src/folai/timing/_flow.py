@@ -254,7 +254,8 @@ class FlowFeatures:
         shot does (:func:`scene_cuts`).
         """
         prev, self._prev = self._prev, gray
-        hist = np.bincount((gray >> 4).ravel(), minlength=16) / float(gray.size)
+        sample = gray[::2, ::2]  # every 4th pixel: as good a histogram, a quarter of the work
+        hist = np.bincount((sample >> 4).ravel(), minlength=16) / float(sample.size)
         prev_hist, self._hist = getattr(self, "_hist", None), hist
         if prev is None or prev.shape != gray.shape:
             return np.zeros(self.size, np.float32)
@@ -281,7 +282,9 @@ class FlowFeatures:
         out = [*region, *(float(e) * scale for e in edges), change]
         if self.compensate == "auto":
             # the camera's motion: the median flow (of every 3rd cell: cheaper, as good an estimate)
-            gx, gy = float(np.median(fx[::3])), float(np.median(fy[::3]))
+            few = np.stack((fx[::3], fy[::3]))
+            half = few.shape[1] // 2
+            gx, gy = np.partition(few, half, axis=1)[:, half]
             cfx, cfy = fx - gx, fy - gy
             cm = _magnitude(cfx, cfy)
             c_speed = float(cm.mean(dtype=np.float64)) * scale
@@ -316,7 +319,9 @@ def _magnitude(fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
     """sqrt(fx^2 + fy^2), the same in every run: OpenCV's magnitude gives results that differ in
     the last bit with the arrays' memory alignment (its SIMD path against its scalar one), so the
     same video could be measured differently from one run to the next."""
-    return np.sqrt(fx * fx + fy * fy)
+    m = fx * fx
+    m += fy * fy
+    return np.sqrt(m, out=m)
 
 
 #: compensate="auto": the compensated statistics are measured in full only for a frame pair whose
