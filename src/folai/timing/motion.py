@@ -645,7 +645,7 @@ def spread_held_frames(rows: np.ndarray, velocity_columns, floor: float) -> tupl
 
 
 #: camera_weight: the share of the picture's mean flow speed that the camera's motion explains,
-#: (median over 1 s) from which the compensated statistics take over, and where they have fully
+#: (median over 0.3 s) from which the compensated statistics take over, and where they have fully
 CAMERA_FROM, CAMERA_FULL = 0.35, 0.65
 
 
