@@ -306,7 +306,9 @@ class MotionTiming:
                     if last_t is not None:
                         # the motion since the last picture, per output slot: frames further apart
                         # than 1 / rate (dropped) moved further, repeated slots share the motion
-                        c = 1.0 / (rate * (src_t - last_t))
+                        # (pictures closer than half a slot, a burst in a variable-rate file, count
+                        # as half a slot apart: their flow is mostly noise to magnify)
+                        c = min(2.0, 1.0 / (rate * (src_t - last_t)))
                         if repeats or abs(c - 1.0) > 0.02:
                             row = row.copy()
                             row[vel] *= np.float32(c)
