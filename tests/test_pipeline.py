@@ -82,6 +82,7 @@ def test_chunked_render_equals_whole(hit_video, tmp_path, monkeypatch):
 
 def test_envelope_and_render_commands(hit_video, tmp_path, capsys):
     assert main(["envelope", str(hit_video), "-o", str(tmp_path / "v.csv"), "--plot", str(tmp_path / "v.png")]) == 0
+    assert f"stage 1: {len(HITS)} events; analysed at 30 fps" in capsys.readouterr().err
     env = Envelope.load_csv(tmp_path / "v.csv")
     peaks = [t for t, _ in env.events(threshold=0.5 * env.values.max())]
     for h in HITS:
@@ -129,3 +130,13 @@ def test_output_names_keep_dotted_stems(tmp_path):
     paths = output_paths(tmp_path / "clip.foley.mp4")
     assert paths["wav"].name == "clip.foley.wav"
     assert paths["csv"].name == "clip.foley.envelope.csv" and paths["png"].name == "clip.foley.envelope.png"
+
+
+def test_timing_summary_says_what_stage_one_found():
+    from folai.commands._common import timing_summary
+
+    line = timing_summary({"events": [1.0, 2.0], "fps": 25.0, "cuts": 1, "camera_share": 0.4, "held_frames": 12})
+    assert line == ("stage 1: 2 events; analysed at 25 fps; 1 cut between shots; camera motion removed over "
+                    "40 % of it; 12 held frames shared out")
+    assert timing_summary({"mode": "steps", "events": [0.5], "fps": 30000 / 1001}) == "stage 1: 1 steps; analysed at 29.97 fps"
+    assert timing_summary({}) == "stage 1: 0 events"  # a backend that reports nothing more

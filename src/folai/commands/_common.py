@@ -84,3 +84,20 @@ def synth_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.steps <= 0:
         raise FolaiError(f"--steps must be positive, got {args.steps}")
     return {}
+
+
+def timing_summary(info: dict) -> str:
+    """One line on what stage 1 found, from a TimingResult's ``info`` (any backend; the motion
+    timing's frame rate, cuts, camera compensation and held frames when it reports them)."""
+    events = info.get("events") or []
+    kind = "steps" if info.get("mode") == "steps" else "events"
+    parts = [f"{len(events)} {kind}"]
+    if info.get("fps"):
+        parts.append(f"analysed at {float(info['fps']):.4g} fps")
+    if info.get("cuts"):
+        parts.append(f"{info['cuts']} cut{'s' if info['cuts'] != 1 else ''} between shots")
+    if info.get("camera_share", 0) >= 0.005:
+        parts.append(f"camera motion removed over {100 * info['camera_share']:.0f} % of it")
+    if info.get("held_frames"):
+        parts.append(f"{info['held_frames']} held frames shared out")
+    return "stage 1: " + "; ".join(parts)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..envelope import Envelope
 from ..errors import FolaiError
 from ..paths import check_input, check_output
-from ._common import add_timing_args, parse_roi, timing_options
+from ._common import add_timing_args, parse_roi, timing_options, timing_summary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         pipe = FoleyPipeline(timing=args.timing, timing_options=timing_options(args))
         res = pipe.estimate(args.video, roi=parse_roi(args.roi), prompt=args.prompt)
         env, events = res.envelope, res.info.get("events")
+        print(timing_summary(res.info), file=sys.stderr)
     env.save_csv(args.output)
     if args.plot:
         env.plot(args.plot, events=events)

@@ -423,6 +423,9 @@ class MotionTiming:
             "strengths": [round(imp.strength, 4) for imp in impacts],
             "fps": feats.fps,
             "frames": int(len(feats.speed)),
+            "cuts": int(np.count_nonzero(feats.cuts)) if feats.cuts is not None else 0,
+            "camera_share": round(float(np.mean(feats.camera)), 3) if feats.camera is not None and len(feats.camera) else 0.0,
+            "held_frames": int(feats.held),
             "analysis_size": geom.size if geom else None,
             "roi": geom.roi if geom else None,
         }
