@@ -138,5 +138,5 @@ def test_timing_summary_says_what_stage_one_found():
     line = timing_summary({"events": [1.0, 2.0], "fps": 25.0, "cuts": 1, "camera_share": 0.4, "held_frames": 12})
     assert line == ("stage 1: 2 events; analysed at 25 fps; 1 cut between shots; camera motion removed over "
                     "40 % of it; 12 held frames shared out")
-    assert timing_summary({"mode": "steps", "events": [0.5], "fps": 30000 / 1001}) == "stage 1: 1 steps; analysed at 29.97 fps"
+    assert timing_summary({"mode": "steps", "events": [0.5], "fps": 30000 / 1001}) == "stage 1: 1 step; analysed at 29.97 fps"
     assert timing_summary({}) == "stage 1: 0 events"  # a backend that reports nothing more

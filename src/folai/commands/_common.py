@@ -90,8 +90,8 @@ def timing_summary(info: dict) -> str:
     """One line on what stage 1 found, from a TimingResult's ``info`` (any backend; the motion
     timing's frame rate, cuts, camera compensation and held frames when it reports them)."""
     events = info.get("events") or []
-    kind = "steps" if info.get("mode") == "steps" else "events"
-    parts = [f"{len(events)} {kind}"]
+    kind = "step" if info.get("mode") == "steps" else "event"
+    parts = [f"{len(events)} {kind}{'' if len(events) == 1 else 's'}"]
     if info.get("fps"):
         parts.append(f"analysed at {float(info['fps']):.4g} fps")
     if info.get("cuts"):
