@@ -53,6 +53,14 @@ def test_same_seed_same_bytes_and_seed_changes_sound(hit_video, tmp_path):
     assert outs[0] == outs[1] and outs[0] != outs[2]
 
 
+def test_generate_says_what_stage_one_found(hit_video, tmp_path, capsys):
+    assert main(["generate", str(hit_video), "-o", str(tmp_path / "o.mp4"), "--no-video"]) == 0
+    assert f"stage 1: {len(HITS)} events; analysed at 30 fps" in capsys.readouterr().err
+    res = FoleyPipeline().generate(hit_video, tmp_path / "p.mp4", envelope=tmp_path / "o.envelope.csv",
+                                   write_video=False, progress=False)
+    assert res.timing_info is None  # no stage 1 with an envelope given
+
+
 def test_edited_envelope_skips_stage_one(hit_video, tmp_path):
     env = Envelope.zeros(4.0).add_event(2.5, 0.5)
     env.save_csv(tmp_path / "edit.csv")

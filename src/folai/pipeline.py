@@ -52,6 +52,7 @@ class GenerateResult:
     envelope: Envelope
     duration: float
     seconds: dict[str, float] = field(default_factory=dict)
+    timing_info: dict | None = None  # what stage 1 reported (TimingResult.info); None with an envelope given
 
 
 def output_paths(out: str | os.PathLike) -> dict[str, Path]:
@@ -238,9 +239,11 @@ class FoleyPipeline:
 
             t = time.perf_counter()
             pan_curve = None
+            timing_info = None
             if envelope is None:
                 result = self.estimate(video, roi=roi, progress=progress, prompt=prompt)
                 env = result.envelope
+                timing_info = result.info
                 pan_curve = result.pan
                 events = result.info.get("events")
             else:
@@ -318,6 +321,7 @@ class FoleyPipeline:
         return GenerateResult(
             wav=paths["wav"], envelope_csv=paths["csv"], envelope_png=png,
             video=Path(video_out) if video_out else None, envelope=env, duration=info.duration, seconds=seconds,
+            timing_info=timing_info,
         )
 
     def _render_chunks(self, envelope: Envelope, duration: float, *, step: float = STREAM_SECONDS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_synth_args, add_timing_args, parse_roi, synth_options, timing_options
+from ._common import add_synth_args, add_timing_args, parse_roi, synth_options, timing_options, timing_summary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     if not args.quiet:
+        if res.timing_info is not None:
+            print(timing_summary(res.timing_info), file=sys.stderr)
         for label, path in (("video", res.video), ("audio", res.wav), ("envelope", res.envelope_csv), ("plot", res.envelope_png)):
             if path:
                 print(f"{label:9s} {path}", file=sys.stderr)
