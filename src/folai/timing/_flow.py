@@ -239,6 +239,7 @@ class FlowFeatures:
         self._dis = make_dis(preset)
         self.top_fraction = float(top_fraction)
         self._prev: np.ndarray | None = None
+        self._hist: np.ndarray | None = None  # grey-level histogram of the previous frame
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         """Feed the next frame; returns (10,) float32 [speed, vx, vy, cx, moving_fraction, top,
@@ -256,7 +257,7 @@ class FlowFeatures:
         prev, self._prev = self._prev, gray
         sample = gray[::2, ::2]  # every 4th pixel: as good a histogram, a quarter of the work
         hist = np.bincount((sample >> 4).ravel(), minlength=16) / float(sample.size)
-        prev_hist, self._hist = getattr(self, "_hist", None), hist
+        prev_hist, self._hist = self._hist, hist
         if prev is None or prev.shape != gray.shape:
             return np.zeros(self.size, np.float32)
         change = float(np.abs(hist - prev_hist).sum())

@@ -53,8 +53,10 @@ class GaitFlow:
     width per frame, y down (zeros for the first frame). Cells are row-major from the top left.
     """
 
-    def __init__(self, preset: str = "ultrafast", rows: int = 6, cols: int = 8) -> None:
+    def __init__(self, preset: str = "ultrafast", rows: int = 6, cols: int = 8, time_scale: float = 1.0) -> None:
         from ._flow import make_dis
+
+        self.time_scale = float(time_scale)  # as FlowFeatures': velocities per 1/30 s at any frame rate
 
         self._dis = make_dis(preset)
         self.stride = 4 if preset in ("ultrafast", "fast") else 2
@@ -77,7 +79,7 @@ class GaitFlow:
         st = self.stride
         sub = flow[st // 2 :: st, st // 2 :: st]  # DIS' own coarse grid (see _flow.FlowFeatures)
         h, w = sub.shape[:2]
-        scale = 100.0 / gray.shape[1]
+        scale = 100.0 / gray.shape[1] * self.time_scale
         if self._sums is None or self._sums[0] != (h, w):
             # cell membership as two averaging matrices: cell means = R @ fy @ C
             rb = np.minimum(np.arange(h) * self.rows // max(h, 1), self.rows - 1)

@@ -271,7 +271,7 @@ class MotionTiming:
             return self.config.mode
         return "steps" if prompt_wants_steps(prompt) else "impacts"
 
-    def analysis_rate(self, video: str | Path) -> float:
+    def _rate(self, video: str | Path) -> float:
         """The frame rate ``video`` is analysed at: :func:`analysis_rate` of its own and ``fps``."""
         from ..media import probe_video
 
@@ -329,11 +329,9 @@ class MotionTiming:
         from ._gait import GaitFeatures, GaitFlow
 
         cfg = self.config
-        flow = GaitFlow(cfg.preset)
-        rate = self.analysis_rate(video)
+        rate = self._rate(video)
+        flow = GaitFlow(cfg.preset, time_scale=rate / cfg.fps)
         f, geometry = self._flow_rows(video, flow, "motion (steps)", roi, progress, rate)
-        if rate != cfg.fps:  # velocities per 1/fps s, whatever the frame rate (all columns are)
-            f = f * np.float32(rate / cfg.fps)
         feats = GaitFeatures.from_rows(f, rate, (flow.rows, flow.cols))
         feats.geometry = geometry[0] if geometry else None
         return feats
@@ -378,7 +376,7 @@ class MotionTiming:
     ) -> MotionFeatures:
         """Decode ``video`` and compute the per-frame motion features (streaming, constant memory)."""
         cfg = self.config
-        rate = self.analysis_rate(video)
+        rate = self._rate(video)
         # speeds per 1/fps s whatever the video's frame rate, so that the thresholds mean the same
         flow = FlowFeatures(cfg.preset, cfg.top_fraction, cfg.compensate, time_scale=rate / cfg.fps)
         # frames shrunk by whole blocks first (a tenth of the cost): impacts are large motions, and
