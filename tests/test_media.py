@@ -255,6 +255,23 @@ def test_mux_copies_video_packets_exactly(tmp_path, src, dst):
     assert read_video_frames(out, fps=30).shape == (60, 120, 160, 3)
 
 
+@pytest.mark.parametrize(("encoder", "suffix"), [("libsvtav1", ".mp4"), ("libvpx-vp9", ".webm")])
+def test_mux_copies_video_without_an_encoder_of_its_decoder(tmp_path, encoder, suffix):
+    # PyAV decodes AV1 with libdav1d, a decoder without an encoder of the same name: the copy
+    # must not need one (it once failed with "UnknownCodecError: libdav1d")
+    import av
+
+    try:
+        av.codec.Codec(encoder, "w")
+    except Exception:
+        pytest.skip(f"this PyAV build has no {encoder} encoder to make the test video")
+    hv = make_hit_video(tmp_path / f"in{suffix}", duration=1.0, hit_times=[0.5], codec=encoder, with_audio=False)
+    out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mp4", sr=44100)
+    assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(hv.path)]
+    assert [k for k, _ in _stream_kinds(out)] == ["video", "audio"]
+    assert read_video_frames(out, fps=30).shape[0] == 30
+
+
 def test_mux_mpeg4_avi_source(tmp_path):
     hv = make_hit_video(tmp_path / "in.avi", duration=1.0, hit_times=[0.5], codec="mpeg4")
     out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mkv", sr=44100)

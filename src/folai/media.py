@@ -1086,7 +1086,10 @@ class AudioMux:
         self._end: int | None = None  # track sample where this encoder stopped (end_at())
         try:
             self._cout = cout = av.open(str(self.out), "w", format=fmt)
-            ovs = cout.add_stream_from_template(vs)
+            # opaque: the copy takes the source's codec as it is; otherwise PyAV looks for an
+            # encoder of the decoder's name, and a video decoded by a library (AV1 by libdav1d)
+            # has none, although copying its packets needs no encoder at all
+            ovs = cout.add_stream_from_template(vs, opaque=True)
             cout.metadata.update(cin.metadata)
             _copy_stream_tags(vs, ovs)
             self._omap = {vs.index: ovs}
