@@ -272,6 +272,55 @@ def test_mux_copies_video_without_an_encoder_of_its_decoder(tmp_path, encoder, s
     assert read_video_frames(out, fps=30).shape[0] == 30
 
 
+def _encoder_or_skip(name):
+    import av
+
+    try:
+        av.codec.Codec(name, "w")
+    except Exception:
+        pytest.skip(f"this PyAV build has no {name} encoder to make the test video")
+
+
+def test_mux_refuses_a_container_that_cannot_carry_the_video_and_names_one_that_can(tmp_path):
+    # VP8 (browser recordings, .webm) fits Matroska and QuickTime, not MP4
+    _encoder_or_skip("libvpx")
+    hv = make_hit_video(tmp_path / "in.webm", duration=1.0, hit_times=[0.5], codec="libvpx", with_audio=False)
+    with pytest.raises(MediaError, match=r"vp8 video of .* cannot be copied into a \.mp4 file; write a \.mkv or \.mov"):
+        mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mp4", sr=44100)
+    assert not list(tmp_path.glob("out*"))  # nothing left behind
+    out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mkv", sr=44100)
+    assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(hv.path)]  # copied as it is
+
+
+@pytest.mark.parametrize(("suffix", "encoder"), [(".avi", "msmpeg4v2"), (".avi", "flv")])
+def test_mux_reencodes_a_video_no_container_carries(tmp_path, suffix, encoder):
+    # old AVI / Flash codecs (and GIFs) fit none of .mp4/.mkv/.mov: the video is re-encoded as H.264
+    # with the same frames at the same times, and the temporary copy is removed
+    import glob
+    import tempfile
+
+    import av
+
+    from folai.media import copy_suffixes
+
+    _encoder_or_skip(encoder)
+    hv = make_hit_video(tmp_path / f"in{suffix}", duration=1.0, hit_times=[0.5], codec=encoder, with_audio=False)
+    assert copy_suffixes(hv.path) == []
+    before = set(glob.glob(f"{tempfile.gettempdir()}/folai-video-*"))
+    out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mp4", sr=44100)
+    assert set(glob.glob(f"{tempfile.gettempdir()}/folai-video-*")) == before
+    assert _stream_kinds(out) == [("video", "h264"), ("audio", "aac")]
+
+    def frames(path):
+        with av.open(str(path)) as c:
+            return [(round(float(f.time), 4), f.to_ndarray(format="gray").astype(np.float64)) for f in c.decode(video=0)]
+
+    a, b = frames(hv.path), frames(out)
+    assert [t for t, _ in b] == [t for t, _ in a]
+    assert max(float(np.abs(x - y).mean()) for (_, x), (_, y) in zip(a, b)) < 3.0  # the same pictures
+    assert read_audio(out, 44100).shape == (1, 44100)
+
+
 def test_mux_mpeg4_avi_source(tmp_path):
     hv = make_hit_video(tmp_path / "in.avi", duration=1.0, hit_times=[0.5], codec="mpeg4")
     out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mkv", sr=44100)

@@ -148,3 +148,64 @@ def test_timing_summary_says_what_stage_one_found():
                     "40 % of it; 12 held frames shared out")
     assert timing_summary({"mode": "steps", "events": [0.5], "fps": 30000 / 1001}) == "stage 1: 1 step; analysed at 29.97 fps"
     assert timing_summary({}) == "stage 1: 0 events"  # a backend that reports nothing more
+
+
+def test_default_output_keeps_the_video_as_it_is_where_it_can(tmp_path):
+    import av
+
+    from folai.pipeline import default_output
+
+    assert default_output(tmp_path / "clip.mp4") == tmp_path / "clip.foley.mp4"
+    assert default_output(tmp_path / "Clip.MOV") == tmp_path / "Clip.foley.MOV"
+    h264 = make_hit_video(tmp_path / "a.avi", duration=0.5, hit_times=[0.2], with_audio=False)
+    assert default_output(h264.path) == tmp_path / "a.foley.mp4"
+    assert default_output(tmp_path / "missing.webm") == tmp_path / "missing.foley.mp4"  # stage 1 says why
+    try:
+        av.codec.Codec("libvpx", "w")
+    except Exception:
+        pytest.skip("this PyAV build has no VP8 encoder")
+    vp8 = make_hit_video(tmp_path / "b.webm", duration=0.5, hit_times=[0.2], codec="libvpx", with_audio=False)
+    assert default_output(vp8.path) == tmp_path / "b.foley.mkv"  # MP4 cannot carry VP8
+
+
+def _gif(path, hit_times, duration=2.0, fps=25):
+    """An animated GIF of the falling square of ``make_hit_video`` (PyAV's GIF muxer)."""
+    import av
+
+    from folai.media import read_video_frames
+
+    hv = make_hit_video(path.with_suffix(".mp4"), duration=duration, fps=fps, size=(96, 64), hit_times=hit_times,
+                        with_audio=False)
+    frames = read_video_frames(hv.path, fps=fps)
+    with av.open(str(path), "w", format="gif") as c:
+        s = c.add_stream("gif", rate=fps)
+        s.width, s.height, s.pix_fmt = 96, 64, "rgb8"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="rgb8")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["flv", "gif"])
+def test_generate_on_a_video_that_must_be_reencoded(tmp_path, kind):
+    # a Flash-video codec or a GIF fits no output container as it is: generate still writes a
+    # playable .mp4 (H.264) with the same frames
+    import av
+
+    try:
+        av.codec.Codec(kind, "w")
+    except Exception:
+        pytest.skip(f"this PyAV build has no {kind} encoder")
+    if kind == "flv":
+        src = make_hit_video(tmp_path / "old.avi", duration=2.0, hit_times=[0.6, 1.4], codec="flv", with_audio=False).path
+        n = 60
+    else:
+        src, n = _gif(tmp_path / "old.gif", [0.6, 1.4]), 50
+    res = FoleyPipeline().generate(src, progress=False, seed=0)
+    assert res.video == tmp_path / "old.foley.mp4"
+    with av.open(str(res.video)) as c:
+        assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
+        assert sum(1 for _ in c.decode(video=0)) == n
+    assert len(res.timing_info["events"]) == 2

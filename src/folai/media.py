@@ -851,6 +851,106 @@ def _out_format(out: Path) -> str:
     return fmt
 
 
+# the containers folai writes, in the order a default output name picks them
+COPY_SUFFIXES = (".mp4", ".mkv", ".mov")
+
+
+def _carries(fmt: str, vs) -> bool:
+    """Whether muxer ``fmt`` takes the video stream ``vs`` copied as it is (no encoding). A GIF
+    never is: QuickTime files take its frames, but few players show them."""
+    import io
+
+    av = _av()
+    if vs.codec_context.name == "gif":
+        return False
+    try:
+        c = av.open(io.BytesIO(), "w", format=fmt)
+    except av.error.FFmpegError:  # pragma: no cover - the three muxers are always built
+        return False
+    try:
+        c.add_stream_from_template(vs, opaque=True)
+        return True
+    except (ValueError, av.error.FFmpegError):
+        return False
+    finally:
+        c.close()
+
+
+def copy_suffixes(video: str | os.PathLike) -> list[str]:
+    """The output suffixes (of :data:`COPY_SUFFIXES`, in that order) whose container can carry the
+    video stream of ``video`` copied packet for packet (VP8: ``.mkv``, ``.mov``); ``[]`` for a codec
+    none of them carries (GIF, Flash video, Windows Media, HuffYUV, ...: those are re-encoded)."""
+    p, c = _open(video, "video")
+    try:
+        vs = _video_stream(c, p)
+        return [x for x in COPY_SUFFIXES if _carries(MUX_CONTAINERS[x], vs)]
+    finally:
+        c.close()
+
+
+def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
+    """A temporary QuickTime file with the video stream of ``p`` encoded as H.264 (same frames,
+    same timestamps; its audio streams copied when ``keep_existing``). For a codec that no output
+    container carries; the caller deletes the file."""
+    import tempfile
+
+    av = _av()
+    codec = "libx264"
+    try:
+        av.codec.Codec(codec, "w")
+    except Exception:  # pragma: no cover - PyAV's wheels include libx264
+        codec = "mpeg4"
+    fd, name = tempfile.mkstemp(prefix="folai-video-", suffix=".mov")  # (Matroska would round times to 1 ms)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        with av.open(str(p), "r", metadata_errors="ignore") as cin, av.open(name, "w", format="mov") as cout:
+            src = cin.streams[vs.index]
+            src.thread_type = "AUTO"
+            cc = src.codec_context
+            w, h = max(2, cc.width - cc.width % 2), max(2, cc.height - cc.height % 2)  # 4:2:0 needs even sizes
+            ovs = cout.add_stream(codec, rate=src.average_rate or src.guessed_rate or 30)
+            ovs.width, ovs.height, ovs.pix_fmt = w, h, "yuv420p"
+            ovs.time_base = src.time_base
+            ovs.codec_context.time_base = src.time_base
+            if cc.sample_aspect_ratio:
+                ovs.codec_context.sample_aspect_ratio = cc.sample_aspect_ratio
+            if codec == "libx264":
+                ovs.options = {"crf": "18", "preset": "veryfast"}
+            else:  # pragma: no cover
+                ovs.bit_rate = 8_000_000
+            keep = list(cin.streams.audio) if keep_existing else []
+            omap = {}
+            for a in keep:
+                try:
+                    omap[a.index] = cout.add_stream_from_template(a)
+                except Exception as e:
+                    raise MediaError(f"the existing {a.codec_context.name} audio of {p} cannot be kept ({_reason(e)}).") from e
+            last = None
+            for pkt in cin.demux([src, *keep]):
+                if pkt.stream.index != src.index:
+                    if pkt.size and pkt.dts is not None:
+                        pkt.stream = omap[pkt.stream.index]
+                        cout.mux(pkt)
+                    continue
+                for fr in pkt.decode():
+                    if fr.pts is None or (last is not None and fr.pts <= last):
+                        continue  # the encoder needs increasing timestamps
+                    last = fr.pts
+                    out = fr.reformat(width=w, height=h, format="yuv420p")
+                    out.pts, out.time_base = fr.pts, src.time_base
+                    for op in ovs.encode(out):
+                        cout.mux(op)
+            for op in ovs.encode():
+                cout.mux(op)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, av.error.FFmpegError):
+            raise MediaError(f"re-encoding the video of {p} failed ({_reason(e)}); the file is truncated or corrupt.") from e
+        raise
+    return tmp
+
+
 class _DtsFixer:
     """Fill in missing decode timestamps (Matroska sources) so mp4/mov muxers accept the packets."""
 
@@ -896,12 +996,16 @@ class _SourcePackets:
     checked on the way: the video's first pts and end (stream time, seconds), no frames or a
     truncated stream raise :class:`MediaError`."""
 
-    def __init__(self, video: str | os.PathLike, keep_existing: bool = False) -> None:
+    def __init__(self, video: str | os.PathLike, keep_existing: bool = False, fmt: str | None = None) -> None:
         av = _av()
         self.path, self.container = _open(video, "video")
+        self.temp: Path | None = None  # a re-encoded copy of the video (deleted by close())
         p, cin = self.path, self.container
         try:
             self.vs = vs = _video_stream(cin, p)
+            if fmt is not None and not _carries(fmt, vs):
+                self._reencode(fmt, keep_existing)
+                p, cin, vs = self.path, self.container, self.vs
             self.keep = list(cin.streams.audio) if keep_existing else []
             hold = p.stat().st_size <= _HOLD_PACKETS_BYTES
             self.packets: list | None = [] if hold else None
@@ -945,6 +1049,25 @@ class _SourcePackets:
             self.close()
             raise
 
+    def _reencode(self, fmt: str, keep_existing: bool) -> None:
+        """The video's codec does not fit ``fmt``: refuse, naming the containers that carry it, or,
+        when none does, read from a copy re-encoded as H.264."""
+        p, vs = self.path, self.vs
+        name = vs.codec_context.name
+        here = next(x for x in COPY_SUFFIXES if MUX_CONTAINERS[x] == fmt)
+        others = [x for x in COPY_SUFFIXES if x != here and _carries(MUX_CONTAINERS[x], vs)]
+        if others:
+            raise MediaError(
+                f"the {name} video of {p} cannot be copied into a {here} file; write a "
+                f"{' or '.join(others)} file instead (e.g. -o {p.stem}.foley{others[0]})."
+            )
+        log.warning("the %s video of %s cannot be copied into a .mp4, .mkv or .mov file: re-encoding it as H.264", name, p)
+        tmp = _reencoded(p, vs, keep_existing)
+        self.container.close()
+        self.temp = tmp
+        self.path, self.container = _open(tmp, "video")
+        self.vs = _video_stream(self.container, tmp)
+
     def __iter__(self):
         if self.packets is not None:
             yield from self.packets
@@ -956,6 +1079,9 @@ class _SourcePackets:
     def close(self) -> None:
         self.packets = None
         self.container.close()
+        if self.temp is not None:
+            self.temp.unlink(missing_ok=True)
+            self.temp = None
 
 
 def _float_to_frame(chunk: np.ndarray, fmt: str, layout: str):
@@ -1071,7 +1197,7 @@ class AudioMux:
             if self.channels not in (1, 2):
                 raise ValueError(f"channels must be 1 or 2, got {channels}")
         self.codec = codec
-        self._src = _source if _source is not None else _SourcePackets(video, keep_existing)
+        self._src = _source if _source is not None else _SourcePackets(video, keep_existing, fmt)
         src = self._src
         p, cin, vs = src.path, src.container, src.vs
         self.duration = float(src.end - src.first)
@@ -1378,7 +1504,7 @@ def _remux(
     out = Path(out)
     fmt = _out_format(out)
     check_output(out, (video, *extra_inputs))  # fail before any decoding
-    src = _SourcePackets(video, keep_existing)
+    src = _SourcePackets(video, keep_existing, fmt)
     try:
         p = src.path
         x = None

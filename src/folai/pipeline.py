@@ -70,9 +70,19 @@ def output_paths(out: str | os.PathLike) -> dict[str, Path]:
 
 
 def default_output(video: str | os.PathLike) -> Path:
-    """``clip.mp4`` -> ``clip.foley.mp4`` next to it."""
+    """``clip.mp4`` -> ``clip.foley.mp4`` next to it (``.mov``, ``.mkv`` and ``.m4v`` keep their
+    suffix). Other files get the first of ``.mp4``, ``.mkv``, ``.mov`` that can carry their video
+    stream as it is (a VP8 ``.webm`` -> ``.mkv``), or ``.mp4`` when none can (a GIF: re-encoded)."""
     v = Path(video)
-    return v.with_name(f"{v.stem}.foley{v.suffix if v.suffix.lower() in ('.mp4', '.mov', '.mkv', '.m4v') else '.mp4'}")
+    if v.suffix.lower() in (".mp4", ".mov", ".mkv", ".m4v"):
+        return v.with_name(f"{v.stem}.foley{v.suffix}")
+    from .media import copy_suffixes
+
+    try:
+        fits = copy_suffixes(v)
+    except FolaiError:
+        fits = []  # a file that cannot be read: stage 1 says why
+    return v.with_name(f"{v.stem}.foley{fits[0] if fits else '.mp4'}")
 
 
 class FoleyPipeline:

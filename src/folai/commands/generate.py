@@ -12,11 +12,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Put synchronized Foley on a video: stage 1 estimates the loudness envelope from the picture, "
         "stage 2 renders 44.1 kHz stereo audio that follows it, and the audio is muxed into a copy of "
-        "the video (video stream copied, not re-encoded). Writes OUT.mp4, OUT.wav, OUT.envelope.csv "
+        "the video (video stream copied, not re-encoded; a codec that no .mp4/.mkv/.mov file carries, "
+        "such as a GIF, is re-encoded as H.264). Writes OUT.mp4, OUT.wav, OUT.envelope.csv "
         "and OUT.envelope.png. Edit the CSV and pass it back with --envelope to skip stage 1."
     )
     p.add_argument("video", help="input video (its own audio, if any, is ignored and replaced)")
-    p.add_argument("-o", "--output", metavar="OUT.mp4", help="output video (default: VIDEO.foley.mp4 beside the input)")
+    p.add_argument("-o", "--output", metavar="OUT.mp4", help="output video: .mp4, .m4v, .mov or .mkv (default: VIDEO.foley.mp4 beside the input; "
+                   ".mov/.mkv/.m4v inputs keep their container, a VP8 .webm gets .mkv)")
     p.add_argument("--envelope", metavar="ENV.csv", help="use this (edited) envelope instead of running stage 1")
     p.add_argument("--pan", action="store_true", help="pan each sound from the horizontal position of the motion")
     p.add_argument("--no-video", action="store_true", help="write only the WAV and envelope files, no muxed video")

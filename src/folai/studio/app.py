@@ -590,7 +590,9 @@ def create_app(
             if s.render is None:
                 raise FolaiError("render the audio first; export puts the last render onto the video")
             video_path, audio, sr = s.video.path, s.render.audio, s.render.sample_rate
-        suffix = video_path.suffix.lower() if video_path.suffix.lower() in (".mp4", ".mov", ".mkv", ".m4v") else ".mkv"
+        from ..pipeline import default_output
+
+        suffix = default_output(video_path).suffix.lower()  # the container `folai generate` would write
 
         def work(job: Job) -> dict[str, Any]:
             from ..media import mux_audio
