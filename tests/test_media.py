@@ -321,6 +321,22 @@ def test_mux_reencodes_a_video_no_container_carries(tmp_path, suffix, encoder):
     assert read_audio(out, 44100).shape == (1, 44100)
 
 
+def test_mux_audio_is_in_the_files_time_when_the_video_starts_late(tmp_path):
+    # pictures from 0.5 s on, audio from 0: a click at 1.0 s of the file's time sounds at 1.0 s
+    import av
+
+    hv = make_hit_video(tmp_path / "late.mp4", duration=2.0, hit_times=[1.0],
+                        frame_times=[0.5 + k / 30 for k in range(45)])
+    out = mux_audio(hv.path, make_clicks(2.0, 44100, [1.0], kind="click"), tmp_path / "o.mp4", sr=44100)
+    with av.open(str(out)) as c:
+        parts, t0 = [], None
+        for fr in c.decode(audio=0):
+            t0 = float(fr.pts * fr.time_base) if t0 is None else t0
+            parts.append(fr.to_ndarray()[0])
+    x = np.abs(np.concatenate(parts))
+    assert abs(t0 + np.flatnonzero(x > 0.3)[0] / 44100 - 1.0) < 0.002
+
+
 def test_mux_mpeg4_avi_source(tmp_path):
     hv = make_hit_video(tmp_path / "in.avi", duration=1.0, hit_times=[0.5], codec="mpeg4")
     out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mkv", sr=44100)

@@ -209,3 +209,25 @@ def test_generate_on_a_video_that_must_be_reencoded(tmp_path, kind):
         assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
         assert sum(1 for _ in c.decode(video=0)) == n
     assert len(res.timing_info["events"]) == 2
+
+
+def test_generate_stays_in_sync_when_the_video_starts_after_the_file(tmp_path):
+    # audio first, pictures from 0.5 s on (camcorder .mts, some exports): the Foley of a hit seen at
+    # 1.2 s must sound at 1.2 s in the output, not 0.5 s later (it did, before the mux dropped the
+    # render's first 0.5 s)
+    import av
+
+    frame_times = [0.5 + k / 30 for k in range(75)]
+    hv = make_hit_video(tmp_path / "late.mp4", duration=3.0, hit_times=[1.2, 2.2], frame_times=frame_times)
+    res = FoleyPipeline().generate(hv.path, tmp_path / "out.mp4", progress=False, seed=0, prompt="wood")
+    assert res.timing_info["events"] == pytest.approx([1.2, 2.2], abs=0.01)
+    with av.open(str(res.video)) as c:
+        parts, t0 = [], None
+        for fr in c.decode(audio=0):
+            t0 = float(fr.pts * fr.time_base) if t0 is None else t0
+            parts.append(fr.to_ndarray().mean(axis=0))
+    x = np.abs(np.concatenate(parts))
+    onset = t0 + np.flatnonzero(x > 0.1 * x.max())[0] / 44100
+    assert abs(onset - 1.2) < 0.03
+    wav = sf.read(res.wav)[0]
+    assert wav.shape[0] == 3 * 44100  # the WAV keeps the file's time, from t = 0

@@ -1003,6 +1003,9 @@ class _SourcePackets:
         p, cin = self.path, self.container
         try:
             self.vs = vs = _video_stream(cin, p)
+            # the file's time zero (seconds, stream time): the new audio's sample 0 (of the source
+            # file, also when its video is read from a re-encoded copy)
+            self.origin = _origin(cin)
             if fmt is not None and not _carries(fmt, vs):
                 self._reencode(fmt, keep_existing)
                 p, cin, vs = self.path, self.container, self.vs
@@ -1158,7 +1161,9 @@ class AudioMux:
     the audio is still being computed; each :meth:`write` encodes at once (PyAV releases the GIL,
     so a writer thread overlaps with the code producing the audio). The audio is trimmed or
     zero-padded to the video stream's duration (:attr:`n_samples` samples) and starts with the
-    first video frame. ``out`` is written where it is: :func:`mux_audio` is the atomic,
+    first video frame: audio in the file's time (sample 0 at ``t = 0``, like an envelope of its
+    frames) drops its first :attr:`lead` samples before :meth:`write` (0 unless the video stream
+    starts after the file does). ``out`` is written where it is: :func:`mux_audio` is the atomic,
     whole-array entry point. ``sr=None`` writes no audio track (:func:`strip_audio`).
     ``fast=True`` encodes AAC with FFmpeg's fast coder (same bit rate, about half the CPU time of
     the default two-loop search).
@@ -1202,6 +1207,11 @@ class AudioMux:
         p, cin, vs = src.path, src.container, src.vs
         self.duration = float(src.end - src.first)
         self.n_samples = int(round(self.duration * self.sr)) if self.sr is not None else 0
+        # samples of the file's time before its first video frame (a camcorder .mts, an export whose
+        # audio starts first): audio in the file's time drops these before write() (mux_audio and
+        # folai generate do), so that it stays in sync with the pictures
+        lead = float(src.first) - float(src.origin)
+        self.lead = int(round(lead * self.sr)) if self.sr is not None and lead > 0 else 0
         self._have = 0  # samples taken so far (after trimming)
         self._buf: list[np.ndarray] = []  # samples not yet encoded (less than one block)
         self._buffered = 0
@@ -1331,7 +1341,7 @@ class AudioMux:
             raise ValueError("this mux cannot branch (not AAC, or already branched or ended)")
         b = object.__new__(AudioMux)
         b.out, b.sr, b.channels, b.codec = self.out, self.sr, self.channels, self.codec
-        b.duration, b.n_samples = self.duration, self.n_samples
+        b.duration, b.n_samples, b.lead = self.duration, self.n_samples, self.lead
         b._have = int(at) - self.BRANCH_PREROLL
         b._buf, b._buffered, b._pending, b._done = [], 0, [], False
         b._cout = b._src = None
@@ -1527,7 +1537,7 @@ def _remux(
             m = AudioMux(p, tmp, asr, channels=channels or 2, codec=codec, _source=src)
             try:
                 if x is not None:
-                    m.write(x[:channels])
+                    m.write(x[:channels, m.lead :])  # x is in the file's time: from its first frame on
             except BaseException:
                 m.abort()
                 raise
@@ -1558,8 +1568,11 @@ def mux_audio(
         keep_existing: keep the video's own audio tracks (copied) before the new one; default
             replaces them.
 
-    The new audio is trimmed or zero-padded to the video stream's duration and starts with the
-    first video frame. More than 2 channels keeps the first two.
+    The new audio is in the file's time (sample 0 at ``t = 0``, the start of the file, the time
+    of an envelope of its frames and of what ``folai render`` makes from it); it is trimmed or
+    zero-padded to the video stream, so that the part before the first video frame is dropped
+    (a camcorder ``.mts``, an export whose audio starts first) and the sound stays on the pictures.
+    More than 2 channels keeps the first two.
     """
     extra = (audio,) if isinstance(audio, (str, os.PathLike)) else ()
     return _remux(video, out, audio=audio, sr=sr, codec=codec, keep_existing=keep_existing, extra_inputs=extra)

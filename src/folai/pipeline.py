@@ -284,6 +284,8 @@ class FoleyPipeline:
                 files.submit(lambda: tmp["csv"].write_text(env.to_csv_string()))
                 t = time.perf_counter()
                 pos = 0  # track sample of the chunk's start
+                # the render is in the file's time; the video's track starts at its first frame
+                skip = mux.lead if mux is not None else 0
                 for chunk in self._render_chunks(
                     env, info.duration, progress=progress, prompt=prompt, references=list(references),
                     video=video, pan=pan_curve if pan else None, seed=seed,
@@ -291,6 +293,11 @@ class FoleyPipeline:
                     if peaks is not None:
                         peaks.add(chunk)
                     files.submit(wav.write, chunk.T)
+                    if skip:
+                        cut = min(skip, chunk.shape[1])
+                        chunk, skip = chunk[:, cut:], skip - cut
+                        if chunk.shape[1] == 0:
+                            continue
                     if encoder is not None:
                         at = None
                         if branched < len(marks) and encoder.can_branch():
