@@ -1,6 +1,7 @@
 """Measured on real clips: folai generate beside the published systems, and its speed.
 
     python benchmarks/bench_clips.py --clips ../shared/bench [--out DIR] [--repeat 3] [--widths 120,136]
+                                     [--frame-step 2]
 
 ``--clips DIR`` is laid out like ``shared/bench``: ``gh/<id>/`` (Greatest Hits) and ``wtm/<id>/``
 (Walking The Maps) folders, each with ``GT_<id>.mp4`` (the video with its recorded audio) and
@@ -24,7 +25,8 @@ loudness as well as timing, so a quiet output does well on it, and a system's E-
 unless it beats silence's. ``--widths`` also runs the motion timing at other analysis widths
 (pixels; the default is 128) and prints folai's onset F1 at each, and the mean and range over
 them: how much the figures move under a change that should not matter (a few real clips' F1
-moves by several hundredths). Each timed generate starts like a fresh ``folai generate``
+moves by several hundredths). ``--frame-step N`` keeps every Nth frame of each silent clip
+(re-encoded at 1/N of its rate): the same clips as a 15 or 10 fps video would show them. Each timed generate starts like a fresh ``folai generate``
 process would: a new pipeline (no synthesis plan cached) and no remembered probe of the video.
 """
 
@@ -74,6 +76,33 @@ def system_name(stem: str, clip_id: str) -> str | None:
     return name + (m.group(2) or "")
 
 
+def _every_nth_frame(path: Path, step: int) -> None:
+    """Re-encode ``path`` in place with every ``step``-th frame, at 1/step of its frame rate (the
+    frames keep their times; H.264 at a constant quantiser, so that every run gets the same file)."""
+    from fractions import Fraction
+
+    import av
+
+    tmp = path.with_name(path.stem + f".step{step}.mp4")
+    with av.open(str(path)) as cin, av.open(str(tmp), "w") as cout:
+        vs = cin.streams.video[0]
+        rate = Fraction(vs.average_rate) / step
+        # a constant quantiser: x264's CRF rate control gave slightly different pictures run to run
+        out = cout.add_stream("libx264", rate=rate, options={"qp": "18", "preset": "veryfast"})
+        out.width, out.height, out.pix_fmt = vs.codec_context.width, vs.codec_context.height, "yuv420p"
+        out.codec_context.time_base = 1 / rate
+        for k, frame in enumerate(cin.decode(vs)):
+            if k % step:
+                continue
+            f = frame.reformat(format="yuv420p")
+            f.pts, f.time_base = k // step, 1 / rate
+            for pkt in out.encode(f):
+                cout.mux(pkt)
+        for pkt in out.encode():
+            cout.mux(pkt)
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", required=True, type=Path, help="folder with gh/<id>/ and wtm/<id>/ clip folders")
@@ -85,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-published", action="store_true", help="score folai only")
     ap.add_argument("--widths", default="", help="comma-separated analysis widths (px) to also run the motion "
                     "timing at: the figures' sensitivity (default: none)")
+    ap.add_argument("--frame-step", type=int, default=1, metavar="N",
+                    help="keep every Nth frame of each clip (re-encoded, H.264): the same clips at 1/N of their "
+                    "frame rate (2: 30 -> 15 fps), to measure low frame rates (default 1: as they are)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -93,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--widths takes comma-separated whole numbers of pixels, got {args.widths!r}")
     if any(w < 16 for w in widths):
         ap.error("--widths: each width must be at least 16 px")
+    if args.frame_step < 1:
+        ap.error(f"--frame-step must be a whole number >= 1, got {args.frame_step}")
 
     from folai.media import read_audio, strip_audio
     from folai.metrics.audio import load_audio
@@ -131,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             if silent.exists():
                 silent.unlink()
             strip_audio(gt, silent)
+            if args.frame_step > 1:
+                _every_nth_frame(silent, args.frame_step)
             out = out_dir / f"{ds}_{cid}.foley.mp4"
             dec_t, gen_t, dec_c, gen_c, stages = [], [], [], [], None
             for rep in range(max(1, args.repeat)):

@@ -229,30 +229,37 @@ class FlowFeatures:
         # ways (columns 10..14: speed, vx, vy, cx, moving with it removed), to be blended where the
         # camera moves (motion.camera_weight)
         self.compensate = compensate
-        self.size = 15 if compensate == "auto" else 10  # values per frame pair
+        self.size = 16 if compensate == "auto" else 11  # values per frame pair
+        # the last value: the mean absolute grey-level difference of the two frames (a low frame
+        # rate's speed is read from it: the flow cannot follow motion that far per frame)
+        self.diff_column = self.size - 1
         # the values that are speeds (they scale with the time between frames)
-        self.velocity_columns = [0, 1, 2, 5, 6, 7, 8] + ([10, 11, 12] if compensate == "auto" else [])
+        self.velocity_columns = [0, 1, 2, 5, 6, 7, 8] + ([10, 11, 12] if compensate == "auto" else []) + [self.diff_column]
         # speeds are given per time_scale frame intervals (rate / 30 for a video analysed at `rate`
         # frames/s: per 1/30 s), so that the same motion measures the same at any frame rate
         self.time_scale = float(time_scale)
         self.stride = 4 if preset in ("ultrafast", "fast") else 2
         self._dis = make_dis(preset)
+        import cv2
+
+        self._cv2 = cv2
         self.top_fraction = float(top_fraction)
         self._prev: np.ndarray | None = None
         self._hist: np.ndarray | None = None  # grey-level histogram of the previous frame
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
-        """Feed the next frame; returns (10,) float32 [speed, vx, vy, cx, moving_fraction, top,
-        bottom, left, right, change] of the motion from the previous frame to this one (zeros for
-        the first frame), and with ``compensate="auto"`` 5 more: the first five with the camera's
-        motion removed.
+        """Feed the next frame; returns (11,) float32 [speed, vx, vy, cx, moving_fraction, top,
+        bottom, left, right, change, diff] of the motion from the previous frame to this one (zeros
+        for the first frame), and with ``compensate="auto"`` (16,): 5 more before ``diff``, the
+        first five with the camera's motion removed.
 
         cx is the magnitude-weighted x of the moving region in [0, 1] of the analysed width;
         top .. right are the mean flow speeds in strips along the picture's four borders (1/16 of
         the analysed width deep, at least 2 flow cells): where an arm or a tool enters the picture.
         change is the L1 distance (0..2) between the two frames' 16-bin grey-level histograms:
         motion within a shot barely moves it (at most 0.3 on 18 real clips), a cut to another
-        shot does (:func:`scene_cuts`).
+        shot does (:func:`scene_cuts`). diff is the mean absolute grey-level difference of the two
+        frames (0..255, per 1/30 s like the speeds).
         """
         prev, self._prev = self._prev, gray
         sample = gray[::2, ::2]  # every 4th pixel: as good a histogram, a quarter of the work
@@ -261,6 +268,7 @@ class FlowFeatures:
         if prev is None or prev.shape != gray.shape:
             return np.zeros(self.size, np.float32)
         change = float(np.abs(hist - prev_hist).sum())
+        diff = float(self._cv2.mean(self._cv2.absdiff(prev, gray))[0])  # (integer sums: exact)
         flow = self._dis.calc(prev, gray, None)  # (h, w, 2) pixels per frame
         scale = 100.0 / gray.shape[1] * self.time_scale
         # DIS "ultrafast"/"fast" estimate flow on a 4x coarser grid and upsample it, so the centres
@@ -293,6 +301,7 @@ class FlowFeatures:
                 out += self._region(cfx, cfy, sub.shape[1], gray.shape[1], scale, m=cm)[1]
             else:  # the camera explains little of the motion: nothing to compensate (as measured)
                 out += [c_speed, *region[1:]]
+        out.append(diff * self.time_scale)
         return np.array(out, np.float32)
 
     def _region(self, fx: np.ndarray, fy: np.ndarray, cols: int, width: int, scale: float, m=None):

@@ -384,13 +384,18 @@ class MotionTiming:
         # footsteps keep the one-step area average: their bob is a sub-pixel motion, and on 5 real
         # clips x 5 widths the two-step shrink found fewer of them (step F1 0.31-0.37 vs 0.40).
         f, geometry = self._flow_rows(video, flow, "motion", roi, progress, rate, shrink="blocks")
-        f, held = spread_held_frames(f, flow.velocity_columns, cfg.min_drop)
+        held = 0
+        if rate >= LOW_RATE:  # (below it one still pair lasts over 50 ms: a rest, as after a landing)
+            f, held = spread_held_frames(f, flow.velocity_columns, cfg.min_drop)
         main = [f[:, i] for i in range(5)]  # speed, vx, vy, cx, moving
         camera = None
         if cfg.compensate == "auto":
             camera = camera_weight(f[:, 0], f[:, 10], rate)
             if camera.any():
                 main = [(1.0 - camera) * a + camera * b for a, b in zip(main, (f[:, 10 + i] for i in range(5)))]
+        if rate < LOW_RATE:  # the flow's speed would miss fast objects: the frames' difference
+            d = difference_speed(f[:, flow.diff_column], f[:, 0])
+            main[0] = d if camera is None or not camera.any() else (1.0 - camera) * d + camera * f[:, 10]
         speed, vx, vy, cx, moving = main
         return MotionFeatures(
             speed=speed, vx=vx, vy=vy, cx=cx, moving=moving, fps=rate,
@@ -435,23 +440,27 @@ class MotionTiming:
         """Impacts (sorted by time) from the motion features."""
         cfg = self.config
         s = np.asarray(feats.speed, np.float64)
-        if cfg.spike > 0 and len(s) >= 3:
+        fps = feats.fps
+        # below LOW_RATE a pair spans over 50 ms: one fast pair is a stroke, not a glitch, the
+        # approach may last one pair, and the look-back spans the same time as at cfg.fps
+        low = fps < LOW_RATE
+        window = max(2, math.ceil(cfg.window * fps / cfg.fps)) if low else cfg.window
+        if cfg.spike > 0 and len(s) >= 3 and not low:
             # a single pair much faster than both neighbours is a flow glitch (or a cut), not motion
             nb = np.maximum(np.r_[s[1], s[:-1]], np.r_[s[1:], s[-2]])
             s = np.minimum(s, cfg.spike * nb)
         vx = np.asarray(feats.vx, np.float64)
         vy = np.asarray(feats.vy, np.float64)
         T = len(s)
-        fps = feats.fps
         strike = feats.strike_direction(cfg)  # (T, 2) where things are expected to be struck towards
         cands: list[tuple[float, float, int, int, float]] = []  # time, strength, peak idx, end idx, peak
         k = 2
         while k < T:
-            lo = max(1, k - cfg.window)
+            lo = max(1, k - window)
             j = lo + int(np.argmax(s[lo:k]))
             pk = s[j]
             held = not cfg.hold or k + 1 >= T or s[k + 1] <= cfg.drop_ratio * pk
-            seen = s[j - 1] >= cfg.approach * pk  # moving for two pairs: not a cut or a glitch
+            seen = low or s[j - 1] >= cfg.approach * pk  # moving for two pairs: not a cut or a glitch
             if pk > 0 and s[k] <= cfg.drop_ratio * pk and held and seen:
                 # contact inside the frame interval of the first slow pair after the last fast one
                 # (pair i+1 spans frames i -> i+1): the object moved at s[i] until the contact and
@@ -614,6 +623,29 @@ def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_
 
 #: spread_held_frames: a pair under HELD_DIP of the speed of the moving pairs on both sides is a
 #: held frame, if such pairs are at least HELD_SHARE of the pairs that move and HELD_MIN in all
+#: below this analysis rate (frames/s) a frame pair spans over 50 ms: an impact's speed is read
+#: from the frames' difference (the flow loses fast objects that move that far between frames),
+#: and the detector's frame-count rules become time rules (see MotionTiming.detect)
+LOW_RATE = 20.0
+
+
+def difference_speed(diff: np.ndarray, speed: np.ndarray) -> np.ndarray:
+    """The frames' mean absolute difference ``diff`` in the units of the flow ``speed`` (% of the
+    width per 1/30 s): scaled so that both have the same median over the pairs that move more
+    than the median. The difference needs no correspondence between the frames, so it still
+    shows a thin, fast object that the flow cannot follow, and its stop; the flow's own speed is
+    kept when nothing moves."""
+    diff = np.asarray(diff, np.float64)
+    speed = np.asarray(speed, np.float64)
+    moving = speed > np.median(speed) if len(speed) else speed.astype(bool)
+    if not moving.any():
+        return speed
+    d = float(np.median(diff[moving]))
+    if not d > 0:
+        return speed
+    return diff * (float(np.median(speed[moving])) / d)
+
+
 HELD_DIP, HELD_SHARE, HELD_MIN = 0.2, 0.1, 3
 
 
