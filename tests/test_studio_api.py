@@ -407,6 +407,28 @@ def test_export_muxes_the_render_into_the_video(client, video):
     assert np.abs(read_audio(out, sr=44100, channels=1)).max() > 0.01
 
 
+@pytest.mark.parametrize(("encoder", "suffix", "exported"), [("libvpx", ".webm", ".mkv"), ("flv", ".avi", ".mp4")])
+def test_export_picks_a_container_the_video_fits(client, tmp_path, encoder, suffix, exported):
+    # a VP8 .webm (browser recordings) fits .mkv, not .mp4; a Flash-video codec fits none and is
+    # re-encoded (the export failed with an internal error for both)
+    import av
+
+    try:
+        av.codec.Codec(encoder, "w")
+    except Exception:
+        pytest.skip(f"this PyAV build has no {encoder} encoder")
+    src = make_hit_video(tmp_path / f"clip{suffix}", duration=DURATION, hit_times=[0.7, 1.4], size=(96, 64),
+                         with_audio=False, codec=encoder).path
+    sid = new_session(client)
+    open_video(client, sid, src)
+    client.post(f"/api/s/{sid}/edit", json={"op": "add_event", "time": 1.0, "level": 0.5})
+    assert wait(client, sid, client.post(f"/api/s/{sid}/render", json={}).json())["state"] == "done"
+    job = wait(client, sid, client.post(f"/api/s/{sid}/export").json())
+    assert job["state"] == "done", job
+    r = client.get(job["result"]["url"])
+    assert r.status_code == 200 and f"clip.foley{exported}" in r.headers["content-disposition"]
+
+
 def test_job_errors_are_readable(client, video, monkeypatch):
     from folai.errors import FolaiError
     from folai.studio import backends as studio_backends
