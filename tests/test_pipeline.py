@@ -209,6 +209,8 @@ def test_generate_on_a_video_that_must_be_reencoded(tmp_path, kind):
         assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
         assert sum(1 for _ in c.decode(video=0)) == n
     assert len(res.timing_info["events"]) == 2
+    again = FoleyPipeline().generate(src, tmp_path / "again.mp4", progress=False, seed=0)
+    assert again.video.read_bytes() == res.video.read_bytes()  # same seed, same bytes (re-encoding too)
 
 
 def test_generate_stays_in_sync_when_the_video_starts_after_the_file(tmp_path):

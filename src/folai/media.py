@@ -908,15 +908,19 @@ def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
             src = cin.streams[vs.index]
             src.thread_type = "AUTO"
             cc = src.codec_context
-            w, h = max(2, cc.width - cc.width % 2), max(2, cc.height - cc.height % 2)  # 4:2:0 needs even sizes
+            w, h = cc.width, cc.height
+            if not (w and h):  # not in the headers: the first picture tells
+                w, h = next(((f.width, f.height) for f in cin.decode(src)), (0, 0))
+                cin.seek(0, stream=src)
+            w, h = max(2, w - w % 2), max(2, h - h % 2)  # 4:2:0 needs even sizes
             ovs = cout.add_stream(codec, rate=src.average_rate or src.guessed_rate or 30)
             ovs.width, ovs.height, ovs.pix_fmt = w, h, "yuv420p"
             ovs.time_base = src.time_base
             ovs.codec_context.time_base = src.time_base
             if cc.sample_aspect_ratio:
                 ovs.codec_context.sample_aspect_ratio = cc.sample_aspect_ratio
-            if codec == "libx264":
-                ovs.options = {"crf": "18", "preset": "veryfast"}
+            if codec == "libx264":  # (a constant quantiser: x264's CRF mode differs run to run)
+                ovs.options = {"qp": "18", "preset": "veryfast"}
             else:  # pragma: no cover
                 ovs.bit_rate = 8_000_000
             keep = list(cin.streams.audio) if keep_existing else []
@@ -927,6 +931,7 @@ def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
                 except Exception as e:
                     raise MediaError(f"the existing {a.codec_context.name} audio of {p} cannot be kept ({_reason(e)}).") from e
             last = None
+            step = max(1, int(round(1.0 / (float(ovs.average_rate or 30) * float(src.time_base))))) if src.time_base else 1
             for pkt in cin.demux([src, *keep]):
                 if pkt.stream.index != src.index:
                     if pkt.size and pkt.dts is not None:
@@ -934,11 +939,12 @@ def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
                         cout.mux(pkt)
                     continue
                 for fr in pkt.decode():
-                    if fr.pts is None or (last is not None and fr.pts <= last):
+                    pts = fr.pts if fr.pts is not None else (0 if last is None else last + step)
+                    if last is not None and pts <= last:
                         continue  # the encoder needs increasing timestamps
-                    last = fr.pts
+                    last = pts
                     out = fr.reformat(width=w, height=h, format="yuv420p")
-                    out.pts, out.time_base = fr.pts, src.time_base
+                    out.pts, out.time_base = pts, src.time_base
                     for op in ovs.encode(out):
                         cout.mux(op)
             for op in ovs.encode():
