@@ -621,8 +621,6 @@ def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_
     return out
 
 
-#: spread_held_frames: a pair under HELD_DIP of the speed of the moving pairs on both sides is a
-#: held frame, if such pairs are at least HELD_SHARE of the pairs that move and HELD_MIN in all
 #: below this analysis rate (frames/s) a frame pair spans over 50 ms: an impact's speed is read
 #: from the frames' difference (the flow loses fast objects that move that far between frames),
 #: and the detector's frame-count rules become time rules (see MotionTiming.detect)
@@ -646,6 +644,8 @@ def difference_speed(diff: np.ndarray, speed: np.ndarray) -> np.ndarray:
     return diff * (float(np.median(speed[moving])) / d)
 
 
+#: spread_held_frames: a pair under HELD_DIP of the speed of the moving pairs on both sides is a
+#: held frame, if such pairs are at least HELD_SHARE of the pairs that move and HELD_MIN in all
 HELD_DIP, HELD_SHARE, HELD_MIN = 0.2, 0.1, 3
 
 
