@@ -524,3 +524,48 @@ def test_rising_onset_near_the_end_of_a_recording():
     y[9000:] += 1.0
     assert list(_rising_onsets(y, np.array([9000, 9995]))) == [9000]
 
+
+
+def _sharp_hits(times, duration=3.0):
+    """An envelope like the motion timing's: sharp impacts (16 ms attack, fast-then-slow decay)."""
+    from folai.timing.motion import _events_envelope
+
+    t = np.arange(int(duration * 125)) / 125.0
+    return Envelope(_events_envelope(t, times, [0.09] * len(times), 0.016, 0.04, 0.15, 0.25)[None], rate=125.0)
+
+
+def _onsets(synth, env, duration):
+    from folai.metrics.sync import detect_onsets
+
+    return detect_onsets(synth.render(env, duration=duration, seed=0).mean(axis=0), 44100)
+
+
+def test_edits_that_hold_a_level_do_not_move_the_hits():
+    # rounding the values (a spreadsheet), a flat drawn level or a gate leave frames standing still;
+    # they once made the whole curve count as a classifier's steps: smoothed, and every sharp hit
+    # placed ~50 ms late
+    s = SamplerSynth()
+    env = _sharp_hits([1.0, 2.0])
+    ref = _onsets(s, env, 3.0)
+    assert len(ref) == 2 and np.all(np.abs(ref - [1.0, 2.0]) < 0.02)
+    rounded = Envelope(np.round(env.values, 3), rate=125.0)
+    for edited in (rounded, env.gate(0.05), env.draw([2.4, 2.9], [0.02, 0.02])):
+        on = _onsets(s, edited, 3.0)
+        assert np.abs(on[:2] - ref).max() < 0.005, on
+
+
+def test_a_drawn_box_starts_with_its_drawing():
+    # a flat level drawn from 1.0 to 2.0 s: one onset at 1.0 s and nothing before it (it was 57 ms
+    # late, with a swell from -7 dB starting 130 ms before the box)
+    from folai.metrics.sync import eval_rms
+
+    s = SamplerSynth()
+    box = Envelope.zeros(4.0).draw([1.0, 1.999], [0.8, 0.8])
+    y = s.render(box, duration=4.0, seed=0).mean(axis=0)
+    from folai.metrics.sync import detect_onsets
+
+    on = detect_onsets(y, 44100)
+    assert len(on) >= 1 and abs(on[0] - 1.0) < 0.02, on
+    rms = eval_rms(y)
+    t = np.arange(rms.size) * 128 / 44100
+    assert rms[t < 0.97].max() < 1e-3

@@ -657,6 +657,13 @@ class SamplerSynth:
         e = np.clip(e, 0.0, 1.0)
         rough = _is_rough(e)
         if rough:
+            # ... unless its rises are mostly one-frame jumps: then it is drawn by hand or made of a
+            # timing model's sharp impacts, and its still frames are holds (a flat drawn level,
+            # values rounded in a spreadsheet, a gate), not classes. Smoothing such a curve made its
+            # sharp hits read as smoothed ones, each placed half a kernel (~50 ms) late.
+            found = detect_events(e, cfg.rate, K, self.sensitivity)
+            rough = not (found and sum(ev.sharp for ev in found) > len(found) / 2)
+        if rough:
             # a quantised or jittery curve (a classifier's classes): its frame-to-frame steps are not
             # sounds. A light Hann smoothing keeps the onsets' slope jumps where they were.
             e = np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0)
@@ -737,6 +744,18 @@ class SamplerSynth:
                 bwd[f] = max(bwd[f], bwd[f + 1] * k)
             skirt = np.where(target > 0, 0.0, np.maximum(fwd, bwd))
             skirt[skirt < 1e-6] = 0.0
+            # a texture that starts with an event's onset (a drawn box, a scrape's first contact)
+            # needs no rise out of silence: the event is its start, and a skirt before it would be
+            # heard (and detected) as the sound starting early
+            for ev in events:
+                f_on = int(round(ev.time * cfg.rate))
+                if 0 <= f_on < T and np.any(q[f_on : f_on + K + 1] > 0):
+                    j = min(f_on, T - 1)
+                    while j >= 0 and target[j] > 0.0 and j > f_on - K:  # back to where the rise begins
+                        j -= 1
+                    while j >= 0 and target[j] == 0.0 and skirt[j] > 0.0:
+                        skirt[j] = 0.0
+                        j -= 1
         pan_f = None
         if pan is not None and self.pan_mode != "center":
             p = np.asarray(pan, dtype=np.float64).reshape(-1)
