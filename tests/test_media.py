@@ -337,6 +337,29 @@ def test_mux_audio_is_in_the_files_time_when_the_video_starts_late(tmp_path):
     assert abs(t0 + np.flatnonzero(x > 0.3)[0] / 44100 - 1.0) < 0.002
 
 
+@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
+def test_mux_keeps_an_iphones_hvc1_tag(tmp_path, suffix):
+    # iPhone HEVC is tagged hvc1; the copy came out hev1, which Apple's players and editors refuse
+    import av
+
+    _encoder_or_skip("libx265")
+    src = tmp_path / f"iphone{suffix}"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx265", rate=30, options={"x265-params": "log-level=error"})
+        s.width, s.height, s.pix_fmt, s.codec_tag = 64, 48, "yuv420p", "hvc1"
+        for i in range(10):
+            img = np.full((48, 64, 3), 20 * i, np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    for dst in (".mov", ".mp4"):
+        out = mux_audio(src, make_tone(0.33, 44100), tmp_path / f"out{dst}", sr=44100)
+        with av.open(str(out)) as c:
+            assert c.streams.video[0].codec_tag == "hvc1"
+        assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(src)]
+
+
 def test_mux_mpeg4_avi_source(tmp_path):
     hv = make_hit_video(tmp_path / "in.avi", duration=1.0, hit_times=[0.5], codec="mpeg4")
     out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mkv", sr=44100)

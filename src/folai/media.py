@@ -876,6 +876,22 @@ def _carries(fmt: str, vs) -> bool:
         c.close()
 
 
+#: sample-entry tags of the same codec that MP4 / QuickTime players tell apart: Apple's players and
+#: editors play HEVC tagged hvc1 (an iPhone's) but not hev1, which the muxer writes by default
+_KEPT_TAGS = {"hvc1", "hev1", "avc1", "avc3", "dvh1", "dvhe"}
+
+
+def _keep_codec_tag(src, dst, fmt: str) -> None:
+    """Give the copied stream ``dst`` the source's sample-entry tag when both files are MP4 /
+    QuickTime and it is one of :data:`_KEPT_TAGS` (PyAV clears the tag on a copy)."""
+    try:
+        tag = src.codec_context.codec_tag
+    except Exception:  # pragma: no cover - a stream without a readable tag
+        return
+    if fmt in ("mp4", "mov") and tag in _KEPT_TAGS and src.container.format.name.split(",")[0] in ("mov", "mp4"):
+        dst.codec_context.codec_tag = tag
+
+
 def copy_suffixes(video: str | os.PathLike) -> list[str]:
     """The output suffixes (of :data:`COPY_SUFFIXES`, in that order) whose container can carry the
     video stream of ``video`` copied packet for packet (VP8: ``.mkv``, ``.mov``); ``[]`` for a codec
@@ -1232,6 +1248,7 @@ class AudioMux:
             # encoder of the decoder's name, and a video decoded by a library (AV1 by libdav1d)
             # has none, although copying its packets needs no encoder at all
             ovs = cout.add_stream_from_template(vs, opaque=True)
+            _keep_codec_tag(vs, ovs, fmt)
             cout.metadata.update(cin.metadata)
             _copy_stream_tags(vs, ovs)
             self._omap = {vs.index: ovs}
