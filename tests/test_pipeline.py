@@ -233,3 +233,28 @@ def test_generate_stays_in_sync_when_the_video_starts_after_the_file(tmp_path):
     assert abs(onset - 1.2) < 0.03
     wav = sf.read(res.wav)[0]
     assert wav.shape[0] == 3 * 44100  # the WAV keeps the file's time, from t = 0
+
+
+@pytest.mark.parametrize(("signame", "rc"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_generate_stopped_by_a_signal_leaves_nothing_behind(tmp_path, signame, rc):
+    # `timeout`, `kill`, a job queue or `docker stop` send SIGTERM: partial outputs used to stay
+    # behind as hidden .part files (Ctrl-C was already clean)
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    hv = make_hit_video(tmp_path / "long.mp4", duration=40.0, hit_times=[float(t) for t in range(1, 40, 2)],
+                        size=(320, 240), with_audio=False)
+    env = dict(os.environ, PYTHONPATH=str(Path(pipeline_mod.__file__).parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "folai.cli", "generate", str(hv.path), "-q"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not any(".part" in p.name for p in tmp_path.iterdir()):  # generate has begun writing
+        assert proc.poll() is None and time.time() - t0 < 60, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == rc, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]

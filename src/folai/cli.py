@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    previous = _terminate_as_interrupt()
     try:
         if getattr(args, "_import_error", None):
             raise FolaiError(f"command '{args.command}' is unavailable: {args._import_error}")
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"folai {args.command}: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"folai {args.command}: terminated", file=sys.stderr)
+        return 143
     except Exception as e:  # unexpected: still one line unless --debug
         if args.debug:
             raise
@@ -113,6 +117,31 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM (``timeout``, ``kill``, a job queue, ``docker stop``) as an exception, so that the
+    command unwinds like on Ctrl-C: partial outputs removed, nothing left behind."""
+
+
+def _terminate_as_interrupt():
+    """Turn SIGTERM into :class:`_Terminated` in the main thread; the previous handler, or None
+    where no handler can be installed (not the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise _Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover
