@@ -217,6 +217,17 @@ def test_steady_glide_is_silent_at_any_frame_rate(tmp_path, fps):
     assert MotionTiming().estimate(p, progress=False).info["events"] == []
 
 
+def test_variable_rate_file_with_long_holds(tmp_path):
+    # a screen recorder sends no frame while nothing changes: 30 fps pictures, 1 s of them, a 19 s
+    # hold, 1 s more. Averaged over the file that is 2.9 fps, and it was analysed as such: 0 hits
+    frame_times = list(np.arange(0, 1, 1 / 30)) + list(np.arange(20, 21, 1 / 30))
+    hv = make_hit_video(tmp_path / "held.mp4", duration=21.5, hit_times=[0.5, 20.5], frame_times=frame_times,
+                        with_audio=False)
+    res = MotionTiming().estimate(hv.path, progress=False)
+    assert res.info["fps"] == pytest.approx(30.0)
+    assert res.info["events"] == pytest.approx([0.5, 20.5], abs=0.034)
+
+
 def test_dropped_frames_of_a_variable_rate_file(tmp_path):
     # a 30 fps capture that lost 8 % of its frames (a phone, a screen recorder): a repeated picture
     # is no motion, and a pair of pictures further apart moved further; both are told by the frames'

@@ -201,6 +201,10 @@ class VideoInfo:
     rotation: int  # clockwise degrees applied for display (0/90/180/270)
     has_audio: bool
     audio_rate: int | None
+    # frames per second from the median interval between the first few hundred frames: the rate
+    # the pictures really come at where the average is lowered by holds (a screen recording that
+    # stops sending frames while nothing changes); None if not known
+    typical_fps: float | None = None
 
 
 # probe_video results of recently probed files, keyed by (path, size, mtime, inode): the pipeline
@@ -266,6 +270,7 @@ def _probe_video(path: str | os.PathLike) -> VideoInfo:
         if rot in (90, 270):
             w, h = h, w
         n = vs.frames or (int(round(end * fps)) if fps else 0)
+        typical = _typical_rate(container, vs)
         a = container.streams.audio
         audio_rate = None
         if a:
@@ -275,10 +280,32 @@ def _probe_video(path: str | os.PathLike) -> VideoInfo:
                 audio_rate = None
         return VideoInfo(
             path=p, width=int(w), height=int(h), fps=fps, duration=float(end), n_frames=int(n),
-            rotation=rot, has_audio=bool(a), audio_rate=audio_rate,
+            rotation=rot, has_audio=bool(a), audio_rate=audio_rate, typical_fps=typical,
         )
     finally:
         container.close()
+
+
+def _typical_rate(container, vs, n: int = 300) -> float | None:
+    """Frames per second from the median interval between the timestamps of the next ``n`` video
+    packets (read, not decoded: a few ms)."""
+    tb = vs.time_base
+    if not tb:
+        return None
+    ts = []
+    try:
+        for pkt in container.demux(vs):
+            if pkt.pts is not None:
+                ts.append(int(pkt.pts))
+            if len(ts) >= n:
+                break
+    except Exception:  # a damaged stream: the decoding says so, later
+        return None
+    d = np.diff(np.unique(np.asarray(ts, np.int64)))
+    if d.size < 4:
+        return None
+    rate = 1.0 / (float(np.median(d)) * float(tb))
+    return rate if math.isfinite(rate) and rate > 0 else None
 
 
 # --------------------------------------------------------------------------------------------

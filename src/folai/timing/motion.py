@@ -275,7 +275,14 @@ class MotionTiming:
         """The frame rate ``video`` is analysed at: :func:`analysis_rate` of its own and ``fps``."""
         from ..media import probe_video
 
-        return analysis_rate(probe_video(video).fps, self.config.fps)
+        info = probe_video(video)
+        rate = info.fps
+        if info.typical_fps and not (rate and abs(info.typical_fps - rate) <= 0.1 * rate):
+            # the average is off the rate the frames come at: a variable-rate file with holds (a
+            # screen recording that sends no frame while nothing changes) averaged 2.9 fps for
+            # 30 fps pictures, and was analysed as a slide show
+            rate = info.typical_fps
+        return analysis_rate(rate, self.config.fps)
 
     def _flow_rows(self, video, flow, desc: str, roi, progress: bool, rate: float,
                    shrink: str = "area") -> tuple[np.ndarray, list]:
