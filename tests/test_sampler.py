@@ -208,6 +208,16 @@ def test_every_preset_renders(name):
         ("A person hit once on leaf with a wooden stick", "leaves"),
         ("A person scratch once on rock with a wooden stick", "stone"),
         ("A person hit multiple times on wood with a wooden stick", "wood"),
+        # plurals are the material too (an action word matched first had made them all wood)
+        ("hitting bottles", "glass"),
+        ("knocking on windows", "glass"),
+        ("hitting pipes", "metal"),
+        ("hitting pots and pans", "metal"),
+        ("boxes falling", "plastic"),
+        # run words that are not a gait (they had picked footsteps-wood / footsteps-metal)
+        ("running water", "water"),
+        ("the water is running", "water"),
+        ("a run of hits on a metal pan", "metal"),
     ],
 )
 def test_prompt_matching(prompt, name):

@@ -441,6 +441,23 @@ def _tokens(text: str) -> list[str]:
     return re.findall(r"[a-z]+", text.lower())
 
 
+def _names(token: str, word: str) -> bool:
+    """Whether ``token`` is ``word`` or its plural ("bottles", "boxes", "glasses")."""
+    return token == word or token in (word + "s", word + "es")
+
+
+#: "running water", "a running engine", "a run of hits": run words that are not a gait (removed
+#: before the words are read; shared with the motion timing's footsteps mode, so that both stages
+#: read a prompt the same way)
+_FLOWING = r"(water|tap|faucet|engine|motor|machine|stream|river|dishwasher)"
+NOT_GAIT = re.compile(rf"\b({_FLOWING} (is )?)run(s|ning)?\b|\brun(s|ning)?(?= {_FLOWING}\b)|\ba run of\b")
+
+
+def not_gait(text: str) -> str:
+    """``text`` without the run words that are not a gait ("running water" -> " water")."""
+    return NOT_GAIT.sub(lambda m: m.group(1) or " ", text)
+
+
 def match_preset(prompt: str) -> str:
     """The preset a free-text prompt asks for, e.g. "footsteps on gravel" -> ``'footsteps-gravel'``.
 
@@ -457,7 +474,7 @@ def match_preset(prompt: str) -> str:
         raise FolaiError(f"the sound prompt is empty; describe the sound or name a preset: {', '.join(PRESETS)}")
     if text in PRESETS:
         return text
-    toks = _tokens(text)
+    toks = _tokens(not_gait(text))  # "running water" is water, not a runner
     if any(t in _FOOT_WORDS for t in toks):
         for t in toks:
             for surf, words in _SURFACE_WORDS.items():
@@ -469,20 +486,13 @@ def match_preset(prompt: str) -> str:
         for p in _LIST:
             if p.footstep:
                 continue
-            if t == p.name or t in p.words:
+            if any(_names(t, w) for w in (p.name, *p.words)):  # (a plural too: "bottles", "pots")
                 material = 0 if t in _ACTION_WORDS else 1
                 cand = (material, -pos, p.name)
                 if best is None or cand[:2] > best[:2]:
                     best = cand
                 break
     if best is None:
-        # a plural or -ing form of a word ("planks", "bottles")
-        for t in toks:
-            for p in _LIST:
-                if p.footstep:
-                    continue
-                if any(t.rstrip("s") == w or t == w + "s" or t == w + "es" for w in (p.name,) + p.words):
-                    return p.name
         raise FolaiError(
             f"no built-in sound matches the prompt '{prompt}'; name a material (e.g. 'hitting metal with a "
             f"stick', 'footsteps on gravel') or one of the presets: {', '.join(PRESETS)}"

@@ -602,15 +602,15 @@ _STEP_WORDS = re.compile(
     r"stomp(s|ed|ing)?|march(es|ed|ing)?|strid(e|es|ing)|gait|hik(e|es|ed|ing)|sprint(s|ed|ing)?|"
     r"tiptoe(s|d|ing)?|trudg(e|es|ed|ing)|pac(e|es|ed|ing)|treads?)\b"
 )
-# "running water", "a running engine": running that is not a gait
-_NOT_GAIT = re.compile(r"\brun(s|ning)? (water|tap|faucet|engine|motor|machine|stream|river)\b")
 
 
 def prompt_wants_steps(prompt: str | None) -> bool:
     """Whether a prompt describes footsteps (walking, running, stomping, ...)."""
     if not prompt:
         return False
-    text = _NOT_GAIT.sub(" ", prompt.lower())
+    from ..synthesis.presets import not_gait  # ("running water": as the preset matching reads it)
+
+    text = not_gait(prompt.lower())
     return bool(_STEP_WORDS.search(text))
 
 
