@@ -179,6 +179,22 @@ def test_csv_text_with_any_line_endings():
         Envelope.from_csv_string('time_s,"rms\n0,0\n', name="x.csv")
 
 
+@pytest.mark.parametrize("rate", [29.97, 44.1, 125.0])
+def test_csv_from_a_spreadsheet(rate):
+    # Excel's "CSV UTF-8" starts with a byte-order mark, and a spreadsheet shows (and saves) times
+    # to the millisecond: both were refused ("bad header", "non-uniform time step")
+    rng = np.random.default_rng(0)
+    e = Envelope((rng.random((1, 300)) * 0.5).astype(np.float32), rate=rate)
+    text = "\ufefftime_s,rms\n" + "".join(f"{t:.3f},{v:.4f}\n" for t, v in zip(e.times, e.mono))
+    got = Envelope.from_csv_string(text)
+    assert got.n_frames == 300 and got.start == 0.0
+    assert got.rate == pytest.approx(rate, rel=1e-4)
+    lines = text.splitlines()
+    del lines[50]  # a missing row is still a non-uniform step
+    with pytest.raises(EnvelopeFormatError, match="line 51: non-uniform time step"):
+        Envelope.from_csv_string("\n".join(lines))
+
+
 def test_binary_and_missing_csv(tmp_path):
     p = tmp_path / "bin.csv"
     p.write_bytes(b"\xff\xfe\x00\x81" * 10)

@@ -470,6 +470,7 @@ class Envelope:
     def from_csv_string(cls, text: str, name: str = "<envelope>") -> "Envelope":
         """Parse the CSV text of an envelope (line endings of any system); errors name the line."""
         text = text.replace("\r\n", "\n").replace("\r", "\n")  # as reading a file in text mode does
+        text = text.removeprefix("\ufeff")  # the byte-order mark of Excel's "CSV UTF-8"
         try:
             rows = list(csv.reader(io.StringIO(text)))
         except csv.Error as e:
@@ -515,13 +516,21 @@ class Envelope:
         ta = np.asarray(times)
         d = np.diff(ta)
         step = float(np.median(d))
-        bad = np.nonzero(np.abs(d - step) > max(2e-6, 1e-3 * step))[0]
+        tol = max(2e-6, 1e-3 * step)
+        if np.allclose(ta * 1000.0, np.round(ta * 1000.0), rtol=0.0, atol=1e-6):
+            # times written to the millisecond (a spreadsheet's rounding): at a rate that is not a
+            # whole number of ms (29.97 or 44.1 rows/s) two rows' steps differ by up to 1 ms
+            tol = max(tol, 1.0005e-3)
+        bad = np.nonzero(np.abs(d - step) > tol)[0]
         if bad.size:
             k = int(bad[0])
             raise EnvelopeFormatError(
                 f"{name}: line {k + 3}: non-uniform time step {d[k]:.6f} s (expected {step:.6f} s between rows)"
             )
         rate = round((len(ta) - 1) / (ta[-1] - ta[0]), 6)
+        if tol > 1e-3 and len(ta) > 2:  # rounded times: the rate of the line through them all
+            slope = np.polyfit(np.arange(len(ta), dtype=np.float64), ta, 1)[0]
+            rate = round(1.0 / slope, 6)
         return cls(np.asarray(vals, dtype=np.float32).T, rate=rate, start=float(ta[0]))
 
     # -- plot
