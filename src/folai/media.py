@@ -164,7 +164,13 @@ def _stream_end(container, stream, origin: float) -> float | None:
     if tag:
         d = _parse_hms(tag)
         if d is not None:
-            return float(start) - origin + d
+            end = float(start) - origin + d
+            if container.duration:
+                # FFmpeg's Matroska muxer writes a track's end time there, not its length: a track
+                # that starts late would seem to end after the file does, and read as truncated.
+                # No track ends after the file
+                end = min(end, container.duration / 1_000_000)
+            return end
     n_av = sum(1 for s in container.streams if s.type in ("video", "audio"))
     if container.duration and n_av == 1:
         return container.duration / 1_000_000
