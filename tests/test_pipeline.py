@@ -260,3 +260,30 @@ def test_generate_stopped_by_a_signal_leaves_nothing_behind(tmp_path, signame, r
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == rc, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
+
+
+def test_command_line_options_that_cannot_work_are_refused_or_said(hit_video, tmp_path, capsys, caplog):
+    import logging
+
+    assert main(["envelope", str(hit_video), "-o", str(tmp_path / "e.csv")]) == 0
+    env = str(tmp_path / "e.csv")
+    # render lengths: nan / inf / huge were internal errors, under one sample wrote an empty file
+    for bad in ("nan", "inf", "1e9", "0.00001", "0"):
+        assert main(["render", env, "-o", str(tmp_path / "r.wav"), "--duration", bad]) == 1
+        assert "--duration must be a number of seconds" in capsys.readouterr().err
+    assert not (tmp_path / "r.wav").exists()
+    # a plot is a PNG: a .jpg name got PNG data
+    assert main(["envelope", str(hit_video), "-o", str(tmp_path / "f.csv"), "--plot", str(tmp_path / "f.jpg")]) == 1
+    assert "ending in .png" in capsys.readouterr().err and not (tmp_path / "f.csv").exists()
+    # options stage 1 would use are said to be unused, not dropped silently
+    with caplog.at_level(logging.WARNING):
+        assert main(["generate", str(hit_video), "-o", str(tmp_path / "g.mp4"), "--envelope", env, "--pan",
+                     "--no-video", "-q"]) == 0
+        assert main(["generate", str(hit_video), "-o", str(tmp_path / "h.mp4"), "--step-lead", "0.1",
+                     "--no-video", "-q"]) == 0
+    said = caplog.text
+    assert "--pan not used: --envelope skips stage 1" in said
+    assert "--step-lead not used" in said
+    # a region that overlaps the picture but is 1 px wide is too thin, not "outside"
+    assert main(["envelope", str(hit_video), "-o", str(tmp_path / "t.csv"), "--roi", "159,0,1,120"]) == 1
+    assert "too small or too thin" in capsys.readouterr().err

@@ -1051,7 +1051,8 @@ class _SourcePackets:
     checked on the way: the video's first pts and end (stream time, seconds), no frames or a
     truncated stream raise :class:`MediaError`."""
 
-    def __init__(self, video: str | os.PathLike, keep_existing: bool = False, fmt: str | None = None) -> None:
+    def __init__(self, video: str | os.PathLike, keep_existing: bool = False, fmt: str | None = None,
+                 suffix: str | None = None) -> None:
         av = _av()
         self.path, self.container = _open(video, "video")
         self.temp: Path | None = None  # a re-encoded copy of the video (deleted by close())
@@ -1062,7 +1063,7 @@ class _SourcePackets:
             # file, also when its video is read from a re-encoded copy)
             self.origin = _origin(cin)
             if fmt is not None and not _carries(fmt, vs):
-                self._reencode(fmt, keep_existing)
+                self._reencode(fmt, keep_existing, suffix)
                 p, cin, vs = self.path, self.container, self.vs
             self.keep = list(cin.streams.audio) if keep_existing else []
             hold = p.stat().st_size <= _HOLD_PACKETS_BYTES
@@ -1107,13 +1108,13 @@ class _SourcePackets:
             self.close()
             raise
 
-    def _reencode(self, fmt: str, keep_existing: bool) -> None:
-        """The video's codec does not fit ``fmt``: refuse, naming the containers that carry it, or,
-        when none does, read from a copy re-encoded as H.264."""
+    def _reencode(self, fmt: str, keep_existing: bool, suffix: str | None = None) -> None:
+        """The video's codec does not fit ``fmt`` (an output ``suffix`` file): refuse, naming the
+        containers that carry it, or, when none does, read from a copy re-encoded as H.264."""
         p, vs = self.path, self.vs
         name = vs.codec_context.name
-        here = next(x for x in COPY_SUFFIXES if MUX_CONTAINERS[x] == fmt)
-        others = [x for x in COPY_SUFFIXES if x != here and _carries(MUX_CONTAINERS[x], vs)]
+        here = suffix or next(x for x in COPY_SUFFIXES if MUX_CONTAINERS[x] == fmt)
+        others = [x for x in COPY_SUFFIXES if MUX_CONTAINERS[x] != fmt and _carries(MUX_CONTAINERS[x], vs)]
         if others:
             raise MediaError(
                 f"the {name} video of {p} cannot be copied into a {here} file; write a "
@@ -1257,7 +1258,7 @@ class AudioMux:
             if self.channels not in (1, 2):
                 raise ValueError(f"channels must be 1 or 2, got {channels}")
         self.codec = codec
-        self._src = _source if _source is not None else _SourcePackets(video, keep_existing, fmt)
+        self._src = _source if _source is not None else _SourcePackets(video, keep_existing, fmt, self.out.suffix)
         src = self._src
         p, cin, vs = src.path, src.container, src.vs
         self.duration = float(src.end - src.first)
@@ -1570,7 +1571,7 @@ def _remux(
     out = Path(out)
     fmt = _out_format(out)
     check_output(out, (video, *extra_inputs))  # fail before any decoding
-    src = _SourcePackets(video, keep_existing, fmt)
+    src = _SourcePackets(video, keep_existing, fmt, out.suffix)
     try:
         p = src.path
         x = None

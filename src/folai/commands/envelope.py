@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     check_input(src, "video" if args.video else "audio file")
     check_output(args.output, [src])
     if args.plot:
+        if not str(args.plot).lower().endswith(".png"):  # (it wrote PNG data under a .jpg or .svg name)
+            raise FolaiError(f"--plot writes a PNG image: give a name ending in .png, got '{args.plot}'")
         check_output(args.plot, [src, args.output])
     events = None
     if args.from_audio:

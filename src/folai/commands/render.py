@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_synth_args(p)
 
 
+#: the longest render --duration asks for (seconds)
+MAX_DURATION = 24 * 3600.0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import FoleyPipeline
 
@@ -34,8 +38,12 @@ def run(args: argparse.Namespace) -> int:
         raise FolaiError(f"output must end in .wav or .flac, got '{args.output}'")
     check_output(args.output, [args.envelope, *args.reference, args.video])
     env = Envelope.load_csv(args.envelope)
-    if args.duration is not None and args.duration <= 0:
-        raise FolaiError(f"--duration must be positive, got {args.duration}")
+    if args.duration is not None and not (1.0 / 44100 <= args.duration <= MAX_DURATION):
+        # (nan, inf and absurd lengths were internal errors; a length under one sample wrote an empty file)
+        raise FolaiError(
+            f"--duration must be a number of seconds from one sample (1/44100) to {MAX_DURATION:.0f} "
+            f"(24 hours), got {args.duration}"
+        )
     pipe = FoleyPipeline(synth=args.synth, synth_options=synth_options(args))
     pipe.check(prompt=args.prompt, references=args.reference)
     pipe.render_to_file(

@@ -129,7 +129,7 @@ def iter_small_gray(
         x, y, w, h = (int(v) for v in roi)
         x0, y0 = max(0, x), max(0, y)
         x1, y1 = min(dw, x + w), min(dh, y + h)
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        if x1 <= x0 or y1 <= y0:  # (one that overlaps the picture but is thin: check_roi_shape says so)
             raise FolaiError(
                 f"the region of interest {x},{y},{w},{h} lies outside the {dw}x{dh} video; "
                 "give x,y,w,h inside the picture"
