@@ -360,6 +360,30 @@ def test_mux_keeps_an_iphones_hvc1_tag(tmp_path, suffix):
         assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(src)]
 
 
+def test_mux_keeps_the_start_timecode(tmp_path):
+    # a camera's start timecode (QuickTime tmcd track / Matroska tag) is what an editor conforms a
+    # clip by: the copy dropped it
+    import av
+
+    src = tmp_path / "cam.mov"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.metadata["timecode"] = "01:02:03:04"
+        for i in range(10):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    first = mux_audio(src, make_tone(0.4, 44100), tmp_path / "a.mkv", sr=44100)
+    for dst in (".mov", ".mp4"):
+        for source in (src, first):  # from QuickTime's tmcd track, and from Matroska's tag
+            out = mux_audio(source, make_tone(0.4, 44100), tmp_path / f"o{source.suffix[1:]}{dst}", sr=44100)
+            with av.open(str(out)) as c:
+                assert c.streams.video[0].metadata.get("timecode") == "01:02:03:04"
+                assert [s.type for s in c.streams] == ["video", "audio", "data"]  # the tmcd track
+
+
 def test_mux_mpeg4_avi_source(tmp_path):
     hv = make_hit_video(tmp_path / "in.avi", duration=1.0, hit_times=[0.5], codec="mpeg4")
     out = mux_audio(hv.path, make_tone(1.0, 44100), tmp_path / "out.mkv", sr=44100)

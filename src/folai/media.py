@@ -1182,11 +1182,24 @@ def _prepare_audio(audio, sr: int | None) -> tuple[np.ndarray, int]:
 
 
 def _copy_stream_tags(src, dst) -> None:
-    """Carry the tags a viewer shows (language, title) over to a copied stream."""
+    """Carry the tags a viewer shows (language, title) over to a copied stream, and a video's start
+    timecode (a camera's, as QuickTime's tmcd track or a tag holds it: what an editor conforms the
+    clip by; the MP4 / QuickTime muxer writes its tmcd track from it)."""
     for key in ("language", "title"):
         value = src.metadata.get(key)
         if value:
             dst.metadata[key] = value
+    if src.type == "video":
+
+        def timecode(meta):  # (Matroska's tag is upper case)
+            return meta.get("timecode") or meta.get("TIMECODE")
+
+        tc = timecode(src.metadata) or next(
+            (timecode(s.metadata) for s in src.container.streams if timecode(s.metadata)),
+            timecode(src.container.metadata),
+        )
+        if tc:
+            dst.metadata["timecode"] = tc
 
 
 #: ``AudioMux(fast=True)``'s AAC encoder options: FFmpeg's fast coder without perceptual noise
