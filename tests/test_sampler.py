@@ -579,3 +579,18 @@ def test_a_drawn_box_starts_with_its_drawing():
     rms = eval_rms(y)
     t = np.arange(rms.size) * 128 / 44100
     assert rms[t < 0.97].max() < 1e-3
+
+
+def test_a_reference_with_its_channels_out_of_phase_is_usable(tmp_path):
+    # right = -left (a miswired cable, an M/S pair read as L/R): the mono mean is silence, and the
+    # recording was refused as "silent"
+    from folai.synthesis.sampler import _ReferenceSource
+
+    rng = np.random.default_rng(0)
+    x = np.zeros(int(1.5 * SR))
+    for t in (0.2, 0.7, 1.2):
+        i = int(t * SR)
+        x[i : i + 4000] += rng.standard_normal(4000) * np.exp(-np.arange(4000) / 600) * 0.5
+    sf.write(str(tmp_path / "oop.wav"), np.stack([x, -x], axis=1), SR, subtype="PCM_16")
+    src = _ReferenceSource([tmp_path / "oop.wav"])
+    assert len(src.takes) == 3

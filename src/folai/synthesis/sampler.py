@@ -413,7 +413,15 @@ def _read_reference(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.exists():
         raise FolaiError(f"reference recording not found: {p}")
-    return np.asarray(read_audio(p, sr=SR, channels=1), dtype=np.float32)[0]
+    x = np.asarray(read_audio(p, sr=SR, channels=None), dtype=np.float32)
+    mono = x.mean(axis=0)
+    if x.shape[0] > 1:
+        # channels out of phase (a miswired or M/S-decoded recording) cancel in the mean: then the
+        # loudest channel, rather than "silent"
+        power = np.mean(x.astype(np.float64) ** 2, axis=1)
+        if np.mean(mono.astype(np.float64) ** 2) < 0.25 * power.max():
+            mono = x[int(np.argmax(power))]
+    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- the backend
