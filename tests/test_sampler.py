@@ -594,3 +594,12 @@ def test_a_reference_with_its_channels_out_of_phase_is_usable(tmp_path):
     sf.write(str(tmp_path / "oop.wav"), np.stack([x, -x], axis=1), SR, subtype="PCM_16")
     src = _ReferenceSource([tmp_path / "oop.wav"])
     assert len(src.takes) == 3
+
+
+def test_every_bit_of_the_seed_counts():
+    # only the low 32 bits were used: --seed 0 and --seed 4294967296 gave the same sound
+    env = Envelope.zeros(2.0).add_event(0.5, 0.4, decay=0.05).add_event(1.2, 0.3, decay=0.05)
+    s = SamplerSynth()
+    a, b, c = (s.render(env, duration=2.0, seed=k) for k in (0, 2**32, 0))
+    assert not np.array_equal(a, b)
+    assert np.array_equal(a, c)

@@ -268,7 +268,15 @@ def event_shapes(e: np.ndarray, events: list[Event], kernel: int, rate: float) -
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, *[int(k) & 0xFFFFFFFF for k in keys]])
+    # every bit of the seed counts (the low 32 bits alone made --seed 0 and --seed 4294967296 the
+    # same sound); a seed under 2**32 gives the entropy words it always did
+    seed = int(seed)
+    words = [seed & 0xFFFFFFFF]
+    high = (seed & ((1 << 128) - 1)) >> 32
+    while high:
+        words.append(high & 0xFFFFFFFF)
+        high >>= 32
+    return np.random.default_rng([*words, *[int(k) & 0xFFFFFFFF for k in keys]])
 
 
 class _PresetSource:
