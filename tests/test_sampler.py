@@ -603,3 +603,19 @@ def test_every_bit_of_the_seed_counts():
     a, b, c = (s.render(env, duration=2.0, seed=k) for k in (0, 2**32, 0))
     assert not np.array_equal(a, b)
     assert np.array_equal(a, c)
+
+
+def test_reference_takes_start_at_their_attack(tmp_path):
+    # onsets come backtracked up to tens of ms before a hit; placed at the event, that quiet
+    # pre-roll put the hit late, behind texture the level matching filled it with (a flam)
+    from folai.synthesis.sampler import _ReferenceSource
+    from folai.testing import make_clicks
+
+    rng = np.random.default_rng(0)
+    y = np.asarray(make_clicks(8.0, SR, times=[0.5, 1.3, 2.1, 2.9, 3.7, 4.5, 5.3, 6.1], decay=0.05)).reshape(-1)
+    y = y[: 8 * SR] + 1e-4 * rng.standard_normal(8 * SR)
+    sf.write(str(tmp_path / "clicks.wav"), y, SR)
+    src = _ReferenceSource([tmp_path / "clicks.wav"])
+    assert len(src.takes) == 8
+    leads = [np.flatnonzero(np.abs(t) >= 0.3)[0] / SR for t in src.takes]
+    assert max(leads) <= 0.0025, leads
