@@ -619,3 +619,25 @@ def test_reference_takes_start_at_their_attack(tmp_path):
     assert len(src.takes) == 8
     leads = [np.flatnonzero(np.abs(t) >= 0.3)[0] / SR for t in src.takes]
     assert max(leads) <= 0.0025, leads
+
+
+@pytest.mark.parametrize("ramp", [0.024, 0.04])
+def test_a_drawn_ramp_is_a_hit_where_it_tops_out(ramp):
+    # a rise drawn over 24-40 ms (or a jump in a 24-30 fps curve, brought to 125 frames/s) was read
+    # as a box-smoothed one: the hit landed ~45 ms late and sounded twice
+    from folai.metrics.sync import detect_onsets
+
+    t = np.arange(375) / 125.0
+    v = np.where(t < 1.5 - ramp, 0.0, np.where(t < 1.5, (t - (1.5 - ramp)) / ramp * 0.5, 0.5 * np.exp(-(t - 1.5) / 0.15)))
+    on = detect_onsets(SamplerSynth().render(Envelope(v[None].astype(np.float32)), duration=3.0).mean(axis=0), SR)
+    assert len(on) == 1 and abs(on[0] - 1.5) < 0.015, on
+
+
+@pytest.mark.parametrize("rate", [24.0, 30.0])
+def test_a_curve_at_a_video_frame_rate(rate):
+    from folai.metrics.sync import detect_onsets
+
+    t = np.arange(int(3 * rate)) / rate
+    v = np.where(t < 1.5, 0.0, 0.5 * np.exp(-(t - 1.5) / 0.15))
+    on = detect_onsets(SamplerSynth().render(Envelope(v[None].astype(np.float32), rate=rate), duration=3.0).mean(axis=0), SR)
+    assert len(on) == 1 and abs(on[0] - 1.5) < 0.015, on

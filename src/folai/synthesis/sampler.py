@@ -135,7 +135,17 @@ def detect_events(
         h = peak - base
         if h <= 0:
             continue
+        # unsmoothed: most of the rise within two frames (a hit drawn as a jump, the motion
+        # timing's 16 ms attacks); or a ramp that gets within a fifth of its top in 6 frames
+        # (48 ms: drawn by hand, or a 24-30 fps curve brought to 125 frames/s) and then falls by a
+        # fifth within 8 frames: a box-smoothed hit holds near its top for the box's length.
+        # Read as smoothed, such a ramp was placed ~45 ms late with a hole after it
         sharp = (ep[i + 1] - ep[i - 1]) >= 0.6 * h
+        if not sharp:
+            top = np.nonzero(ep[i : i + 6] >= base + 0.8 * h)[0]
+            if top.size:
+                j = i + int(top[0])
+                sharp = j + 8 < ep.size and ep[j + 8] - base < 0.8 * h
         # A: the jump of the unsmoothed RMS at the onset. The threshold is relative to the loudest
         # envelope level within 1 s; a smoothed envelope's level is about half its RMS jumps.
         if sharp:
