@@ -272,6 +272,8 @@ def test_command_line_options_that_cannot_work_are_refused_or_said(hit_video, tm
         assert main(["render", env, "-o", str(tmp_path / "r.wav"), "--duration", bad]) == 1
         assert "--duration must be a number of seconds" in capsys.readouterr().err
     assert not (tmp_path / "r.wav").exists()
+    assert main(["render", env, "-o", str(tmp_path / "r.flac"), "--subtype", "FLOAT"]) == 1  # was an internal error
+    assert "FLAC holds integer samples only" in capsys.readouterr().err and not (tmp_path / "r.flac").exists()
     # a plot is a PNG: a .jpg name got PNG data
     assert main(["envelope", str(hit_video), "-o", str(tmp_path / "f.csv"), "--plot", str(tmp_path / "f.jpg")]) == 1
     assert "ending in .png" in capsys.readouterr().err and not (tmp_path / "f.csv").exists()

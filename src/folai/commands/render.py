@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
         check_input(r, "reference recording")
     if not args.output.lower().endswith((".wav", ".flac")):
         raise FolaiError(f"output must end in .wav or .flac, got '{args.output}'")
+    if args.subtype == "FLOAT" and args.output.lower().endswith(".flac"):
+        raise FolaiError("FLAC holds integer samples only: use --subtype PCM_16 or PCM_24, or a .wav output for FLOAT")
     check_output(args.output, [args.envelope, *args.reference, args.video])
     env = Envelope.load_csv(args.envelope)
     if args.duration is not None and not (1.0 / 44100 <= args.duration <= MAX_DURATION):
