@@ -641,3 +641,24 @@ def test_a_curve_at_a_video_frame_rate(rate):
     v = np.where(t < 1.5, 0.0, 0.5 * np.exp(-(t - 1.5) / 0.15))
     on = detect_onsets(SamplerSynth().render(Envelope(v[None].astype(np.float32), rate=rate), duration=3.0).mean(axis=0), SR)
     assert len(on) == 1 and abs(on[0] - 1.5) < 0.015, on
+
+
+@pytest.mark.parametrize("right_db", [None, -12.0, 0.0])
+def test_a_stereo_envelope_gets_its_own_balance(right_db):
+    # its balance came out pulled towards the centre: a left-only hit leaked -16 dB into the right
+    # channel, -12 dB came out as -8.6 dB, and a one-sided level sat 3 dB under its channel
+    from folai.metrics.sync import eval_rms
+
+    m = Envelope.zeros(3.0).add_event(1.0, 0.3).mono
+    r = np.zeros_like(m) if right_db is None else m * 10 ** (right_db / 20)
+    y = SamplerSynth().render(Envelope(np.stack([m, r]).astype(np.float32)), duration=3.0)
+    left, right = eval_rms(y[0]).max(), eval_rms(y[1]).max()
+    if right_db is None:
+        assert right < 1e-6 < left
+    else:
+        assert 20 * np.log10(right / left) == pytest.approx(right_db, abs=0.5)
+    plateau = np.where(np.arange(375) / 125 > 1.0, 0.2, 0.0)
+    y = SamplerSynth().render(Envelope(np.stack([plateau, 0 * plateau]).astype(np.float32)), duration=3.0)
+    seg = slice(int(1.5 * SR), int(2.5 * SR))
+    assert np.sqrt(np.mean(y[0][seg] ** 2)) == pytest.approx(0.2, rel=0.1)  # the left level itself
+    assert np.abs(y[1][seg]).max() < 1e-6

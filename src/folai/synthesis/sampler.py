@@ -469,6 +469,9 @@ class _Plan:
     seed: int
     n: int  # samples in the full render
     k_match: int  # smoothing kernel of the level matching: the envelope's, or 1 for an unsmoothed one
+    # how a pan value becomes the two channels' gains: "power" (a pan curve: equal-power, the centre
+    # unity) or "balance" (a stereo envelope's own left/right levels, reproduced exactly)
+    pan_law: str = "power"
     cache: dict = field(default_factory=dict)  # event index -> one-shot (pure function of the plan)
     bank: dict = field(default_factory=dict)  # texture bank: index -> 2.5 s of the source's texture
     tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
@@ -792,6 +795,7 @@ class SamplerSynth:
                         skirt[j] = 0.0
                         j -= 1
         pan_f = None
+        pan_law = "power"
         if pan is not None and self.pan_mode != "center":
             p = np.asarray(pan, dtype=np.float64).reshape(-1)
             if p.size == 0 or not np.all(np.isfinite(p)):
@@ -803,19 +807,27 @@ class SamplerSynth:
         elif self.pan_mode == "motion" and pan is None:
             raise FolaiError("pan_mode 'motion' needs a pan curve (from the motion timing); none was given")
         elif self.pan_mode == "auto" and envelope.channels == 2 and not np.array_equal(*envelope.values):
-            # a stereo envelope: the equal-power pan that gives its left/right balance
+            # a stereo envelope: its own balance (R - L) / (R + L), whose "balance" gains 1 -+ p give
+            # each channel exactly its level from the mono render (the equal-power law put a
+            # one-sided sound 3 dB under its channel). Quiet frames take the balance of the nearest
+            # sounding one: read as the centre, they pulled every onset towards it (a left-only
+            # hit leaked -16 dB into the right channel)
             lv, rv = (np.asarray(c, dtype=np.float64) for c in envelope.values)
-            loud = lv + rv > 1e-4
-            p = np.where(loud, np.arctan2(rv, lv) / (np.pi / 4) - 1.0, 0.0)
+            tot = lv + rv
+            loud = np.flatnonzero(tot > 1e-4)
+            p = np.zeros(tot.size)
+            if loud.size:
+                p = np.interp(np.arange(tot.size), loud, (rv[loud] - lv[loud]) / tot[loud])
             p = smooth(p, 5, "box").astype(np.float64)
             pan_f = np.interp(np.arange(T) / cfg.rate, envelope.times, np.clip(p, -1.0, 1.0))
+            pan_law = "balance"
         shapes = event_shapes(e, events, K, cfg.rate)
         # an envelope whose onsets are mostly one-frame jumps was not smoothed (hand-drawn, or a
         # timing model's sharp impacts): match the render's unsmoothed RMS to it
         n_sharp = sum(ev.sharp for ev in events)
         k_match = 1 if events and n_sharp > len(events) / 2 else K
         return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
-                     skirt=skirt, pan=pan_f,
+                     skirt=skirt, pan=pan_f, pan_law=pan_law,
                      source=source, seed=int(seed), n=n, k_match=k_match, bank=self._bank(source, seed))
 
     # ------------------------------------------------------------------ one block (audio rate, local)
@@ -881,7 +893,7 @@ class SamplerSynth:
             lo_nz, hi_nz = min(lo_nz, a - ws), max(hi_nz, b - ws)
             if stereo:
                 fi = min(T - 1, max(0, int(round(p / _HOP44))))
-                gl, gr = _pan_gains(float(np.median(plan.pan[max(0, fi - 2) : fi + 3])))
+                gl, gr = _pan_gains(float(np.median(plan.pan[max(0, fi - 2) : fi + 3])), plan.pan_law)
                 lr[0, a - ws : b - ws] += gl * x[a - p : b - p]
                 lr[1, a - ws : b - ws] += gr * x[a - p : b - p]
         # texture for the sustained parts
@@ -906,7 +918,7 @@ class SamplerSynth:
             if stereo:
                 pf = np.zeros(nf)
                 pf[inside] = plan.pan[fidx[inside]]
-                gl, gr = _pan_gains(_frames_to_samples(pf))
+                gl, gr = _pan_gains(_frames_to_samples(pf), plan.pan_law)
                 lr[0] += gl * tex
                 lr[1] += gr * tex
                 sk_lr = np.stack([gl * sk_src, gr * sk_src])
@@ -1129,9 +1141,13 @@ def _qtime(t: float) -> int:
     return int(math.floor(t * 100.0 + 0.5)) + 1000
 
 
-def _pan_gains(p):
-    """Equal-power pan, scaled so the centre is unity on both channels."""
-    th = (np.asarray(p, dtype=np.float64) + 1.0) * (np.pi / 4)
+def _pan_gains(p, law: str = "power"):
+    """(left, right) gains of pan ``p`` in [-1 (left), 1 (right)]: equal-power, scaled so the centre
+    is unity on both channels; or ``law="balance"``: 1 - p and 1 + p (a stereo envelope's levels)."""
+    p = np.asarray(p, dtype=np.float64)
+    if law == "balance":
+        return 1.0 - p, 1.0 + p
+    th = (p + 1.0) * (np.pi / 4)
     return np.sqrt(2.0) * np.cos(th), np.sqrt(2.0) * np.sin(th)
 
 
