@@ -662,3 +662,15 @@ def test_a_stereo_envelope_gets_its_own_balance(right_db):
     seg = slice(int(1.5 * SR), int(2.5 * SR))
     assert np.sqrt(np.mean(y[0][seg] ** 2)) == pytest.approx(0.2, rel=0.1)  # the left level itself
     assert np.abs(y[1][seg]).max() < 1e-6
+
+
+def test_the_clip_edges_sound():
+    # the audible mask was closed and opened as if silence lay beyond both ends of the curve: a hit
+    # in the last ~45 ms of a clip was silent, and a sound from t = 0 started ~40 ms late
+    s = SamplerSynth()
+    for t in (4.96, 4.97):
+        y = s.render(Envelope.zeros(5.0).add_event(t, 0.5), duration=5.0).mean(axis=0)
+        assert np.abs(y[int(t * SR) - 200 :]).max() > 0.5
+    y = s.render(Envelope.zeros(5.0).draw([0.0, 4.99], [0.3, 0.3]), duration=5.0).mean(axis=0)
+    first, steady = np.sqrt(np.mean(y[:441] ** 2)), np.sqrt(np.mean(y[SR : 2 * SR] ** 2))
+    assert 20 * np.log10(first / steady) > -6.0  # was -33 dB

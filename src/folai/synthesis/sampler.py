@@ -729,8 +729,12 @@ class SamplerSynth:
         audible = e >= np.maximum(self.silence, self.floor * loc)
         # no flicker where the curve hovers at the threshold: gaps under 80 ms are filled, and
         # islands under 24 ms dropped
-        audible = ndimage.binary_closing(audible, structure=np.ones(11, dtype=bool)) & (e > 0)
-        audible = ndimage.binary_opening(audible, structure=np.ones(3, dtype=bool))
+        # (on the curve continued past both ends: closing and opening erode the array's borders,
+        # which silenced every sound in the last ~45 ms of a clip and cut the first ~40 ms)
+        m = 6
+        padded = np.pad(audible, m, mode="edge")
+        padded = ndimage.binary_closing(padded, structure=np.ones(11, dtype=bool)) & np.pad(e > 0, m, mode="edge")
+        audible = ndimage.binary_opening(padded, structure=np.ones(3, dtype=bool))[m:-m]
         target = np.where(audible, e, 0.0)
         # sustained texture level: wide plateaus of the curve not explained by an event's bump or tail
         q = np.zeros(T)
