@@ -209,6 +209,23 @@ def test_other_hosts_and_cross_site_posts_are_refused(workspace):
 # ----------------------------------------------------------------------------- editing
 
 
+def test_moving_an_event_on_a_sustained_sound_leaves_the_sound(client, video):
+    # the event's extent ran across the flat drawn level to the silence at both ends: the whole
+    # scrape moved with the hit (and a level change scaled all of it)
+    sid = new_session(client)
+    open_video(client, sid, video)
+    client.post(f"/api/s/{sid}/edit", json={"op": "draw", "times": [0.2, 1.2], "levels": [0.2, 0.2]})
+    client.post(f"/api/s/{sid}/edit", json={"op": "add_event", "time": 0.7, "level": 0.6})
+    e = client.post(f"/api/s/{sid}/edit", json={"op": "move_event", "time": 0.7, "to_time": 1.6, "level": 0.6}).json()
+    v = np.asarray(e["values"])
+    t = np.arange(v.size) / 125.0
+    assert np.all(np.abs(v[(t > 0.3) & (t < 1.1)] - 0.2) < 1e-6)  # the sustain stays, without the hit
+    assert abs(v[np.argmin(np.abs(t - 1.6))] - 0.6) < 0.01  # the hit moved
+    e = client.post(f"/api/s/{sid}/edit", json={"op": "move_event", "time": 1.6, "to_time": 1.6, "level": 0.3}).json()
+    v = np.asarray(e["values"])
+    assert np.all(np.abs(v[(t > 0.3) & (t < 1.1)] - 0.2) < 1e-6)  # a level change leaves it too
+
+
 def test_edits_undo_redo(client, video):
     sid = new_session(client)
     open_video(client, sid, video)

@@ -53,11 +53,19 @@ def event_extent(env: Envelope, time: float) -> tuple[int, int, int]:
     lo, hi = max(0, i - w), min(n, i + w + 1)
     p = lo + int(np.argmax(x[lo:hi]))
     floor = max(1e-4, 0.002 * float(x[p]))
+
+    def held(j: int, step: int) -> bool:
+        # a level held for 3 frames below the peak: a sustained sound under the event (a drawn
+        # scrape), where its extent ends. Walking across it, a move or a level change took the
+        # whole sustain with the event
+        k = j + 3 * step
+        return x[j] < x[p] and 0 <= k < n and bool(np.all(x[min(j, k) : max(j, k) + 1] == x[j]))
+
     a = p
-    while a > 0 and x[a - 1] <= x[a] and x[a] > floor:  # down to the valley or to silence
+    while a > 0 and x[a - 1] <= x[a] and x[a] > floor and not held(a, -1):  # down to the valley or to silence
         a -= 1
     b = p
-    while b < n - 1 and x[b + 1] <= x[b] and x[b] > floor:
+    while b < n - 1 and x[b + 1] <= x[b] and x[b] > floor and not held(b, 1):
         b += 1
     return a, p, b + 1
 
