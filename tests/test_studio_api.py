@@ -204,6 +204,49 @@ def test_other_hosts_and_cross_site_posts_are_refused(workspace):
         r = c.post("/api/session", headers={"origin": "http://attacker.example"})
         assert r.status_code == 403
         assert c.post("/api/session", headers={"origin": "http://127.0.0.1:8765"}).status_code == 200
+        # a sandboxed frame or a file:// page sends "null": it could create sessions until a user's
+        # live one was evicted
+        assert c.post("/api/session", headers={"origin": "null"}).status_code == 403
+
+
+def test_bad_edits_and_files_are_clear_errors_naming_the_users_file(client, video, workspace):
+    import soundfile as sf
+
+    sid = new_session(client)
+    open_video(client, sid, video)
+    bad = [
+        ({"op": "gain", "t0": 0, "t1": 1, "factor": 1e39}, None),  # was a 500: 0 * inf = NaN
+        ({"op": "move_event", "time": 1e307, "to_time": 1.0, "level": 0.3}, "outside the envelope"),  # OverflowError
+    ]
+    r = client.post(f"/api/s/{sid}/edit", json=bad[0][0])
+    assert r.status_code == 200 and max(r.json()["values"]) <= 1.0
+    r = client.post(f"/api/s/{sid}/edit", json=bad[1][0])
+    assert r.status_code == 400 and bad[1][1] in r.json()["error"]
+    big = b'{"op": "add_event", "time": 1' + b"0" * 400 + b', "level": 0.3}'  # an integer past float's range
+    r = client.post(f"/api/s/{sid}/edit", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "must be a number" in r.json()["error"]
+    for text in ("time_s,rms\n0,0.1\n1e308,0.5\n", "time_s,rms\n" + "".join(f"{k * 8},0.1\n" for k in range(100))):
+        r = client.post(f"/api/s/{sid}/envelope.csv", params={"name": "e.csv"}, content=text.encode())
+        assert r.status_code == 400 and "at least one row per second" in r.json()["error"]  # ms, not s
+    # an upload's error names the user's file, not its copy in the workspace (nor the session id)
+    sf.write(str(workspace.parent / "t.wav"), np.zeros(4410), 44100)
+    r = client.post(f"/api/s/{sid}/video", params={"name": "a.mp4"}, content=(workspace.parent / "t.wav").read_bytes())
+    assert r.status_code == 400 and r.json()["error"].startswith("'a.mp4' has no video stream")
+    assert sid not in r.json()["error"]
+
+
+def test_old_renders_and_exports_are_not_left_in_the_workspace(client, video, workspace):
+    sid = new_session(client)
+    open_video(client, sid, video)
+    client.post(f"/api/s/{sid}/edit", json={"op": "add_event", "time": 1.0, "level": 0.5})
+    for level in (0.5, 0.3):
+        client.post(f"/api/s/{sid}/edit", json={"op": "add_event", "time": 0.5, "level": level})
+        assert wait(client, sid, client.post(f"/api/s/{sid}/render", json={}).json())["state"] == "done"
+        assert wait(client, sid, client.post(f"/api/s/{sid}/export").json())["state"] == "done"
+    files = lambda pattern: list(Path(workspace).rglob(pattern))  # noqa: E731
+    assert len(files("export-*")) == 1 and len(files("render-*")) == 1
+    open_video(client, sid, video)  # another video: the last one's render and export go
+    assert files("export-*") == [] and files("render-*") == []
 
 
 # ----------------------------------------------------------------------------- editing

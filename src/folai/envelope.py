@@ -352,9 +352,11 @@ class Envelope:
         """Multiply the level by ``factor`` (in [t0, t1) if given); result clipped to [0, 1]."""
         if factor < 0:
             raise FolaiError(f"gain factor must be >= 0, got {factor}")
-        v = self.values.copy()
+        # in float64 and clipped before it is stored: a factor past float32's range (1e39) made the
+        # silent frames 0 * inf = NaN
+        v = self.values.astype(np.float64)
         v[:, self._range(t0, t1)] *= factor
-        return self._with(v)
+        return self._with(np.clip(v, 0.0, 1.0).astype(np.float32))
 
     def gain_db(self, db: float, t0: float | None = None, t1: float | None = None) -> "Envelope":
         """:meth:`gain` in decibels (beyond +-400 dB the result is the same: silence or full scale)."""
@@ -516,6 +518,11 @@ class Envelope:
         ta = np.asarray(times)
         d = np.diff(ta)
         step = float(np.median(d))
+        if step > 1.0:  # (times in milliseconds made a 10 s curve 10000 s long; 1e308 a rate of 0)
+            raise EnvelopeFormatError(
+                f"{name}: rows are {step:g} s apart; an envelope has at least one row per second "
+                "(the time column is in seconds)"
+            )
         tol = max(2e-6, 1e-3 * step)
         if np.allclose(ta * 1000.0, np.round(ta * 1000.0), rtol=0.0, atol=1e-6):
             # times written to the millisecond (a spreadsheet's rounding): at a rate that is not a

@@ -11,7 +11,7 @@ import logging
 import shutil
 import tempfile
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,21 @@ def _probe(path: Path) -> Any:
     from ..media import probe_video
 
     return probe_video(path)
+
+
+@contextmanager
+def _as_named(names: dict[Path, str]):
+    """FolaiErrors raised inside name the user's files, not their copies in the workspace (whose
+    path gave away the server's folders and the session id)."""
+    try:
+        yield
+    except FolaiError as e:
+        text = str(e)
+        for path, name in names.items():
+            text = text.replace(str(path), f"'{name}'")
+        if text == str(e):
+            raise
+        raise type(e)(text) from e
 
 
 def _audio_seconds(path: Path) -> float:
@@ -165,7 +180,9 @@ def create_app(
             return JSONResponse({"error": f"host '{host}' is not served here"}, status_code=403)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             origin = request.headers.get("origin")
-            if origin and origin != "null" and urlsplit(origin).netloc != host:
+            # ("null": a sandboxed frame or a file:// page, another site as far as we can tell; it
+            # could create sessions until a user's live one was evicted)
+            if origin and (origin == "null" or urlsplit(origin).netloc != host):
                 return JSONResponse({"error": "requests from other sites are refused"}, status_code=403)
         return await call_next(request)
 
@@ -265,6 +282,11 @@ def create_app(
         s.video = VideoItem(path=path, name=name, info=info, owned=owned)
         if old is not None and old.owned and old.path != path:
             old.path.unlink(missing_ok=True)
+        # the last video's render and export go with it (they were left in the workspace, each up to
+        # the size of a video)
+        for item in (s.render.path if s.render is not None else None, s.export_path):
+            if item is not None:
+                Path(item).unlink(missing_ok=True)
         s.detected, s.pan, s.timing_backend, s.render, s.export_path = [], None, None, None, None
         s.set_envelope(Envelope.zeros(info.duration), reset=True)
 
@@ -321,7 +343,8 @@ def create_app(
         dest = s.file(f"video-{new_id()}{suffix}")
         await receive(request, dest, limits.video_bytes, "video")
         try:
-            info = _probe(dest)
+            with _as_named({dest: display_name(name)}):
+                info = _probe(dest)
             with s.lock:
                 open_video(s, dest, display_name(name), info, owned=True)
                 return state_json(s)
@@ -429,6 +452,10 @@ def create_app(
             env = Envelope.from_csv_string(text, name=display_name(name))
         finally:
             dest.unlink(missing_ok=True)
+        if env.end > limits.video_seconds:  # (without a video, its end is the render's length)
+            raise FolaiError(
+                f"{display_name(name)} ends at {env.end:.0f} s; the studio renders up to {limits.video_seconds:.0f} s"
+            )
         with s.lock:
             s.set_envelope(env, reset=s.envelope is None)
             return envelope_json(s)
@@ -458,7 +485,8 @@ def create_app(
         dest = s.file(f"ref-{rid}{suffix}")
         await receive(request, dest, limits.audio_bytes, "reference recording")
         try:
-            seconds = _audio_seconds(dest)
+            with _as_named({dest: display_name(name)}):
+                seconds = _audio_seconds(dest)
             if seconds <= 0:
                 raise FolaiError(f"the recording '{display_name(name)}' has no audio")
         except BaseException:
@@ -492,10 +520,12 @@ def create_app(
             if env is None:
                 raise FolaiError("there is no envelope to render; open a video or load an envelope CSV first")
             refs = []
+            ref_names: dict[Path, str] = {}
             for rid in req.references:
                 if rid not in s.references:
                     raise FolaiError("a chosen reference recording is no longer in this session; choose again")
                 refs.append(s.references[rid].path)
+                ref_names[s.references[rid].path] = s.references[rid].name
             duration = float(s.duration)
             video_path = s.video.path if s.video else None
             pan = s.pan if req.pan else None
@@ -510,7 +540,8 @@ def create_app(
             t_start = time.perf_counter()
             job.update(f"rendering ({req.synth})")
             pipe = cache.synth(req.synth)
-            pipe.check(prompt=prompt, references=refs)  # fail fast on an unknown prompt, a silent recording...
+            with _as_named(ref_names):
+                pipe.check(prompt=prompt, references=refs)  # fail fast on an unknown prompt, a silent recording...
             synth = pipe.synth
             sr = int(getattr(synth, "sample_rate", SAMPLE_RATE))
             kwargs: dict[str, Any] = dict(
@@ -560,6 +591,8 @@ def create_app(
                     raise FolaiError("another video was opened while this one rendered; render again")
                 old = s.render
                 s.render = RenderItem(audio, sr, env, key + (version,), path, n)
+                if s.export_path is not None:  # an export of the last render is out of date: gone
+                    s.export_path.unlink(missing_ok=True)
                 s.export_path = None
                 if old is not None and old.path != path:
                     old.path.unlink(missing_ok=True)

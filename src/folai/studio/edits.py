@@ -25,8 +25,8 @@ def _num(edit: dict[str, Any], key: str, default: float | None = None) -> float:
         raise FolaiError(f"edit '{edit.get('op')}' needs a number '{key}'")
     try:
         x = float(value)
-    except (TypeError, ValueError):
-        raise FolaiError(f"edit '{edit.get('op')}': '{key}' must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # (an integer of 400 digits overflows a float)
+        raise FolaiError(f"edit '{edit.get('op')}': '{key}' must be a number, got {str(value)[:40]!r}") from None
     if not math.isfinite(x):
         raise FolaiError(f"edit '{edit.get('op')}': '{key}' must be finite, got {value!r}")
     return x
@@ -117,7 +117,10 @@ def apply_edit(env: Envelope, edit: dict[str, Any]) -> Envelope:
         to = _num(edit, "to_time")
         if not env.start <= to < env.end:
             raise FolaiError(f"event time {to:.3f} s is outside the envelope ({env.start:.2f}-{env.end:.2f} s)")
-        return move_event(env, _num(edit, "time"), to, _num(edit, "level"))
+        t = _num(edit, "time")
+        if not env.start <= t <= env.end:  # (a far-off time overflowed finding the event)
+            raise FolaiError(f"there is no event at {t:g} s: it is outside the envelope ({env.start:.2f}-{env.end:.2f} s)")
+        return move_event(env, t, to, _num(edit, "level"))
     if op == "remove":
         return env.remove(*_range(edit, env))
     if op == "gain":
