@@ -568,7 +568,8 @@ roiCanvas.addEventListener("mouseup", (ev) => {
   const x1 = Math.min(r.width, Math.max(0, ev.clientX - r.left)), y1 = Math.min(r.height, Math.max(0, ev.clientY - r.top));
   const x = Math.round(Math.min(x0, x1) * k), y = Math.round(Math.min(y0, y1) * k);
   const w = Math.min(v.width - x, Math.round(Math.abs(x1 - x0) * k)), h = Math.min(v.height - y, Math.round(Math.abs(y1 - y0) * k));
-  if (w < 4 || h < 4) { setRoi(null); message("the region was too small; the whole frame is used"); return; }
+  // the motion timing needs 16 video pixels each way (a smaller region was refused only at the run)
+  if (w < 16 || h < 16) { setRoi(null); message("the region was under 16 px of the video; the whole frame is used"); return; }
   setRoi([x, y, w, h]);
   message("");
 });
