@@ -350,6 +350,19 @@ def test_timing_job_sets_envelope_and_detected_events(client, video):
     job = wait(client, sid, client.post(f"/api/s/{sid}/render", json={"pan": True}).json())
     audio, _ = read_wav(client, job["result"]["url"])
     assert not np.allclose(audio[0], audio[1])
+    # the same curve loaded back at 100 rows/s pans each hit the same: the pan was read by frame
+    # index against the new rate, so every hit took the pan of a later moment
+    env = Envelope.from_csv_string(client.get(f"/api/s/{sid}/envelope.csv").text).resample(100.0)
+    client.post(f"/api/s/{sid}/envelope.csv", params={"name": "e.csv"}, content=env.to_csv_string().encode())
+    job = wait(client, sid, client.post(f"/api/s/{sid}/render", json={"pan": True}).json())
+    again, _ = read_wav(client, job["result"]["url"])
+
+    def balance(a, t):
+        seg = a[:, int(t * 44100) : int((t + 0.05) * 44100)]
+        return 20 * np.log10(np.sqrt(np.mean(seg[1] ** 2)) / np.sqrt(np.mean(seg[0] ** 2)))
+
+    for t in e["detected"]:
+        assert balance(again, t) == pytest.approx(balance(audio, t), abs=1.0)
     job = wait(client, sid, client.post(f"/api/s/{sid}/render", json={"pan": False}).json())
     audio, _ = read_wav(client, job["result"]["url"])
     np.testing.assert_array_equal(audio[0], audio[1])

@@ -398,6 +398,7 @@ def create_app(
                 s.set_envelope(env)
                 s.detected = events
                 s.pan = None if result.pan is None else np.asarray(result.pan, dtype=np.float32)
+                s.pan_times = None if s.pan is None else env.start + np.arange(s.pan.size) / env.rate
                 s.pan_version += 1
                 s.timing_backend = req.backend
             return {"events": len(events), "duration": duration}
@@ -529,6 +530,10 @@ def create_app(
             duration = float(s.duration)
             video_path = s.video.path if s.video else None
             pan = s.pan if req.pan else None
+            if pan is not None and s.pan_times is not None:
+                # the pan holds one value per frame of the timing run's envelope; the envelope
+                # rendered now may be another (a CSV loaded at another rate): by time, not by index
+                pan = np.interp(env.times, s.pan_times, pan).astype(np.float32)
             pan_version = s.pan_version if req.pan else None
             version = s.version
         if req.pan and pan is None:

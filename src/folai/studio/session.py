@@ -154,6 +154,7 @@ class Session:
         self.history = History(limits.history)
         self.detected: list[float] = []  # event times from the timing backend
         self.pan: np.ndarray | None = None
+        self.pan_times: np.ndarray | None = None  # seconds of each pan value (the timing run's frames)
         self.pan_version = 0  # bumps with every timing run (part of a render's identity)
         self.timing_backend: str | None = None
         self.references: dict[str, ReferenceItem] = {}
