@@ -667,3 +667,16 @@ def test_shift_by_more_than_the_length_empties_the_envelope():
         out = env.shift(s)
         assert out.n_frames == env.n_frames and not out.values.any(), s
     assert env.shift(-0.4).events()[0][0] == pytest.approx(0.1, abs=0.01)
+
+
+def test_edits_at_the_very_end_of_the_timeline():
+    # the timeline clamps a click to the clip's end: an event or a drawing there was refused
+    # ("outside the envelope", "needs at least two points")
+    from folai.errors import FolaiError
+    from folai.studio.edits import apply_edit
+
+    env = Envelope.zeros(5.0)
+    assert apply_edit(env, {"op": "add_event", "time": 5.0, "level": 0.5}).mono.max() == pytest.approx(0.5)
+    assert apply_edit(env, {"op": "draw", "times": [4.0, 5.0], "levels": [0.3, 0.3]}).mono[-1] == pytest.approx(0.3)
+    with pytest.raises(FolaiError, match="outside the envelope"):
+        apply_edit(env, {"op": "add_event", "time": 5.1, "level": 0.5})

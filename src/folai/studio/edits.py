@@ -108,15 +108,17 @@ def apply_edit(env: Envelope, edit: dict[str, Any]) -> Envelope:
     op = edit.get("op")
     if op not in EDIT_OPS:
         raise FolaiError(f"unknown edit '{op}'; expected one of: {', '.join(EDIT_OPS)}")
+    last = env.end - 1.0 / env.rate  # a click at the timeline's very end (where the UI clamps it) is the last frame
     if op == "add_event":
         t = _num(edit, "time")
-        if not env.start <= t < env.end:
+        if not env.start <= t <= env.end:
             raise FolaiError(f"event time {t:.3f} s is outside the envelope ({env.start:.2f}-{env.end:.2f} s)")
-        return env.add_event(t, _num(edit, "level"), decay=_num(edit, "decay", 0.08))
+        return env.add_event(min(t, last), _num(edit, "level"), decay=_num(edit, "decay", 0.08))
     if op == "move_event":
         to = _num(edit, "to_time")
-        if not env.start <= to < env.end:
+        if not env.start <= to <= env.end:
             raise FolaiError(f"event time {to:.3f} s is outside the envelope ({env.start:.2f}-{env.end:.2f} s)")
+        to = min(to, last)
         t = _num(edit, "time")
         if not env.start <= t <= env.end:  # (a far-off time overflowed finding the event)
             raise FolaiError(f"there is no event at {t:g} s: it is outside the envelope ({env.start:.2f}-{env.end:.2f} s)")
@@ -144,6 +146,6 @@ def apply_edit(env: Envelope, edit: dict[str, Any]) -> Envelope:
     t = np.asarray([_num({"op": "draw", "t": v}, "t") for v in times])
     lv = np.asarray([_num({"op": "draw", "l": v}, "l") for v in levels])
     if t.size:
-        keep = (t >= env.start) & (t < env.end)
-        t, lv = t[keep], lv[keep]
+        keep = (t >= env.start) & (t <= env.end)
+        t, lv = np.minimum(t[keep], last), lv[keep]
     return env.draw(t, lv)
