@@ -680,3 +680,10 @@ def test_edits_at_the_very_end_of_the_timeline():
     assert apply_edit(env, {"op": "draw", "times": [4.0, 5.0], "levels": [0.3, 0.3]}).mono[-1] == pytest.approx(0.3)
     with pytest.raises(FolaiError, match="outside the envelope"):
         apply_edit(env, {"op": "add_event", "time": 5.1, "level": 0.5})
+
+
+def test_unknown_routes_answer_with_an_error_sentence(client):
+    r = client.get("/api/nope")
+    assert r.status_code == 404 and "error" in r.json()
+    r = client.get("/api/session")  # a POST route
+    assert r.status_code == 405 and "error" in r.json()
