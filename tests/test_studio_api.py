@@ -687,3 +687,12 @@ def test_unknown_routes_answer_with_an_error_sentence(client):
     assert r.status_code == 404 and "error" in r.json()
     r = client.get("/api/session")  # a POST route
     assert r.status_code == 405 and "error" in r.json()
+
+
+def test_a_command_line_video_that_disappears(tmp_path):
+    v = make_hit_video(tmp_path / "h.mp4", duration=1.0, hit_times=[0.5], size=(96, 64), with_audio=False).path
+    with TestClient(create_app(v, workspace=tmp_path / "ws")) as c:
+        sid = new_session(c)
+        v.unlink()  # moved or deleted while the studio runs: was a 500
+        r = c.get(f"/api/s/{sid}/video")
+        assert r.status_code == 404 and "no longer where it was opened from" in r.json()["error"]

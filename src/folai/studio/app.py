@@ -359,6 +359,8 @@ def create_app(
         s = session(sid)
         if s.video is None:
             raise HTTPException(404, "no video is open in this session")
+        if not s.video.path.exists():  # (the file given on the command line was moved or deleted: a 500)
+            raise HTTPException(404, f"the video '{s.video.name}' is no longer where it was opened from")
         return FileResponse(s.video.path, filename=s.video.name)
 
     # ------------------------------------------------------------------ timing
