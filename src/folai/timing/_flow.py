@@ -229,12 +229,16 @@ class FlowFeatures:
         # ways (columns 10..14: speed, vx, vy, cx, moving with it removed), to be blended where the
         # camera moves (motion.camera_weight)
         self.compensate = compensate
-        self.size = 16 if compensate == "auto" else 11  # values per frame pair
-        # the last value: the mean absolute grey-level difference of the two frames (a low frame
-        # rate's speed is read from it: the flow cannot follow motion that far per frame)
-        self.diff_column = self.size - 1
+        self.size = 17 if compensate == "auto" else 12  # values per frame pair
+        # the last two values: the mean absolute grey-level difference of the two frames (a low
+        # frame rate's speed is read from it: the flow cannot follow motion that far per frame),
+        # and the change of their mean grey level (a fade or a flicker changes every pixel the same
+        # way, so the two are alike; a moving object changes pixels both ways)
+        self.diff_column = self.size - 2
+        self.bright_column = self.size - 1
         # the values that are speeds (they scale with the time between frames)
-        self.velocity_columns = [0, 1, 2, 5, 6, 7, 8] + ([10, 11, 12] if compensate == "auto" else []) + [self.diff_column]
+        self.velocity_columns = ([0, 1, 2, 5, 6, 7, 8] + ([10, 11, 12] if compensate == "auto" else [])
+                                 + [self.diff_column, self.bright_column])
         # speeds are given per time_scale frame intervals (rate / 30 for a video analysed at `rate`
         # frames/s: per 1/30 s), so that the same motion measures the same at any frame rate
         self.time_scale = float(time_scale)
@@ -246,6 +250,7 @@ class FlowFeatures:
         self.top_fraction = float(top_fraction)
         self._prev: np.ndarray | None = None
         self._hist: np.ndarray | None = None  # grey-level histogram of the previous frame
+        self._mean = 0.0  # mean grey level of the previous frame
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         """Feed the next frame; returns (11,) float32 [speed, vx, vy, cx, moving_fraction, top,
@@ -265,6 +270,8 @@ class FlowFeatures:
         sample = gray[::2, ::2]  # every 4th pixel: as good a histogram, a quarter of the work
         hist = np.bincount((sample >> 4).ravel(), minlength=16) / float(sample.size)
         prev_hist, self._hist = self._hist, hist
+        mean = float(self._cv2.mean(gray)[0])
+        prev_mean, self._mean = self._mean, mean
         if prev is None or prev.shape != gray.shape:
             return np.zeros(self.size, np.float32)
         change = float(np.abs(hist - prev_hist).sum())
@@ -301,7 +308,7 @@ class FlowFeatures:
                 out += self._region(cfx, cfy, sub.shape[1], gray.shape[1], scale, m=cm)[1]
             else:  # the camera explains little of the motion: nothing to compensate (as measured)
                 out += [c_speed, *region[1:]]
-        out.append(diff * self.time_scale)
+        out += [diff * self.time_scale, (mean - prev_mean) * self.time_scale]
         return np.array(out, np.float32)
 
     def _region(self, fx: np.ndarray, fy: np.ndarray, cols: int, width: int, scale: float, m=None):

@@ -181,6 +181,10 @@ class MotionFeatures:
     cuts: np.ndarray | None = None  # (T,) bool: the pair cuts to another shot (no motion measured)
     camera: np.ndarray | None = None  # (T,) weight of the camera-compensated statistics (compensate="auto")
     held: int = 0  # held frames whose motion was shared with the next new picture (spread_held_frames)
+    # (T,) how much of each pair's change is a uniform change of brightness: |change of the mean
+    # grey level| / mean |grey-level difference|, ~1 for a fade or a flicker, small for motion
+    uniform: np.ndarray | None = None
+    brightness: np.ndarray | None = None  # (T,) change of the mean grey level (per 1/30 s)
 
     def strike_direction(self, cfg: "MotionConfig") -> np.ndarray:
         """(T, 2) unit vector (x right, y down) per frame pair: the direction strikes are expected
@@ -404,8 +408,10 @@ class MotionTiming:
             d = difference_speed(f[:, flow.diff_column], f[:, 0])
             main[0] = d if camera is None or not camera.any() else (1.0 - camera) * d + camera * f[:, 10]
         speed, vx, vy, cx, moving = main
+        uniform = np.abs(f[:, flow.bright_column]) / np.maximum(f[:, flow.diff_column], 1e-3)
         return MotionFeatures(
-            speed=speed, vx=vx, vy=vy, cx=cx, moving=moving, fps=rate,
+            speed=speed, vx=vx, vy=vy, cx=cx, moving=moving, fps=rate, uniform=np.minimum(uniform, 1.0),
+            brightness=f[:, flow.bright_column],
             geometry=geometry[0] if geometry else None, edges=f[:, 5:9], cuts=scene_cuts(f[:, 9], rate),
             camera=camera, held=held,
         )
@@ -496,6 +502,22 @@ class MotionTiming:
                 k += 1
         if cfg.reversal:
             cands += self._reversals(s, vx, vy, fps, strike)
+        if feats.uniform is not None and len(cands):
+            # motion that is a fade or a dissolve: the flow reads the brightness ramp as motion, which
+            # "stops" when the fade ends. A fade changes the brightness the same way for many frames,
+            # uniformly; a real strike's approach may darken or lighten the picture too (a dark stick
+            # over a bright scene: uniform shares of 0.9 in one Greatest Hits clip), but not for
+            # FADE_PAIRS pairs in one direction
+            u, b = np.asarray(feats.uniform, np.float64), np.asarray(feats.brightness, np.float64)
+
+            def fade(j: int) -> bool:
+                lo = j - FADE_PAIRS + 1
+                if lo < 1:
+                    return False
+                sb = np.sign(b[lo : j + 1])
+                return bool(abs(sb.sum()) == FADE_PAIRS and np.median(u[lo : j + 1]) >= UNIFORM_MAX)
+
+            cands = [c for c in cands if not fade(c[2])]
         if feats.cuts is not None and np.any(feats.cuts):
             # no stop across a cut to another shot: the pictures on either side are not one motion
             run = np.concatenate([[0], np.cumsum(np.asarray(feats.cuts, bool), dtype=np.int64)])
@@ -627,6 +649,12 @@ def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_
     out[after] = (1.0 - tail_share) * np.exp(-d / decay) + tail_share * np.exp(-d / tail)
     return out
 
+
+#: a stop whose approach changes the picture's brightness uniformly by this share or more of its
+#: grey-level change (a fade, a flicker) is not an impact
+UNIFORM_MAX = 0.5
+#: ... over this many frame pairs in a row, brightening or darkening all along
+FADE_PAIRS = 6
 
 #: below this analysis rate (frames/s) a frame pair spans over 50 ms: an impact's speed is read
 #: from the frames' difference (the flow loses fast objects that move that far between frames),
