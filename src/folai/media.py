@@ -931,10 +931,14 @@ def copy_suffixes(video: str | os.PathLike) -> list[str]:
     none of them carries (GIF, Flash video, Windows Media, HuffYUV, ...: those are re-encoded)."""
     p, c = _open(video, "video")
     try:
-        vs = _video_stream(c, p)
-        return [x for x in COPY_SUFFIXES if _carries(MUX_CONTAINERS[x], vs)]
+        return _suffixes_carrying(_video_stream(c, p))
     finally:
         c.close()
+
+
+def _suffixes_carrying(vs) -> list[str]:
+    """:data:`COPY_SUFFIXES` whose container takes the video stream ``vs`` copied as it is."""
+    return [x for x in COPY_SUFFIXES if _carries(MUX_CONTAINERS[x], vs)]
 
 
 def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
@@ -1114,7 +1118,7 @@ class _SourcePackets:
         p, vs = self.path, self.vs
         name = vs.codec_context.name
         here = suffix or next(x for x in COPY_SUFFIXES if MUX_CONTAINERS[x] == fmt)
-        others = [x for x in COPY_SUFFIXES if MUX_CONTAINERS[x] != fmt and _carries(MUX_CONTAINERS[x], vs)]
+        others = [x for x in _suffixes_carrying(vs) if MUX_CONTAINERS[x] != fmt]
         if others:
             raise MediaError(
                 f"the {name} video of {p} cannot be copied into a {here} file; write a "

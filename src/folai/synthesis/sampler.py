@@ -693,6 +693,7 @@ class SamplerSynth:
         else:
             e = np.interp(np.arange(T) / cfg.rate, env.times, env.mono, left=0.0, right=0.0)
         e = np.clip(e, 0.0, 1.0)
+        found = None  # the events of e as it is, when the roughness check needed them
         rough = _is_rough(e)
         if rough:
             # ... unless its rises are mostly one-frame jumps: then it is drawn by hand or made of a
@@ -706,7 +707,9 @@ class SamplerSynth:
             # sounds. A light Hann smoothing keeps the onsets' slope jumps where they were.
             e = np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0)
         source = self._source(prompt, references)
-        events = [ev for ev in detect_events(e, cfg.rate, K, self.sensitivity, robust=rough) if ev.time * SR < n]
+        if rough or found is None:
+            found = detect_events(e, cfg.rate, K, self.sensitivity, robust=rough)
+        events = [ev for ev in found if ev.time * SR < n]
         samples = np.array([int(round(ev.time * SR)) for ev in events], dtype=np.int64)
         # attack peaks: the loudest event within peak_window s peaks at full scale
         w = int(self.peak_window * cfg.rate)

@@ -182,9 +182,9 @@ class MotionFeatures:
     camera: np.ndarray | None = None  # (T,) weight of the camera-compensated statistics (compensate="auto")
     held: int = 0  # held frames whose motion was shared with the next new picture (spread_held_frames)
     # (T,) how much of each pair's change is a uniform change of brightness: |change of the mean
-    # grey level| / mean |grey-level difference|, ~1 for a fade or a flicker, small for motion
+    # grey level| / mean |grey-level difference| (at most 1), ~1 for a fade or a flicker, small for
+    # motion; signed like the change (+ brighter)
     uniform: np.ndarray | None = None
-    brightness: np.ndarray | None = None  # (T,) change of the mean grey level (per 1/30 s)
 
     def strike_direction(self, cfg: "MotionConfig") -> np.ndarray:
         """(T, 2) unit vector (x right, y down) per frame pair: the direction strikes are expected
@@ -408,10 +408,10 @@ class MotionTiming:
             d = difference_speed(f[:, flow.diff_column], f[:, 0])
             main[0] = d if camera is None or not camera.any() else (1.0 - camera) * d + camera * f[:, 10]
         speed, vx, vy, cx, moving = main
-        uniform = np.abs(f[:, flow.bright_column]) / np.maximum(f[:, flow.diff_column], 1e-3)
+        bright = f[:, flow.bright_column]
+        uniform = np.sign(bright) * np.minimum(np.abs(bright) / np.maximum(f[:, flow.diff_column], 1e-3), 1.0)
         return MotionFeatures(
-            speed=speed, vx=vx, vy=vy, cx=cx, moving=moving, fps=rate, uniform=np.minimum(uniform, 1.0),
-            brightness=f[:, flow.bright_column],
+            speed=speed, vx=vx, vy=vy, cx=cx, moving=moving, fps=rate, uniform=uniform,
             geometry=geometry[0] if geometry else None, edges=f[:, 5:9], cuts=scene_cuts(f[:, 9], rate),
             camera=camera, held=held,
         )
@@ -508,14 +508,14 @@ class MotionTiming:
             # uniformly; a real strike's approach may darken or lighten the picture too (a dark stick
             # over a bright scene: uniform shares of 0.9 in one Greatest Hits clip), but not for
             # FADE_PAIRS pairs in one direction
-            u, b = np.asarray(feats.uniform, np.float64), np.asarray(feats.brightness, np.float64)
+            u = np.asarray(feats.uniform, np.float64)
 
             def fade(j: int) -> bool:
                 lo = j - FADE_PAIRS + 1
                 if lo < 1:
                     return False
-                sb = np.sign(b[lo : j + 1])
-                return bool(abs(sb.sum()) == FADE_PAIRS and np.median(u[lo : j + 1]) >= UNIFORM_MAX)
+                w = u[lo : j + 1]
+                return bool(abs(np.sign(w).sum()) == FADE_PAIRS and np.median(np.abs(w)) >= UNIFORM_MAX)
 
             cands = [c for c in cands if not fade(c[2])]
         if feats.cuts is not None and np.any(feats.cuts):
