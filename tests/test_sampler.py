@@ -674,3 +674,48 @@ def test_the_clip_edges_sound():
     y = s.render(Envelope.zeros(5.0).draw([0.0, 4.99], [0.3, 0.3]), duration=5.0).mean(axis=0)
     first, steady = np.sqrt(np.mean(y[:441] ** 2)), np.sqrt(np.mean(y[SR : 2 * SR] ** 2))
     assert 20 * np.log10(first / steady) > -6.0  # was -33 dB
+
+
+@pytest.mark.parametrize("rate", [125.0, 100.0, 50.0])
+def test_a_two_row_attack_keeps_its_ring(rate):
+    # a hit whose attack takes two rows (0 -> 0.3 -> 1.0, or any jump at 50/100 rows/s brought to
+    # 125 frames/s) was measured from its first row: the ring fell to digital silence where the
+    # curve passed that row's value, at 0.88 s, while the CSV still asked for 0.22 at 1.0 s
+    t = np.arange(int(3 * rate)) / rate
+    v = np.where(t >= 0.4 - 1e-9, np.exp(-np.maximum(t - 0.4, 0) / 0.4), 0.0)
+    if rate == 125.0:
+        v[int(round(0.392 * rate))] = 0.3
+    y = SamplerSynth().render(Envelope(v[None].astype(np.float32), rate=rate), duration=3.0, prompt="metal")
+    got = Envelope.from_audio(y, SR, smoothing=False).mono  # peak-normalised, as the CSV's values
+    for s in (1.0, 1.2):  # the curve: 0.22 and 0.14
+        assert got[int(s * 125)] == pytest.approx(np.exp(-(s - 0.4) / 0.4), rel=0.3), (s, got[int(s * 125)])
+
+
+@pytest.mark.parametrize("ramp,rate", [(0.032, 125.0), (None, 29.97), (None, 24.0), (None, 25.0)])
+def test_a_ringing_hit_drawn_with_a_ramp_is_on_time(ramp, rate):
+    # a long ring (0.5 s) does not fall by a fifth within 8 frames of its top, so a short drawn
+    # ramp or a one-row jump at a video frame rate was read as box-smoothed: 8-38 ms late
+    from folai.metrics.sync import detect_onsets
+
+    t = np.arange(int(4 * rate)) / rate
+    hit = 1.5 if ramp is None else 1.5
+    if ramp is None:
+        hit = t[np.searchsorted(t, 1.5)]  # on the grid
+        v = np.where(t < hit - 1e-9, 0.0, 0.5 * np.exp(-(t - hit) / 0.5))
+    else:
+        v = np.where(t < hit - ramp, 0.0, np.where(t < hit, (t - (hit - ramp)) / ramp * 0.5, 0.5 * np.exp(-(t - hit) / 0.5)))
+    y = SamplerSynth().render(Envelope(v[None].astype(np.float32), rate=rate), duration=4.0, prompt="metal")
+    on = detect_onsets(y.mean(axis=0), SR)
+    assert len(on) >= 1 and abs(on[0] - hit) < 0.015, (on, hit)
+
+
+@pytest.mark.parametrize("gap", [0.15, 0.25])
+def test_a_quieter_hit_soon_after_a_louder_one_peaks_at_its_level(gap):
+    # the louder hit's ceiling covered the next 0.3 s, so the quieter one's attack reached full
+    # scale (1.0 where 0.5 of the first was asked: +6 dB)
+    env = Envelope.zeros(2.0).add_event(0.5, 0.6, decay=0.06, attack=0.001).add_event(0.5 + gap, 0.3, decay=0.06, attack=0.001)
+    a = SamplerSynth().render(env, duration=2.0, prompt="wood").mean(axis=0)
+    first = np.abs(a[int(0.49 * SR) : int(0.55 * SR)]).max()
+    q = int((0.5 + gap) * SR)
+    second = np.abs(a[q - 100 : q + int(0.1 * SR)]).max()
+    assert 0.3 < second / first < 0.7, (first, second)

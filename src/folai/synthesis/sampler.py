@@ -140,16 +140,36 @@ def detect_events(
         # (48 ms: drawn by hand, or a 24-30 fps curve brought to 125 frames/s) and then falls by a
         # fifth within 8 frames: a box-smoothed hit holds near its top for the box's length.
         # Read as smoothed, such a ramp was placed ~45 ms late with a hole after it
+        # A ring that decays slowly does not fall by a fifth in 8 frames, but it falls from its top
+        # on every frame, by 3 % of its rise or more over 8 frames, where a box-smoothed hit rises
+        # or holds (its box still gathers the sound) until the box's length has passed
         sharp = (ep[i + 1] - ep[i - 1]) >= 0.6 * h
         if not sharp:
             top = np.nonzero(ep[i : i + 6] >= base + 0.8 * h)[0]
             if top.size:
                 j = i + int(top[0])
                 sharp = j + 8 < ep.size and ep[j + 8] - base < 0.8 * h
+                if not sharp and j + 10 < ep.size:
+                    k = j + int(np.argmax(ep[j : j + 3]))
+                    tail = ep[k : k + 9]
+                    sharp = bool(np.all(np.diff(tail) < 0)) and tail[0] - tail[-1] >= 0.03 * h
+        rise_at, h_jump = i, h
+        if sharp:
+            # the rise starts at its foot: an attack over two or more frames (0 -> 0.3 -> 1, a
+            # 50-100 rows/s jump brought to 125 frames/s) was measured from its first rising
+            # frame, and the sound was cut to silence where the ring fell below that frame's level.
+            # A frame counts while it rises by 2 % of the jump or more (not a Gaussian's tail), and
+            # only a foot within 5 frames counts (a box-smoothed rise climbs for the box's length)
+            f = i - 1
+            while f > i - 6 and ep[f] - ep[f - 1] > 0.02 * (peak - ep[f - 1]):
+                f -= 1
+            if f > i - 6:
+                rise_at, base = f + 1, float(ep[f])
+                h = peak - base
         # A: the jump of the unsmoothed RMS at the onset. The threshold is relative to the loudest
         # envelope level within 1 s; a smoothed envelope's level is about half its RMS jumps.
         if sharp:
-            A = h
+            A = h_jump
         elif robust:
             # the slope must stay up: the mean slope over the next 5 frames against the 5 before
             # (a lone step of a quantised or jittery curve does not keep rising)
@@ -158,7 +178,7 @@ def detect_events(
             # the jump of the slope, times K, is the jump of the unsmoothed RMS (exact for a box)
             A = float(Jp[i - 1 : i + 3].sum()) * K
         thr = max(0.004, (0.1 if sharp else 0.2) * float(loc[i])) / sensitivity
-        if A < thr or A < 0.4 * h:
+        if A < thr or A < 0.4 * h_jump:
             continue
         w = Jp[i - 2 : i + 3]
         c = float((np.arange(-2, 3) * w).sum() / w.sum())
@@ -166,9 +186,11 @@ def detect_events(
             # an unsmoothed rise peaks with the sound's attack: the onset is where it (nearly) tops out
             top = np.nonzero(ep[i : i + 6] >= base + 0.8 * h)[0]
             t_frame = i + (float(top[0]) if top.size else c) - 0.25
-            # decay: frames until the curve falls to 1/e of its rise
+            # decay: frames until the curve falls to 1/e of its rise, past its top (the first
+            # frames of a ramp are under that already)
             after = ep[i : i + int(rate)] - base
-            below = np.nonzero(after < h / math.e)[0]
+            k = int(top[0]) if top.size else 0
+            below = np.nonzero(after[k:] < h / math.e)[0] + k
             tau_f = float(below[0]) if below.size else rate
         else:
             t_frame = i + c + half + _ONSET_OFFSET
@@ -178,7 +200,7 @@ def detect_events(
             tau_f = _solve_tau(s, K) - 1.5  # the 32 ms RMS window spreads the attack over ~3 frames
         tau_f = min(max(tau_f, 0.5), 2 * rate)
         ev = Event(time=(t_frame - pad) / rate, level=peak, strength=A, decay=tau_f / rate, sharp=bool(sharp),
-                   rise=int(i - pad))
+                   rise=int(rise_at - pad))
         events.append((A, ev))
     events.sort(key=lambda p: p[1].time)
     # merge onsets closer than 30 ms: keep the stronger
@@ -952,12 +974,26 @@ class SamplerSynth:
         if loc_ev:
             ceil[:] = 0.0
             covered = np.zeros(L, dtype=bool)
-            for i, x in sounds.items():
+            # An event's own peak holds until the next event's onset; past it, only as high as its
+            # sound (its decaying upper envelope, with 6 dB to spare for the level matching) rings
+            # there. A quieter hit within 0.3 s after a louder one had the louder one's ceiling,
+            # which let its attack (shape) reach full scale: +6 dB over its level
+            order = sorted(sounds, key=lambda j: int(plan.samples[j]))
+            for n_i, i in enumerate(order):
+                x = sounds[i]
                 p = int(plan.samples[i]) - ws
                 a, b = max(0, p - 44), min(L, p + min(x.size, int(0.3 * SR)))
-                if b > a:
-                    ceil[a:b] = np.maximum(ceil[a:b], plan.peaks[i])
-                    covered[a:b] = True
+                if b <= a:
+                    continue
+                c = b
+                if n_i + 1 < len(order):
+                    c = min(b, max(a, int(plan.samples[order[n_i + 1]]) - ws - 44))
+                ceil[a:c] = np.maximum(ceil[a:c], plan.peaks[i])
+                if c < b:
+                    ax = np.abs(x[c - p : b - p])
+                    u = np.maximum.accumulate(ax[::-1])[::-1] / (np.max(np.abs(x)) + 1e-12)
+                    ceil[c:b] = np.maximum(ceil[c:b], plan.peaks[i] * np.minimum(1.0, 2.0 * u))
+                covered[a:b] = True
             ceil[~covered] = 1.0
 
         has_sk = bool(np.any(sk_src))
