@@ -740,3 +740,119 @@ def test_a_damaged_timestamp_far_past_the_end_is_a_clear_error(tmp_path):
     before = sorted(p.name for p in tmp_path.iterdir())
     assert main(["generate", str(bad), "-o", str(tmp_path / "out.mp4")]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing left behind
+
+
+def test_mux_audio_keeps_sync_with_a_trimmed_mp4(tmp_path):
+    # a stream-copy trim (ffmpeg -ss 1.2 -c copy, a phone's or QuickTime's trim) keeps the packets
+    # from the keyframe before the cut, stamped before 0, and an edit list hides them; counted as
+    # the start, they put the new audio (and every sound) early by the hidden 0.2 s
+    import av
+
+    src, trimmed = tmp_path / "src.mp4", tmp_path / "trimmed.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=30, options={"g": "30", "keyint_min": "30", "sc_threshold": "0", "preset": "veryfast"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(60):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(src)) as ci, av.open(str(trimmed), "w") as co:
+        vs = ci.streams.video[0]
+        ov = co.add_stream_from_template(vs)
+        shift = int(round(1.2 / vs.time_base))
+        for p in ci.demux(vs):
+            if p.dts is None or p.pts * vs.time_base < 1.0 - 1e-6:
+                continue
+            p.pts -= shift
+            p.dts -= shift
+            p.stream = ov
+            co.mux(p)
+    with av.open(str(trimmed)) as c:
+        shown = [float(f.time) for f in c.decode(video=0)]
+    assert shown[0] == pytest.approx(0.0, abs=1e-3) and len(shown) == 24  # 0.2 s hidden
+    out = mux_audio(trimmed, make_clicks(0.8, 44100, [0.5], kind="click"), tmp_path / "o.mp4", sr=44100)
+    with av.open(str(out)) as c:
+        first_frame = float(next(c.decode(video=0)).time)
+    with av.open(str(out)) as c:
+        parts, t0 = [], None
+        for fr in c.decode(audio=0):
+            t0 = float(fr.pts * fr.time_base) if t0 is None else t0
+            parts.append(fr.to_ndarray()[0])
+    x = np.abs(np.concatenate(parts))
+    assert abs(t0 + np.flatnonzero(x > 0.3)[0] / 44100 - first_frame - 0.5) < 0.002
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_the_video_is_the_stream_a_player_shows_not_a_thumbnail_track(tmp_path, suffix):
+    # track 0 a one-frame thumbnail (not flagged default), track 1 the video (default): the first
+    # stream was taken, giving one frame and 0.03 s of output (.mkv: a "truncated" error)
+    import av
+
+    from folai.media import probe_video
+
+    main_v = make_hit_video(tmp_path / "main.mp4", duration=1.0, hit_times=[0.5], size=(96, 64), with_audio=False)
+    thumb = tmp_path / "thumb.mp4"
+    with av.open(str(thumb), "w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
+        for p in [*s.encode(av.VideoFrame.from_ndarray(np.zeros((32, 48, 3), np.uint8), format="rgb24")), *s.encode()]:
+            c.mux(p)
+    both = tmp_path / f"both{suffix}"
+    with av.open(str(thumb)) as a, av.open(str(main_v.path)) as b, av.open(str(both), "w") as co:
+        s0 = co.add_stream_from_template(a.streams.video[0])
+        s1 = co.add_stream_from_template(b.streams.video[0])
+        s0.disposition, s1.disposition = 0, av.stream.Disposition.default
+        pk = [(q, s0) for q in a.demux(a.streams.video[0]) if q.dts is not None]
+        pk += [(q, s1) for q in b.demux(b.streams.video[0]) if q.dts is not None]
+        for q, s in sorted(pk, key=lambda x: float(x[0].dts * x[0].time_base)):
+            q.stream = s
+            co.mux(q)
+    info = probe_video(both)
+    assert (info.width, info.height) == (96, 64) and info.duration == pytest.approx(1.0, abs=0.04)
+    assert read_video_frames(both, fps=30).shape[0] == 30
+    out = mux_audio(both, make_tone(1.0, 44100), tmp_path / f"o{suffix}", sr=44100)
+    with av.open(str(out)) as c:
+        assert [(s.codec_context.width, s.frames) for s in c.streams.video] in ([(96, 30)], [(96, 0)])
+
+
+def _with_display_matrix(src, dst, m):
+    """Copy of MP4 ``src`` whose (first) track header carries display matrix ``m`` (9 ints)."""
+    import struct
+    from pathlib import Path
+
+    b = bytearray(Path(src).read_bytes())
+    i = b.find(b"tkhd")
+    at = i + 4 + (52 if b[i + 4] == 1 else 40)
+    b[at : at + 36] = struct.pack(">9i", *m)
+    Path(dst).write_bytes(bytes(b))
+
+
+@pytest.mark.parametrize("kind", ["hflip", "vflip", "transpose", "rot90"])
+def test_a_mirrored_or_rotated_video_is_read_as_a_player_shows_it(tmp_path, kind):
+    # a mirror ("Flip Horizontal", some front cameras) was read as a 180 degree rotation: the
+    # motion analysis saw the picture upside down and missed every hit
+    from folai.media import probe_video
+
+    W, H, one = 64, 48, 1 << 16
+    shown = np.zeros((H, W, 3), np.uint8)
+    shown[4:16, 6:22] = 255  # a white patch at the top left of what a player shows
+    stored, m = {
+        "hflip": (shown[:, ::-1], [-one, 0, 0, 0, one, 0, W * one, 0, 1 << 30]),
+        "vflip": (shown[::-1], [one, 0, 0, 0, -one, 0, 0, H * one, 1 << 30]),
+        "transpose": (shown.transpose(1, 0, 2), [0, one, 0, one, 0, 0, 0, 0, 1 << 30]),
+        "rot90": (np.rot90(shown, k=1), [0, one, 0, -one, 0, 0, H * one, 0, 1 << 30]),
+    }[kind]
+    stored = np.ascontiguousarray(stored)
+    src = tmp_path / "src.mp4"
+    make_video(src, lambda k: stored, fps=30, size=(stored.shape[1], stored.shape[0]), n_frames=3)
+    _with_display_matrix(src, tmp_path / "v.mp4", m)
+    info = probe_video(tmp_path / "v.mp4")
+    assert (info.width, info.height) == (W, H)
+    for gray in ("luma", False):
+        f = read_video_frames(tmp_path / "v.mp4", fps=30, gray=gray)[0].astype(np.float64)
+        f = f if f.ndim == 2 else f.mean(axis=2)
+        assert f[4:16, 6:22].mean() > 150 and f[:, 32:].mean() < 40 and f[24:].mean() < 40, kind
+    # a region of interest is in the shown picture's pixels
+    roi = read_video_frames(tmp_path / "v.mp4", fps=30, gray="luma", crop=(0, 0, 32, 24))[0]
+    assert roi.shape == (24, 32) and roi[4:16, 6:22].mean() > 150

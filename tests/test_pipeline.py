@@ -289,3 +289,44 @@ def test_command_line_options_that_cannot_work_are_refused_or_said(hit_video, tm
     # a region that overlaps the picture but is 1 px wide is too thin, not "outside"
     assert main(["envelope", str(hit_video), "-o", str(tmp_path / "t.csv"), "--roi", "159,0,1,120"]) == 1
     assert "too small or too thin" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_folder_is_a_clear_error(tmp_path, monkeypatch):
+    # a read-only folder (or a file given as the folder) was "internal error: PermissionError /
+    # NotADirectoryError" with exit status 3
+    import tempfile
+
+    from folai.errors import FolaiError
+
+    hv = make_hit_video(tmp_path / "in.mp4", duration=1.0, hit_times=[0.5], with_audio=False)
+    (tmp_path / "f.mp4").write_bytes(b"x")
+    assert main(["generate", str(hv.path), "-o", str(tmp_path / "f.mp4" / "x.mp4"), "-q"]) == 1
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(FolaiError, match="cannot write .*Permission denied"):
+        FoleyPipeline().generate(hv.path, tmp_path / "o.mp4", progress=False)
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["f.mp4", "in.mp4"]
+
+
+def test_a_codec_the_output_cannot_carry_is_refused_before_stage_1(tmp_path, monkeypatch):
+    # the refusal came after the whole motion analysis: minutes on a long ProRes master
+    import av
+
+    from folai.errors import MediaError
+
+    try:
+        av.codec.Codec("libvpx", "w")
+    except Exception:
+        pytest.skip("this PyAV build has no libvpx encoder")
+    hv = make_hit_video(tmp_path / "in.webm", duration=1.0, hit_times=[0.5], codec="libvpx", with_audio=False)
+
+    def no_stage_1(*a, **k):
+        raise AssertionError("stage 1 ran")
+
+    monkeypatch.setattr(FoleyPipeline, "estimate", no_stage_1)
+    with pytest.raises(MediaError, match=r"cannot be copied into a \.mp4 file; write a \.mkv or \.mov"):
+        FoleyPipeline().generate(hv.path, tmp_path / "o.mp4", progress=False)
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["in.webm"]

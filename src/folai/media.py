@@ -122,16 +122,35 @@ def _open(path: str | os.PathLike, what: str):
 
 
 def _video_stream(container, p: Path):
+    """The video stream a player shows: of the streams that are not cover art, the ones flagged
+    default when only some are, and of those the one with the most frames (a one-frame thumbnail
+    track is not the video), then the largest picture, then the first. Taking the first stream
+    lost the video of a file whose track 0 was a thumbnail: one frame, 0.03 s of output."""
     av = _av()
+    cands = []
     for s in container.streams.video:
         try:
             if s.disposition & av.stream.Disposition.attached_pic:
                 continue  # cover art in an audio file
         except AttributeError:  # pragma: no cover - older PyAV
             pass
-        return s
-    kind = "an audio-only file" if container.streams.audio else "a file without video"
-    raise MediaError(f"{p} has no video stream (it is {kind}); a video file is needed here.")
+        cands.append(s)
+    if not cands:
+        kind = "an audio-only file" if container.streams.audio else "a file without video"
+        raise MediaError(f"{p} has no video stream (it is {kind}); a video file is needed here.")
+    if len(cands) == 1:
+        return cands[0]
+    try:
+        default = [s for s in cands if s.disposition & av.stream.Disposition.default]
+    except AttributeError:  # pragma: no cover - older PyAV
+        default = []
+    pool = default if 0 < len(default) < len(cands) else cands
+
+    def size(s):
+        cc = s.codec_context
+        return (s.frames != 1, s.frames or 0, (cc.width or 0) * (cc.height or 0), -s.index)
+
+    return max(pool, key=size)
 
 
 def _audio_stream(container, p: Path):
@@ -192,6 +211,38 @@ def _rotation_cw(frame, stream) -> int:
             except ValueError:
                 rot = 0
     return int(round(rot / 90.0)) * 90 % 360
+
+
+def _orientation(frame, stream) -> tuple[int, bool]:
+    """(clockwise degrees, mirrored) of how a player shows this frame: mirrored left-right first
+    (when mirrored), then rotated. Read from the display matrix as FFmpeg's autorotate reads it; a
+    mirror (QuickTime's "Flip Horizontal", some front cameras) was read as a 180 degree rotation,
+    so the motion analysis saw the picture upside down and every hit was missed."""
+    rot = _rotation_cw(frame, stream)
+    m = None
+    try:
+        for sd in frame.side_data:
+            if "DISPLAYMATRIX" in str(sd.type):
+                m = np.frombuffer(bytes(sd)[:36], dtype="<i4").astype(np.float64)
+                break
+    except Exception:  # pragma: no cover - no side data support
+        m = None
+    if m is None or m.size < 5:
+        return rot, False
+    # (x', y') = A (x, y): A = [[m0, m3], [m1, m4]] (16.16 fixed point)
+    a = np.array([[m[0], m[3]], [m[1], m[4]]])
+    if not np.any(a):
+        return rot, False
+    a = np.round(a / np.abs(a).max())
+    r90 = np.array([[0.0, -1.0], [1.0, 0.0]])
+    flip = np.array([[-1.0, 0.0], [0.0, 1.0]])
+    for mirrored in (False, True):
+        rk = np.eye(2)
+        for k in range(4):
+            if np.array_equal(rk @ flip if mirrored else rk, a):
+                return 90 * k, mirrored
+            rk = r90 @ rk
+    return rot, False  # not a multiple of 90 degrees: the rotation alone
 
 
 @dataclass
@@ -271,7 +322,7 @@ def _probe_video(path: str | os.PathLike) -> VideoInfo:
             end = container.duration / 1_000_000 if container.duration else 0.0
         if end <= 0:
             raise MediaError(f"{p} has zero duration.")
-        rot = _rotation_cw(first, vs)
+        rot, _ = _orientation(first, vs)
         w, h = int(round(first.width * _sar(vs))), first.height
         if rot in (90, 270):
             w, h = h, w
@@ -327,7 +378,8 @@ def _sar(stream) -> Fraction:
     return Fraction(sar) if sar else Fraction(1)
 
 
-def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int, sar: Fraction = Fraction(1)) -> np.ndarray:
+def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int, sar: Fraction = Fraction(1),
+                    mirrored: bool = False) -> np.ndarray:
     fmt = "gray" if gray else "rgb24"
     if size is None and sar != 1:  # non-square pixels: scale to the display shape
         w = max(1, int(round(frame.width * sar)))
@@ -342,7 +394,9 @@ def _frame_to_array(frame, size: tuple[int, int] | None, gray: bool, rot: int, s
     arr = frame.to_ndarray(format=fmt)
     if gray and arr.ndim == 3:
         arr = arr[..., 0]
-    if rot:
+    if mirrored:
+        arr = arr[:, ::-1]
+    if rot or mirrored:
         arr = np.ascontiguousarray(np.rot90(arr, k=-(rot // 90)))
     return arr
 
@@ -418,7 +472,7 @@ class _Converter:
     """Decoded frame -> output array, set up from the first frame (rotation, pixel aspect, crop)."""
 
     def __init__(self, frame, stream, p: Path, size, gray, crop, blocks: bool = False) -> None:
-        self.rot = rot = _rotation_cw(frame, stream)
+        self.rot, self.mirrored = rot, mirrored = _orientation(frame, stream)
         self.sar = sar = _sar(stream)
         self.gray = gray
         w0, h0 = frame.width, frame.height
@@ -432,6 +486,8 @@ class _Converter:
                 raise ValueError(f"crop {x},{y},{cw},{ch} lies outside the {dw}x{dh} picture of {p}")
             crop = (x0, y0, x1 - x0, y1 - y0)
             sx, sy, sw, sh = _rect_in_source(crop, rot, pre_w, h0)
+            if mirrored:  # the rectangle in the picture before its mirroring
+                sx = pre_w - sx - sw
             if sar != 1:
                 sx1 = int(round((sx + sw) / sar))
                 sx = int(round(sx / sar))
@@ -448,7 +504,7 @@ class _Converter:
 
     def __call__(self, frame) -> np.ndarray:
         if not self.fast:
-            return _frame_to_array(frame, self.size, bool(self.gray), self.rot, self.sar)
+            return _frame_to_array(frame, self.size, bool(self.gray), self.rot, self.sar, self.mirrored)
         if self.gray == "luma":
             arr = _luma_plane(frame)
         else:
@@ -460,7 +516,9 @@ class _Converter:
             sx, sy, sw, sh = self.src
             arr = arr[sy : sy + sh, sx : sx + sw]
         arr = _resize(arr, *self.target, fast=self.blocks)
-        if self.rot:
+        if self.mirrored:
+            arr = arr[:, ::-1]
+        if self.rot or self.mirrored:
             arr = np.ascontiguousarray(np.rot90(arr, k=-(self.rot // 90)))
         return arr
 
@@ -941,6 +999,34 @@ def _suffixes_carrying(vs) -> list[str]:
     return [x for x in COPY_SUFFIXES if _carries(MUX_CONTAINERS[x], vs)]
 
 
+def _refuse_copy(p: Path, vs, fmt: str, suffix: str | None = None) -> None:
+    """Raise a MediaError when the video stream ``vs`` of ``p`` does not fit muxer ``fmt`` (an
+    output ``suffix`` file) but another output container carries it."""
+    here = suffix or next(x for x in COPY_SUFFIXES if MUX_CONTAINERS[x] == fmt)
+    others = [x for x in _suffixes_carrying(vs) if MUX_CONTAINERS[x] != fmt]
+    if others:
+        raise MediaError(
+            f"the {vs.codec_context.name} video of {p} cannot be copied into a {here} file; write a "
+            f"{' or '.join(others)} file instead (e.g. -o {p.stem}.foley{others[0]})."
+        )
+
+
+def check_copy(video: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Raise now the error that muxing ``video``'s stream into ``out`` would raise later (a codec
+    its container cannot carry, when another one can): before a long analysis, not after it."""
+    suffix = Path(out).suffix.lower()
+    fmt = MUX_CONTAINERS.get(suffix)
+    if fmt is None:
+        return
+    p, c = _open(video, "video")
+    try:
+        vs = _video_stream(c, p)
+        if not _carries(fmt, vs):
+            _refuse_copy(p, vs, fmt, suffix)
+    finally:
+        c.close()
+
+
 def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
     """A temporary QuickTime file with the video stream of ``p`` encoded as H.264 (same frames,
     same timestamps; its audio streams copied when ``keep_existing``). For a codec that no output
@@ -1081,6 +1167,11 @@ class _SourcePackets:
                     self.packets.append(pkt)
                 if pkt.stream.index != vs.index or pkt.pts is None:
                     continue
+                if pkt.is_discard:
+                    # decoded but never shown: frames before the start of a trimmed .mp4/.mov (an
+                    # edit list hides them; the copy keeps them and the muxer hides them again).
+                    # Counted, they put the new audio's start, and every sound, early by as much
+                    continue
                 s0 = pkt.pts * tb
                 e = (pkt.pts + (pkt.duration or 0)) * tb
                 first = s0 if first is None else min(first, s0)
@@ -1117,13 +1208,7 @@ class _SourcePackets:
         containers that carry it, or, when none does, read from a copy re-encoded as H.264."""
         p, vs = self.path, self.vs
         name = vs.codec_context.name
-        here = suffix or next(x for x in COPY_SUFFIXES if MUX_CONTAINERS[x] == fmt)
-        others = [x for x in _suffixes_carrying(vs) if MUX_CONTAINERS[x] != fmt]
-        if others:
-            raise MediaError(
-                f"the {name} video of {p} cannot be copied into a {here} file; write a "
-                f"{' or '.join(others)} file instead (e.g. -o {p.stem}.foley{others[0]})."
-            )
+        _refuse_copy(p, vs, fmt, suffix)
         log.warning("the %s video of %s cannot be copied into a .mp4, .mkv or .mov file: re-encoding it as H.264", name, p)
         tmp = _reencoded(p, vs, keep_existing)
         self.container.close()

@@ -29,6 +29,8 @@ def check_output(
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.exists():
         raise FolaiError(f"output folder does not exist: {parent} (create it first)")
+    if not parent.is_dir():
+        raise FolaiError(f"output folder {parent} is a file, not a folder; choose another path")
     if p.is_dir():
         raise FolaiError(f"output path is a folder, expected a file name: {p}")
     for src in inputs:
@@ -62,7 +64,10 @@ def atomic_output(
     On any exception the temporary file is removed and the exception propagates.
     """
     p = check_output(path, inputs)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".part{p.suffix}", dir=p.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".part{p.suffix}", dir=p.parent or ".")
+    except OSError as e:  # a read-only folder or disk, no permission, a full disk
+        raise FolaiError(f"cannot write {p}: {e.strerror or e} (in {p.parent or Path('.')})") from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:

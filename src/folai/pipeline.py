@@ -212,7 +212,7 @@ class FoleyPipeline:
         """
         import soundfile as sf
 
-        from .media import probe_video
+        from .media import check_copy, probe_video
 
         video = check_input(video, "video")
         for r in references:
@@ -226,6 +226,8 @@ class FoleyPipeline:
             check_output(p, ins)
         self.check(prompt=prompt, references=references)
         info = probe_video(video)  # remembered: the timing stage asks again for free
+        if write_video:
+            check_copy(video, paths["video"])  # a codec the output cannot carry: said before stage 1
         if info.duration <= 0:
             raise FolaiError(f"video {video} has zero duration")
         seconds: dict[str, float] = {}

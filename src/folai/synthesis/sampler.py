@@ -1224,8 +1224,15 @@ def _resample16(y: np.ndarray) -> np.ndarray:
     return rs.resample_chunk(y.astype(np.float32), last=True)
 
 
+#: ... and is 0 after this many frames (60 dB down, 0.48 s): a ring that goes on under the
+#: fade (a one-shot longer than its envelope) would otherwise never be exactly silent, and the
+#: AAC encoder's threads take over only at exact silences (pipeline.BRANCH_AFTER)
+_FADE_FRAMES = 60
+
+
 def _fade_out(g: np.ndarray, gated: np.ndarray) -> None:
-    """In place: on ``gated`` frames the gain falls from the previous frame's by 1 dB per frame."""
+    """In place: on ``gated`` frames the gain falls from the previous frame's by 1 dB per frame,
+    to 0 after :data:`_FADE_FRAMES`."""
     idx = np.flatnonzero(gated[1:]) + 1
     if idx.size == 0:
         return
@@ -1235,7 +1242,7 @@ def _fade_out(g: np.ndarray, gated: np.ndarray) -> None:
     run = np.cumsum(start) - 1
     first = idx[start]
     pos = idx - first[run] + 1
-    g[idx] = g[first - 1][run] * _FADE_K ** pos
+    g[idx] = np.where(pos <= _FADE_FRAMES, g[first - 1][run] * _FADE_K ** pos, 0.0)
 
 
 def _limiter_gain(over: np.ndarray) -> np.ndarray:
