@@ -335,8 +335,6 @@ def _first_click(out) -> float:
 
 def test_mux_audio_is_in_the_files_time_when_the_video_starts_late(tmp_path):
     # pictures from 0.5 s on, audio from 0: a click at 1.0 s of the file's time sounds at 1.0 s
-    import av
-
     hv = make_hit_video(tmp_path / "late.mp4", duration=2.0, hit_times=[1.0],
                         frame_times=[0.5 + k / 30 for k in range(45)])
     out = mux_audio(hv.path, make_clicks(2.0, 44100, [1.0], kind="click"), tmp_path / "o.mp4", sr=44100)
