@@ -719,3 +719,95 @@ def test_a_quieter_hit_soon_after_a_louder_one_peaks_at_its_level(gap):
     q = int((0.5 + gap) * SR)
     second = np.abs(a[q - 100 : q + int(0.1 * SR)]).max()
     assert 0.3 < second / first < 0.7, (first, second)
+
+
+def _knocks(path, freqs=(250.0, 330.0, 440.0, 580.0, 770.0), lead=0.3, gap=0.8, noise=0.0, dc=0.0, hum=0.0, seed=0):
+    """A recording of knocks (decaying tones, one per frequency) after ``lead`` s of room: noise
+    (RMS), an offset and a 50 Hz hum (amplitudes) under all of it."""
+    rng = np.random.default_rng(seed)
+    n = int((lead + gap * len(freqs) + 0.3) * SR)
+    t = np.arange(n) / SR
+    y = noise * rng.standard_normal(n) + dc + hum * np.sin(2 * np.pi * 50 * t)
+    k = np.arange(int(0.4 * SR)) / SR
+    for i, f in enumerate(freqs):
+        p = int((lead + gap * i) * SR)
+        y[p : p + k.size] += 0.8 * np.sin(2 * np.pi * f * k) * np.exp(-k / 0.06)
+    return _write(path, y)
+
+
+def _take_pitch(x):
+    spec = np.abs(np.fft.rfft(x[: int(0.2 * SR)] * np.hanning(min(x.size, int(0.2 * SR)))))
+    return np.fft.rfftfreq(min(x.size, int(0.2 * SR)), 1 / SR)[int(np.argmax(spec))]
+
+
+@pytest.mark.parametrize("room", [dict(noise=0.03), dict(dc=0.02), dict(hum=0.1), dict(dc=0.3)])
+def test_a_recordings_head_of_room_noise_hum_or_offset_is_not_a_take(tmp_path, room):
+    # the file's start always counted as a take: noise, hum or a DC offset before the first knock
+    # became one, scaled to full scale, and events played it; an offset also hid the knocks
+    from folai.synthesis.sampler import _ReferenceSource
+
+    freqs = (250.0, 330.0, 440.0, 580.0, 770.0)
+    src = _ReferenceSource([_knocks(tmp_path / "r.wav", freqs, **room)])
+    pitches = sorted(_take_pitch(t) for t in src.takes)
+    assert len(pitches) == len(freqs) and np.allclose(pitches, freqs, rtol=0.04), pitches
+    for t in src.takes:
+        assert abs(float(np.mean(t))) < 0.01  # no offset left in a take
+        assert np.abs(t[:22]).max() < 0.3  # it starts (1 ms) before its attack, not on a step
+    # a trimmed one-shot that starts at sample 0 is still a take
+    one = _write(tmp_path / "one.wav", 0.8 * np.sin(2 * np.pi * 440 * np.arange(SR // 2) / SR) * np.exp(-np.arange(SR // 2) / SR / 0.06))
+    assert len(_ReferenceSource([one]).takes) == 1
+
+
+def test_references_rotate_through_their_takes(tmp_path):
+    # a uniform draw that only avoided the last take left 2 of 5 takes in some windows of 5
+    # events, and A-B-A-B runs; the same file given twice could play one take twice in a row
+    from folai.synthesis.sampler import _ReferenceSource
+
+    ref = _knocks(tmp_path / "r.wav")
+    env = Envelope.zeros(61.0)
+    for t in np.arange(0.5, 60.0, 0.3):
+        env = env.add_event(float(t), 0.3, decay=0.05)
+    s = SamplerSynth()
+    for refs in ([ref], [ref, ref]):
+        plan = s._plan(env, int(61 * SR), None, refs, None, 0)
+        takes = plan.takes
+        assert len(set(takes)) == 5 and len(takes) > 150
+        assert all(len(set(takes[i : i + 3])) == 3 for i in range(len(takes) - 2))  # no A-B-A
+        counts = np.bincount(takes)
+        assert counts.min() > 0.6 * counts.mean()
+    assert len(_ReferenceSource([ref, ref]).takes) == 5
+
+
+def test_reference_one_shots_keep_their_attack_and_their_brightness(tmp_path):
+    # the start variation (up to 2 ms) cut into the attack of 1 one-shot in 20; the pitch
+    # variation (linear interpolation) dulled a bright take by 2-4 dB above 10 kHz
+    from folai.synthesis.sampler import Event, _ReferenceSource
+
+    rng = np.random.default_rng(3)
+    y = np.zeros(3 * SR)
+    for p in (0.3, 1.3, 2.3):
+        q = int(p * SR)
+        y[q : q + 4410] += rng.standard_normal(4410) * np.exp(-np.arange(4410) / 600)  # bright noise bursts
+    src = _ReferenceSource([_write(tmp_path / "bright.wav", 0.5 * y)])
+    ev = Event(time=1.0, level=0.5, strength=0.5, decay=0.05, sharp=True)
+
+    def band(x, lo, hi):
+        f = np.fft.rfftfreq(x.size, 1 / SR)
+        return float(np.sum(np.abs(np.fft.rfft(x)) ** 2 * ((f >= lo) & (f < hi))))
+
+    for k in range(40):
+        x = src.impact(np.random.default_rng(k), ev, 1.0, k % len(src.takes))
+        take = src.takes[k % len(src.takes)]
+        assert np.abs(x[:4]).max() < 0.3 * np.abs(x).max()
+        hf = 10 * np.log10(band(x, 12000, 18000) / band(x, 500, 4000)) - 10 * np.log10(band(take, 12000, 18000) / band(take, 500, 4000))
+        assert hf > -1.0, (k, hf)
+
+
+def test_a_long_ring_is_one_take_of_up_to_two_seconds(tmp_path):
+    # takes were cut at 1.2 s (the documented limit is 2 s)
+    from folai.synthesis.sampler import _ReferenceSource
+
+    t = np.arange(5 * SR) / SR
+    ring = _write(tmp_path / "ring.wav", 0.8 * np.sin(2 * np.pi * 620 * t) * np.exp(-t / 1.5))
+    (take,) = _ReferenceSource([ring]).takes
+    assert take.size >= int(1.9 * SR)
