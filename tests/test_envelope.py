@@ -217,3 +217,44 @@ def test_docstring_example():
 
     r = doctest.testmod(m)
     assert r.attempted > 0 and r.failed == 0
+
+
+def test_a_long_plot_draws_every_hit_at_its_height(tmp_path):
+    # every stride-th frame alone was drawn: 162 equal hits over 10 minutes came out as a
+    # sawtooth of heights from 0.04 to 0.8
+    import cv2
+
+    env = Envelope.zeros(600.0)
+    hits = np.arange(1.704, 599.0, 3.712)  # on the 8 ms frame grid: every hit has the same top
+    for t in hits:
+        env = env.add_event(float(t), 0.8, decay=0.04)
+    img = cv2.imread(str(env.plot(tmp_path / "long.png")))
+    blue = (img[..., 0] > 150) & (img[..., 2] < 120)  # the curve's colour
+    cols = np.nonzero(blue.any(axis=0))[0]
+    tops = np.array([np.nonzero(blue[:, c])[0].min() for c in cols])
+    hit_cols = np.round(56 + (hits / 600.0) * (img.shape[1] - 70)).astype(int)
+    heights = [tops[np.abs(cols - c) <= 2].min() for c, t in zip(hit_cols, hits) if t < 540]  # (the legend sits top right)
+    ph = img.shape[0] - 26 - 34  # the plot area: the curve's peak (0.8) is drawn at 1 / 1.1 of it
+    assert max(heights) - min(heights) <= 2 and abs(min(heights) - (26 + ph - ph / 1.1)) <= 2, heights
+    # an all-silent curve gets a readable axis (it read 0.00 / 0.00 / 0.00)
+    Envelope.zeros(2.0).plot(tmp_path / "zero.png")
+
+
+def test_spreadsheet_variants_get_a_message_that_says_what_to_change():
+    from folai.errors import EnvelopeFormatError
+
+    # a European locale's export: semicolons, or quoted decimal commas (read as four values)
+    with pytest.raises(EnvelopeFormatError, match="commas between the columns, a point as the decimal"):
+        Envelope.from_csv_string("time_s;rms\n0;0\n0,008;0,25\n")
+    with pytest.raises(EnvelopeFormatError, match=r"line 2: not a number: '0,000' \| '0,000' \(decimal commas"):
+        Envelope.from_csv_string('time_s,rms\n"0,000","0,000"\n"0,008","0,250"\n')
+    with pytest.raises(EnvelopeFormatError, match="no empty column"):
+        Envelope.from_csv_string("time_s,rms,\n0,0,\n0.008,0.25,\n")
+    # Python's float() reads "0_5" as 5
+    with pytest.raises(EnvelopeFormatError, match="line 3: not a number"):
+        Envelope.from_csv_string("time_s,rms\n0,0\n0.008,0_5\n")
+    # a script's float noise over 1 is 1; rows 1 us apart are refused (a 0-sample render)
+    env = Envelope.from_csv_string("time_s,rms\n0,0\n0.008,1.0000001\n0.016,0.5\n")
+    assert env.mono.max() == 1.0
+    with pytest.raises(EnvelopeFormatError, match="at most 10000 rows per second"):
+        Envelope.from_csv_string("time_s,rms\n0,0\n0.000001,0.5\n0.000002,0\n")

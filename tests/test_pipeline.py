@@ -10,6 +10,7 @@ import soundfile as sf
 from folai import pipeline as pipeline_mod
 from folai.cli import main
 from folai.envelope import Envelope
+from folai.errors import FolaiError
 from folai.metrics.sync import detect_onsets
 from folai.pipeline import FoleyPipeline
 from folai.testing import make_hit_video, make_static_video
@@ -296,8 +297,6 @@ def test_an_unwritable_output_folder_is_a_clear_error(tmp_path, monkeypatch):
     # NotADirectoryError" with exit status 3
     import tempfile
 
-    from folai.errors import FolaiError
-
     hv = make_hit_video(tmp_path / "in.mp4", duration=1.0, hit_times=[0.5], with_audio=False)
     (tmp_path / "f.mp4").write_bytes(b"x")
     assert main(["generate", str(hv.path), "-o", str(tmp_path / "f.mp4" / "x.mp4"), "-q"]) == 1
@@ -330,3 +329,19 @@ def test_a_codec_the_output_cannot_carry_is_refused_before_stage_1(tmp_path, mon
     with pytest.raises(MediaError, match=r"cannot be copied into a \.mp4 file; write a \.mkv or \.mov"):
         FoleyPipeline().generate(hv.path, tmp_path / "o.mp4", progress=False)
     assert sorted(q.name for q in tmp_path.iterdir()) == ["in.webm"]
+
+
+def test_an_envelope_csv_that_does_not_start_at_0_is_cut_to_the_video(tmp_path):
+    # the warning said "cut or padded to fit", but neither happened: OUT.envelope.csv ran to 9 s
+    # on a 2 s video
+    hv = make_hit_video(tmp_path / "in.mp4", duration=2.0, hit_times=[1.0], with_audio=False)
+    t = np.arange(0.5, 9.0, 1 / 125)
+    v = np.where(np.abs(t - 1.0) < 0.05, 0.5, 0.0)
+    (tmp_path / "e.csv").write_text("time_s,rms\n" + "".join(f"{a:.6f},{b:.6f}\n" for a, b in zip(t, v)))
+    r = FoleyPipeline().generate(hv.path, tmp_path / "o.mp4", envelope=tmp_path / "e.csv", progress=False)
+    out = Envelope.load_csv(r.envelope_csv)
+    assert out.start == pytest.approx(0.5) and out.end == pytest.approx(2.0, abs=0.01)
+    late = tmp_path / "late.csv"
+    late.write_text("time_s,rms\n3.0,0\n3.008,0.5\n3.016,0\n")
+    with pytest.raises(FolaiError, match="after the video.s end"):
+        FoleyPipeline().generate(hv.path, tmp_path / "o2.mp4", envelope=late, progress=False)

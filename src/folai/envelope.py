@@ -485,8 +485,15 @@ class Envelope:
         elif header == ["time_s", "rms_left", "rms_right"]:
             nch = 2
         else:
+            hint = ""
+            if ";" in rows[0][0] or "\t" in rows[0][0] or (header and header[-1] == ""):
+                # a spreadsheet saved in a locale that writes "0,25": semicolons (or tabs) between
+                # the columns, or a trailing empty column
+                hint = (" (save the sheet as CSV with commas between the columns, a point as the decimal "
+                        "separator and no empty column)")
             raise EnvelopeFormatError(
-                f"{name}: line 1: bad header {','.join(header)!r}; expected 'time_s,rms' or 'time_s,rms_left,rms_right'"
+                f"{name}: line 1: bad header {','.join(header)!r}; expected 'time_s,rms' or "
+                f"'time_s,rms_left,rms_right'{hint}"
             )
         times: list[float] = []
         vals: list[list[float]] = []
@@ -496,23 +503,30 @@ class Envelope:
             if len(row) != nch + 1:
                 raise EnvelopeFormatError(f"{name}: line {lineno}: expected {nch + 1} columns, found {len(row)}")
             try:
+                if any("_" in c for c in row):  # Python reads "0_5" as 5
+                    raise ValueError
                 nums = [float(c) for c in row]
             except ValueError:
-                raise EnvelopeFormatError(f"{name}: line {lineno}: not a number: {','.join(row)!r}") from None
+                cells = " | ".join(repr(c) for c in row)
+                comma = any("," in c for c in row)  # a quoted "0,25": a decimal comma
+                raise EnvelopeFormatError(
+                    f"{name}: line {lineno}: not a number: {cells}"
+                    + (" (decimal commas: save with a point as the decimal separator)" if comma else "")
+                ) from None
             if any(math.isnan(x) or math.isinf(x) for x in nums):
                 raise EnvelopeFormatError(f"{name}: line {lineno}: NaN or infinite value")
             t, *v = nums
             for x in v:
                 if x < 0:
                     raise EnvelopeFormatError(f"{name}: line {lineno}: negative rms {x}; values must be in [0, 1]")
-                if x > 1:
+                if x > 1 + 1e-6:  # (1.0000001: a script's float noise, read as 1)
                     raise EnvelopeFormatError(f"{name}: line {lineno}: rms {x} > 1; values must be in [0, 1]")
             if times and t <= times[-1]:
                 raise EnvelopeFormatError(
                     f"{name}: line {lineno}: time {t} is not after the previous {times[-1]}; times must increase"
                 )
             times.append(t)
-            vals.append(v)
+            vals.append([min(x, 1.0) for x in v])
         if len(times) < 2:
             raise EnvelopeFormatError(f"{name}: needs at least 2 data rows to know the frame rate, found {len(times)}")
         ta = np.asarray(times)
@@ -521,6 +535,11 @@ class Envelope:
         if step > 1.0:  # (times in milliseconds made a 10 s curve 10000 s long; 1e308 a rate of 0)
             raise EnvelopeFormatError(
                 f"{name}: rows are {step:g} s apart; an envelope has at least one row per second "
+                "(the time column is in seconds)"
+            )
+        if step < 1e-4:  # (rows 1 us apart made a 0-sample render, "done")
+            raise EnvelopeFormatError(
+                f"{name}: rows are {step:g} s apart; an envelope has at most 10000 rows per second "
                 "(the time column is in seconds)"
             )
         tol = max(2e-6, 1e-3 * step)
@@ -566,7 +585,8 @@ class Envelope:
         left, right, top, bottom = 56, 14, 26, 34
         pw, ph = W - left - right, H - top - bottom
         img = np.full((H, W, 3), 255, np.uint8)
-        vmax = max(1e-6, float(self.values.max())) * 1.1
+        top_v = float(self.values.max()) if self.values.size else 0.0
+        vmax = (top_v if top_v > 1e-6 else 1.0) * 1.1  # an all-silent curve: an axis of 0..1
         t0, t1 = self.start, max(self.end, self.start + 1e-6)
 
         def xpix(t):
@@ -610,10 +630,23 @@ class Envelope:
                 cv2.line(img, (x, top), (x, top + ph), (60, 60, 230), 1)
         colors = [(200, 110, 30), (40, 140, 40)]
         names = ["rms"] if self.channels == 1 else ["rms left", "rms right"]
+        # more frames than pixel columns: each group of frames is drawn as its lowest and highest
+        # value (in their order), so every peak keeps its height; every stride-th frame alone drew
+        # 162 equal hits over 10 minutes as a sawtooth of 0.04 to 0.8
         stride = max(1, self.n_frames // (pw * 2))
-        xs = xpix(self.times[::stride])
         for k, (ch, col) in enumerate(zip(self.values, colors)):
-            pts = np.stack([xs, ypix(ch[::stride])], axis=1).round().astype(np.int32)
+            if stride == 1:
+                xs, ys = xpix(self.times), ch
+            else:
+                ng = -(-ch.size // stride)
+                g = np.pad(ch, (0, ng * stride - ch.size), mode="edge").reshape(ng, stride)
+                lo, hi = g.argmin(axis=1), g.argmax(axis=1)
+                first = np.where(lo <= hi, lo, hi)
+                second = np.where(lo <= hi, hi, lo)
+                idx = np.stack([first, second], axis=1) + (np.arange(ng) * stride)[:, None]
+                idx = np.minimum(idx.ravel(), ch.size - 1)
+                xs, ys = xpix(self.times[idx]), ch[idx]
+            pts = np.stack([xs, ypix(ys)], axis=1).round().astype(np.int32)
             cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, col, 1, cv2.LINE_AA)
             cv2.putText(img, names[k], (W - right - 90, top + 14 + 14 * k), font, 0.4, col, 1, cv2.LINE_AA)
         cv2.rectangle(img, (left, top), (left + pw, top + ph), (0, 0, 0), 1)

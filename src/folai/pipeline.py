@@ -261,9 +261,14 @@ class FoleyPipeline:
             else:
                 env = envelope if isinstance(envelope, Envelope) else Envelope.load_csv(envelope)
                 events = None
-                if abs(env.end - info.duration) > 1.0 / env.rate:
-                    log.warning("envelope covers %.3f s but the video lasts %.3f s: cut or padded to fit", env.end, info.duration)
-            env = env.fit(info.duration) if env.start == 0 else env
+                if env.start >= info.duration:
+                    raise FolaiError(f"the envelope starts at {env.start:.3f} s, after the video's end ({info.duration:.3f} s)")
+                if abs(env.end - info.duration) > 1.0 / env.rate or env.start < -0.5 / env.rate:
+                    log.warning("envelope covers %.3f-%.3f s but the video lasts %.3f s: cut to the video (silent where "
+                                "the envelope has no rows)", env.start, env.end, info.duration)
+            # the envelope written beside the render covers what is rendered: the video's time
+            # (one that starts later, as a CSV may, keeps its start: it is silent before it)
+            env = env.fit(info.duration) if env.start == 0 else env.crop(max(0.0, env.start), info.duration)
             seconds["timing"] = time.perf_counter() - t
 
             mux = mux_job.result() if mux_job is not None else None
