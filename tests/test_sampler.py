@@ -811,3 +811,18 @@ def test_a_long_ring_is_one_take_of_up_to_two_seconds(tmp_path):
     ring = _write(tmp_path / "ring.wav", 0.8 * np.sin(2 * np.pi * 620 * t) * np.exp(-t / 1.5))
     (take,) = _ReferenceSource([ring]).takes
     assert take.size >= int(1.9 * SR)
+
+
+@pytest.mark.parametrize("rate", [10.0, 5.0])
+def test_hits_typed_at_a_coarse_rate_sound_on_their_rows(rate):
+    # interpolated to 125 frames/s, a 0 -> level step between two rows 100 ms apart became a
+    # 100 ms ramp, read as a box-smoothed rise: the hit sounded 30-48 ms before its row
+    from folai.metrics.sync import detect_onsets
+
+    t = np.arange(int(3 * rate)) / rate
+    hits = [0.4, 1.2, 2.0]
+    v = np.zeros_like(t)
+    for h, lv in zip(hits, (0.1, 0.2, 0.05)):
+        v = np.maximum(v, np.where(t >= h - 1e-9, lv * np.exp(-np.maximum(t - h, 0) / 0.08), 0.0))
+    on = detect_onsets(SamplerSynth().render(Envelope(v[None].astype(np.float32), rate=rate), duration=3.0).mean(axis=0), SR)
+    assert len(on) == 3 and np.max(np.abs(on - hits)) < 0.015, on
