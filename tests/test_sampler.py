@@ -826,3 +826,19 @@ def test_hits_typed_at_a_coarse_rate_sound_on_their_rows(rate):
         v = np.maximum(v, np.where(t >= h - 1e-9, lv * np.exp(-np.maximum(t - h, 0) / 0.08), 0.0))
     on = detect_onsets(SamplerSynth().render(Envelope(v[None].astype(np.float32), rate=rate), duration=3.0).mean(axis=0), SR)
     assert len(on) == 3 and np.max(np.abs(on - hits)) < 0.015, on
+
+
+def test_a_drawn_level_far_away_does_not_change_a_smoothed_envelopes_sound(scene):
+    # the roughness check and the matching kernel were decided over the whole curve: a flat level
+    # drawn at 24 s (its still frames made the whole curve "quantised") re-smoothed the curve and
+    # changed the sound from 0.6 s on, polarity flips and an onset 11 ms off included
+    y, times, env = scene  # a recording's SPEC (box-smoothed) envelope
+    n = int(env.rate * 30)
+    long = Envelope(np.pad(env.values, ((0, 0), (0, n - env.n_frames))), rate=env.rate)
+    edited = long.draw([24.0, 24.001, 26.0, 26.001], [0.0, 0.1, 0.1, 0.0])
+    s = SamplerSynth()
+    a = s.render(long, duration=30.0, prompt="wood")
+    b = s.render(edited, duration=30.0, prompt="wood")
+    far = int((24.0 - s.peak_window - 2.4 - 0.1) * SR)
+    assert np.array_equal(a[:, :far], b[:, :far])
+    assert not np.array_equal(a, b)

@@ -259,6 +259,8 @@ def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **k
         x, y = getattr(a, f.name), getattr(b, f.name)
         if x is None and y is None:
             continue
+        if f.name == "k_match" and callable(getattr(a, "kernel", None)):
+            continue  # per output block: plan.kernel(k), compared below
         if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape == (T,):
             frame_fields.append(f.name)
         elif f.name in ("events", "samples", "peaks", "takes", "shapes"):
@@ -283,7 +285,7 @@ def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **k
         fr = slice(max(0, f0), max(0, f0 + nf))
         if any(not np.array_equal(getattr(a, name)[fr], getattr(b, name)[fr]) for name in frame_fields) or not _same(
             sounding(a, ws, we), sounding(b, ws, we)
-        ):
+        ) or (callable(getattr(a, "kernel", None)) and a.kernel(k) != b.kernel(k)):
             changed.append(k)
     if not changed:
         return None

@@ -360,6 +360,21 @@ def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahea
     return np.asarray(keep, dtype=np.int64)
 
 
+#: the plan reads the curve in segments of this many output blocks (10 s): see _segments
+_SEGMENT_BLOCKS = 5
+
+
+def _segments(T: int, rate: float) -> np.ndarray:
+    """(T,) the 10 s segment (aligned with the output blocks) of each frame of a curve at ``rate``."""
+    return (np.arange(T) / rate * SR // (_SEGMENT_BLOCKS * _BLOCK)).astype(np.int64)
+
+
+def _segment_of(t: float, rate: float, T: int) -> int:
+    """The segment of an event at ``t`` s (clipped to the curve's)."""
+    f = min(max(int(round(t * rate)), 0), max(T - 1, 0))
+    return int(f / rate * SR // (_SEGMENT_BLOCKS * _BLOCK))
+
+
 #: an envelope with fewer rows per second is typed by hand: see _upsample_coarse
 _COARSE_RATE = 20.0
 
@@ -587,13 +602,20 @@ class _Plan:
     source: object
     seed: int
     n: int  # samples in the full render
-    k_match: int  # smoothing kernel of the level matching: the envelope's, or 1 for an unsmoothed one
+    # smoothing kernel of the level matching per 10 s segment (_segments): the envelope's, or 1
+    # where it is unsmoothed
+    k_match: np.ndarray
     # how a pan value becomes the two channels' gains: "power" (a pan curve: equal-power, the centre
     # unity) or "balance" (a stereo envelope's own left/right levels, reproduced exactly)
     pan_law: str = "power"
     cache: dict = field(default_factory=dict)  # event index -> one-shot (pure function of the plan)
     bank: dict = field(default_factory=dict)  # texture bank: index -> 2.5 s of the source's texture
     tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
+
+    def kernel(self, block: int) -> int:
+        """The level matching's kernel for output block ``block`` (its 10 s segment's)."""
+        k = min(self.k_match.size - 1, (block * _BLOCK) // (_SEGMENT_BLOCKS * _BLOCK))
+        return int(self.k_match[k])
 
     def texture(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """(n,) float64 unit-RMS texture (n <= 2.5 s): a stretch of one of a few stored textures."""
@@ -817,22 +839,39 @@ class SamplerSynth:
         else:
             e = np.interp(np.arange(T) / cfg.rate, env.times, env.mono, left=0.0, right=0.0)
         e = np.clip(e, 0.0, 1.0)
-        found = None  # the events of e as it is, when the roughness check needed them
-        rough = _is_rough(e)
-        if rough:
+        # The curve is read in fixed 10 s segments: whether it is a quantised or jittery one (to be
+        # smoothed, its onsets found in robust mode) is decided per segment, so that an edit
+        # changes the reading only of its own segment. Decided over the whole curve, a flat level
+        # drawn far away (its still frames) re-smoothed all of it and changed the sound everywhere.
+        seg = _segments(T, cfg.rate)
+        found = detect_events(e, cfg.rate, K, self.sensitivity)  # the curve as it is
+        rough_seg = np.zeros(int(seg.max()) + 1 if T else 0, dtype=bool)
+        for k in range(rough_seg.size):
+            part = np.nonzero(seg == k)[0]
+            if not _is_rough(e[part[0] : part[-1] + 1]):
+                continue
             # ... unless its rises are mostly one-frame jumps: then it is drawn by hand or made of a
             # timing model's sharp impacts, and its still frames are holds (a flat drawn level,
             # values rounded in a spreadsheet, a gate), not classes. Smoothing such a curve made its
             # sharp hits read as smoothed ones, each placed half a kernel (~50 ms) late.
-            found = detect_events(e, cfg.rate, K, self.sensitivity)
-            rough = not (found and sum(ev.sharp for ev in found) > len(found) / 2)
-        if rough:
+            mine = [ev for ev in found if _segment_of(ev.time, cfg.rate, T) == k]
+            rough_seg[k] = not (mine and sum(ev.sharp for ev in mine) > len(mine) / 2)
+        source = self._source(prompt, references)
+        if np.any(rough_seg):
             # a quantised or jittery curve (a classifier's classes): its frame-to-frame steps are not
             # sounds. A light Hann smoothing keeps the onsets' slope jumps where they were.
-            e = np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0)
-        source = self._source(prompt, references)
-        if rough or found is None:
-            found = detect_events(e, cfg.rate, K, self.sensitivity, robust=rough)
+            rough = rough_seg[seg]
+            e = np.where(rough, np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0), e)
+            robust = detect_events(e, cfg.rate, K, self.sensitivity, robust=True)
+            keep = [ev for ev in found if not rough_seg[_segment_of(ev.time, cfg.rate, T)]]
+            keep += [ev for ev in robust if rough_seg[_segment_of(ev.time, cfg.rate, T)]]
+            found = []
+            for ev in sorted(keep, key=lambda x: x.time):  # (one onset either side of a segment edge)
+                if found and ev.time - found[-1].time < 0.03:
+                    if ev.strength > found[-1].strength:
+                        found[-1] = ev
+                    continue
+                found.append(ev)
         events = [ev for ev in found if ev.time * SR < n]
         samples = np.array([int(round(ev.time * SR)) for ev in events], dtype=np.int64)
         # attack peaks: the loudest event within peak_window s peaks at full scale
@@ -953,8 +992,12 @@ class SamplerSynth:
         shapes = event_shapes(e, events, K, cfg.rate)
         # an envelope whose onsets are mostly one-frame jumps was not smoothed (hand-drawn, or a
         # timing model's sharp impacts): match the render's unsmoothed RMS to it
-        n_sharp = sum(ev.sharp for ev in events)
-        k_match = 1 if events and n_sharp > len(events) / 2 else K
+        # (per 10 s segment: an edit changes only its own segment's kernel)
+        k_match = np.full(max(1, rough_seg.size), K, dtype=np.int64)
+        for k in range(rough_seg.size):
+            mine = [ev for ev in events if _segment_of(ev.time, cfg.rate, T) == k]
+            if mine and sum(ev.sharp for ev in mine) > len(mine) / 2:
+                k_match[k] = 1
         return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
                      skirt=skirt, pan=pan_f, pan_law=pan_law,
                      source=source, seed=int(seed), n=n, k_match=k_match, bank=self._bank(source, seed))
@@ -1151,7 +1194,7 @@ class SamplerSynth:
             a16 = s0 * 160 // 441
             r16 = _resample16(y[s0:s1])[: y16.size - a16]
             y16[a16 : a16 + r16.size] = r16
-            meas = _spec_envelope16(y16, nf, plan.k_match)
+            meas = _spec_envelope16(y16, nf, plan.kernel(k))
             ratio = np.where(e > self.silence, e / np.maximum(meas, 1e-7), 0.0)
             g_new = np.clip(g * np.clip(ratio, 0.0, 8.0), 0.0, 1e3)
             # where the target falls silent, what still rings fades out at 1 dB per frame (no cut)
