@@ -258,3 +258,12 @@ def test_spreadsheet_variants_get_a_message_that_says_what_to_change():
     assert env.mono.max() == 1.0
     with pytest.raises(EnvelopeFormatError, match="at most 10000 rows per second"):
         Envelope.from_csv_string("time_s,rms\n0,0\n0.000001,0.5\n0.000002,0\n")
+
+
+def test_an_event_added_to_a_coarse_envelope_peaks_at_its_level_on_the_nearest_row():
+    # between rows 100 ms apart, the 4 ms attack was sampled off its top: a 0.3 event came out
+    # as 0.125, on the next row
+    env = Envelope(np.zeros((1, 50), np.float32), rate=10.0).add_event(2.53, 0.3, decay=0.3)
+    assert env.mono.max() == pytest.approx(0.3) and int(np.argmax(env.mono)) == 25
+    fine = Envelope.zeros(5.0).add_event(2.53, 0.3, decay=0.3)  # 125 rows/s: as before
+    assert fine.mono.max() < 0.3 and abs(np.argmax(fine.mono) / 125 - 2.53) < 0.008

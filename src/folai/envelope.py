@@ -388,6 +388,11 @@ class Envelope:
             raise FolaiError(f"event level must be in [0, 1], got {level}")
         if decay <= 0:
             raise FolaiError(f"event decay must be > 0 s, got {decay}")
+        if 1.0 / self.rate > 2.0 * attack and self.n_frames:
+            # rows further apart than the attack (a CSV of 10 rows/s loaded as it is): the event
+            # peaks on the nearest row. Sampled between rows, it had lost its attack's top (a
+            # 0.3 event became 0.125, on the next row)
+            time = self.start + min(self.n_frames - 1, max(0, round((time - self.start) * self.rate))) / self.rate
         dt = self.times - time
         shape = np.where(dt < 0, np.exp(-((dt / max(attack, 1e-6)) ** 2)), np.exp(-np.maximum(dt, 0) / decay))
         return self._with(np.maximum(self.values, (level * shape)[None].astype(np.float32)))
