@@ -854,3 +854,33 @@ def test_a_mirrored_or_rotated_video_is_read_as_a_player_shows_it(tmp_path, kind
     # a region of interest is in the shown picture's pixels
     roi = read_video_frames(tmp_path / "v.mp4", fps=30, gray="luma", crop=(0, 0, 32, 24))[0]
     assert roi.shape == (24, 32) and roi[4:16, 6:22].mean() > 150
+
+
+def test_an_mpeg_ts_whose_clock_wraps_keeps_all_its_pictures_in_an_mp4(tmp_path):
+    # broadcast recordings: the 33-bit clock wraps mid-clip and FFmpeg reads the frames before the
+    # wrap at negative times; copied as they were, MP4 hid them (105 of 120 frames, the sound
+    # early by as much)
+    from fractions import Fraction
+
+    import av
+
+    hv = make_hit_video(tmp_path / "v.mp4", duration=1.0, hit_times=[0.5], with_audio=False)
+    ts = tmp_path / "wrap.ts"
+    with av.open(str(hv.path)) as ci, av.open(str(ts), "w", format="mpegts") as co:
+        vs = ci.streams.video[0]
+        ov = co.add_stream_from_template(vs)
+        ov.time_base = Fraction(1, 90000)
+        base = (1 << 33) - int(0.5 * 90000)
+        for q in ci.demux(vs):
+            if q.dts is None:
+                continue
+            pts, dts = (int(round(x * vs.time_base * 90000)) for x in (q.pts, q.dts))
+            q.pts, q.dts, q.time_base, q.stream = pts + base, dts + base, Fraction(1, 90000), ov
+            co.mux(q)
+    with av.open(str(ts)) as c:
+        n_src = sum(1 for _ in c.decode(video=0))
+    out = mux_audio(ts, make_clicks(1.0, 44100, [0.5], kind="click"), tmp_path / "o.mp4", sr=44100)
+    with av.open(str(out)) as c:
+        times = [float(f.time) for f in c.decode(video=0)]
+    assert len(times) == n_src == 30
+    assert abs(_first_click(out) - times[0] - 0.5) < 0.002

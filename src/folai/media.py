@@ -1146,6 +1146,7 @@ class _SourcePackets:
         av = _av()
         self.path, self.container = _open(video, "video")
         self.temp: Path | None = None  # a re-encoded copy of the video (deleted by close())
+        self.shift, self._shifted = 0, False  # seconds added to every copied timestamp (see below)
         p, cin = self.path, self.container
         try:
             self.vs = vs = _video_stream(cin, p)
@@ -1190,7 +1191,13 @@ class _SourcePackets:
                     f"{p} is corrupt: a video packet is stamped at {got:.2f} s but the file says it lasts "
                     f"{header_end:.2f} s."
                 )
-            self.first, self.end = first, last_end
+            # MP4 and QuickTime hide what is stamped before 0 (an edit list): a shown frame stamped
+            # there (an MPEG-TS whose clock wrapped around 2^33 ticks mid-clip, which FFmpeg reads
+            # as negative times) was lost with everything before it. The copy is shifted so that
+            # the first shown frame is at 0 (Matroska keeps such times as they are)
+            self.shift = -first if fmt in ("mp4", "mov") and first < 0 else 0
+            self.origin = self.origin + float(self.shift)
+            self.first, self.end = first + self.shift, last_end + self.shift
             if not hold:  # read again for the copy, from the start
                 cin.close()
                 self.path, self.container = _open(p, "video")
@@ -1218,11 +1225,24 @@ class _SourcePackets:
 
     def __iter__(self):
         if self.packets is not None:
+            if self.shift and not self._shifted:  # (held packets are shifted once)
+                for pkt in self.packets:
+                    self._shift(pkt)
+                self._shifted = True
             yield from self.packets
             return
         for pkt in self.container.demux([self.vs, *self.keep]):
             if pkt.size:
+                if self.shift:
+                    self._shift(pkt)
                 yield pkt
+
+    def _shift(self, pkt) -> None:
+        ticks = int(round(self.shift / pkt.time_base))
+        if pkt.pts is not None:
+            pkt.pts += ticks
+        if pkt.dts is not None:
+            pkt.dts += ticks
 
     def close(self) -> None:
         self.packets = None
