@@ -782,25 +782,28 @@ def test_mux_audio_keeps_sync_with_a_trimmed_mp4(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
-def test_the_video_is_the_stream_a_player_shows_not_a_thumbnail_track(tmp_path, suffix):
+@pytest.mark.parametrize("flagged", [True, False])
+def test_the_video_is_the_stream_a_player_shows_not_a_thumbnail_track(tmp_path, suffix, flagged):
     # track 0 a one-frame thumbnail (not flagged default), track 1 the video (default): the first
-    # stream was taken, giving one frame and 0.03 s of output (.mkv: a "truncated" error)
+    # stream was taken, giving one frame and 0.03 s of output (.mkv: a "truncated" error). Neither
+    # flagged, a thumbnail larger than the video: Matroska counts no frames, its length decides
     import av
 
     from folai.media import probe_video
 
     main_v = make_hit_video(tmp_path / "main.mp4", duration=1.0, hit_times=[0.5], size=(96, 64), with_audio=False)
     thumb = tmp_path / "thumb.mp4"
+    tw, th = (48, 32) if flagged else (192, 128)
     with av.open(str(thumb), "w") as c:
         s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
-        for p in [*s.encode(av.VideoFrame.from_ndarray(np.zeros((32, 48, 3), np.uint8), format="rgb24")), *s.encode()]:
+        s.width, s.height, s.pix_fmt = tw, th, "yuv420p"
+        for p in [*s.encode(av.VideoFrame.from_ndarray(np.zeros((th, tw, 3), np.uint8), format="rgb24")), *s.encode()]:
             c.mux(p)
     both = tmp_path / f"both{suffix}"
     with av.open(str(thumb)) as a, av.open(str(main_v.path)) as b, av.open(str(both), "w") as co:
         s0 = co.add_stream_from_template(a.streams.video[0])
         s1 = co.add_stream_from_template(b.streams.video[0])
-        s0.disposition, s1.disposition = 0, av.stream.Disposition.default
+        s0.disposition, s1.disposition = 0, av.stream.Disposition.default if flagged else 0
         pk = [(q, s0) for q in a.demux(a.streams.video[0]) if q.dts is not None]
         pk += [(q, s1) for q in b.demux(b.streams.video[0]) if q.dts is not None]
         for q, s in sorted(pk, key=lambda x: float(x[0].dts * x[0].time_base)):

@@ -842,3 +842,50 @@ def test_a_drawn_level_far_away_does_not_change_a_smoothed_envelopes_sound(scene
     far = int((24.0 - s.peak_window - 2.4 - 0.1) * SR)
     assert np.array_equal(a[:, :far], b[:, :far])
     assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(("gap", "ring"), [(0.5, 0.2), (0.3, 0.1)])
+def test_a_short_hit_after_a_ringing_one_is_on_time(gap, ring):
+    # in a box-smoothed envelope an earlier ring leaving the box makes a short hit's plateau fall a
+    # little on every frame; read as an unsmoothed ring, the hit was placed ~45 ms early
+    from folai.metrics.sync import detect_onsets
+    from folai.testing import make_clicks
+
+    y = make_clicks(3.0, SR, [1.0], amplitude=0.3, decay=ring, length=2.0, seed=0)
+    y = y + make_clicks(3.0, SR, [1.0 + gap], amplitude=0.84, decay=0.0054, length=2.0, seed=1)
+    env = Envelope.from_audio(y, SR)
+    ev = [e.time for e in detect_events(env.mono)]
+    assert min(abs(np.array(ev) - (1.0 + gap))) < 0.01, ev
+    on = detect_onsets(SamplerSynth().render(env, duration=3.0, prompt="metal").mean(axis=0), SR)
+    assert min(abs(on - (1.0 + gap))) < 0.015, on
+
+
+def test_a_swell_typed_at_10_rows_per_second_stays_a_swell():
+    # the coarse-rate rule made every rise from 0 a hit: a spurious event, and the level squashed
+    # under its ceiling (5-8 dB low for 0.3 s)
+    t = np.arange(30) / 10.0
+    v = np.clip((t - 0.1) / 4.0, 0, 0.25)  # (a texture's RMS at full-scale peaks: ~0.3)
+    env = Envelope(v[None].astype(np.float32), rate=10.0)
+    s = SamplerSynth()
+    plan = s._plan(env, int(3 * SR), "gravel", [], None, 0)
+    assert not [e for e in plan.events if e.time < 2.0]
+    from folai.metrics.sync import eval_rms
+
+    got = eval_rms(s.render(env, duration=3.0, prompt="gravel").mean(axis=0))  # 44.1 kHz, 128 hop
+    f = np.arange(int(0.4 * SR / 128), int(2.0 * SR / 128))
+    want = np.interp(f * 128 / SR, t, v)
+    db = 20 * np.log10(np.convolve(got, np.ones(41) / 41, mode="same")[f] / want)
+    assert np.max(np.abs(db)) < 2.0
+
+
+def test_a_fast_click_train_reference_gives_a_take_per_click(tmp_path):
+    # at 12-20 clicks a second every stretch is under the 0.1 s take minimum: such a recording
+    # gave one take, or was refused as having "no usable sound"
+    from folai.synthesis.sampler import _ReferenceSource
+
+    y = np.zeros(SR)
+    k = np.arange(1200)
+    for i, p in enumerate(range(2000, SR - 1500, SR // 20)):
+        y[p : p + k.size] += 0.8 * np.sin(2 * np.pi * (500 + 40 * (i % 5)) * k / SR) * np.exp(-k / 150)
+    src = _ReferenceSource([_write(tmp_path / "train.wav", y)])
+    assert len(src.takes) >= 10

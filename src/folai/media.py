@@ -124,7 +124,7 @@ def _open(path: str | os.PathLike, what: str):
 def _video_stream(container, p: Path):
     """The video stream a player shows: of the streams that are not cover art, the ones flagged
     default when only some are, and of those the one with the most frames (a one-frame thumbnail
-    track is not the video), then the largest picture, then the first. Taking the first stream
+    track is not the video), then the longest, then the largest picture, then the first. Taking the first stream
     lost the video of a file whose track 0 was a thumbnail: one frame, 0.03 s of output."""
     av = _av()
     cands = []
@@ -141,14 +141,20 @@ def _video_stream(container, p: Path):
     if len(cands) == 1:
         return cands[0]
     try:
-        default = [s for s in cands if s.disposition & av.stream.Disposition.default]
+        # (a one-frame track is never the video, flagged or not: MP4 muxers flag the first track)
+        default = [s for s in cands if s.disposition & av.stream.Disposition.default and s.frames != 1]
     except AttributeError:  # pragma: no cover - older PyAV
         default = []
     pool = default if 0 < len(default) < len(cands) else cands
 
+    origin = _origin(container)
+
     def size(s):
+        # (Matroska counts no frames: its streams' lengths, from their DURATION tags, decide)
         cc = s.codec_context
-        return (s.frames != 1, s.frames or 0, (cc.width or 0) * (cc.height or 0), -s.index)
+        tag = _parse_hms(s.metadata.get("DURATION", "")) if s.metadata.get("DURATION") else None
+        end = tag if tag is not None else (_stream_end(container, s, origin) or 0.0)
+        return (s.frames != 1, s.frames or 0, round(end, 2), (cc.width or 0) * (cc.height or 0), -s.index)
 
     return max(pool, key=size)
 

@@ -149,10 +149,14 @@ def detect_events(
             if top.size:
                 j = i + int(top[0])
                 sharp = j + 8 < ep.size and ep[j + 8] - base < 0.8 * h
-                if not sharp and j + 10 < ep.size:
+                if not sharp and j + K + 8 < ep.size:
                     k = j + int(np.argmax(ep[j : j + 3]))
                     tail = ep[k : k + 9]
                     sharp = bool(np.all(np.diff(tail) < 0)) and tail[0] - tail[-1] >= 0.03 * h
+                    # ... and its fall slows down (a decay is convex): a box-smoothed hit's plateau
+                    # can fall a little on every frame too (an earlier ring leaving the box), but
+                    # then it falls off a cliff when the hit leaves the box, K frames on
+                    sharp = sharp and bool(np.all(np.diff(ep[k : k + K + 5], 2) >= -0.01 * h))
         rise_at, h_jump = i, h
         if sharp:
             # the rise starts at its foot: an attack over two or more frames (0 -> 0.3 -> 1, a
@@ -381,18 +385,20 @@ _COARSE_RATE = 20.0
 
 def _upsample_coarse(env: Envelope, rate: float) -> Envelope:
     """A hand-typed envelope of few rows per second at ``rate`` frames/s: linear between rows,
-    except a rise from near silence (the lower row under a quarter of the upper), which jumps at
-    the upper row. Interpolated linearly, a 0 -> level step between two rows 100 ms apart became a
+    except a rise from near silence (the lower row under a quarter of the upper) to (nearly, 80 %)
+    the top of the next two rows, which jumps at the upper row (a swell that starts from silence
+    stays a ramp). Interpolated linearly, a 0 -> level step between two rows 100 ms apart became a
     100 ms ramp, read as a box-smoothed rise, and the hit sounded 30-48 ms before the row it was
     typed on. Same time span as :meth:`Envelope.resample`."""
     out = env.resample(rate)
     t_new, t_old = out.times, env.times
     vals = out.values.copy()
-    for c in range(env.channels):
-        v = env.values[c].astype(np.float64)
-        for k in np.nonzero(v[:-1] < 0.25 * v[1:])[0]:  # a step up from near silence: rows k -> k+1
-            inside = (t_new > t_old[k] + 1e-9) & (t_new < t_old[k + 1] - 1e-9)
-            vals[c, inside] = v[k]
+    m = env.values.astype(np.float64).mean(axis=0)  # decided on the mono curve: channels jump together
+    ahead = np.maximum(m[1:], np.concatenate([m[2:], [0.0]]))  # the next two rows' top
+    # a step up from near silence to (nearly) the top of what follows: a hit, not a swell's start
+    for k in np.nonzero((m[:-1] < 0.25 * m[1:]) & (m[1:] >= 0.8 * ahead))[0]:
+        inside = (t_new > t_old[k] + 1e-9) & (t_new < t_old[k + 1] - 1e-9)
+        vals[:, inside] = env.values[:, k : k + 1]
     return replace(out, values=vals.astype(out.values.dtype))
 
 
@@ -448,46 +454,54 @@ class _ReferenceSource:
             bounds = list(on) + [y.size]
             n_before = len(self.takes)
             spare = None  # the head, if it is kept only when the file has nothing else
-            for a, b in zip(bounds[:-1], bounds[1:]):
-                b = min(b, a + int(_MAX_EVENT * SR))
-                seg = y[a:b].astype(np.float32)
-                if seg.size < int(0.1 * SR):  # a flam or a glitch, not a take of its own
-                    continue
-                if np.sqrt(np.mean(seg[: int(0.1 * SR)] ** 2)) < 0.02:  # -34 dB: noise, not a take
-                    continue
-                if a == 0 and head and not _starts_with_attack(seg):
-                    spare = seg
-                    continue
-                # the take starts 1 ms before its attack (its first 1 ms a tenth of its loudest):
-                # onsets come backtracked to the quiet up to tens of ms before a hit, and that
-                # pre-roll, placed at the event, put the hit late behind texture the level
-                # matching filled it with (a flam)
-                n1 = seg.size // 44
-                r1 = np.sqrt(np.mean(seg[: n1 * 44].reshape(n1, 44) ** 2, axis=1))
-                hot = np.nonzero(r1 >= 0.1 * r1.max())[0]
-                if hot.size:
-                    seg = seg[max(0, int(hot[0]) - 1) * 44 :]
-                # the take ends where it falls 40 dB under its loudest 10 ms (the rest is room noise)
-                m = seg.size // 441
-                r10 = np.sqrt(np.mean(seg[: m * 441].reshape(m, 441) ** 2, axis=1))
-                above = np.nonzero(r10 > 0.01 * r10.max())[0]
-                seg = seg[: max(int(0.05 * SR), (int(above[-1]) + 1) * 441)]
-                fade = min(seg.size // 4, int(0.02 * SR))
-                seg = seg.copy()
-                seg[seg.size - fade :] *= np.linspace(1, 0, fade, dtype=np.float32)
-                seg = seg / (np.max(np.abs(seg)) + 1e-12)
-                digest = seg.tobytes()
-                if digest in seen:
-                    continue
-                seen.add(digest)
-                self.takes.append(seg)
+            # takes of 0.1 s or more (a shorter stretch is a flam or a glitch); a file whose
+            # stretches are mostly shorter (a click train at 12-20 Hz: 50-83 ms), or that has no
+            # longer one, gets takes of 20 ms or more
+            found = False  # a take (new or one given before) found in this file
+            fast = float(np.median(np.diff(bounds))) < 0.1 * SR
+            for min_len in ((int(0.02 * SR),) if fast else (int(0.1 * SR), int(0.02 * SR))):
+                for a, b in zip(bounds[:-1], bounds[1:]):
+                    b = min(b, a + int(_MAX_EVENT * SR))
+                    seg = y[a:b].astype(np.float32)
+                    if seg.size < min_len:
+                        continue
+                    if np.sqrt(np.mean(seg[: int(0.1 * SR)] ** 2)) < 0.02:  # -34 dB: noise, not a take
+                        continue
+                    if a == 0 and head and not _starts_with_attack(seg):
+                        spare = seg
+                        continue
+                    # the take starts 1 ms before its attack (its first 1 ms a tenth of its loudest):
+                    # onsets come backtracked to the quiet up to tens of ms before a hit, and that
+                    # pre-roll, placed at the event, put the hit late behind texture the level
+                    # matching filled it with (a flam)
+                    n1 = seg.size // 44
+                    r1 = np.sqrt(np.mean(seg[: n1 * 44].reshape(n1, 44) ** 2, axis=1))
+                    hot = np.nonzero(r1 >= 0.1 * r1.max())[0]
+                    if hot.size:
+                        seg = seg[max(0, int(hot[0]) - 1) * 44 :]
+                    # the take ends where it falls 40 dB under its loudest 10 ms (the rest is room noise)
+                    m = seg.size // 441
+                    r10 = np.sqrt(np.mean(seg[: m * 441].reshape(m, 441) ** 2, axis=1))
+                    above = np.nonzero(r10 > 0.01 * r10.max())[0]
+                    seg = seg[: max(int(0.05 * SR), (int(above[-1]) + 1) * 441)]
+                    fade = min(seg.size // 4, int(0.02 * SR))
+                    seg = seg.copy()
+                    seg[seg.size - fade :] *= np.linspace(1, 0, fade, dtype=np.float32)
+                    seg = seg / (np.max(np.abs(seg)) + 1e-12)
+                    found = True
+                    digest = seg.tobytes()
+                    if digest in seen:
+                        continue
+                    seen.add(digest)
+                    self.takes.append(seg)
+                if found or spare is not None:
+                    break
             if len(self.takes) == n_before and spare is not None and spare.tobytes() not in seen:
                 # no hit in the whole file: a sustained sound (a scrape, rain), used as it is
                 seen.add(spare.tobytes())
                 self.takes.append(spare / (np.max(np.abs(spare)) + 1e-12))
-            if len(self.takes) == n_before and not any(
-                    np.array_equal(y, m) for m in material):  # the same file again adds nothing
-                raise FolaiError(f"reference recording {f} has no usable sound (nothing above -34 dB of its peak for 20 ms)")
+            if not found and spare is None:
+                raise FolaiError(f"reference recording {f} has no usable sound: no hit of 20 ms or more above -34 dB of its peak")
             material.append(y)
         if len(self.takes) == 1:
             log.warning("the reference recordings hold one take: every event uses it (give recordings of several hits for variety)")
@@ -1118,8 +1132,8 @@ class SamplerSynth:
             ceil[:] = 0.0
             covered = np.zeros(L, dtype=bool)
             # An event's own peak holds until the next event's onset; past it, only as high as its
-            # sound (its decaying upper envelope, with 6 dB to spare for the level matching) rings
-            # there. A quieter hit within 0.3 s after a louder one had the louder one's ceiling,
+            # sound (its decaying upper envelope, with 18 dB to spare: the level matching's gain
+            # rises for a quieter hit after it, and lifts the ring with it) rings there. A quieter hit within 0.3 s after a louder one had the louder one's ceiling,
             # which let its attack (shape) reach full scale: +6 dB over its level
             order = sorted(sounds, key=lambda j: int(plan.samples[j]))
             for n_i, i in enumerate(order):
@@ -1133,9 +1147,12 @@ class SamplerSynth:
                     c = min(b, max(a, int(plan.samples[order[n_i + 1]]) - ws - 44))
                 ceil[a:c] = np.maximum(ceil[a:c], plan.peaks[i])
                 if c < b:
+                    # (relative to its loudest after its first 5 ms: a take whose click stands 20 dB
+                    # over its ring had the limiter hold the click down, so that in the output the
+                    # ring is louder than the one-shot says, and the ring was ducked 5-6 dB)
                     ax = np.abs(x[c - p : b - p])
-                    u = np.maximum.accumulate(ax[::-1])[::-1] / (np.max(np.abs(x)) + 1e-12)
-                    ceil[c:b] = np.maximum(ceil[c:b], plan.peaks[i] * np.minimum(1.0, 2.0 * u))
+                    u = np.maximum.accumulate(ax[::-1])[::-1] / (np.max(np.abs(x[220:] if x.size > 440 else x)) + 1e-12)
+                    ceil[c:b] = np.maximum(ceil[c:b], plan.peaks[i] * np.minimum(1.0, 8.0 * u))
                 covered[a:b] = True
             ceil[~covered] = 1.0
 
