@@ -960,17 +960,26 @@ def _carries(fmt: str, vs) -> bool:
     av = _av()
     if vs.codec_context.name == "gif":
         return False
+    key = (fmt, vs.codec_context.name, vs.codec_context.codec_tag)
+    if key in _CARRIES:  # (generate asks before stage 1 and again when it muxes)
+        return _CARRIES[key]
     try:
         c = av.open(io.BytesIO(), "w", format=fmt)
     except av.error.FFmpegError:  # pragma: no cover - the three muxers are always built
         return False
     try:
         c.add_stream_from_template(vs, opaque=True)
-        return True
+        ok = True
     except (ValueError, av.error.FFmpegError):
-        return False
+        ok = False
     finally:
         c.close()
+    _CARRIES[key] = ok
+    return ok
+
+
+#: _carries' answers by (muxer, codec, codec tag)
+_CARRIES: dict[tuple, bool] = {}
 
 
 #: sample-entry tags of the same codec that MP4 / QuickTime players tell apart: Apple's players and
