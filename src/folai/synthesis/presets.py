@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ import numpy as np
 from scipy import signal
 
 from ..errors import FolaiError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "get_preset", "list_presets", "match_preset"]
 
@@ -292,30 +295,34 @@ def _p(**kw) -> Preset:
 
 _LIST: list[Preset] = [
     _p(name="wood", words=("wood", "wooden", "timber", "plank", "table", "desk", "door", "stick", "log", "branch",
-                           "tree", "drumstick", "chair", "crate", "hit", "hits", "hitting", "knock", "knocking", "tap"),
+                           "tree", "drumstick", "chair", "crate", "hit", "hits", "hitting", "knock", "knocking", "tap",
+                           "drawer", "cupboard", "cabinet", "shelf", "bench", "twig"),
        description="a wooden stick hitting wood (Greatest-Hits-like knock)",
        base_hz=(250.0, 700.0), ratios=(1.0, 2.6, 4.1, 6.3, 8.9), mode_decay=(0.03, 0.07), decay_slope=1.0,
        click_level=0.6, click_band=(1000.0, 7000.0), thump_hz=120.0, thump_level=0.3, thump_decay=0.02,
        length=0.5, tex_band=(300.0, 4000.0), tex_resonance=0.35),
-    _p(name="metal", words=("metal", "metallic", "steel", "iron", "tin", "can", "pipe", "railing", "pan", "pot",
-                            "bell", "aluminium", "aluminum", "copper", "brass", "chain", "car", "gate", "fence"),
+    _p(name="metal", words=("metal", "metallic", "steel", "iron", "tin", "pipe", "railing", "saucepan", "pot",
+                            "bell", "aluminium", "aluminum", "copper", "brass", "chain", "car", "gate", "fence",
+                            "anvil", "gong", "cymbal", "cowbell", "spoon", "fork", "knife", "cutlery", "keys",
+                            "coin", "coins", "nail", "nails", "locker", "tray", "bolt", "wrench", "kettle"),
        description="struck metal: bright, long-ringing inharmonic partials",
        base_hz=(350.0, 900.0), ratios=(1.0, 2.76, 5.40, 8.93, 13.34), mode_decay=(0.25, 0.6), decay_slope=0.5,
        inharmonic=0.05, click_level=0.35, click_band=(2000.0, 12000.0), length=1.4,
        tex_band=(1500.0, 9000.0), tex_resonance=0.6, tex_flutter=4.0),
     _p(name="glass", words=("glass", "bottle", "jar", "window", "cup", "mug", "ceramic", "porcelain", "plate",
-                            "dish", "wine", "mirror", "tile", "tiles"),
+                            "dish", "wine", "mirror", "tile", "tiles", "vase", "bowl", "teacup", "crystal"),
        description="glass or ceramic: high, pure, ringing partials",
        base_hz=(900.0, 1800.0), ratios=(1.0, 2.32, 4.25, 6.63), mode_decay=(0.12, 0.3), decay_slope=0.6,
        inharmonic=0.02, click_level=0.3, click_band=(2500.0, 9000.0), length=0.9,
        tex_band=(2500.0, 12000.0), tex_resonance=0.5),
-    _p(name="plastic", words=("plastic", "bucket", "box", "toy", "container", "bin", "lid", "keyboard", "case",
+    _p(name="plastic", words=("plastic", "bucket", "box", "toy", "container", "bin", "lid", "keyboard",
                               "drywall", "plasterboard", "plaster", "gypsum", "rubber"),
        description="hollow plastic: dull mid knock, short ring",
        base_hz=(400.0, 900.0), ratios=(1.0, 1.9, 3.1, 4.6), mode_decay=(0.015, 0.04), decay_slope=1.0,
        click_level=0.5, click_band=(1200.0, 6000.0), length=0.35, tex_band=(600.0, 5000.0), tex_resonance=0.3),
     _p(name="stone", words=("stone", "rock", "rocks", "concrete", "brick", "bricks", "cement", "pavement",
-                            "asphalt", "marble", "floor", "ground", "wall", "sidewalk", "street", "road"),
+                            "asphalt", "marble", "floor", "ground", "wall", "sidewalk", "street", "road",
+                            "cobblestone", "cobblestones", "cobbles", "tarmac", "granite", "slab"),
        description="stone or concrete: hard, dry, very short",
        base_hz=(900.0, 2200.0), ratios=(1.0, 1.7, 2.9, 4.4), mode_decay=(0.006, 0.015), decay_slope=1.0,
        mode_level=0.6, click_level=0.9, click_band=(800.0, 9000.0), click_decay=0.003, thump_hz=90.0,
@@ -358,12 +365,13 @@ _LIST: list[Preset] = [
        grains=(5, 15), grain_spread=0.06, grain_band=(800.0, 5000.0), length=0.35, tex_band=(300.0, 4000.0),
        tex_crackle=300.0, tex_crackle_level=0.3, tex_resonance=0.0),
     _p(name="water", words=("water", "splash", "splashing", "puddle", "river", "stream", "pool", "lake", "sea",
-                            "wet", "liquid", "drip", "drop", "pour", "pouring", "swim", "swimming"),
+                            "liquid", "drip", "drips", "dripping", "drop", "pour", "pouring", "swim", "swimming",
+                            "rain", "raindrops", "bubbles", "bubbling", "waves"),
        description="water: a splash with bubbles",
        base_hz=(200.0, 400.0), ratios=(1.0,), mode_decay=(0.01, 0.02), mode_level=0.2, click_level=1.0,
        click_band=(500.0, 8000.0), click_decay=0.03, bubbles=(4, 10), length=0.5, tex_band=(300.0, 6000.0),
        tex_resonance=0.0, tex_flutter=10.0),
-    _p(name="snow", words=("snow", "snowy", "ice", "icy", "frost", "powder", "slush"),
+    _p(name="snow", words=("snow", "snowy", "frost", "powder", "slush"),
        description="snow: a soft compressed crunch",
        base_hz=(150.0, 300.0), ratios=(1.0,), mode_decay=(0.01, 0.03), mode_level=0.2, click_level=0.5,
        click_band=(500.0, 5000.0), click_decay=0.02, grains=(25, 50), grain_spread=0.12,
@@ -400,14 +408,16 @@ _SURFACES = {
 }
 _SURFACE_WORDS = {
     "wood": ("wood", "wooden", "floor", "floorboards", "boards", "parquet", "deck", "stairs", "plank", "indoor",
-             "indoors", "house"),
-    "concrete": ("concrete", "stone", "pavement", "asphalt", "street", "road", "tile", "tiles", "marble",
-                 "sidewalk", "cement", "brick", "hard"),
-    "gravel": ("gravel", "pebbles", "rubble", "stones", "rocky"),
-    "grass": ("grass", "lawn", "field", "meadow", "leaves", "forest", "bush"),
-    "snow": ("snow", "snowy", "ice", "icy"),
-    "dirt": ("dirt", "soil", "mud", "earth", "sand", "trail", "dust", "ground"),
-    "metal": ("metal", "metallic", "steel", "grate", "grating", "catwalk", "iron"),
+             "indoors", "house", "room", "kitchen", "apartment", "upstairs", "downstairs", "stage"),
+    "concrete": ("concrete", "stone", "pavement", "asphalt", "street", "road", "tile", "tiles", "tiled", "marble",
+                 "sidewalk", "cement", "brick", "bricks", "cobblestones", "cobblestone", "cobbles", "tarmac",
+                 "rock", "rocks", "granite", "parking", "garage", "corridor", "hallway", "court"),
+    "gravel": ("gravel", "pebbles", "rubble", "stones", "rocky", "shingle"),
+    "grass": ("grass", "lawn", "field", "meadow", "leaves", "forest", "bush", "undergrowth"),
+    "snow": ("snow", "snowy", "ice", "icy", "frozen"),
+    "dirt": ("dirt", "soil", "mud", "earth", "sand", "sandy", "beach", "trail", "dust", "ground"),
+    "metal": ("metal", "metallic", "steel", "grate", "grating", "catwalk", "iron", "tin", "aluminium", "aluminum",
+              "ladder"),
 }
 for _surf, _kw in _SURFACES.items():
     base = dict(footstep=True, toe_delay=(0.02, 0.035), toe_level=(0.25, 0.5), length=0.3, tex_flutter=0.0)
@@ -417,12 +427,33 @@ for _surf, _kw in _SURFACES.items():
 
 PRESETS: dict[str, Preset] = {p.name: p for p in _LIST}
 DEFAULT_PRESET = "wood"
-_FOOT_WORDS = ("footstep", "footsteps", "step", "steps", "walk", "walking", "walks", "run", "running", "runs",
-               "stomp", "stomping", "stomps", "jog", "jogging", "march", "marching", "feet", "foot", "shoe",
-               "shoes", "boots", "boot", "heel", "heels", "sneakers", "tread", "treading", "stepping", "pace")
+#: a walker's words (as words, so "footsteps_gravel" and "footsteps-gravel" count): the footsteps
+#: presets and the motion timing's footsteps mode read a prompt with this one rule
+_WALK = re.compile(
+    r"\b(foot ?steps?|footfalls?|steps?|stepping|walk(s|ed|ing|er|ers)?|run(s|ning|ner|ners)?|ran|"
+    r"jog(s|ged|ging|ger|gers)?|stomp(s|ed|ing)?|march(es|ed|ing)?|strid(e|es|ing)|gait|hik(e|es|ed|ing|er|ers)|"
+    r"sprint(s|ed|ing|er|ers)?|tiptoe(s|d|ing)?|trudg(e|es|ed|ing)|pac(e|es|ed|ing)|treads?|treading|"
+    r"stroll(s|ed|ing)?|limp(s|ed|ing)?|barefoot|feet|foot|shoes?|boots?|heels?|sneakers?)\b"
+)
 # words that say something about the action but not the material; they never pick a preset alone
 _ACTION_WORDS = {"hit", "hits", "hitting", "knock", "knocking", "tap", "stick", "drumstick", "rustle", "rustling",
-                 "splash", "splashing", "drip", "drop", "pour", "pouring", "crumple", "crumpling"}
+                 "splash", "splashing", "drop", "pour", "pouring", "crumple", "crumpling"}
+# striking words: a material named after one is the thing struck ("a metal spoon tapping a wine glass"
+# is glass); one named after "with" or "using" is what strikes ("hitting metal with a wooden stick")
+_STRIKE_WORDS = {"hit", "hits", "hitting", "strike", "strikes", "striking", "struck", "tap", "taps", "tapping",
+                 "knock", "knocks", "knocking", "bang", "bangs", "banging", "against", "smack", "smacks",
+                 "slap", "slaps", "whack", "whacks", "pound", "pounding", "scrape", "scraping", "scratch",
+                 "scratching"}
+_WITH_WORDS = {"with", "using"}
+# sound sources no preset makes: a prompt naming one is refused, rather than mapped to a setting
+# word ("a dog barking in the street" had given stone, "thunder over the sea" water)
+_NOT_FOLEY = {"bark", "barks", "barking", "meow", "meowing", "purr", "chirp", "chirping", "tweet", "singing",
+              "sing", "song", "music", "voice", "voices", "speech", "talking", "talk", "scream", "screaming",
+              "laugh", "laughing", "laughter", "applause", "clapping", "explosion", "explosions", "explode",
+              "gunshot", "gunshots", "gunfire", "thunder", "siren", "sirens", "horn", "honk", "engine", "engines",
+              "helicopter", "airplane", "plane", "jet", "traffic", "wind", "birdsong", "crowd", "baby", "crying"}
+# a negated word does not count ("no footsteps, just cloth", "without glass")
+_NEGATION = re.compile(r"\b(no|not|without|never|non)\s+(?:any\s+|a\s+|an\s+|the\s+)?[a-z]+")
 
 
 def list_presets() -> list[str]:
@@ -449,13 +480,29 @@ def _names(token: str, word: str) -> bool:
 #: "running water", "a running engine", "a run of hits": run words that are not a gait (removed
 #: before the words are read; shared with the motion timing's footsteps mode, so that both stages
 #: read a prompt the same way)
-_FLOWING = r"(water|tap|faucet|engine|motor|machine|stream|river|dishwasher)"
+_FLOWING = (r"(water|tap|faucet|engine|motor|machine|stream|river|dishwasher|car|cars|shower|fridge|"
+            r"refrigerator|fan|clock|printer|generator|dryer|washer|vacuum|blender|program|script|code|nose)")
 NOT_GAIT = re.compile(rf"\b({_FLOWING} (is )?)run(s|ning)?\b|\brun(s|ning)?(?= {_FLOWING}\b)|\ba run of\b")
 
 
 def not_gait(text: str) -> str:
     """``text`` without the run words that are not a gait ("running water" -> " water")."""
     return NOT_GAIT.sub(lambda m: m.group(1) or " ", text)
+
+
+def _read(prompt: str) -> str:
+    """A prompt as both stages read it: lower case, "_" and "-" as spaces, without negated words,
+    "field recording" or run words that are not a gait."""
+    text = prompt.lower().replace("_", " ").replace("-", " ")
+    text = re.sub(r"\bfield recordings?\b", " ", text)
+    text = _NEGATION.sub(" ", text)
+    return not_gait(text)
+
+
+def wants_steps(prompt: str | None) -> bool:
+    """Whether a prompt describes a walker (footsteps, walking, running, stomping, heels, ...):
+    the footsteps presets, and the motion timing's footsteps mode."""
+    return bool(prompt) and bool(_WALK.search(_read(prompt)))
 
 
 def match_preset(prompt: str) -> str:
@@ -474,27 +521,48 @@ def match_preset(prompt: str) -> str:
         raise FolaiError(f"the sound prompt is empty; describe the sound or name a preset: {', '.join(PRESETS)}")
     if text in PRESETS:
         return text
-    toks = _tokens(not_gait(text))  # "running water" is water, not a runner
-    if any(t in _FOOT_WORDS for t in toks):
+    toks = _tokens(_read(text))  # "running water" is water, not a runner; "no glass" is not glass
+    source = next((t for t in toks if t in _NOT_FOLEY), None)
+    if source is not None:
+        raise FolaiError(
+            f"no built-in sound makes '{source}' (prompt '{prompt}'): the presets are Foley materials and "
+            f"footsteps: {', '.join(PRESETS)}; use --reference with a recording of it"
+        )
+    if wants_steps(text):
         for t in toks:
             for surf, words in _SURFACE_WORDS.items():
-                if t == surf or t in words:
+                if any(_names(t, w) for w in (surf, *words)):
                     return f"footsteps-{surf}"
+        if any(t in ("on", "in", "through", "across", "over", "along", "onto", "into") for t in toks):
+            # (a place was meant: say which surfaces there are)
+            log.warning("the prompt '%s' names no surface the footsteps know (%s): footsteps on wood",
+                        prompt, ", ".join(_SURFACE_WORDS))
         return "footsteps-wood"
-    best: tuple[int, int, str] | None = None  # (material?, -position, name)
+    # (material?, struck?, -position): a material beats an action word, the thing struck beats
+    # what strikes it, and then the first named wins
+    best: tuple[int, int, int, str] | None = None
     for pos, t in enumerate(toks):
         for p in _LIST:
             if p.footstep:
                 continue
             if any(_names(t, w) for w in (p.name, *p.words)):  # (a plural too: "bottles", "pots")
                 material = 0 if t in _ACTION_WORDS else 1
-                cand = (material, -pos, p.name)
-                if best is None or cand[:2] > best[:2]:
+                before = toks[:pos]
+                k_strike = max((i for i, w in enumerate(before) if w in _STRIKE_WORDS), default=-1)
+                k_with = max((i for i, w in enumerate(before) if w in _WITH_WORDS), default=-1)
+                struck = 1 if k_strike > k_with else (0 if k_with < 0 else -1)
+                cand = (material, struck, -pos, p.name)
+                if best is None or cand[:3] > best[:3]:
                     best = cand
                 break
     if best is None:
+        import difflib
+
+        vocab = sorted({w for p in _LIST for w in (p.name, *p.words)} | {"footsteps"})
+        near = [m for t in toks for m in difflib.get_close_matches(t, vocab, n=1, cutoff=0.8)]
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
         raise FolaiError(
-            f"no built-in sound matches the prompt '{prompt}'; name a material (e.g. 'hitting metal with a "
-            f"stick', 'footsteps on gravel') or one of the presets: {', '.join(PRESETS)}"
+            f"no built-in sound matches the prompt '{prompt}'{hint}; name a material (e.g. 'hitting metal with "
+            f"a stick', 'footsteps on gravel') or one of the presets: {', '.join(PRESETS)}"
         )
-    return best[2]
+    return best[3]

@@ -51,7 +51,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -619,21 +618,13 @@ class MotionTiming:
         return out
 
 
-_STEP_WORDS = re.compile(
-    r"\b(foot ?steps?|steps?|stepping|walk(s|ed|ing|er|ers)?|run(s|ning|ner|ners)?|ran|jog(s|ged|ging|ger)?|"
-    r"stomp(s|ed|ing)?|march(es|ed|ing)?|strid(e|es|ing)|gait|hik(e|es|ed|ing)|sprint(s|ed|ing)?|"
-    r"tiptoe(s|d|ing)?|trudg(e|es|ed|ing)|pac(e|es|ed|ing)|treads?)\b"
-)
-
-
 def prompt_wants_steps(prompt: str | None) -> bool:
-    """Whether a prompt describes footsteps (walking, running, stomping, ...)."""
-    if not prompt:
-        return False
-    from ..synthesis.presets import not_gait  # ("running water": as the preset matching reads it)
+    """Whether a prompt describes footsteps (walking, running, stomping, heels, ...): the rule the
+    footsteps presets use too (:func:`folai.synthesis.presets.wants_steps`), so that both stages
+    read a prompt the same way."""
+    from ..synthesis.presets import wants_steps
 
-    text = not_gait(prompt.lower())
-    return bool(_STEP_WORDS.search(text))
+    return wants_steps(prompt)
 
 
 def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_share: float) -> np.ndarray:
