@@ -696,3 +696,45 @@ def test_a_command_line_video_that_disappears(tmp_path):
         v.unlink()  # moved or deleted while the studio runs: was a 500
         r = c.get(f"/api/s/{sid}/video")
         assert r.status_code == 404 and "no longer where it was opened from" in r.json()["error"]
+
+
+def test_an_export_behind_a_render_muxes_that_render_and_an_unchanged_render_keeps_it(client, long_video, tmp_path):
+    # an export queued behind a render read the render of the moment it was asked for: the video
+    # got the previous sound while the page offered it as current; a render that found nothing to
+    # do deleted the export
+    from folai.media import read_audio
+
+    sid = new_session(client)
+    open_video(client, sid, long_video)
+    client.post(f"/api/s/{sid}/edit", json={"op": "add_event", "time": 0.7, "level": 0.6})
+    wait(client, sid, client.post(f"/api/s/{sid}/render", json={"prompt": "wood"}).json())
+    client.post(f"/api/s/{sid}/edit", json={"op": "add_event", "time": 4.0, "level": 0.9})  # a new hit
+    render = client.post(f"/api/s/{sid}/render", json={"prompt": "metal", "partial": False}).json()
+    export = client.post(f"/api/s/{sid}/export").json()  # asked while the render is queued or running
+    assert wait(client, sid, render)["state"] == "done"
+    assert wait(client, sid, export)["state"] == "done", export
+    r = client.get(f"/api/s/{sid}/export")
+    name = r.headers["content-disposition"].split("filename=")[1].strip('"')
+    out = tmp_path / f"export{Path(name).suffix}"
+    out.write_bytes(r.content)
+    y = read_audio(out, 44100)
+    assert np.abs(y[:, int(3.95 * 44100) : int(4.2 * 44100)]).max() > 0.1  # the new render's hit
+    # nothing changed: the render is "unchanged" and the export stays; a prompt's letter case is
+    # the same sound (it had re-rendered everything)
+    job = wait(client, sid, client.post(f"/api/s/{sid}/render", json={"prompt": "METAL", "partial": True}).json())
+    assert job["result"]["mode"] == "unchanged"
+    assert client.get(f"/api/s/{sid}/state").json()["export"] and client.get(f"/api/s/{sid}/export").status_code == 200
+
+
+def test_a_timing_run_says_when_it_replaced_edits_made_while_it_ran(client, video):
+    # edits made during a timing run were replaced by its envelope without a word
+    sid = new_session(client)
+    open_video(client, sid, video)
+    job = client.post(f"/api/s/{sid}/timing", json={"backend": "motion"}).json()
+    client.post(f"/api/s/{sid}/edit", json={"op": "add_event", "time": 2.0, "level": 0.9})
+    job = wait(client, sid, job)
+    assert job["state"] == "done" and job["result"]["replaced_edits"] is True
+    undone = client.post(f"/api/s/{sid}/undo").json()  # ... and undo brings them back
+    assert np.asarray(undone["values"], dtype=float).max() >= 0.89
+    job = wait(client, sid, client.post(f"/api/s/{sid}/timing", json={"backend": "motion"}).json())
+    assert job["result"]["replaced_edits"] is False

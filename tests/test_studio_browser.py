@@ -268,3 +268,25 @@ def test_timeline_drag_draw_delete_undo_and_csv(studio, browser_page, tmp_path):
     page.wait_for_function("document.getElementById('message').textContent.includes('line 3')")
     assert "values must be in [0, 1]" in page.inner_text("#message")
     assert not errors, errors
+
+
+def test_a_reload_keeps_the_session_and_its_edits(studio, browser_page, tmp_path):
+    # every page load opened a new, empty session: a reload lost all unsaved work
+    from folai.testing import make_static_video
+
+    video = tmp_path / "still.mp4"
+    make_static_video(video, duration=DURATION, size=(160, 120))
+    page = browser_page
+    page.goto(studio.url)
+    page.wait_for_selector("body[data-ready='1']")
+    page.set_input_files("#file-video", str(video))
+    page.wait_for_function("document.getElementById('video-name').textContent.includes('still.mp4')")
+    wait_idle(page)
+    sid = page.evaluate("S.sid")
+    env = page.evaluate(f"fetch('/api/s/{sid}/edit', {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, "
+                        "body: JSON.stringify({op: 'add_event', time: 2.0, level: 0.7})}).then(r => r.json())")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate("S.sid") == sid
+    assert page.evaluate("document.body.dataset.envVersion") == str(env["version"])
+    assert "still.mp4" in page.evaluate("document.getElementById('video-name').textContent")

@@ -386,6 +386,9 @@ def create_app(
             check_roi_shape(w, h)  # the motion backend's own rule, checked before a job starts
             roi = (x, y, w, h)
 
+        with s.lock:
+            started = s.version
+
         def work(job: Job) -> dict[str, Any]:
             job.update(f"timing ({req.backend})")
             result = cache.timing(req.backend).estimate(video_path, roi=roi, progress=True)
@@ -399,13 +402,14 @@ def create_app(
             with s.lock:
                 if s.video is None or s.video.path != video_path:
                     raise FolaiError("the video changed while the timing ran; run it again")
+                edited = s.version != started  # edits made while it ran: replaced, said, undoable
                 s.set_envelope(env)
                 s.detected = events
                 s.pan = None if result.pan is None else np.asarray(result.pan, dtype=np.float32)
                 s.pan_times = None if s.pan is None else env.start + np.arange(s.pan.size) / env.rate
                 s.pan_version += 1
                 s.timing_backend = req.backend
-            return {"events": len(events), "duration": duration}
+            return {"events": len(events), "duration": duration, "replaced_edits": edited}
 
         return jobs.submit(s.id, "timing", work).to_json()
 
@@ -543,7 +547,15 @@ def create_app(
         if req.pan and pan is None:
             raise FolaiError("panning needs the motion position from a timing run; run the timing first")
         prompt = (req.prompt or "").strip() or None
-        key = (req.synth, prompt, tuple(str(p) for p in refs), req.seed, pan_version, duration, str(video_path))
+        said = prompt
+        if prompt and req.synth == "sampler" and not refs:
+            from ..synthesis.presets import match_preset
+
+            try:  # the sound the prompt names: "Footsteps on gravel" re-rendered all of a render
+                said = "preset:" + match_preset(prompt)
+            except FolaiError:
+                pass  # said when the render checks it
+        key = (req.synth, said, tuple(str(p) for p in refs), req.seed, pan_version, duration, str(video_path))
 
         def work(job: Job) -> dict[str, Any]:
             t_start = time.perf_counter()
@@ -600,9 +612,9 @@ def create_app(
                     raise FolaiError("another video was opened while this one rendered; render again")
                 old = s.render
                 s.render = RenderItem(audio, sr, env, key + (version,), path, n)
-                if s.export_path is not None:  # an export of the last render is out of date: gone
-                    s.export_path.unlink(missing_ok=True)
-                s.export_path = None
+                if mode != "unchanged" and s.export_path is not None:  # an export of the last render
+                    s.export_path.unlink(missing_ok=True)  # is out of date: gone (an unchanged one is not)
+                    s.export_path = None
                 if old is not None and old.path != path:
                     old.path.unlink(missing_ok=True)
             return {
@@ -631,7 +643,7 @@ def create_app(
                 raise FolaiError("open a video first; without a video, download the WAV instead")
             if s.render is None:
                 raise FolaiError("render the audio first; export puts the last render onto the video")
-            video_path, audio, sr = s.video.path, s.render.audio, s.render.sample_rate
+            video_path = s.video.path
         from ..pipeline import default_output
 
         suffix = default_output(video_path).suffix.lower()  # the container `folai generate` would write
@@ -640,12 +652,20 @@ def create_app(
             from ..media import mux_audio
 
             job.update("muxing the audio into the video")
+            with s.lock:  # the render current now (a render queued before this export has finished):
+                # read when the request came, an export behind a render muxed the render before it
+                if s.render is None:
+                    raise FolaiError("render the audio first; export puts the last render onto the video")
+                audio, sr, rendered = s.render.audio, s.render.sample_rate, s.render
             out = s.file(f"export-{new_id()}{suffix}")
             mux_audio(video_path, audio, out, sr=sr)
             with s.lock:
                 if (s.video.path if s.video else None) != video_path:
                     out.unlink(missing_ok=True)
                     raise FolaiError("another video was opened while this one was exported; export again")
+                if s.render is not rendered:  # rendered again meanwhile: this export is out of date
+                    out.unlink(missing_ok=True)
+                    raise FolaiError("the audio was rendered again while it was exported; export again")
                 old = s.export_path
                 s.export_path = out
                 if old is not None:

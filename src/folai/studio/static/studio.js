@@ -93,7 +93,12 @@ function quick(label, fn) {
 // ------------------------------------------------------------------ state
 function setState(st) {
   S.state = st;
-  if (st.envelope) setEnvelope(st.envelope, false);
+  // (a state fetched after a job may come back after a newer edit's answer: never an older curve)
+  if (st.envelope && !(S.env && S.env.session === st.session && st.envelope.version < S.env.version)) {
+    setEnvelope(st.envelope, false);
+  } else if (st.envelope && S.env) {
+    st.envelope = S.env;
+  }
   const v = st.video, video = $("video");
   if (v) {
     if (video.dataset.src !== v.url) { video.src = v.url; video.dataset.src = v.url; }
@@ -121,6 +126,7 @@ function setState(st) {
 
 function setEnvelope(env, keepView) {
   const first = !S.env || Math.abs(S.env.duration - env.duration) > 1e-9 || S.env.start !== env.start;
+  if (!env.session) env.session = S.sid;
   S.env = env;
   document.body.dataset.envVersion = String(env.version);
   if (S.state) S.state.envelope = env;
@@ -579,7 +585,8 @@ $("btn-timing").onclick = () => task("timing", async () => {
   const job = await api("POST", "/timing", { backend: $("sel-timing").value, roi: S.roi });
   const res = await runJob(job);
   setState(await api("GET", "/state"));
-  message(`timing found ${res.events} event(s); edit them on the timeline`, "info");
+  message(`timing found ${res.events} event(s); edit them on the timeline` +
+    (res.replaced_edits ? " (it replaced the edits made while it ran: Undo brings them back)" : ""), "info");
 });
 
 $("btn-render").onclick = () => task("render", async () => {
@@ -624,8 +631,17 @@ video.addEventListener("error", () => {
   try {
     S.info = await api("GET", "/api/info");
     fillBackends(S.info);
-    const st = await api("POST", "/api/session");
+    // a reload keeps this tab's session (its envelope, edits and render): a new one only when the
+    // server no longer has it (restarted, or too many sessions)
+    let st = null;
+    const kept = sessionStorage.getItem("folai-session");
+    if (kept) {
+      S.sid = kept;
+      try { st = await api("GET", "/state"); } catch (e) { st = null; }
+    }
+    if (!st) st = await api("POST", "/api/session");
     S.sid = st.session;
+    sessionStorage.setItem("folai-session", S.sid);
     setState(st);
     $("status").textContent = `folai ${S.info.version} · session ready`;
     document.body.dataset.ready = "1";
