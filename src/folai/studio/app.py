@@ -247,7 +247,7 @@ def create_app(
                 "envelope_version": r.key[-1],
                 "seconds": r.audio.shape[-1] / r.sample_rate,
                 "peak_rate": PEAK_RATE,
-                "peaks": np.round(_peaks(r.audio, r.sample_rate), 4).tolist(),
+                "peaks": _render_peaks(r),
             },
             "export": f"/api/s/{s.id}/export" if s.export_path is not None else None,
         }
@@ -571,7 +571,7 @@ def create_app(
             with s.lock:
                 last = s.render
             mode, span = "full", [0.0, duration]
-            audio = None
+            audio, patch = None, None
             if req.partial and last is not None and last.key[:-1] == key and hasattr(synth, "render_span"):
                 span_kw = {k: v for k, v in kwargs.items() if k not in ("duration", "progress")}
                 try:
@@ -592,7 +592,7 @@ def create_app(
                         )
                     audio = last.audio.copy()
                     audio[:, i0:i1] = seg
-                    mode, span = "partial", [t0, t1]
+                    mode, span, patch = "partial", [t0, t1], (i0, seg)
             if audio is None:
                 audio = np.asarray(pipe.render(env, **kwargs), dtype=np.float32)
             from ..media import write_audio
@@ -601,7 +601,9 @@ def create_app(
                 s.render_count += 1
                 n = s.render_count
             path = s.file(f"render-{n}.wav")
-            if mode != "unchanged":
+            if mode == "partial" and last.path.exists():
+                _patched_wav(last.path, path, *patch)
+            elif mode != "unchanged":
                 write_audio(path, audio, sr, subtype="PCM_16")
             else:
                 path = last.path
@@ -692,6 +694,31 @@ def create_app(
             return _no_job()
 
     return app
+
+
+def _patched_wav(src: Path, dst: Path, i0: int, seg: np.ndarray) -> None:
+    """``dst``: the 16-bit WAV ``src`` with the samples from ``i0`` on replaced by ``seg`` (C, n),
+    as :func:`folai.media.write_audio` writes them. Writing the whole track again after a partial
+    re-render had taken ~4 s of a 6.7-8 s re-render at 30 minutes."""
+    import shutil
+
+    import soundfile as sf
+
+    from ..paths import atomic_output
+
+    with atomic_output(dst) as tmp:
+        shutil.copyfile(src, tmp)
+        with sf.SoundFile(str(tmp), "r+") as f:
+            f.seek(i0)
+            f.write(np.clip(np.asarray(seg, dtype=np.float32), -1.0, 1.0).T)
+
+
+def _render_peaks(r) -> list:
+    """A render's waveform overview, made once (it had been made again for every state request:
+    0.6-0.9 s and 3 MB at 30 minutes)."""
+    if r.peaks is None:
+        r.peaks = np.round(_peaks(r.audio, r.sample_rate), 4).tolist()
+    return r.peaks
 
 
 def _peaks(audio: np.ndarray, sr: int, rate: float = PEAK_RATE) -> np.ndarray:

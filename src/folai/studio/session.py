@@ -137,6 +137,7 @@ class RenderItem:
     key: tuple
     path: Path  # the WAV in the workspace
     version: int
+    peaks: list | None = None  # the waveform overview sent to the page (made once per render)
 
 
 class Session:
