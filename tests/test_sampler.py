@@ -952,3 +952,19 @@ def test_a_fast_click_train_reference_gives_a_take_per_click(tmp_path):
         y[p : p + k.size] += 0.8 * np.sin(2 * np.pi * (500 + 40 * (i % 5)) * k / SR) * np.exp(-k / 150)
     src = _ReferenceSource([_write(tmp_path / "train.wav", y)])
     assert len(src.takes) >= 10
+
+
+@pytest.mark.parametrize("second", ["right", "both"])
+def test_a_stereo_envelopes_hit_has_its_own_balance_after_a_hit_on_the_other_side(second):
+    # the balance at an onset still held the tail of an earlier hit on the other side: a right-only
+    # hit 0.6 s after a left-only one had its left channel at -11.8 dB, an even one leaned -3.6 dB
+    m1 = Envelope.zeros(3.0).add_event(0.8, 0.3).mono
+    m2 = Envelope.zeros(3.0).add_event(1.4, 0.3).mono
+    left, right = (m1, m2) if second == "right" else (m1 + m2, m2)
+    y = SamplerSynth().render(Envelope(np.stack([left, right]).astype(np.float32)), duration=3.0)
+    a, b = int(1.39 * SR), int(1.5 * SR)
+    lv, rv = (float(np.sqrt(np.mean(c[a:b].astype(np.float64) ** 2))) for c in y)
+    if second == "right":
+        assert lv < 1e-4 * rv, (lv, rv)
+    else:
+        assert abs(20 * np.log10(rv / lv)) < 1.0, (lv, rv)

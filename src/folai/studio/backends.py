@@ -263,7 +263,7 @@ def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **k
             continue  # per output block: plan.kernel(k), compared below
         if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape == (T,):
             frame_fields.append(f.name)
-        elif f.name in ("events", "samples", "peaks", "takes", "shapes"):
+        elif f.name in ("events", "samples", "peaks", "takes", "shapes", "ev_pan"):
             event_fields.append(f.name)
         elif isinstance(x, (int, float, str, bool, np.integer, np.floating)) and type(x) is type(y):
             if x != y:  # a global setting changed (e.g. the level-matching kernel): everything
@@ -275,7 +275,7 @@ def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **k
 
     def sounding(p: Any, ws: int, we: int) -> list:
         idx = np.nonzero((p.samples < we + reach) & (p.samples > ws - int(ME * sr)))[0]
-        return [[getattr(p, name)[i] for name in event_fields] for i in idx]
+        return [[None if getattr(p, name) is None else getattr(p, name)[i] for name in event_fields] for i in idx]
 
     changed = []
     for k in range(-(-n // B)):

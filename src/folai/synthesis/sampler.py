@@ -622,6 +622,8 @@ class _Plan:
     # how a pan value becomes the two channels' gains: "power" (a pan curve: equal-power, the centre
     # unity) or "balance" (a stereo envelope's own left/right levels, reproduced exactly)
     pan_law: str = "power"
+    # a stereo envelope: each event's own balance, from the rise of each channel at its onset
+    ev_pan: np.ndarray | None = None
     cache: dict = field(default_factory=dict)  # event index -> one-shot (pure function of the plan)
     bank: dict = field(default_factory=dict)  # texture bank: index -> 2.5 s of the source's texture
     tex_cache: dict = field(default_factory=dict)  # texture block index -> samples
@@ -978,6 +980,7 @@ class SamplerSynth:
                         j -= 1
         pan_f = None
         pan_law = "power"
+        ev_pan = None
         if pan is not None and self.pan_mode != "center":
             p = np.asarray(pan, dtype=np.float64).reshape(-1)
             if p.size == 0 or not np.all(np.isfinite(p)):
@@ -1003,6 +1006,16 @@ class SamplerSynth:
             p = smooth(p, 5, "box").astype(np.float64)
             pan_f = np.interp(np.arange(T) / cfg.rate, envelope.times, np.clip(p, -1.0, 1.0))
             pan_law = "balance"
+            # each event's balance is that of its own rise in each channel: the curve's balance at
+            # the onset still held the tail of an earlier hit on the other side (a right-only hit
+            # 0.6 s after a left-only one came out with its left channel at -11.8 dB)
+            ch = [np.interp(np.arange(T) / cfg.rate, envelope.times, c, left=0.0, right=0.0) for c in (lv, rv)]
+            ev_pan = np.zeros(len(events))
+            for k, ev in enumerate(events):
+                a = min(T - 1, max(0, ev.rise - 1))
+                top = min(T - 1, max(a + 1, int(round(ev.time * cfg.rate)) + 2))
+                dl, dr = (max(0.0, float(c[a + 1 : top + 1].max() - c[a])) for c in ch)
+                ev_pan[k] = (dr - dl) / (dr + dl) if dr + dl > 1e-9 else float(pan_f[min(T - 1, a + 1)])
         shapes = event_shapes(e, events, K, cfg.rate)
         # an envelope whose onsets are mostly one-frame jumps was not smoothed (hand-drawn, or a
         # timing model's sharp impacts): match the render's unsmoothed RMS to it
@@ -1013,7 +1026,7 @@ class SamplerSynth:
             if mine and sum(ev.sharp for ev in mine) > len(mine) / 2:
                 k_match[k] = 1
         return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
-                     skirt=skirt, pan=pan_f, pan_law=pan_law,
+                     skirt=skirt, pan=pan_f, pan_law=pan_law, ev_pan=ev_pan,
                      source=source, seed=int(seed), n=n, k_match=k_match, bank=self._bank(source, seed))
 
     # ------------------------------------------------------------------ one block (audio rate, local)
@@ -1079,7 +1092,8 @@ class SamplerSynth:
             lo_nz, hi_nz = min(lo_nz, a - ws), max(hi_nz, b - ws)
             if stereo:
                 fi = min(T - 1, max(0, int(round(p / _HOP44))))
-                gl, gr = _pan_gains(float(np.median(plan.pan[max(0, fi - 2) : fi + 3])), plan.pan_law)
+                pv = plan.ev_pan[i] if plan.ev_pan is not None else np.median(plan.pan[max(0, fi - 2) : fi + 3])
+                gl, gr = _pan_gains(float(pv), plan.pan_law)
                 lr[0, a - ws : b - ws] += gl * x[a - p : b - p]
                 lr[1, a - ws : b - ws] += gr * x[a - p : b - p]
         # texture for the sustained parts
