@@ -268,6 +268,9 @@ class VideoInfo:
     # the pictures really come at where the average is lowered by holds (a screen recording that
     # stops sending frames while nothing changes); None if not known
     typical_fps: float | None = None
+    codec: str = ""  # the video stream's codec (FFmpeg's name)
+    # the output suffixes whose container carries the video stream copied as it is (copy_suffixes)
+    copy_suffixes: tuple[str, ...] = ()
 
 
 # probe_video results of recently probed files, keyed by (path, size, mtime, inode): the pipeline
@@ -344,6 +347,7 @@ def _probe_video(path: str | os.PathLike) -> VideoInfo:
         return VideoInfo(
             path=p, width=int(w), height=int(h), fps=fps, duration=float(end), n_frames=int(n),
             rotation=rot, has_audio=bool(a), audio_rate=audio_rate, typical_fps=typical,
+            codec=vs.codec_context.name, copy_suffixes=tuple(_suffixes_carrying(vs)),
         )
     finally:
         container.close()
@@ -1001,12 +1005,9 @@ def _keep_codec_tag(src, dst, fmt: str) -> None:
 def copy_suffixes(video: str | os.PathLike) -> list[str]:
     """The output suffixes (of :data:`COPY_SUFFIXES`, in that order) whose container can carry the
     video stream of ``video`` copied packet for packet (VP8: ``.mkv``, ``.mov``); ``[]`` for a codec
-    none of them carries (GIF, Flash video, Windows Media, HuffYUV, ...: those are re-encoded)."""
-    p, c = _open(video, "video")
-    try:
-        return _suffixes_carrying(_video_stream(c, p))
-    finally:
-        c.close()
+    none of them carries (GIF, Flash video, Windows Media, HuffYUV, ...: those are re-encoded).
+    Part of :func:`probe_video`'s (remembered) answer."""
+    return list(probe_video(video).copy_suffixes)
 
 
 def _suffixes_carrying(vs) -> list[str]:
@@ -1014,32 +1015,29 @@ def _suffixes_carrying(vs) -> list[str]:
     return [x for x in COPY_SUFFIXES if _carries(MUX_CONTAINERS[x], vs)]
 
 
-def _refuse_copy(p: Path, vs, fmt: str, suffix: str | None = None) -> None:
-    """Raise a MediaError when the video stream ``vs`` of ``p`` does not fit muxer ``fmt`` (an
-    output ``suffix`` file) but another output container carries it."""
+def _refuse_copy(p: Path, codec: str, carriers, fmt: str, suffix: str | None = None) -> None:
+    """Raise a MediaError when a ``codec`` video (of ``p``) that the containers of the suffixes
+    ``carriers`` carry does not fit muxer ``fmt`` (an output ``suffix`` file) but another one does."""
     here = suffix or next(x for x in COPY_SUFFIXES if MUX_CONTAINERS[x] == fmt)
-    others = [x for x in _suffixes_carrying(vs) if MUX_CONTAINERS[x] != fmt]
+    others = [x for x in carriers if MUX_CONTAINERS[x] != fmt]
     if others:
         raise MediaError(
-            f"the {vs.codec_context.name} video of {p} cannot be copied into a {here} file; write a "
+            f"the {codec} video of {p} cannot be copied into a {here} file; write a "
             f"{' or '.join(others)} file instead (e.g. -o {p.stem}.foley{others[0]})."
         )
 
 
 def check_copy(video: str | os.PathLike, out: str | os.PathLike) -> None:
     """Raise now the error that muxing ``video``'s stream into ``out`` would raise later (a codec
-    its container cannot carry, when another one can): before a long analysis, not after it."""
+    its container cannot carry, when another one can): before a long analysis, not after it.
+    From :func:`probe_video`'s remembered answer: the file is not opened again."""
     suffix = Path(out).suffix.lower()
     fmt = MUX_CONTAINERS.get(suffix)
     if fmt is None:
         return
-    p, c = _open(video, "video")
-    try:
-        vs = _video_stream(c, p)
-        if not _carries(fmt, vs):
-            _refuse_copy(p, vs, fmt, suffix)
-    finally:
-        c.close()
+    info = probe_video(video)
+    if not any(MUX_CONTAINERS[x] == fmt for x in info.copy_suffixes):
+        _refuse_copy(info.path, info.codec, info.copy_suffixes, fmt, suffix)
 
 
 def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
@@ -1230,7 +1228,7 @@ class _SourcePackets:
         containers that carry it, or, when none does, read from a copy re-encoded as H.264."""
         p, vs = self.path, self.vs
         name = vs.codec_context.name
-        _refuse_copy(p, vs, fmt, suffix)
+        _refuse_copy(p, name, _suffixes_carrying(vs), fmt, suffix)
         log.warning("the %s video of %s cannot be copied into a .mp4, .mkv or .mov file: re-encoding it as H.264", name, p)
         tmp = _reencoded(p, vs, keep_existing)
         self.container.close()

@@ -252,6 +252,7 @@ def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **k
     if not dataclasses.is_dataclass(a) or a.e.shape != b.e.shape:
         raise NoLocalRender("the sampler's plan is not comparable")
     T = a.e.shape[0]
+    per_block = callable(getattr(a, "kernel", None))  # the level matching's kernel, per output block
     frame_fields, event_fields = [], []
     for f in dataclasses.fields(a):
         if f.name in _PLAN_SKIP:
@@ -259,8 +260,8 @@ def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **k
         x, y = getattr(a, f.name), getattr(b, f.name)
         if x is None and y is None:
             continue
-        if f.name == "k_match" and callable(getattr(a, "kernel", None)):
-            continue  # per output block: plan.kernel(k), compared below
+        if f.name == "k_match" and per_block:
+            continue  # compared per block below
         if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape == (T,):
             frame_fields.append(f.name)
         elif f.name in ("events", "samples", "peaks", "takes", "shapes", "ev_pan"):
@@ -285,7 +286,7 @@ def _sampler_span(synth: Any, old: Envelope, new: Envelope, duration: float, **k
         fr = slice(max(0, f0), max(0, f0 + nf))
         if any(not np.array_equal(getattr(a, name)[fr], getattr(b, name)[fr]) for name in frame_fields) or not _same(
             sounding(a, ws, we), sounding(b, ws, we)
-        ) or (callable(getattr(a, "kernel", None)) and a.kernel(k) != b.kernel(k)):
+        ) or (per_block and a.kernel(k) != b.kernel(k)):
             changed.append(k)
     if not changed:
         return None

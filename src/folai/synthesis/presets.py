@@ -521,14 +521,15 @@ def match_preset(prompt: str) -> str:
         raise FolaiError(f"the sound prompt is empty; describe the sound or name a preset: {', '.join(PRESETS)}")
     if text in PRESETS:
         return text
-    toks = _tokens(_read(text))  # "running water" is water, not a runner; "no glass" is not glass
+    read = _read(text)  # "running water" is water, not a runner; "no glass" is not glass
+    toks = _tokens(read)
     source = next((t for t in toks if t in _NOT_FOLEY), None)
     if source is not None:
         raise FolaiError(
             f"no built-in sound makes '{source}' (prompt '{prompt}'): the presets are Foley materials and "
             f"footsteps: {', '.join(PRESETS)}; use --reference with a recording of it"
         )
-    if wants_steps(text):
+    if _WALK.search(read):  # (wants_steps)
         for t in toks:
             for surf, words in _SURFACE_WORDS.items():
                 if any(_names(t, w) for w in (surf, *words)):

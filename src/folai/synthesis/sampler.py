@@ -373,10 +373,10 @@ def _segments(T: int, rate: float) -> np.ndarray:
     return (np.arange(T) / rate * SR // (_SEGMENT_BLOCKS * _BLOCK)).astype(np.int64)
 
 
-def _segment_of(t: float, rate: float, T: int) -> int:
-    """The segment of an event at ``t`` s (clipped to the curve's)."""
-    f = min(max(int(round(t * rate)), 0), max(T - 1, 0))
-    return int(f / rate * SR // (_SEGMENT_BLOCKS * _BLOCK))
+def _mostly_sharp(events: Sequence[Event]) -> bool:
+    """Whether most of ``events`` rose in one frame (an unsmoothed curve: drawn, or a timing
+    model's sharp impacts)."""
+    return bool(events) and sum(ev.sharp for ev in events) > len(events) / 2
 
 
 #: an envelope with fewer rows per second is typed by hand: see _upsample_coarse
@@ -412,6 +412,26 @@ def _no_dc(y: np.ndarray) -> np.ndarray:
         return (y - y.mean()).astype(np.float32)
     sos = butter(2, 20.0, btype="highpass", fs=SR, output="sos")
     return sosfiltfilt(sos, y.astype(np.float64) - float(np.mean(y))).astype(np.float32)
+
+
+def _trim_take(seg: np.ndarray) -> np.ndarray:
+    """A stretch of a recording as a take: from 1 ms before its attack (its first 1 ms a tenth of
+    its loudest) to where it falls 40 dB under its loudest 10 ms (the rest is room noise), faded
+    out over its last 20 ms, peak 1. Onsets come backtracked to the quiet up to tens of ms before a
+    hit, and that pre-roll, placed at the event, put the hit late behind texture the level matching
+    filled it with (a flam)."""
+    n1 = seg.size // 44
+    r1 = np.sqrt(np.mean(seg[: n1 * 44].reshape(n1, 44) ** 2, axis=1))
+    hot = np.nonzero(r1 >= 0.1 * r1.max())[0]
+    if hot.size:
+        seg = seg[max(0, int(hot[0]) - 1) * 44 :]
+    m = seg.size // 441
+    r10 = np.sqrt(np.mean(seg[: m * 441].reshape(m, 441) ** 2, axis=1))
+    above = np.nonzero(r10 > 0.01 * r10.max())[0]
+    seg = seg[: max(int(0.05 * SR), (int(above[-1]) + 1) * 441)].copy()
+    fade = min(seg.size // 4, int(0.02 * SR))
+    seg[seg.size - fade :] *= np.linspace(1, 0, fade, dtype=np.float32)
+    return seg / (np.max(np.abs(seg)) + 1e-12)
 
 
 def _starts_with_attack(seg: np.ndarray) -> bool:
@@ -470,24 +490,7 @@ class _ReferenceSource:
                     if a == 0 and head and not _starts_with_attack(seg):
                         spare = seg
                         continue
-                    # the take starts 1 ms before its attack (its first 1 ms a tenth of its loudest):
-                    # onsets come backtracked to the quiet up to tens of ms before a hit, and that
-                    # pre-roll, placed at the event, put the hit late behind texture the level
-                    # matching filled it with (a flam)
-                    n1 = seg.size // 44
-                    r1 = np.sqrt(np.mean(seg[: n1 * 44].reshape(n1, 44) ** 2, axis=1))
-                    hot = np.nonzero(r1 >= 0.1 * r1.max())[0]
-                    if hot.size:
-                        seg = seg[max(0, int(hot[0]) - 1) * 44 :]
-                    # the take ends where it falls 40 dB under its loudest 10 ms (the rest is room noise)
-                    m = seg.size // 441
-                    r10 = np.sqrt(np.mean(seg[: m * 441].reshape(m, 441) ** 2, axis=1))
-                    above = np.nonzero(r10 > 0.01 * r10.max())[0]
-                    seg = seg[: max(int(0.05 * SR), (int(above[-1]) + 1) * 441)]
-                    fade = min(seg.size // 4, int(0.02 * SR))
-                    seg = seg.copy()
-                    seg[seg.size - fade :] *= np.linspace(1, 0, fade, dtype=np.float32)
-                    seg = seg / (np.max(np.abs(seg)) + 1e-12)
+                    seg = _trim_take(seg)
                     found = True
                     digest = seg.tobytes()
                     if digest in seen:
@@ -630,8 +633,7 @@ class _Plan:
 
     def kernel(self, block: int) -> int:
         """The level matching's kernel for output block ``block`` (its 10 s segment's)."""
-        k = min(self.k_match.size - 1, (block * _BLOCK) // (_SEGMENT_BLOCKS * _BLOCK))
-        return int(self.k_match[k])
+        return int(self.k_match[min(self.k_match.size - 1, block // _SEGMENT_BLOCKS)])
 
     def texture(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """(n,) float64 unit-RMS texture (n <= 2.5 s): a stretch of one of a few stored textures."""
@@ -859,28 +861,30 @@ class SamplerSynth:
         # smoothed, its onsets found in robust mode) is decided per segment, so that an edit
         # changes the reading only of its own segment. Decided over the whole curve, a flat level
         # drawn far away (its still frames) re-smoothed all of it and changed the sound everywhere.
-        seg = _segments(T, cfg.rate)
+        seg_f = _segments(T, cfg.rate)  # each frame's segment
+
+        def seg_of(ev: Event) -> int:  # an event's segment (clipped to the curve's)
+            return int(seg_f[min(max(int(round(ev.time * cfg.rate)), 0), max(T - 1, 0))])
+
         found = detect_events(e, cfg.rate, K, self.sensitivity)  # the curve as it is
-        rough_seg = np.zeros(int(seg.max()) + 1 if T else 0, dtype=bool)
+        rough_seg = np.zeros(int(seg_f.max()) + 1 if T else 0, dtype=bool)
         for k in range(rough_seg.size):
-            part = np.nonzero(seg == k)[0]
-            if not _is_rough(e[part[0] : part[-1] + 1]):
-                continue
-            # ... unless its rises are mostly one-frame jumps: then it is drawn by hand or made of a
-            # timing model's sharp impacts, and its still frames are holds (a flat drawn level,
-            # values rounded in a spreadsheet, a gate), not classes. Smoothing such a curve made its
-            # sharp hits read as smoothed ones, each placed half a kernel (~50 ms) late.
-            mine = [ev for ev in found if _segment_of(ev.time, cfg.rate, T) == k]
-            rough_seg[k] = not (mine and sum(ev.sharp for ev in mine) > len(mine) / 2)
+            part = np.nonzero(seg_f == k)[0]
+            # a quantised or jittery stretch, unless its rises are mostly one-frame jumps: then it
+            # is drawn by hand or made of a timing model's sharp impacts, and its still frames are
+            # holds (a flat drawn level, values rounded in a spreadsheet, a gate), not classes.
+            # Smoothing such a curve made its sharp hits read as smoothed ones, each placed half a
+            # kernel (~50 ms) late.
+            rough_seg[k] = _is_rough(e[part[0] : part[-1] + 1]) and not _mostly_sharp(
+                [ev for ev in found if seg_of(ev) == k])
         source = self._source(prompt, references)
         if np.any(rough_seg):
             # a quantised or jittery curve (a classifier's classes): its frame-to-frame steps are not
             # sounds. A light Hann smoothing keeps the onsets' slope jumps where they were.
-            rough = rough_seg[seg]
+            rough = rough_seg[seg_f]
             e = np.where(rough, np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0), e)
             robust = detect_events(e, cfg.rate, K, self.sensitivity, robust=True)
-            keep = [ev for ev in found if not rough_seg[_segment_of(ev.time, cfg.rate, T)]]
-            keep += [ev for ev in robust if rough_seg[_segment_of(ev.time, cfg.rate, T)]]
+            keep = [ev for ev in found if not rough_seg[seg_of(ev)]] + [ev for ev in robust if rough_seg[seg_of(ev)]]
             found = []
             for ev in sorted(keep, key=lambda x: x.time):  # (one onset either side of a segment edge)
                 if found and ev.time - found[-1].time < 0.03:
@@ -1022,8 +1026,7 @@ class SamplerSynth:
         # (per 10 s segment: an edit changes only its own segment's kernel)
         k_match = np.full(max(1, rough_seg.size), K, dtype=np.int64)
         for k in range(rough_seg.size):
-            mine = [ev for ev in events if _segment_of(ev.time, cfg.rate, T) == k]
-            if mine and sum(ev.sharp for ev in mine) > len(mine) / 2:
+            if _mostly_sharp([ev for ev in events if seg_of(ev) == k]):
                 k_match[k] = 1
         return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
                      skirt=skirt, pan=pan_f, pan_law=pan_law, ev_pan=ev_pan,
@@ -1147,8 +1150,9 @@ class SamplerSynth:
             covered = np.zeros(L, dtype=bool)
             # An event's own peak holds until the next event's onset; past it, only as high as its
             # sound (its decaying upper envelope, with 18 dB to spare: the level matching's gain
-            # rises for a quieter hit after it, and lifts the ring with it) rings there. A quieter hit within 0.3 s after a louder one had the louder one's ceiling,
-            # which let its attack (shape) reach full scale: +6 dB over its level
+            # rises for a quieter hit after it, and lifts the ring with it) rings there. A quieter
+            # hit within 0.3 s after a louder one had the louder one's ceiling, which let its
+            # attack (shape) reach full scale: +6 dB over its level
             order = sorted(sounds, key=lambda j: int(plan.samples[j]))
             for n_i, i in enumerate(order):
                 x = sounds[i]
