@@ -1325,15 +1325,31 @@ def _copy_stream_tags(src, dst) -> None:
 
 
 #: ``AudioMux(fast=True)``'s AAC encoder options: FFmpeg's fast coder without perceptual noise
-#: substitution, intensity and mid/side stereo (their searches cost ~1/3 of the encode; at
-#: 256 kbit/s they buy nothing: measured SNR 39.5 dB vs 38.7 dB with them); TNS kept for
-#: transients. Constant bit rate (:data:`aac_bit_rate`): ``benchmarks/bench_aac.py`` compares it
-#: with the encoder's VBR mode.
-AAC_FAST_OPTIONS = {"aac_coder": "fast", "aac_pns": "0", "aac_is": "0", "aac_ms": "0"}
+#: substitution, intensity and mid/side stereo (their searches cost ~1/3 of the encode; measured
+#: SNR 39.5 dB vs 38.7 dB with them); TNS kept for transients. Variable bit rate at quality 4
+#: (``global_quality`` 4 x FF_QP2LAMBDA; 4, 6 and 8 encode alike): one quantiser search per frame.
+#: At a constant bit rate a frame of sparse Foley (a decay, a quiet tail) cannot use its share of
+#: the rate and the encoder searches up to six times; on folai's own renders that cost 3x the CPU
+#: for no audible gain: ``benchmarks/bench_aac.py`` measures both (CPU, SNR, and the share of
+#: audible band-frames whose coding noise comes within 13 dB of the signal: fewer with VBR, which
+#: spends its bits on the dense textures that the constant rate starves). Full bandwidth in both.
+AAC_FAST_OPTIONS = {
+    "aac_coder": "fast", "aac_pns": "0", "aac_is": "0", "aac_ms": "0",
+    "flags": "+qscale", "global_quality": str(4 * 118),
+}
+
+#: the constant-bit-rate setting ``AudioMux(fast=True)`` used before (256 kbit/s stereo):
+#: ``bench_aac.py``'s comparison
+AAC_FAST_CBR_OPTIONS = {"aac_coder": "fast", "aac_pns": "0", "aac_is": "0", "aac_ms": "0"}
+
+
+def _vbr(opts: dict | None) -> bool:
+    return bool(opts) and "qscale" in opts.get("flags", "")
 
 
 def aac_bit_rate(channels: int) -> int:
-    """The AAC bit rate AudioMux encodes at: 256 kbit/s for stereo, 160 kbit/s for mono."""
+    """The AAC bit rate of AudioMux's constant-rate encoding (``fast=False``; ``fast=True`` is VBR):
+    256 kbit/s for stereo, 160 kbit/s for mono."""
     return 96_000 * int(channels) + 64_000
 
 
@@ -1356,8 +1372,9 @@ class AudioMux:
     frames) drops its first :attr:`lead` samples before :meth:`write` (0 unless the video stream
     starts after the file does). ``out`` is written where it is: :func:`mux_audio` is the atomic,
     whole-array entry point. ``sr=None`` writes no audio track (:func:`strip_audio`).
-    ``fast=True`` encodes AAC with FFmpeg's fast coder (same bit rate, about half the CPU time of
-    the default two-loop search).
+    ``fast=True`` encodes AAC with FFmpeg's fast coder at a variable bit rate
+    (:data:`AAC_FAST_OPTIONS`; a third of the CPU time of the fast coder at a constant 256 kbit/s,
+    a sixth of the default two-loop search's).
 
     Raises:
         MediaError: the source has no frames, is truncated or corrupt; ``out`` cannot take the
@@ -1434,7 +1451,7 @@ class AudioMux:
                 layout = "mono" if self.channels == 1 else "stereo"
                 opts = dict(AAC_FAST_OPTIONS) if fast and codec == "aac" else None
                 oas = cout.add_stream(codec, rate=self.sr, layout=layout, options=opts)
-                if codec == "aac":
+                if codec == "aac" and not _vbr(opts):
                     oas.bit_rate = aac_bit_rate(self.channels)
                 oas.time_base = Fraction(1, self.sr)
                 self._oas = oas
@@ -1545,7 +1562,8 @@ class AudioMux:
         cc.sample_rate = self.sr
         cc.layout = self._enc_cc.layout.name
         cc.format = self._enc_cc.format.name
-        cc.bit_rate = self._enc_cc.bit_rate
+        if self._enc_cc.bit_rate:  # (none in VBR mode)
+            cc.bit_rate = self._enc_cc.bit_rate
         cc.time_base = Fraction(1, self.sr)
         if self._opts:
             cc.options = dict(self._opts)
