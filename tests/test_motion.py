@@ -482,6 +482,40 @@ def test_sliding_after_a_contact_is_sustained_and_stops_with_the_motion(tmp_path
     assert s_env.mono[(s_env.times > 1.3) & (s_env.times < 2.0)].max() < 0.02 * s_env.mono.max()
 
 
+def test_pan_survives_the_envelope_round_trip(tmp_path):
+    """generate --pan writes the pan into its CSV ((left, right) levels as the render pans them):
+    the curve passed back with --envelope (after an edit) places each hit on the same side."""
+    import soundfile as sf
+
+    from folai.envelope import Envelope
+    from folai.pipeline import FoleyPipeline
+
+    left_hits, right_hits = [0.7, 2.1], [1.4, 2.8]
+    p = _drop_video(tmp_path / "two.mp4", 3.5, [(40, left_hits, 1.0), (152, right_hits, 1.0)])
+    pipe = FoleyPipeline()
+    a = pipe.generate(p, tmp_path / "a.mp4", pan=True, seed=1, write_video=False, progress=False)
+    csv = Envelope.load_csv(a.envelope_csv)
+    assert csv.channels == 2
+    b = pipe.generate(p, tmp_path / "b.mp4", envelope=a.envelope_csv, seed=1, write_video=False, progress=False)
+
+    def balance(wav, hit):  # right - left level (dB) of the 150 ms after the hit
+        x, sr = sf.read(wav, dtype="float64")
+        seg = x[int(hit * sr) : int((hit + 0.15) * sr)]
+        e = np.sum(seg**2, axis=0) + 1e-12
+        return 10 * np.log10(e[1] / e[0])
+
+    for hit in left_hits + right_hits:
+        ba, bb = balance(a.wav, hit), balance(b.wav, hit)
+        assert (ba > 3) == (hit in right_hits) and (ba < -3) == (hit in left_hits), (hit, ba)
+        assert abs(bb - ba) < 1.5, (hit, ba, bb)
+        k = csv._index(hit) + 3
+        lv, rv = csv.values[:, k]
+        assert (rv > lv) == (hit in right_hits), (hit, lv, rv)
+    # equal power, as the render pans: L^2 + R^2 = 2 v^2 (a centred sound keeps its level in each channel)
+    v = a.envelope.values[0].astype(np.float64)
+    assert v.max() > 0.05 and np.allclose((csv.values.astype(np.float64) ** 2).sum(axis=0), 2 * v**2, atol=1e-5)
+
+
 def test_camera_pan_that_stops_is_not_an_impact(tmp_path):
     from scipy.ndimage import uniform_filter
 

@@ -269,6 +269,9 @@ class FoleyPipeline:
             # the envelope written beside the render covers what is rendered: the video's time
             # (one that starts later, as a CSV may, keeps its start: it is silent before it)
             env = env.fit(info.duration) if env.start == 0 else env.crop(max(0.0, env.start), info.duration)
+            # with --pan the CSV and plot carry the pan: (left, right) levels as the render pans
+            # them, so that the curve passed back with --envelope after an edit renders panned
+            written = _panned(env, pan_curve) if pan and pan_curve is not None else env
             seconds["timing"] = time.perf_counter() - t
 
             mux = mux_job.result() if mux_job is not None else None
@@ -288,7 +291,7 @@ class FoleyPipeline:
             with contextlib.ExitStack() as workers:
                 files = workers.enter_context(_Worker("folai-files"))
                 encs = [workers.enter_context(_Worker(f"folai-encode{i or ''}")) for i in range(len(marks) + 1)]
-                files.submit(lambda: tmp["csv"].write_text(env.to_csv_string()))
+                files.submit(lambda: tmp["csv"].write_text(written.to_csv_string()))
                 t = time.perf_counter()
                 pos = 0  # track sample of the chunk's start
                 # the render is in the file's time; the video's track starts at its first frame
@@ -327,7 +330,7 @@ class FoleyPipeline:
                 seconds["synthesis"] = time.perf_counter() - t
                 if plot:  # drawn while the threads finish the last chunk
                     t = time.perf_counter()
-                    env.plot(tmp["png"], waveform=peaks.wave(), sr=sr / peaks.block, events=events)
+                    written.plot(tmp["png"], waveform=peaks.wave(), sr=sr / peaks.block, events=events)
                     seconds["plot"] = time.perf_counter() - t
                 t = time.perf_counter()
             if branched:  # all encoders are done: write the video file
@@ -380,6 +383,24 @@ class FoleyPipeline:
                 yield audio[:, i : i + n]
         if got != total:
             raise FolaiError(f"internal: rendered {got} samples, expected {total}")
+
+
+def _panned(env: Envelope, pan: np.ndarray) -> Envelope:
+    """``env`` (mono) as a (left, right) envelope panned by ``pan`` (one value in [-1, 1] per frame
+    of ``env``, as the sampler takes it; the last value holds past its end) with the sampler's
+    equal-power law: each channel's level as the ``--pan`` render gives it. Rendered back as a
+    stereo envelope (its own balance), it places each sound where the pan did. Levels over 1
+    (a hard-panned sound over 0.71) are clipped to 1."""
+    from .synthesis.sampler import pan_gains
+
+    p = np.clip(np.asarray(pan, dtype=np.float64).reshape(-1), -1.0, 1.0)
+    if p.size == 0:
+        return env
+    idx = np.minimum(np.arange(env.n_frames), p.size - 1)
+    gl, gr = pan_gains(p[idx])
+    v = env.values[0].astype(np.float64)
+    return Envelope(np.clip(np.stack([v * gl, v * gr]), 0.0, 1.0).astype(np.float32), rate=env.rate,
+                    start=env.start, config=env.config)
 
 
 def _open_mux(video: Path, out: Path, sr: int):

@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="OUT.mp4", help="output video: .mp4, .m4v, .mov or .mkv (default: VIDEO.foley.mp4 beside the input; "
                    ".mov/.mkv/.m4v inputs keep their container, a VP8 .webm gets .mkv)")
     p.add_argument("--envelope", metavar="ENV.csv", help="use this (edited) envelope instead of running stage 1")
-    p.add_argument("--pan", action="store_true", help="pan each sound from the horizontal position of the motion")
+    p.add_argument("--pan", action="store_true", help="pan each sound from the horizontal position of the motion; the "
+                   "envelope CSV is then stereo (time_s,rms_left,rms_right), so an edited one passed back with "
+                   "--envelope keeps the pan")
     p.add_argument("--no-video", action="store_true", help="write only the WAV and envelope files, no muxed video")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_timing_args(p)
@@ -37,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     if args.envelope is not None:
         moot = [o for o, on in (("--pan", args.pan), ("--roi", args.roi), ("--step-lead", args.step_lead is not None)) if on]
         if moot:
-            log.warning("%s not used: --envelope skips stage 1, the motion analysis %s", ", ".join(moot),
-                        "these act on" if len(moot) > 1 else "it acts on")
+            log.warning("%s not used: --envelope skips stage 1, the motion analysis %s%s", ", ".join(moot),
+                        "these act on" if len(moot) > 1 else "it acts on",
+                        " (a stereo CSV, as generate --pan writes, carries its own pan)" if args.pan else "")
     elif args.step_lead is not None and args.timing == "motion":
         from ..timing.motion import prompt_wants_steps
 

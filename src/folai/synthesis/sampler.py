@@ -1096,7 +1096,7 @@ class SamplerSynth:
             if stereo:
                 fi = min(T - 1, max(0, int(round(p / _HOP44))))
                 pv = plan.ev_pan[i] if plan.ev_pan is not None else np.median(plan.pan[max(0, fi - 2) : fi + 3])
-                gl, gr = _pan_gains(float(pv), plan.pan_law)
+                gl, gr = pan_gains(float(pv), plan.pan_law)
                 lr[0, a - ws : b - ws] += gl * x[a - p : b - p]
                 lr[1, a - ws : b - ws] += gr * x[a - p : b - p]
         # texture for the sustained parts
@@ -1121,7 +1121,7 @@ class SamplerSynth:
             if stereo:
                 pf = np.zeros(nf)
                 pf[inside] = plan.pan[fidx[inside]]
-                gl, gr = _pan_gains(_frames_to_samples(pf), plan.pan_law)
+                gl, gr = pan_gains(_frames_to_samples(pf), plan.pan_law)
                 lr[0] += gl * tex
                 lr[1] += gr * tex
                 sk_lr = np.stack([gl * sk_src, gr * sk_src])
@@ -1362,7 +1362,7 @@ def _qtime(t: float) -> int:
     return int(math.floor(t * 100.0 + 0.5)) + 1000
 
 
-def _pan_gains(p, law: str = "power"):
+def pan_gains(p, law: str = "power"):
     """(left, right) gains of pan ``p`` in [-1 (left), 1 (right)]: equal-power, scaled so the centre
     is unity on both channels; or ``law="balance"``: 1 - p and 1 + p (a stereo envelope's levels)."""
     p = np.asarray(p, dtype=np.float64)
