@@ -516,6 +516,39 @@ def test_pan_survives_the_envelope_round_trip(tmp_path):
     assert v.max() > 0.05 and np.allclose((csv.values.astype(np.float64) ** 2).sum(axis=0), 2 * v**2, atol=1e-5)
 
 
+def test_a_metal_prompt_rings_and_a_reference_keeps_its_own_decay(tmp_path):
+    """generate --prompt "hitting metal": stage 1's impacts take metal's ring (Preset.ring), so the
+    sound rings as a struck pipe does; with --reference the recordings make the sound, and the
+    prompt's material changes nothing in stage 1."""
+    import soundfile as sf
+
+    from folai.envelope import Envelope
+    from folai.pipeline import FoleyPipeline
+    from folai.testing import make_clicks
+
+    hits = [0.6, 2.2]
+    p = _drop_video(tmp_path / "drop.mp4", 3.5, [(96, hits, 1.0)])
+    pipe = FoleyPipeline()
+
+    def tail(res):  # envelope and rendered level 0.3 s after the second hit, against its peak
+        env = Envelope.load_csv(res.envelope_csv).values[0]
+        i, j = int(hits[1] * 125), int((hits[1] + 0.3) * 125)
+        x, sr = sf.read(res.wav, dtype="float64")
+        got = Envelope.from_audio(x.T, sr).values[0]
+        return env[j] / env[i - 2 : i + 6].max(), got[j] / got[i - 2 : i + 8].max()
+
+    wood = pipe.generate(p, tmp_path / "w.mp4", prompt="hitting wood", write_video=False, progress=False)
+    metal = pipe.generate(p, tmp_path / "m.mp4", prompt="hitting metal with a stick", write_video=False, progress=False)
+    (ew, rw), (em, rm) = tail(wood), tail(metal)
+    assert ew < 0.05 and rw < 0.05, (ew, rw)
+    assert em > 0.3 and rm > 0.25, (em, rm)  # metal's own hit: 0.42 of its peak at 0.3 s
+    ref = tmp_path / "knocks.wav"
+    sf.write(str(ref), make_clicks(3.0, times=[0.3, 1.1, 1.9, 2.5], decay=0.03, seed=3), 44100)
+    withref = pipe.generate(p, tmp_path / "r.mp4", prompt="hitting metal with a stick", references=[str(ref)],
+                            write_video=False, progress=False)
+    assert np.array_equal(Envelope.load_csv(withref.envelope_csv).values, Envelope.load_csv(wood.envelope_csv).values)
+
+
 def test_camera_pan_that_stops_is_not_an_impact(tmp_path):
     from scipy.ndimage import uniform_filter
 

@@ -386,7 +386,11 @@ def test_impacts_mode_unchanged_on_hits(tmp_path):
         assert res.info["mode"] == "impacts"
         ev = np.asarray(res.info["events"])
         assert len(ev) == 3 and np.all(np.abs(ev - clip.hit_times) <= 1.0 / 30), ev
-        np.testing.assert_array_equal(res.envelope.values, plain.envelope.values)
+        assert res.info["events"] == plain.info["events"] and res.info["levels"] == plain.info["levels"]
+    np.testing.assert_array_equal(forced.envelope.values, plain.envelope.values)
+    # the metal prompt changes only how the same hits decay: metal rings longer
+    assert np.all(hinted.envelope.values >= plain.envelope.values - 1e-7)
+    assert hinted.envelope.values.sum() > 3 * plain.envelope.values.sum()
 
 
 def test_pipeline_passes_the_prompt_to_the_timing(tmp_path):

@@ -275,6 +275,58 @@ def test_both_stages_read_a_walker_the_same_way(prompt):
     assert prompt_wants_steps(prompt) is wants_steps(prompt) is steps_preset
 
 
+def _natural_envelope(preset, seed: int = 0, n: int = 24) -> np.ndarray:
+    """Mean SPEC envelope (peak 1, 125 frames/s, 1.5 s from the peak) of ``n`` natural hits."""
+    rng = np.random.default_rng(seed)
+    curves = []
+    for _ in range(n):
+        x = preset.impact(rng, 1.0, 1.0)
+        y = np.zeros(2 * SR)
+        y[SR // 5 : SR // 5 + x.size] = x[: y.size - SR // 5]
+        e = Envelope.from_audio(y, SR).values[0]
+        p = int(np.argmax(e))
+        c = e[p : p + 188] / e[p]
+        curves.append(np.pad(c, (0, 188 - c.size)))
+    return np.mean(curves, axis=0)
+
+
+def test_ringing_materials_carry_the_envelope_of_their_own_hits():
+    """Preset.ring (what a prompt's material gives stage 1's impacts) is the shape of the preset's
+    own natural hit, and only the materials that ring past the default impact shape have one."""
+    from folai.synthesis.presets import PRESETS
+    from folai.timing.motion import MotionConfig, impact_shape
+
+    cfg = MotionConfig()
+    dt = np.arange(188) / 125.0
+    default = impact_shape(dt, 0.0, cfg.decay, cfg.tail, cfg.tail_share)
+    at = int(0.3 * 125)
+    for name, pr in PRESETS.items():
+        if pr.footstep:
+            continue
+        c = _natural_envelope(pr)
+        if pr.ring is None:  # rings no longer than a real Greatest Hits impact's envelope
+            assert c[at] < 2 * default[at], name
+        else:
+            assert c[at] > 4 * default[at], name
+            model = impact_shape(dt, 0.0, *pr.ring)
+            assert np.abs(model - c).max() < 0.06 and np.abs(model - c).mean() < 0.015, name
+    assert {n for n, p in PRESETS.items() if p.ring} == {"metal", "glass"}
+
+
+@pytest.mark.parametrize(("prompt", "rings"), [
+    ("hitting metal with a stick", True), ("a spoon tapping a wine glass", True), ("glass", True),
+    ("hitting wood", False), (None, False), ("footsteps on metal", False), ("quantum chromodynamics", False),
+])
+def test_a_ringing_material_gives_the_impacts_its_decay(prompt, rings):
+    from folai.timing.motion import MotionConfig, MotionTiming
+
+    shape = MotionTiming().impact_decay(prompt)
+    cfg = MotionConfig()
+    assert (shape != (cfg.decay, cfg.tail, cfg.tail_share)) is rings
+    # a shape the user chose is kept
+    assert MotionTiming(decay=0.02).impact_decay(prompt) == (0.02, cfg.tail, cfg.tail_share)
+
+
 @pytest.mark.parametrize(("prompt", "said"), [
     ("a dog barking in the street", "no built-in sound makes 'barking'"),
     ("thunder over the sea", "no built-in sound makes 'thunder'"),

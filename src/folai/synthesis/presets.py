@@ -85,6 +85,11 @@ class Preset:
     tex_crackle_level: float = 0.5
     tex_resonance: float = 0.3  # how much of the texture passes the material's modes
     tex_flutter: float = 6.0  # slow random amplitude modulation rate (Hz)
+    # (decay, tail, tail_share) of the SPEC envelope of its natural hit (decay_scale 1), for the
+    # materials that ring past the motion timing's default impact shape (metal, glass): a prompt
+    # naming one gives stage 1's impacts this shape, so that the sound can ring as the material
+    # does (the sampler follows the envelope). tests/test_presets.py fits it again from impact()
+    ring: tuple[float, float, float] | None = None
 
     @property
     def natural_decay(self) -> float:
@@ -308,13 +313,13 @@ _LIST: list[Preset] = [
        description="struck metal: bright, long-ringing inharmonic partials",
        base_hz=(350.0, 900.0), ratios=(1.0, 2.76, 5.40, 8.93, 13.34), mode_decay=(0.25, 0.6), decay_slope=0.5,
        inharmonic=0.05, click_level=0.35, click_band=(2000.0, 12000.0), length=1.4,
-       tex_band=(1500.0, 9000.0), tex_resonance=0.6, tex_flutter=4.0),
+       tex_band=(1500.0, 9000.0), tex_resonance=0.6, tex_flutter=4.0, ring=(0.14, 0.41, 0.83)),
     _p(name="glass", words=("glass", "bottle", "jar", "window", "cup", "mug", "ceramic", "porcelain", "plate",
                             "dish", "wine", "mirror", "tile", "tiles", "vase", "bowl", "teacup", "crystal"),
        description="glass or ceramic: high, pure, ringing partials",
        base_hz=(900.0, 1800.0), ratios=(1.0, 2.32, 4.25, 6.63), mode_decay=(0.12, 0.3), decay_slope=0.6,
        inharmonic=0.02, click_level=0.3, click_band=(2500.0, 9000.0), length=0.9,
-       tex_band=(2500.0, 12000.0), tex_resonance=0.5),
+       tex_band=(2500.0, 12000.0), tex_resonance=0.5, ring=(0.15, 0.23, 0.45)),
     _p(name="plastic", words=("plastic", "bucket", "box", "toy", "container", "bin", "lid", "keyboard",
                               "drywall", "plasterboard", "plaster", "gypsum", "rubber"),
        description="hollow plastic: dull mid knock, short ring",
@@ -503,6 +508,17 @@ def wants_steps(prompt: str | None) -> bool:
     """Whether a prompt describes a walker (footsteps, walking, running, stomping, heels, ...):
     the footsteps presets, and the motion timing's footsteps mode."""
     return bool(prompt) and bool(_WALK.search(_read(prompt)))
+
+
+def prompt_ring(prompt: str | None) -> tuple[float, float, float] | None:
+    """The impact envelope shape (decay, tail, tail_share) a prompt's material rings with
+    (:attr:`Preset.ring`), or None: no prompt, no ringing material, or a prompt no preset matches."""
+    if not prompt or wants_steps(prompt):  # (footsteps do not ring)
+        return None
+    try:
+        return PRESETS[match_preset(prompt)].ring
+    except FolaiError:
+        return None
 
 
 def match_preset(prompt: str) -> str:

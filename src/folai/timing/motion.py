@@ -265,7 +265,7 @@ class MotionTiming:
         if self.resolve_mode(prompt) == "steps":
             return self.steps_from_features(self.gait_features(video, roi=roi, progress=progress))
         feats = self.features(video, roi=roi, progress=progress)
-        return self.from_features(feats)
+        return self.from_features(feats, prompt=prompt)
 
     def resolve_mode(self, prompt: str | None = None) -> str:
         """``"steps"`` or ``"impacts"``: the configured mode, or with ``mode="auto"`` what the prompt
@@ -415,14 +415,16 @@ class MotionTiming:
             camera=camera, held=held,
         )
 
-    def from_features(self, feats: MotionFeatures) -> TimingResult:
-        """Impacts, envelope and pan from precomputed features (what :meth:`estimate` does after decoding)."""
+    def from_features(self, feats: MotionFeatures, prompt: str | None = None) -> TimingResult:
+        """Impacts, envelope and pan from precomputed features (what :meth:`estimate` does after decoding).
+        A ``prompt`` naming a material that rings (metal, glass) gives the impacts its decay."""
         cfg = self.config
         impacts = self.detect(feats)
         n_env = DEFAULT.n_frames(feats.duration)
         t_env = np.arange(n_env) / DEFAULT.rate
+        decay, tail, share = self.impact_decay(prompt)
         env = _events_envelope(t_env, [imp.time for imp in impacts], [imp.level for imp in impacts],
-                               cfg.attack, cfg.decay, cfg.tail, cfg.tail_share)
+                               cfg.attack, decay, tail, share)
         sus = self._sustain(feats, impacts, t_env)
         env = np.maximum(env, sus)
         pan = np.zeros(n_env, np.float32)
@@ -434,6 +436,7 @@ class MotionTiming:
         info = {
             "mode": "impacts",
             "events": [round(imp.time, 4) for imp in impacts],
+            "impact_decay": [round(decay, 4), round(tail, 4), round(share, 4)],
             "levels": [round(imp.level, 4) for imp in impacts],
             "strengths": [round(imp.strength, 4) for imp in impacts],
             "fps": feats.fps,
@@ -446,6 +449,22 @@ class MotionTiming:
         }
         log.info("motion timing: %d impacts in %.2f s", len(impacts), feats.duration)
         return TimingResult(envelope=envelope, pan=pan, info=info)
+
+    def impact_decay(self, prompt: str | None = None) -> tuple[float, float, float]:
+        """(decay, tail, tail_share) of the impacts' envelope: the configured shape (a real Greatest
+        Hits impact's), or, when ``prompt`` names a material whose hits ring longer (metal, glass:
+        ``Preset.ring``, its natural hit's envelope) and the shape was left at its defaults, that
+        material's: a struck pipe rings for a second, and the sampler rings as long as the
+        envelope says."""
+        from ..synthesis.presets import prompt_ring
+
+        cfg = self.config
+        own = (cfg.decay, cfg.tail, cfg.tail_share)
+        default = MotionConfig()
+        ring = prompt_ring(prompt)
+        if ring is None or own != (default.decay, default.tail, default.tail_share):
+            return own
+        return ring
 
     # ------------------------------------------------------------------ detection
     def detect(self, feats: MotionFeatures) -> list[Impact]:
