@@ -622,10 +622,7 @@ class _Plan:
     # smoothing kernel of the level matching per 10 s segment (_segments): the envelope's, or 1
     # where it is unsmoothed
     k_match: np.ndarray
-    # how a pan value becomes the two channels' gains: "power" (a pan curve: equal-power, the centre
-    # unity) or "balance" (a stereo envelope's own left/right levels, reproduced exactly)
-    pan_law: str = "power"
-    # a stereo envelope: each event's own balance, from the rise of each channel at its onset
+    # a stereo envelope: each event's own pan, from the rise of each channel at its onset
     ev_pan: np.ndarray | None = None
     cache: dict = field(default_factory=dict)  # event index -> one-shot (pure function of the plan)
     bank: dict = field(default_factory=dict)  # texture bank: index -> 2.5 s of the source's texture
@@ -656,7 +653,7 @@ class SamplerSynth:
     Options (keyword only):
       variation:   how much hits differ (pitch, decay, level, start; 1 = natural, 0 = the same
                    one-shot for every hit, shaped only by the envelope)
-      pan_mode:    "auto" (use ``pan`` when given, else a stereo envelope's balance), "motion"
+      pan_mode:    "auto" (use ``pan`` when given, else a stereo envelope's own channels), "motion"
                    (``pan`` required) or "center" (always centred)
       sensitivity: scales the onset thresholds (> 1 finds quieter onsets)
       texture:     render sustained parts as a continuous texture (True) or only as events
@@ -721,8 +718,8 @@ class SamplerSynth:
         Sample k is at time ``k / 44100`` s, the envelope's frame i at ``envelope.start + i / rate``
         (an envelope cropped to [5, 7) s renders its sound 5 s in). ``video`` is accepted for the
         backend contract and unused (the sampler does not look at pictures). ``pan``: one value in
-        [-1, 1] per envelope frame; without it a stereo (left, right) envelope is panned by its
-        balance.
+        [-1, 1] per envelope frame; without it a stereo (left, right) envelope is placed by its
+        own channels (equal power).
         """
         return self.render_span(envelope, 0.0, duration, duration=duration, prompt=prompt, references=references,
                                 video=video, pan=pan, seed=seed, progress=progress)
@@ -853,9 +850,9 @@ class SamplerSynth:
             k0 = int(round(shift))
             lo, hi = max(0, k0), min(T, k0 + env.n_frames)
             if hi > lo:
-                e[lo:hi] = env.mono[lo - k0 : hi - k0]
+                e[lo:hi] = _level(env)[lo - k0 : hi - k0]
         else:
-            e = np.interp(np.arange(T) / cfg.rate, env.times, env.mono, left=0.0, right=0.0)
+            e = np.interp(np.arange(T) / cfg.rate, env.times, _level(env), left=0.0, right=0.0)
         e = np.clip(e, 0.0, 1.0)
         # The curve is read in fixed 10 s segments: whether it is a quantised or jittery one (to be
         # smoothed, its onsets found in robust mode) is decided per segment, so that an edit
@@ -983,7 +980,6 @@ class SamplerSynth:
                         skirt[j] = 0.0
                         j -= 1
         pan_f = None
-        pan_law = "power"
         ev_pan = None
         if pan is not None and self.pan_mode != "center":
             p = np.asarray(pan, dtype=np.float64).reshape(-1)
@@ -996,9 +992,10 @@ class SamplerSynth:
         elif self.pan_mode == "motion" and pan is None:
             raise FolaiError("pan_mode 'motion' needs a pan curve (from the motion timing); none was given")
         elif self.pan_mode == "auto" and envelope.channels == 2 and not np.array_equal(*envelope.values):
-            # a stereo envelope: its own balance (R - L) / (R + L), whose "balance" gains 1 -+ p give
-            # each channel exactly its level from the mono render (the equal-power law put a
-            # one-sided sound 3 dB under its channel). Quiet frames take the balance of the nearest
+            # a stereo envelope: rendered at its equal-power level (_level) and placed by the
+            # equal-power pan of its channels' ratio, so each channel gets exactly its level (with
+            # the channels' mean as the level and a balance law, a curve written by generate --pan
+            # came back 0.7-2 dB louder than its render). Quiet frames take the pan of the nearest
             # sounding one: read as the centre, they pulled every onset towards it (a left-only
             # hit leaked -16 dB into the right channel)
             lv, rv = (np.asarray(c, dtype=np.float64) for c in envelope.values)
@@ -1006,11 +1003,10 @@ class SamplerSynth:
             loud = np.flatnonzero(tot > 1e-4)
             p = np.zeros(tot.size)
             if loud.size:
-                p = np.interp(np.arange(tot.size), loud, (rv[loud] - lv[loud]) / tot[loud])
+                p = np.interp(np.arange(tot.size), loud, _power_pan(lv[loud], rv[loud]))
             p = smooth(p, 5, "box").astype(np.float64)
             pan_f = np.interp(np.arange(T) / cfg.rate, envelope.times, np.clip(p, -1.0, 1.0))
-            pan_law = "balance"
-            # each event's balance is that of its own rise in each channel: the curve's balance at
+            # each event's pan is that of its own rise in each channel: the curve's pan at
             # the onset still held the tail of an earlier hit on the other side (a right-only hit
             # 0.6 s after a left-only one came out with its left channel at -11.8 dB)
             ch = [np.interp(np.arange(T) / cfg.rate, envelope.times, c, left=0.0, right=0.0) for c in (lv, rv)]
@@ -1019,7 +1015,7 @@ class SamplerSynth:
                 a = min(T - 1, max(0, ev.rise - 1))
                 top = min(T - 1, max(a + 1, int(round(ev.time * cfg.rate)) + 2))
                 dl, dr = (max(0.0, float(c[a + 1 : top + 1].max() - c[a])) for c in ch)
-                ev_pan[k] = (dr - dl) / (dr + dl) if dr + dl > 1e-9 else float(pan_f[min(T - 1, a + 1)])
+                ev_pan[k] = _power_pan(dl, dr) if dr + dl > 1e-9 else float(pan_f[min(T - 1, a + 1)])
         shapes = event_shapes(e, events, K, cfg.rate)
         # an envelope whose onsets are mostly one-frame jumps was not smoothed (hand-drawn, or a
         # timing model's sharp impacts): match the render's unsmoothed RMS to it
@@ -1029,7 +1025,7 @@ class SamplerSynth:
             if _mostly_sharp([ev for ev in events if seg_of(ev) == k]):
                 k_match[k] = 1
         return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
-                     skirt=skirt, pan=pan_f, pan_law=pan_law, ev_pan=ev_pan,
+                     skirt=skirt, pan=pan_f, ev_pan=ev_pan,
                      source=source, seed=int(seed), n=n, k_match=k_match, bank=self._bank(source, seed))
 
     # ------------------------------------------------------------------ one block (audio rate, local)
@@ -1096,7 +1092,7 @@ class SamplerSynth:
             if stereo:
                 fi = min(T - 1, max(0, int(round(p / _HOP44))))
                 pv = plan.ev_pan[i] if plan.ev_pan is not None else np.median(plan.pan[max(0, fi - 2) : fi + 3])
-                gl, gr = pan_gains(float(pv), plan.pan_law)
+                gl, gr = pan_gains(float(pv))
                 lr[0, a - ws : b - ws] += gl * x[a - p : b - p]
                 lr[1, a - ws : b - ws] += gr * x[a - p : b - p]
         # texture for the sustained parts
@@ -1121,7 +1117,7 @@ class SamplerSynth:
             if stereo:
                 pf = np.zeros(nf)
                 pf[inside] = plan.pan[fidx[inside]]
-                gl, gr = pan_gains(_frames_to_samples(pf), plan.pan_law)
+                gl, gr = pan_gains(_frames_to_samples(pf))
                 lr[0] += gl * tex
                 lr[1] += gr * tex
                 sk_lr = np.stack([gl * sk_src, gr * sk_src])
@@ -1362,12 +1358,25 @@ def _qtime(t: float) -> int:
     return int(math.floor(t * 100.0 + 0.5)) + 1000
 
 
-def pan_gains(p, law: str = "power"):
+def _level(env: Envelope) -> np.ndarray:
+    """(T,) the level a render follows: a mono envelope's own, a stereo one's equal-power level
+    sqrt((L^2 + R^2) / 2) (its channels are then L / level and R / level of it, the equal-power law
+    of a ``pan`` curve: a curve written by ``generate --pan`` renders as the ``--pan`` render did)."""
+    if env.channels == 1:
+        return env.values[0]
+    v = env.values.astype(np.float64)
+    return np.sqrt(0.5 * (v[0] ** 2 + v[1] ** 2))
+
+
+def _power_pan(left, right):
+    """The pan in [-1, 1] whose equal-power gains (:func:`pan_gains`) have the ratio right / left."""
+    return np.arctan2(np.asarray(right, dtype=np.float64), np.asarray(left, dtype=np.float64)) * (4.0 / np.pi) - 1.0
+
+
+def pan_gains(p):
     """(left, right) gains of pan ``p`` in [-1 (left), 1 (right)]: equal-power, scaled so the centre
-    is unity on both channels; or ``law="balance"``: 1 - p and 1 + p (a stereo envelope's levels)."""
+    is unity on both channels (a stereo envelope is read with the same law: :func:`_level`)."""
     p = np.asarray(p, dtype=np.float64)
-    if law == "balance":
-        return 1.0 - p, 1.0 + p
     th = (p + 1.0) * (np.pi / 4)
     return np.sqrt(2.0) * np.cos(th), np.sqrt(2.0) * np.sin(th)
 
