@@ -267,3 +267,30 @@ def test_an_event_added_to_a_coarse_envelope_peaks_at_its_level_on_the_nearest_r
     assert env.mono.max() == pytest.approx(0.3) and int(np.argmax(env.mono)) == 25
     fine = Envelope.zeros(5.0).add_event(2.53, 0.3, decay=0.3)  # 125 rows/s: as before
     assert fine.mono.max() < 0.3 and abs(np.argmax(fine.mono) / 125 - 2.53) < 0.008
+
+
+def test_edits_of_a_stereo_envelope_keep_each_sound_on_its_side():
+    """gate, clip and draw act on the level a stereo envelope shows (its channels' mean) and move
+    both channels together: one by one, a gate took the quiet side of a left hit away (fully left),
+    a clip pulled a panned hit towards the centre, and a drawn level landed in the centre."""
+    mono = Envelope.zeros(2.0).add_event(0.5, 0.3).add_event(1.4, 0.3)
+    v = np.stack([mono.values[0], mono.values[0]])
+    v[1, :125] *= 0.25  # first hit: left, right channel at a quarter
+    env = Envelope(v)
+    i = int(np.argmax(env.values[0, :125]))  # the first hit's peak
+
+    def side(e):
+        return e.values[1, i] / e.values[0, i]
+
+    gated = env.gate(0.1)  # between the first hit's channels (0.3, 0.075) at its peak
+    assert side(gated) == pytest.approx(0.25) and gated.values[:, i].min() > 0
+    assert np.all(gated.values[:, gated.mono < 1e-9] == 0) and np.all(gated.values[:, env.mono < 0.1] == 0)
+    clipped = env.clip(0.0, 0.1)
+    assert side(clipped) == pytest.approx(0.25, rel=1e-5) and clipped.mono.max() == pytest.approx(0.1, rel=1e-5)
+    drawn = env.draw([0.45, 0.6], [0.2, 0.2])
+    assert side(drawn) == pytest.approx(0.25, rel=1e-5) and drawn.mono[i] == pytest.approx(0.2, rel=1e-5)
+    silent = Envelope(np.zeros((2, 250), np.float32)).draw([0.2, 0.4], [0.3, 0.3])  # nothing to keep: centred
+    assert np.array_equal(silent.values[0], silent.values[1]) and silent.values.max() == pytest.approx(0.3)
+    # mono envelopes: as before
+    m = mono.gate(0.1).clip(0.0, 0.2)
+    assert np.array_equal(m.values, np.clip(np.where(mono.values < 0.1, 0, mono.values), 0, 0.2))

@@ -168,6 +168,15 @@ def smooth_targets(
 # ----------------------------------------------------------------------------- the type
 
 
+def _with_level(values: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """(2, T) ``values`` scaled per frame so that their mean is ``level``: each frame keeps its
+    channels' ratio (its side); a silent frame gets ``level`` in both (at most 1 per channel)."""
+    v = np.asarray(values, dtype=np.float64)
+    mean = v.mean(axis=0)
+    ratio = np.where(mean > 0, v / np.where(mean > 0, mean, 1.0), 1.0)
+    return np.clip(ratio * np.asarray(level, dtype=np.float64)[None], 0.0, 1.0).astype(np.float32)
+
+
 @dataclass
 class Envelope:
     """Loudness over time.
@@ -406,19 +415,24 @@ class Envelope:
         return replace(self, values=v)
 
     def gate(self, threshold: float, t0: float | None = None, t1: float | None = None) -> "Envelope":
-        """Set values below ``threshold`` to 0 (in [t0, t1) if given)."""
+        """Set values below ``threshold`` to 0 (in [t0, t1) if given). A stereo envelope is gated
+        by its level (:attr:`mono`), both channels at once: gated one by one, the quiet side of a
+        panned sound went and the sound moved to the other."""
         v = self.values.copy()
         s = self._range(t0, t1)
         seg = v[:, s]
-        seg[seg < threshold] = 0.0
+        seg[:, self.mono[s] < threshold] = 0.0
         v[:, s] = seg
         return replace(self, values=v)
 
     def clip(self, lo: float = 0.0, hi: float = 1.0) -> "Envelope":
-        """Limit values to [lo, hi]."""
+        """Limit values to [lo, hi]. A stereo envelope's level (:attr:`mono`) is limited, both
+        channels scaled alike, so that a panned sound keeps its side."""
         if not 0.0 <= lo <= hi <= 1.0:
             raise FolaiError(f"clip needs 0 <= lo <= hi <= 1, got lo={lo}, hi={hi}")
-        return replace(self, values=np.clip(self.values, lo, hi).astype(np.float32))
+        if self.channels == 1:
+            return replace(self, values=np.clip(self.values, lo, hi).astype(np.float32))
+        return replace(self, values=_with_level(self.values, np.clip(self.mono, lo, hi)))
 
     def draw(self, times: Sequence[float], levels: Sequence[float]) -> "Envelope":
         """Replace the curve between min(times) and max(times) by the polyline through the points."""
@@ -430,7 +444,9 @@ class Envelope:
         t, lv = t[order], np.clip(lv[order], 0.0, 1.0)
         s = self._range(t[0], t[-1] + 1.0 / self.rate)
         v = self.values.copy()
-        v[:, s] = np.interp(self.times[s], t, lv)[None]
+        drawn = np.interp(self.times[s], t, lv)
+        # a stereo envelope keeps each frame's side (where it had none, the drawn level is centred)
+        v[:, s] = drawn[None] if self.channels == 1 else _with_level(v[:, s], drawn)
         return self._with(v)
 
     def events(self, threshold: float = 0.02, min_gap: float = 0.05) -> list[tuple[float, float]]:
