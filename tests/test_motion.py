@@ -571,6 +571,10 @@ def test_rapid_strikes_of_a_ringing_material_keep_their_attacks():
     sparse = [0.5, 1.5, 2.5]
     rung = _events_envelope(t, sparse, [0.3] * 3, *base, ring=ring)
     assert rung[int(1.8 * 125)] / rung[int(1.5 * 125) - 1 : int(1.5 * 125) + 3].max() > 0.35  # metal at +0.3 s: 0.42
+    tapped = _events_envelope(t, [0.5, 0.6], [0.3, 0.05], *base, ring=ring)  # a faint tap 0.1 s on
+    alone = _events_envelope(t, [0.5], [0.3], *base, ring=ring)
+    k = int(0.8 * 125)
+    assert tapped[k] >= alone[k] > 0.3 * 0.35  # the tap does not stop the strike's ring
     medium = np.arange(0.5, 3.5, 0.25).tolist()  # in between: a ring, and the attacks kept
     rung = _events_envelope(t, medium, [0.3] * len(medium), *base, ring=ring)
     mid = rung[int(1.5 * 125) : int(3.0 * 125)]

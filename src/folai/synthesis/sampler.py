@@ -253,14 +253,15 @@ def _event_bump(level: float, tau_frames: float, K: int) -> np.ndarray:
     return level * b / (b.max() + 1e-12)
 
 
-def event_shapes(e: np.ndarray, events: list[Event], kernel: int, rate: float) -> list[np.ndarray]:
+def event_shapes(e: np.ndarray, events: list[Event], kernel: int, rate: float, power: bool = False) -> list[np.ndarray]:
     """Each event's own unsmoothed RMS over time, per envelope frame from its onset frame on.
 
     For a box-smoothed envelope ``e = box_K(r)`` the slope gives ``r[f] = K (e[f-h] - e[f-h-1]) +
     r[f-K]`` (h = K // 2): starting from the level before the rise, this recovers the sound's
     RMS until the next event's rise (the two-stage decay of a real hit included). A sharp rise
     is its own RMS. The result never grows after its peak. Local: it reads ``e`` from the event's
-    rise to the next event's.
+    rise to the next event's. ``power``: ``e`` adds sounds by power (a stereo envelope's
+    equal-power level, :func:`_level`), so a sharp event's own level is sqrt(e^2 - before^2).
     """
     e = np.asarray(e, dtype=np.float64)
     T = e.size
@@ -278,7 +279,9 @@ def event_shapes(e: np.ndarray, events: list[Event], kernel: int, rate: float) -
         stop = min(stop, T)
         if stop - first < 2:
             stop = min(T, first + 2)
-        if ev.sharp or K == 1:
+        if (ev.sharp or K == 1) and power:
+            r = np.sqrt(np.maximum(e[first:stop] ** 2 - base * base, 0.0))
+        elif ev.sharp or K == 1:
             r = np.maximum(e[first:stop] - base, 0.0)
         else:
             r = np.zeros(max(0, stop - first))
@@ -1016,7 +1019,7 @@ class SamplerSynth:
                 top = min(T - 1, max(a + 1, int(round(ev.time * cfg.rate)) + 2))
                 dl, dr = (max(0.0, float(c[a + 1 : top + 1].max() - c[a])) for c in ch)
                 ev_pan[k] = _power_pan(dl, dr) if dr + dl > 1e-9 else float(pan_f[min(T - 1, a + 1)])
-        shapes = event_shapes(e, events, K, cfg.rate)
+        shapes = event_shapes(e, events, K, cfg.rate, power=ev_pan is not None)
         # an envelope whose onsets are mostly one-frame jumps was not smoothed (hand-drawn, or a
         # timing model's sharp impacts): match the render's unsmoothed RMS to it
         # (per 10 s segment: an edit changes only its own segment's kernel)

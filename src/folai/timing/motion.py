@@ -225,6 +225,9 @@ class MotionFeatures:
 #: (in between, the two shapes are mixed): struck every 0.1 s, metal's rings piled up into a
 #: drone that kept 0.83 of the peak between hits, and the hits lost their attacks
 RING_GAP = (0.15, 0.5)
+#: ... counting only the next hits at least this share of its level: a faint bounce or tap after a
+#: loud strike does not stop its ring (it had cut a struck pipe's ring by 20 dB)
+RING_NEXT = 0.5
 
 
 def _events_envelope(t_env: np.ndarray, times, levels, attack: float, decay: float, tail: float,
@@ -235,16 +238,21 @@ def _events_envelope(t_env: np.ndarray, times, levels, attack: float, decay: flo
     longest = max(decay, tail, *(ring[:2] if ring else ()))
     span = attack + 12.0 * longest  # beyond this an impact is < 1e-5 of its peak
     times = np.asarray(times, np.float64)
-    gaps = np.r_[np.diff(np.sort(times)), np.inf] if times.size else times
-    gap_of = dict(zip(np.sort(times).tolist(), gaps.tolist()))
-    for t_s, lv in zip(times.tolist(), levels):
+    lvs = np.asarray(levels, np.float64)
+
+    def room(t_s: float, lv: float) -> float:
+        # seconds to the next hit at least half as loud (a faint bounce does not stop a ring)
+        later = times[(times > t_s) & (lvs >= RING_NEXT * lv)]
+        return float(later.min() - t_s) if later.size else np.inf
+
+    for t_s, lv in zip(times.tolist(), lvs.tolist()):
         i0 = max(0, int(np.floor((t_s - attack) * DEFAULT.rate)))
         i1 = min(len(t_env), int(np.ceil((t_s + span) * DEFAULT.rate)) + 1)
         if i1 <= i0:
             continue
         shape = impact_shape(t_env[i0:i1] - t_s, attack, decay, tail, tail_share)
         if ring is not None:
-            w = float(np.clip((gap_of[t_s] - RING_GAP[0]) / (RING_GAP[1] - RING_GAP[0]), 0.0, 1.0))
+            w = float(np.clip((room(t_s, lv) - RING_GAP[0]) / (RING_GAP[1] - RING_GAP[0]), 0.0, 1.0))
             if w > 0:
                 shape = (1.0 - w) * shape + w * impact_shape(t_env[i0:i1] - t_s, attack, *ring)
         env[i0:i1] += (lv * shape) ** 2
