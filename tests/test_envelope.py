@@ -289,6 +289,8 @@ def test_edits_of_a_stereo_envelope_keep_each_sound_on_its_side():
     assert side(clipped) == pytest.approx(0.25, rel=1e-5) and clipped.mono.max() == pytest.approx(0.1, rel=1e-5)
     drawn = env.draw([0.45, 0.6], [0.2, 0.2])
     assert side(drawn) == pytest.approx(0.25, rel=1e-5) and drawn.mono[i] == pytest.approx(0.2, rel=1e-5)
+    loud = Envelope(np.array([[0.6] * 50, [0.2] * 50], np.float32)).draw([0.0, 0.4], [0.9, 0.9])
+    assert np.allclose(loud.values[:, 10], [1.0, 1.0 / 3.0], atol=1e-6)  # left stops at 1, the side kept
     silent = Envelope(np.zeros((2, 250), np.float32)).draw([0.2, 0.4], [0.3, 0.3])  # nothing to keep: centred
     assert np.array_equal(silent.values[0], silent.values[1]) and silent.values.max() == pytest.approx(0.3)
     # mono envelopes: as before

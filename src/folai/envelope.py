@@ -170,11 +170,15 @@ def smooth_targets(
 
 def _with_level(values: np.ndarray, level: np.ndarray) -> np.ndarray:
     """(2, T) ``values`` scaled per frame so that their mean is ``level``: each frame keeps its
-    channels' ratio (its side); a silent frame gets ``level`` in both (at most 1 per channel)."""
+    channels' ratio (its side); a silent frame gets ``level`` in both. A channel that would pass 1
+    stops there, the other scaled alike (the side is kept, the level falls short)."""
     v = np.asarray(values, dtype=np.float64)
     mean = v.mean(axis=0)
     ratio = np.where(mean > 0, v / np.where(mean > 0, mean, 1.0), 1.0)
-    return np.clip(ratio * np.asarray(level, dtype=np.float64)[None], 0.0, 1.0).astype(np.float32)
+    out = ratio * np.asarray(level, dtype=np.float64)[None]
+    top = out.max(axis=0)
+    out = np.where(top > 1.0, out / np.where(top > 1.0, top, 1.0), out)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 @dataclass
