@@ -372,6 +372,24 @@ def test_timing_job_sets_envelope_and_detected_events(client, video):
     assert r.status_code == 400
 
 
+def test_the_timing_run_hears_the_prompt_as_generate_does(client, video):
+    """A metal prompt makes the studio's hits ring as generate's do (the timing run took no prompt:
+    its hits decayed like wood's, and a walking prompt found no steps); with references, which
+    make the sound, the prompt's material does not reach the timing."""
+    sid = new_session(client)
+    open_video(client, sid, video)
+
+    def run(**body):
+        job = wait(client, sid, client.post(f"/api/s/{sid}/timing", json={"backend": "motion", **body}).json())
+        assert job["state"] == "done", job
+        return np.asarray(client.get(f"/api/s/{sid}/envelope").json()["values"])
+
+    plain, metal = run(), run(prompt="hitting metal with a stick")
+    withref = run(prompt="hitting metal with a stick", references=True)
+    assert metal.sum() > 3 * plain.sum() and np.all(metal >= plain - 1e-6)
+    assert np.array_equal(withref, plain)
+
+
 def test_timing_region_of_interest(client, tmp_path):
     video = tmp_path / "wide.mp4"
     make_hit_video(video, duration=2.0, hit_times=[0.7, 1.4], size=(320, 240), with_audio=False)

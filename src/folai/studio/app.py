@@ -55,6 +55,10 @@ PEAK_RATE = 125.0  # columns per second of the rendered-waveform overview drawn 
 class TimingRequest(BaseModel):
     backend: str = "motion"
     roi: list[int] | None = Field(default=None, min_length=4, max_length=4)  # x, y, w, h in video pixels
+    # the sound's prompt, as generate gives it to stage 1: a walking prompt finds steps, a ringing
+    # material's hits ring; with references (they make the sound) only its walking words count
+    prompt: str | None = Field(default=None, max_length=500)
+    references: bool = False
 
 
 class RenderRequest(BaseModel):
@@ -391,7 +395,10 @@ def create_app(
 
         def work(job: Job) -> dict[str, Any]:
             job.update(f"timing ({req.backend})")
-            result = cache.timing(req.backend).estimate(video_path, roi=roi, progress=True)
+            from ..synthesis.presets import wants_steps
+
+            tprompt = req.prompt if not req.references or wants_steps(req.prompt) else None
+            result = cache.timing(req.backend).estimate(video_path, roi=roi, progress=True, prompt=tprompt)
             env = result.envelope
             if env.start == 0:  # as the pipeline does: exactly the video's length
                 env = env.fit(duration)

@@ -582,7 +582,11 @@ roiCanvas.addEventListener("mouseup", (ev) => {
 window.addEventListener("resize", () => drawRoi());
 
 $("btn-timing").onclick = () => task("timing", async () => {
-  const job = await api("POST", "/timing", { backend: $("sel-timing").value, roi: S.roi });
+  // the prompt tells the timing what to look for (footsteps) and how hits ring (metal, glass)
+  const refs = document.querySelectorAll("#ref-list input[type=checkbox]:checked").length > 0;
+  const job = await api("POST", "/timing", {
+    backend: $("sel-timing").value, roi: S.roi, prompt: $("in-prompt").value || null, references: refs,
+  });
   const res = await runJob(job);
   setState(await api("GET", "/state"));
   message(`timing found ${res.events} event(s); edit them on the timeline` +
