@@ -398,7 +398,7 @@ def _panned(env: Envelope, pan: np.ndarray) -> Envelope:
     """``env`` (mono) as a (left, right) envelope panned by ``pan`` (one value in [-1, 1] per frame
     of ``env``, as the sampler takes it; the last value holds past its end) with the sampler's
     equal-power law: each channel's level as the ``--pan`` render gives it. Rendered back as a
-    stereo envelope (its own balance), it places each sound where the pan did. Levels over 1
+    stereo envelope (read with the same law), it places each sound where the pan did, as loud. Levels over 1
     (a hard-panned sound over 0.71) are clipped to 1."""
     from .synthesis.sampler import pan_gains
 

@@ -88,7 +88,7 @@ class Preset:
     # (decay, tail, tail_share) of the SPEC envelope of its natural hit (decay_scale 1), for the
     # materials that ring past the motion timing's default impact shape (metal, glass): a prompt
     # naming one gives stage 1's impacts this shape, so that the sound can ring as the material
-    # does (the sampler follows the envelope). tests/test_presets.py fits it again from impact()
+    # does (the sampler follows the envelope). tests/test_sampler.py fits it again from impact()
     ring: tuple[float, float, float] | None = None
 
     @property
