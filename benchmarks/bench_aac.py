@@ -2,7 +2,7 @@
 
 The video's new audio track is encoded with FFmpeg's native AAC encoder (fast coder, variable bit
 rate at quality 4, ``folai.media.AAC_FAST_OPTIONS``; until the seventh session a constant
-256 kbit/s, ``AAC_FAST_CBR_OPTIONS``). This script measures the settings on folai's own output:
+256 kbit/s, the same options without VBR). This script measures the settings on folai's own output:
 the audio that ``folai generate`` renders for each clip (motion timing + sampler, the default
 sound and a few presets), encoded by each setting in turn (interleaved, ``--repeat`` rounds).
 
@@ -41,9 +41,11 @@ PROMPTS = (None, "hitting metal", "glass", "footsteps on gravel", "leaves")
 
 
 def settings() -> dict[str, tuple[dict, int | None]]:
-    from folai.media import AAC_FAST_CBR_OPTIONS, AAC_FAST_OPTIONS, aac_bit_rate
+    from folai.media import AAC_FAST_OPTIONS, aac_bit_rate
 
-    vbr, cbr = dict(AAC_FAST_OPTIONS), dict(AAC_FAST_CBR_OPTIONS)
+    vbr = dict(AAC_FAST_OPTIONS)
+    # the constant-rate setting generate used until the seventh session: the same without VBR
+    cbr = {k: v for k, v in vbr.items() if k not in ("flags", "global_quality")}
     return {
         "VBR q 4 fast (default)": (vbr, None),
         "CBR 256k fast (until s7)": (cbr, aac_bit_rate(2)),

@@ -152,7 +152,7 @@ def _video_stream(container, p: Path):
     def size(s):
         # (Matroska counts no frames: its streams' lengths, from their DURATION tags, decide)
         cc = s.codec_context
-        tag = _parse_hms(s.metadata.get("DURATION", "")) if s.metadata.get("DURATION") else None
+        tag = _parse_hms(s.metadata.get("DURATION"))
         end = tag if tag is not None else (_stream_end(container, s, origin) or 0.0)
         return (s.frames != 1, s.frames or 0, round(end, 2), (cc.width or 0) * (cc.height or 0), -s.index)
 
@@ -1338,15 +1338,6 @@ AAC_FAST_OPTIONS = {
     "flags": "+qscale", "global_quality": str(4 * 118),
 }
 
-#: the constant-bit-rate setting ``AudioMux(fast=True)`` used before (256 kbit/s stereo):
-#: ``bench_aac.py``'s comparison
-AAC_FAST_CBR_OPTIONS = {"aac_coder": "fast", "aac_pns": "0", "aac_is": "0", "aac_ms": "0"}
-
-
-def _vbr(opts: dict | None) -> bool:
-    return bool(opts) and "qscale" in opts.get("flags", "")
-
-
 def aac_bit_rate(channels: int) -> int:
     """The AAC bit rate of AudioMux's constant-rate encoding (``fast=False``; ``fast=True`` is VBR):
     256 kbit/s for stereo, 160 kbit/s for mono."""
@@ -1451,7 +1442,7 @@ class AudioMux:
                 layout = "mono" if self.channels == 1 else "stereo"
                 opts = dict(AAC_FAST_OPTIONS) if fast and codec == "aac" else None
                 oas = cout.add_stream(codec, rate=self.sr, layout=layout, options=opts)
-                if codec == "aac" and not _vbr(opts):
+                if codec == "aac" and opts is None:  # (the fast options are VBR: no bit rate)
                     oas.bit_rate = aac_bit_rate(self.channels)
                 oas.time_base = Fraction(1, self.sr)
                 self._oas = oas

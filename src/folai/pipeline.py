@@ -253,10 +253,10 @@ class FoleyPipeline:
             pan_curve = None
             timing_info = None
             if envelope is None:
-                # with references the prompt does not choose the sound: stage 1 hears only its
-                # walking words (the footsteps mode), not its material's ring
-                tprompt = prompt if not references or _wants_steps(prompt) else None
-                result = self.estimate(video, roi=roi, progress=progress, prompt=tprompt)
+                from .synthesis.presets import timing_prompt
+
+                result = self.estimate(video, roi=roi, progress=progress,
+                                       prompt=timing_prompt(prompt, bool(references)))
                 env = result.envelope
                 timing_info = result.info
                 pan_curve = result.pan
@@ -386,12 +386,6 @@ class FoleyPipeline:
                 yield audio[:, i : i + n]
         if got != total:
             raise FolaiError(f"internal: rendered {got} samples, expected {total}")
-
-
-def _wants_steps(prompt: str | None) -> bool:
-    from .synthesis.presets import wants_steps
-
-    return wants_steps(prompt)
 
 
 def _panned(env: Envelope, pan: np.ndarray) -> Envelope:

@@ -395,10 +395,10 @@ def create_app(
 
         def work(job: Job) -> dict[str, Any]:
             job.update(f"timing ({req.backend})")
-            from ..synthesis.presets import wants_steps
+            from ..synthesis.presets import timing_prompt
 
-            tprompt = req.prompt if not req.references or wants_steps(req.prompt) else None
-            result = cache.timing(req.backend).estimate(video_path, roi=roi, progress=True, prompt=tprompt)
+            result = cache.timing(req.backend).estimate(video_path, roi=roi, progress=True,
+                                                        prompt=timing_prompt(req.prompt, req.references))
             env = result.envelope
             if env.start == 0:  # as the pipeline does: exactly the video's length
                 env = env.fit(duration)

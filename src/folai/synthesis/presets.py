@@ -510,6 +510,12 @@ def wants_steps(prompt: str | None) -> bool:
     return bool(prompt) and bool(_WALK.search(_read(prompt)))
 
 
+def timing_prompt(prompt: str | None, references: bool) -> str | None:
+    """What of a sound prompt stage 1 hears: all of it (a walker's steps, a ringing material's
+    decay), or with reference recordings, which make the sound, only a walking prompt."""
+    return prompt if not references or wants_steps(prompt) else None
+
+
 def prompt_ring(prompt: str | None) -> tuple[float, float, float] | None:
     """The impact envelope shape (decay, tail, tail_share) a prompt's material rings with
     (:attr:`Preset.ring`), or None: no prompt, no ringing material, or a prompt no preset matches."""

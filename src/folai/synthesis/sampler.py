@@ -376,10 +376,20 @@ def _segments(T: int, rate: float) -> np.ndarray:
     return (np.arange(T) / rate * SR // (_SEGMENT_BLOCKS * _BLOCK)).astype(np.int64)
 
 
-def _mostly_sharp(events: Sequence[Event]) -> bool:
-    """Whether most of ``events`` rose in one frame (an unsmoothed curve: drawn, or a timing
-    model's sharp impacts)."""
-    return bool(events) and sum(ev.sharp for ev in events) > len(events) / 2
+def _event_segments(events: Sequence[Event], seg_f: np.ndarray, rate: float) -> np.ndarray:
+    """(len(events),) each event's segment (:func:`_segments`; its frame clipped to the curve's)."""
+    if not len(events) or not seg_f.size:
+        return np.zeros(len(events), dtype=np.int64)
+    f = np.rint(np.array([ev.time for ev in events], dtype=np.float64) * rate).astype(np.int64)
+    return seg_f[np.clip(f, 0, seg_f.size - 1)]
+
+
+def _mostly_sharp(events: Sequence[Event], seg: np.ndarray, n_seg: int) -> np.ndarray:
+    """(n_seg,) bool: whether most of each segment's ``events`` (their segments ``seg``) rose in
+    one frame (an unsmoothed curve: drawn, or a timing model's sharp impacts)."""
+    n_all = np.bincount(seg, minlength=n_seg)[:n_seg]
+    n_sharp = np.bincount(seg, weights=[float(ev.sharp) for ev in events], minlength=n_seg)[:n_seg]
+    return (n_all > 0) & (n_sharp > n_all / 2)
 
 
 #: an envelope with fewer rows per second is typed by hand: see _upsample_coarse
@@ -400,8 +410,10 @@ def _upsample_coarse(env: Envelope, rate: float) -> Envelope:
     ahead = np.maximum(m[1:], np.concatenate([m[2:], [0.0]]))  # the next two rows' top
     # a step up from near silence to (nearly) the top of what follows: a hit, not a swell's start
     for k in np.nonzero((m[:-1] < 0.25 * m[1:]) & (m[1:] >= 0.8 * ahead))[0]:
-        inside = (t_new > t_old[k] + 1e-9) & (t_new < t_old[k + 1] - 1e-9)
-        vals[:, inside] = env.values[:, k : k + 1]
+        # the frames strictly between the two rows (t_new is sorted: a slice, not a mask of all)
+        i0 = np.searchsorted(t_new, t_old[k] + 1e-9, side="right")
+        i1 = np.searchsorted(t_new, t_old[k + 1] - 1e-9, side="left")
+        vals[:, i0:i1] = env.values[:, k : k + 1]
     return replace(out, values=vals.astype(out.values.dtype))
 
 
@@ -863,20 +875,19 @@ class SamplerSynth:
         # drawn far away (its still frames) re-smoothed all of it and changed the sound everywhere.
         seg_f = _segments(T, cfg.rate)  # each frame's segment
 
-        def seg_of(ev: Event) -> int:  # an event's segment (clipped to the curve's)
-            return int(seg_f[min(max(int(round(ev.time * cfg.rate)), 0), max(T - 1, 0))])
-
+        n_seg = int(seg_f.max()) + 1 if T else 0
         found = detect_events(e, cfg.rate, K, self.sensitivity)  # the curve as it is
-        rough_seg = np.zeros(int(seg_f.max()) + 1 if T else 0, dtype=bool)
-        for k in range(rough_seg.size):
-            part = np.nonzero(seg_f == k)[0]
+        found_seg = _event_segments(found, seg_f, cfg.rate)
+        sharp_seg = _mostly_sharp(found, found_seg, n_seg)
+        bounds = np.searchsorted(seg_f, np.arange(n_seg + 1))  # (segments are runs of frames)
+        rough_seg = np.zeros(n_seg, dtype=bool)
+        for k in range(n_seg):
             # a quantised or jittery stretch, unless its rises are mostly one-frame jumps: then it
             # is drawn by hand or made of a timing model's sharp impacts, and its still frames are
             # holds (a flat drawn level, values rounded in a spreadsheet, a gate), not classes.
             # Smoothing such a curve made its sharp hits read as smoothed ones, each placed half a
             # kernel (~50 ms) late.
-            rough_seg[k] = _is_rough(e[part[0] : part[-1] + 1]) and not _mostly_sharp(
-                [ev for ev in found if seg_of(ev) == k])
+            rough_seg[k] = _is_rough(e[bounds[k] : bounds[k + 1]]) and not sharp_seg[k]
         source = self._source(prompt, references)
         if np.any(rough_seg):
             # a quantised or jittery curve (a classifier's classes): its frame-to-frame steps are not
@@ -884,7 +895,9 @@ class SamplerSynth:
             rough = rough_seg[seg_f]
             e = np.where(rough, np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0), e)
             robust = detect_events(e, cfg.rate, K, self.sensitivity, robust=True)
-            keep = [ev for ev in found if not rough_seg[seg_of(ev)]] + [ev for ev in robust if rough_seg[seg_of(ev)]]
+            robust_seg = _event_segments(robust, seg_f, cfg.rate)
+            keep = ([ev for ev, g in zip(found, found_seg) if not rough_seg[g]]
+                    + [ev for ev, g in zip(robust, robust_seg) if rough_seg[g]])
             found = []
             for ev in sorted(keep, key=lambda x: x.time):  # (one onset either side of a segment edge)
                 if found and ev.time - found[-1].time < 0.03:
@@ -901,13 +914,12 @@ class SamplerSynth:
             [min(1.0, ev.level / max(lref[min(T - 1, max(0, int(round(ev.time * cfg.rate))))], 1e-9)) for ev in events]
         )
         # round robin (references): never the same take twice in a row
-        takes: list = []
-        for ev in events:
-            if isinstance(source, _ReferenceSource):
-                m = source.recent()
+        takes: list = [None] * len(events)
+        if isinstance(source, _ReferenceSource):
+            m = source.recent()
+            takes = []
+            for ev in events:
                 takes.append(source.choose(_rng(seed, _qtime(ev.time), 7), takes[-m:] if m else []))
-            else:
-                takes.append(None)
         # silence: below an absolute floor, or far below the loudest sound within 2 s
         loc = ndimage.maximum_filter1d(e, size=int(4 * cfg.rate) + 1, mode="constant")
         audible = e >= np.maximum(self.silence, self.floor * loc)
@@ -1023,10 +1035,8 @@ class SamplerSynth:
         # an envelope whose onsets are mostly one-frame jumps was not smoothed (hand-drawn, or a
         # timing model's sharp impacts): match the render's unsmoothed RMS to it
         # (per 10 s segment: an edit changes only its own segment's kernel)
-        k_match = np.full(max(1, rough_seg.size), K, dtype=np.int64)
-        for k in range(rough_seg.size):
-            if _mostly_sharp([ev for ev in events if seg_of(ev) == k]):
-                k_match[k] = 1
+        k_match = np.full(max(1, n_seg), K, dtype=np.int64)
+        k_match[:n_seg][_mostly_sharp(events, _event_segments(events, seg_f, cfg.rate), n_seg)] = 1
         return _Plan(e=target, events=events, samples=samples, peaks=peaks, takes=takes, shapes=shapes, q=q,
                      skirt=skirt, pan=pan_f, ev_pan=ev_pan,
                      source=source, seed=int(seed), n=n, k_match=k_match, bank=self._bank(source, seed))

@@ -446,8 +446,8 @@ class MotionTiming:
         impacts = self.detect(feats)
         n_env = DEFAULT.n_frames(feats.duration)
         t_env = np.arange(n_env) / DEFAULT.rate
-        shape = self.impact_decay(prompt)
-        ring = shape if shape != (cfg.decay, cfg.tail, cfg.tail_share) else None
+        ring = self._ring(prompt)
+        shape = ring or (cfg.decay, cfg.tail, cfg.tail_share)
         env = _events_envelope(t_env, [imp.time for imp in impacts], [imp.level for imp in impacts],
                                cfg.attack, cfg.decay, cfg.tail, cfg.tail_share, ring=ring)
         sus = self._sustain(feats, impacts, t_env)
@@ -482,15 +482,17 @@ class MotionTiming:
         material's: a struck pipe rings for a second, and the sampler rings as long as the
         envelope says. A hit followed by the next within :data:`RING_GAP` rings less (rapid
         strikes keep their attacks)."""
+        cfg = self.config
+        return self._ring(prompt) or (cfg.decay, cfg.tail, cfg.tail_share)
+
+    def _ring(self, prompt: str | None) -> tuple[float, float, float] | None:
+        """The prompt's ringing material's shape (``Preset.ring``), unless the shape was set by hand."""
         from ..synthesis.presets import prompt_ring
 
-        cfg = self.config
-        own = (cfg.decay, cfg.tail, cfg.tail_share)
-        default = MotionConfig()
-        ring = prompt_ring(prompt)
-        if ring is None or own != (default.decay, default.tail, default.tail_share):
-            return own
-        return ring
+        cfg, default = self.config, MotionConfig()
+        if (cfg.decay, cfg.tail, cfg.tail_share) != (default.decay, default.tail, default.tail_share):
+            return None
+        return prompt_ring(prompt)
 
     # ------------------------------------------------------------------ detection
     def detect(self, feats: MotionFeatures) -> list[Impact]:
