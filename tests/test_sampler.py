@@ -1047,3 +1047,80 @@ def test_a_stereo_envelopes_hit_has_its_own_balance_after_a_hit_on_the_other_sid
         assert lv < 1e-4 * rv, (lv, rv)
     else:
         assert abs(20 * np.log10(rv / lv)) < 1.0, (lv, rv)
+
+
+def _hit_train(seconds, seed=0, every=0.7):
+    """A long recording: hits every ``every`` s over room noise and a DC offset."""
+    rng = np.random.default_rng(seed)
+    y = 0.002 * rng.standard_normal(int(seconds * SR)) + 0.01
+    n = int(0.35 * SR)
+    for t in np.arange(0.3, seconds - 0.5, every):
+        x = _hit(rng, rng.uniform(250, 900), rng.uniform(0.03, 0.08), n) * rng.uniform(0.3, 0.9)
+        y[int(t * SR) : int(t * SR) + n] += x
+    return y
+
+
+def test_a_long_reference_is_analysed_in_blocks_as_at_once(monkeypatch):
+    # a 20-minute reference took 2.1 GB and 17 s (librosa's spectrogram of the whole file, twice):
+    # a long recording is now filtered and its onsets found in blocks (here 4 s ones), which must
+    # find what the whole-file analysis finds
+    from folai.synthesis import sampler
+
+    y = _hit_train(14.0).astype(np.float32)
+    whole_dc = sampler._no_dc(y)
+    whole_on = sampler._onsets(whole_dc)
+    monkeypatch.setattr(sampler, "_REF_BLOCK", 4.0)
+    assert len(list(sampler._blocks(y.size))) == 4
+    dc = sampler._no_dc(y)
+    assert np.abs(dc - whole_dc).max() < 1e-5
+    # each block's detector is relative to its block (a flicker of the room noise at the start
+    # passes it there); the onsets where the level rises, those that make takes, are the same: one
+    # per hit, within one 512-sample hop of the whole-file analysis
+    on = sampler._rising_onsets(dc, sampler._onsets(dc))
+    whole_on = sampler._rising_onsets(whole_dc, whole_on)
+    assert on.size == whole_on.size == 19
+    assert np.abs(on - whole_on).max() <= 512
+    assert np.all(np.diff(on) > 0)
+
+
+def test_a_long_references_takes_and_texture_material(tmp_path, monkeypatch):
+    from folai.synthesis import sampler
+
+    path = _write(tmp_path / "long.wav", _hit_train(30.0, seed=1))
+    whole = sampler._ReferenceSource([path])
+    monkeypatch.setattr(sampler, "_REF_BLOCK", 7.0)
+    monkeypatch.setattr(sampler, "_MATERIAL_MAX", 12.0)
+    monkeypatch.setattr(sampler, "_MATERIAL_PIECE", 3.0)
+    blocks = sampler._ReferenceSource([path])
+    # the same takes (one per hit), and texture grains from 4 excerpts of 3 s, not the whole file
+    assert len(blocks.takes) == len(whole.takes) == 42
+    assert all(a.size == b.size and np.abs(a - b).max() < 1e-4 for a, b in zip(blocks.takes, whole.takes))
+    assert whole.material.size == 30 * SR and blocks.material.size == 4 * 3 * SR
+    assert blocks._grain_starts.size > 100
+    tex = blocks.texture(np.random.default_rng(0), SR)
+    assert np.isfinite(tex).all() and abs(float(np.sqrt(np.mean(tex.astype(np.float64) ** 2))) - 1.0) < 1e-3
+
+
+def test_grain_starts_skip_onsets_and_quiet_parts(tmp_path):
+    # the grain rule, now vectorised, against its definition: no grain starts within (onset - 80 ms,
+    # onset + 60 ms), nor where its 80 ms are under 1 % of the loudest grain's RMS
+    from folai.synthesis import sampler
+
+    rng = np.random.default_rng(0)
+    y = np.zeros(3 * SR)
+    y[SR : 2 * SR] = 0.3 * rng.standard_normal(SR)  # steady noise from 1 to 2 s, silence around it
+    k = np.arange(int(0.2 * SR))
+    for t in (1.3, 1.6, 2.4):
+        y[int(t * SR) : int(t * SR) + k.size] += np.sin(2 * np.pi * 700 * k / SR) * np.exp(-k / 800)
+    s = sampler._ReferenceSource([_write(tmp_path / "r.wav", y)])
+    m, g = s.material, int(0.08 * SR)
+    starts = np.arange(0, m.size - g, 441)
+    on = sampler._onsets(m)
+    assert on.size >= 2
+    expect = np.ones(starts.size, dtype=bool)
+    for o in on:
+        expect &= ~((starts + g > o) & (starts < o + int(0.06 * SR)))
+    r = np.array([np.sqrt(np.mean(m[p : p + g].astype(np.float64) ** 2)) for p in starts])
+    expect &= r > 0.01 * r.max()
+    assert 0 < expect.sum() < starts.size // 2
+    assert np.array_equal(s._grain_starts, starts[expect])

@@ -70,6 +70,13 @@ _CTX = 10 * _ALIGN  # 0.4 s of context on each side for the level matching
 _TEX = 22050  # texture blocks (0.5 s), overlapped by half with power-complementary windows
 _MAX_EVENT = 2.0  # seconds: no one-shot is longer
 _BANK, _BANK_LEN = 3, int(2.5 * SR)  # textures are stretches of a few stored ones (speed)
+#: a reference recording longer than this (s) is filtered and its onsets found in blocks of this
+#: length (with 1 s of context each side), so that memory does not grow with its length: a
+#: 20-minute recording analysed at once took 2.1 GB (librosa's spectrogram of it, twice)
+_REF_BLOCK = 60.0
+#: the texture's grains come from at most this much of each recording (s): a longer one gives
+#: evenly spread excerpts of _MATERIAL_PIECE s
+_MATERIAL_MAX, _MATERIAL_PIECE = 300.0, 10.0
 
 
 @dataclass(frozen=True)
@@ -417,16 +424,60 @@ def _upsample_coarse(env: Envelope, rate: float) -> Envelope:
     return replace(out, values=vals.astype(out.values.dtype))
 
 
+def _blocks(n: int):
+    """``(a, b, lo, hi)`` for the blocks ``[a, b)`` of a recording of ``n`` samples analysed in
+    :data:`_REF_BLOCK` s pieces, each read with 1 s of context: ``[lo, hi)``, ``lo`` on the onset
+    detector's 512-sample frame grid (so that its frames are the whole recording's). One block when
+    it is no longer than that."""
+    B, M = int(_REF_BLOCK * SR), SR
+    if n <= B:
+        yield 0, n, 0, n
+        return
+    for a in range(0, n, B):
+        b = min(n, a + B)
+        yield a, b, max(0, (a - M) // 512 * 512), min(n, b + M)
+
+
 def _no_dc(y: np.ndarray) -> np.ndarray:
     """``y`` without its DC offset and what lies under 20 Hz (zero-phase Butterworth high-pass, so
     attacks stay where they are). An offset of even -46 dBFS had defeated the take cutting (the
-    40 dB tail rule, the -34 dB noise test measure it too), and takes carried it as steps."""
+    40 dB tail rule, the -34 dB noise test measure it too), and takes carried it as steps. A long
+    recording is filtered in blocks with 1 s of context each side (the filter's response is over in
+    ~0.1 s: the same to 1e-6 as at once), in float64 one block at a time."""
     from scipy.signal import butter, sosfiltfilt
 
     if y.size < 64:
         return (y - y.mean()).astype(np.float32)
     sos = butter(2, 20.0, btype="highpass", fs=SR, output="sos")
-    return sosfiltfilt(sos, y.astype(np.float64) - float(np.mean(y))).astype(np.float32)
+    mean = float(np.mean(y))
+    out = np.empty(y.size, dtype=np.float32)
+    for a, b, lo, hi in _blocks(y.size):
+        out[a:b] = sosfiltfilt(sos, y[lo:hi].astype(np.float64) - mean)[a - lo : b - lo]
+    return out
+
+
+def _onsets(y: np.ndarray) -> np.ndarray:
+    """librosa's onsets (samples, backtracked) of ``y``; in :func:`_blocks` for a long recording
+    (each block's onsets found with 1 s of context; the detector's threshold is then relative to
+    the block, not to the whole recording)."""
+    import librosa
+
+    parts = []
+    for a, b, lo, hi in _blocks(y.size):
+        on = librosa.onset.onset_detect(y=y[lo:hi], sr=SR, units="samples", backtrack=True) + lo
+        parts.append(on[(on >= a) & (on < b)] if hi - lo < y.size else on)
+    return np.concatenate(parts).astype(np.int64)
+
+
+def _material(y: np.ndarray) -> np.ndarray:
+    """What of a (peak-normalised) recording the texture's grains may come from: all of it up to
+    :data:`_MATERIAL_MAX` s, else that much in evenly spread excerpts (a copy: the recording itself
+    is not kept)."""
+    cap, piece = int(_MATERIAL_MAX * SR), int(_MATERIAL_PIECE * SR)
+    if y.size <= cap:
+        return y
+    starts = np.linspace(0, y.size - piece, cap // piece).astype(np.int64)
+    return np.concatenate([y[a : a + piece] for a in starts])
 
 
 def _trim_take(seg: np.ndarray) -> np.ndarray:
@@ -464,12 +515,10 @@ class _ReferenceSource:
     """Takes cut from the user's recordings by onset detection, used round-robin."""
 
     def __init__(self, files: Sequence[str | Path]):
-        import librosa
-
         self.key: tuple = ("references", tuple(str(f) for f in files))  # names the texture bank
         self.takes: list[np.ndarray] = []
         material: list[np.ndarray] = []
-        seen: set[bytes] = set()  # takes already kept (the same file given twice, a copy)
+        seen: set[bytes] = set()  # digests of the takes kept (the same file given twice, a copy)
         for f in files:
             y = _read_reference(f)
             if y.size < int(0.05 * SR):
@@ -478,9 +527,8 @@ class _ReferenceSource:
             peak = float(np.max(np.abs(y))) if y.size else 0.0
             if peak < 1e-4:
                 raise FolaiError(f"reference recording {f} is silent; give a recording of the sound you want")
-            y = y / peak
-            on = librosa.onset.onset_detect(y=y, sr=SR, units="samples", backtrack=True)
-            on = _rising_onsets(y, on)
+            y /= peak  # (in place: a long recording is not held twice)
+            on = _rising_onsets(y, _onsets(y))
             # the file's start is a take too if a sound starts there (a trimmed one-shot); room
             # noise, hum or an offset before the first hit is not: such a head had become a take,
             # scaled to full scale, and some events played a burst of noise, hum or a DC step
@@ -507,20 +555,21 @@ class _ReferenceSource:
                         continue
                     seg = _trim_take(seg)
                     found = True
-                    digest = seg.tobytes()
+                    digest = _digest(seg)
                     if digest in seen:
                         continue
                     seen.add(digest)
                     self.takes.append(seg)
                 if found or spare is not None:
                     break
-            if len(self.takes) == n_before and spare is not None and spare.tobytes() not in seen:
+            if len(self.takes) == n_before and spare is not None and _digest(spare) not in seen:
                 # no hit in the whole file: a sustained sound (a scrape, rain), used as it is
-                seen.add(spare.tobytes())
+                seen.add(_digest(spare))
                 self.takes.append(spare / (np.max(np.abs(spare)) + 1e-12))
             if not found and spare is None:
                 raise FolaiError(f"reference recording {f} has no usable sound: no hit of 20 ms or more above -34 dB of its peak")
-            material.append(y)
+            material.append(_material(y))
+            del y
         if len(self.takes) == 1:
             log.warning("the reference recordings hold one take: every event uses it (give recordings of several hits for variety)")
         self.material = np.concatenate(material).astype(np.float32)
@@ -530,11 +579,18 @@ class _ReferenceSource:
         if m.size <= 2 * g:
             m = self.material = np.pad(m, (0, 2 * g + 1 - m.size), mode="wrap")
         starts = np.arange(0, m.size - g, 441)
-        on = librosa.onset.onset_detect(y=m, sr=SR, units="samples", backtrack=True)
-        ok = np.ones(starts.size, dtype=bool)
-        for o in on:
-            ok &= ~((starts + g > o) & (starts < o + int(0.06 * SR)))
-        r = np.array([np.sqrt(np.mean(m[p : p + g] ** 2)) for p in starts])
+        on = _onsets(m)
+        # no grain over an onset or within 60 ms after one: starts in (o - g, o + 60 ms) are out
+        hit = np.zeros(starts.size + 1, dtype=np.int64)
+        np.add.at(hit, np.searchsorted(starts, on - g, side="right"), 1)
+        np.add.at(hit, np.searchsorted(starts, on + int(0.06 * SR), side="left"), -1)
+        ok = np.cumsum(hit[:-1]) == 0
+        # each grain's RMS, from the energy of the 10 ms blocks it spans (g = 8 blocks)
+        nb = m.size // 441
+        e10 = np.square(m[: nb * 441].astype(np.float64)).reshape(nb, 441).sum(axis=1)
+        c = np.concatenate([[0.0], np.cumsum(e10)])
+        k = g // 441
+        r = np.sqrt(np.maximum(c[k : k + starts.size] - c[: starts.size], 0.0) / g)
         ok &= r > 0.01 * r.max()
         self._grain_starts = starts[ok] if np.any(ok) else starts[np.argsort(r)[-max(1, starts.size // 4) :]]
 
@@ -599,6 +655,20 @@ class _ReferenceSource:
         return (out / (np.sqrt(np.mean(out * out)) + 1e-12)).astype(np.float32)
 
 
+def _digest(x: np.ndarray) -> bytes:
+    """A take's samples as a 16-byte digest: what tells copies apart, without keeping their bytes."""
+    import hashlib
+
+    return hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).digest()
+
+
+def _power(x: np.ndarray) -> float:
+    """Mean square of ``x`` in float64, a million samples at a time (no float64 copy of a long file)."""
+    step = 1 << 20
+    tot = sum(float(np.dot(c, c)) for c in (x[i : i + step].astype(np.float64) for i in range(0, x.size, step)))
+    return tot / max(1, x.size)
+
+
 def _read_reference(path: str | Path) -> np.ndarray:
     """(N,) float32 mono at 44.1 kHz (a bad file is a :class:`~folai.errors.MediaError`)."""
     from ..media import read_audio
@@ -607,12 +677,12 @@ def _read_reference(path: str | Path) -> np.ndarray:
     if not p.exists():
         raise FolaiError(f"reference recording not found: {p}")
     x = np.asarray(read_audio(p, sr=SR, channels=None), dtype=np.float32)
-    mono = x.mean(axis=0)
+    mono = x[0] if x.shape[0] == 1 else x.mean(axis=0)
     if x.shape[0] > 1:
         # channels out of phase (a miswired or M/S-decoded recording) cancel in the mean: then the
         # loudest channel, rather than "silent"
-        power = np.mean(x.astype(np.float64) ** 2, axis=1)
-        if np.mean(mono.astype(np.float64) ** 2) < 0.25 * power.max():
+        power = np.array([_power(c) for c in x])
+        if _power(mono) < 0.25 * power.max():
             mono = x[int(np.argmax(power))]
     return np.ascontiguousarray(mono, dtype=np.float32)
 
