@@ -739,6 +739,21 @@ def test_sensor_noise_on_a_still_scene_is_silent(tmp_path):
     assert res.info["events"] == [] and float(res.envelope.mono.max()) == 0.0
 
 
+@pytest.mark.parametrize("colour", [(120, 120, 120), (0, 0, 0), (40, 160, 60)])
+def test_a_blank_still_shot_adds_no_hits(tmp_path, colour):
+    # a title card or a black ending after the action: the optical flow on flat colour and the
+    # codec's noise is large and random, and 2 s of it added 3-5 false hits
+    from folai.testing import add_still_shot
+
+    hits = [0.6, 1.5, 2.4, 3.3]
+    v = make_hit_video(tmp_path / "hits.mp4", hit_times=hits, duration=4.0, with_audio=False)
+    p = add_still_shot(v.path, tmp_path / "hits_then_card.mp4", colour)
+    ev = np.asarray(MotionTiming().estimate(p, progress=False).info["events"])
+    assert not np.any(ev > 3.6), ev
+    for t in hits:
+        assert np.min(np.abs(ev - t)) <= 1.0 / 30, (t, ev)
+
+
 @pytest.mark.parametrize("kind", ["in", "out"])
 def test_fades_are_not_impacts(tmp_path, kind):
     # the flow reads a fade's brightness ramp as motion, which "stops" when the fade ends: a fade

@@ -347,6 +347,26 @@ def test_walker_who_stops_is_silent_while_standing(tmp_path):
     assert env.mono[(env.times > 5.4) & (env.times < 7.5)].max() < 1e-3  # a step tail at most
 
 
+@pytest.mark.parametrize("colour", [(120, 120, 120), (0, 0, 0)])
+def test_a_still_shot_after_the_walk_neither_hides_the_steps_nor_adds_any(tmp_path, colour):
+    # a title card or a black ending: the optical flow on a flat, noisy picture is large and random.
+    # A 2 s grey card after a 4 s walk had lost all the steps (the walking test failed), a black one
+    # added 4-5 phantom steps to it
+    from folai.testing import add_still_shot
+
+    v = make_walk_video(tmp_path / "walk.mp4", view="back", cadence=1.8, duration=4.0, seed=2)
+    p = add_still_shot(v.path, tmp_path / "walk_then_card.mp4", colour)
+    res = MotionTiming(mode="steps", step_lead=None).estimate(p, progress=False)
+    ev = np.asarray(res.info["events"])
+    assert step_f1(ev[ev < 4.0], v.step_times) >= 0.8, (ev, v.step_times)
+    # at most the step the walk was about to take when it was cut (its cadence goes on ~1 period)
+    assert np.sum(ev >= 4.0) <= 1 and not np.any(ev > 4.0 + 1.0 / v.cadence), ev
+    # a card before the walk: every step, none in the card
+    p = add_still_shot(v.path, tmp_path / "card_then_walk.mp4", colour, at="start")
+    ev = np.asarray(MotionTiming(mode="steps", step_lead=None).estimate(p, progress=False).info["events"])
+    assert step_f1(ev - 2.0, v.step_times) >= 0.8 and not np.any(ev < 2.0), (ev, v.step_times)
+
+
 def test_cadence_followed_from_walk_to_run(tmp_path):
     v = make_walk_video(tmp_path / "speedup.mp4", view="back", cadence=1.6, cadence_end=3.0, duration=12.0, seed=11)
     res = MotionTiming(mode="steps", step_lead=None).estimate(v.path, progress=False)

@@ -356,6 +356,33 @@ def make_static_video(
     return make_video(path, lambda k: frame, fps=fps, size=size, n_frames=n, audio=audio, sr=sr, **kwargs)
 
 
+def add_still_shot(
+    video: str | Path,
+    out: str | Path,
+    color: tuple[int, int, int] = (0, 0, 0),
+    seconds: float = 2.0,
+    at: str = "end",
+    noise: float = 3.0,
+    fps: float = 30.0,
+    seed: int = 0,
+) -> Path:
+    """``video`` (read at ``fps``) with a plain still shot of ``color`` and ``seconds`` before
+    (``at="start"``) or after it (``"end"``): a title card or a black ending, with ``noise`` grey
+    levels of per-frame noise as a camera or a codec leaves on flat colour. No audio."""
+    from .media import iter_video_frames
+
+    if at not in ("start", "end"):
+        raise ValueError(f"at must be 'start' or 'end', got {at!r}")
+    frames = [f for _, f in iter_video_frames(video, fps=fps)]
+    rng = np.random.default_rng(seed)
+    still = []
+    for _ in range(int(round(seconds * fps))):
+        f = np.empty_like(frames[0])
+        f[:] = color
+        still.append(np.clip(f + rng.normal(0, noise, f.shape[:2] + (1,)), 0, 255).astype(np.uint8))
+    return make_video(out, still + frames if at == "start" else frames + still, fps=fps)
+
+
 @dataclass
 class HitVideo:
     """Ground truth of a :func:`make_hit_video` clip."""

@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._flow import _block_std, blank_pair
+
 
 class GaitFlow:
     """Per frame pair: the picture's median flow and the mean vertical flow of each grid cell.
@@ -63,6 +65,7 @@ class GaitFlow:
         self.rows, self.cols = int(rows), int(cols)
         self._prev: np.ndarray | None = None
         self._sums: tuple | None = None
+        self._prev_std: np.ndarray | None = None  # grey-level deviation of the last frame's blocks
 
     velocity_columns = slice(None)  # every value is a velocity
 
@@ -73,7 +76,14 @@ class GaitFlow:
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         prev, self._prev = self._prev, gray
         out = np.zeros(self.size, np.float32)
+        std, prev_std = _block_std(gray), self._prev_std
+        self._prev_std = std
         if prev is None or prev.shape != gray.shape:
+            return out
+        if prev_std is not None and blank_pair(std, prev_std):
+            # a blank picture (a title card, a black ending) in either frame: no motion. The flow
+            # on flat colour is the noise's, and it had broken the walking test of a clip with a
+            # still shot in it (all steps lost) or made phantom steps
             return out
         flow = self._dis.calc(prev, gray, None)
         st = self.stride
