@@ -66,6 +66,7 @@ def make_walk_video(
     detail: float = 0.5,  # weight of fine texture in the scene (vs large blobs)
     seed: int = 0,
     frame_times=None,  # seconds of each frame: a variable-frame-rate file (fps: its nominal rate)
+    walker_x: float | None = None,  # the walker's horizontal position, share of the width (default random 0.35-0.65)
 ) -> WalkVideo:
     import cv2
 
@@ -191,6 +192,8 @@ def make_walk_video(
         return np.clip(small, 0, 255).astype(np.uint8)
 
     rng_x = rng.uniform(0.35, 0.65)
+    if walker_x is not None:
+        rng_x = float(walker_x)
     frame_rng = np.random.default_rng(seed + 1)
     p = Path(path)
     make_video(p, frame, fps=fps, size=(w, h), n_frames=n, frame_times=frame_times)
@@ -365,6 +368,31 @@ def test_a_still_shot_after_the_walk_neither_hides_the_steps_nor_adds_any(tmp_pa
     p = add_still_shot(v.path, tmp_path / "card_then_walk.mp4", colour, at="start")
     ev = np.asarray(MotionTiming(mode="steps", step_lead=None).estimate(p, progress=False).info["events"])
     assert step_f1(ev - 2.0, v.step_times) >= 0.8 and not np.any(ev < 2.0), (ev, v.step_times)
+
+
+@pytest.mark.parametrize("view", ["back", "side"])
+def test_steps_are_panned_to_the_walkers_side(tmp_path, view):
+    # --pan on a footsteps video: each step at the walker's side of the picture (it was centred:
+    # the CSV of `generate --pan` had two identical columns). The bob-weighted centre of the
+    # walker's cells lies within a cell width (1/8 of the picture) of the figure
+    pans = {}
+    for x in (0.25, 0.75):
+        v = make_walk_video(tmp_path / f"walk{x}.mp4", view=view, cadence=1.8, duration=4.0, seed=3,
+                            walker_x=x, size=(240, 136))
+        res = MotionTiming(mode="steps", step_lead=None).estimate(v.path, progress=False)
+        p = np.asarray(res.info["pans"])
+        assert len(p) == len(res.info["events"]) >= 5
+        assert np.all(np.abs(p - (2 * x - 1)) <= 0.25), (x, p)
+        pans[x] = res.pan
+    assert pans[0.25].max() < 0 < pans[0.75].min()
+
+
+def test_a_bobbing_camera_keeps_the_steps_centred(tmp_path):
+    # first person: the walker is the viewer, the whole picture bobs
+    v = make_walk_video(tmp_path / "fp.mp4", view="first", cadence=2.2, bob=0.03, duration=4.0, seed=4)
+    res = MotionTiming(mode="steps", step_lead=None).estimate(v.path, progress=False)
+    assert len(res.info["events"]) >= 5 and np.all(np.asarray(res.info["pans"]) == 0.0)
+    assert not np.any(res.pan)
 
 
 def test_cadence_followed_from_walk_to_run(tmp_path):

@@ -160,6 +160,7 @@ class GaitSteps:
     cadence: float  # median cadence over the steps (steps / s), 0 if none
     periodicity: float  # median regularity of the bob over the windows (0..1)
     info: dict = field(default_factory=dict)
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) the walker's position, 0..1 of the width
 
 
 def _spectra(x: np.ndarray, fps: float, freqs: np.ndarray, taper: float = 1.0) -> np.ndarray:
@@ -210,15 +211,17 @@ def _regularity(x: np.ndarray, w: np.ndarray, period: float) -> float:
     return float((w[use] * r).sum() / (w[use].sum() + 1e-12))
 
 
-def _bob(z: np.ndarray, w: np.ndarray, cfg: "GaitConfig") -> tuple[np.ndarray, np.ndarray]:
+def _bob(z: np.ndarray, w: np.ndarray, cfg: "GaitConfig", cols: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The walker's vertical velocity (complex baseband, down = positive) from the cells' ones.
 
     Periodic cells move along one axis of phase, possibly in two opposite groups (the body going
     down while a carried camera makes the scene go up). The group that covers most of the picture
     is the scene: if it covers at least ``camera_area`` of the cells, the picture bobs because the
     camera does, and the walker's motion is its opposite; otherwise the moving thing is the
-    walker's body and its motion is taken as is. Returns (T,) baseband and (T,) 1.0 where the
-    camera interpretation was used.
+    walker's body and its motion is taken as is. Returns (T,) baseband, (T,) 1.0 where the
+    camera interpretation was used, and (T,) the body's horizontal position in [0, 1] of the
+    picture (the bob-weighted centre of its cells' columns, ``cols`` per row; 0.5 where the camera
+    bobs: the walker is the viewer).
     """
     S, T = z.shape
     wmax = w.max(axis=0, keepdims=True) + 1e-12
@@ -243,7 +246,11 @@ def _bob(z: np.ndarray, w: np.ndarray, cfg: "GaitConfig") -> tuple[np.ndarray, n
     body = np.where((wp >= wn)[None], pos, neg)
     wb = np.where(body, np.maximum(w, 1e-6), 0.0)
     z_body = (wb * z).sum(axis=0) / (wb.sum(axis=0) + 1e-12)
-    return np.where(camera, -z_scene, z_body), camera.astype(np.float64)
+    xs = ((np.arange(S) % max(1, cols)) + 0.5) / max(1, cols)  # each cell's column centre
+    wx = wb * np.abs(a)  # the body's cells, by how much of the bob they carry
+    x_body = (wx * xs[:, None]).sum(axis=0) / (wx.sum(axis=0) + 1e-12)
+    x_body = np.where((wx.sum(axis=0) > 0) & ~camera, x_body, 0.5)
+    return np.where(camera, -z_scene, z_body), camera.astype(np.float64), x_body
 
 
 def detect_steps(feats: GaitFeatures, cfg: GaitConfig | None = None) -> GaitSteps:
@@ -310,7 +317,7 @@ def detect_steps(feats: GaitFeatures, cfg: GaitConfig | None = None) -> GaitStep
     sigma = cfg.smooth * fps / float(np.median(cads))
     zc = x * carrier[None]
     z = _gauss_smooth(zc.real, sigma) + 1j * _gauss_smooth(zc.imag, sigma)  # (S, T) baseband
-    Z, camera_share = _bob(z, w_t, cfg)
+    Z, camera_share, x_t = _bob(z, w_t, cfg, feats.cols)
     amp_t = 2 * np.abs(Z)  # velocity amplitude of the combined bob
     theta = phase_ref + np.angle(Z)  # phase of the velocity: v ~ cos(theta)
     # lowest point of the body = velocity crosses from down (+) to up (-): theta = pi/2 (mod 2 pi)
@@ -346,4 +353,8 @@ def detect_steps(feats: GaitFeatures, cfg: GaitConfig | None = None) -> GaitStep
         )
         times, strength = times[ok], strength[ok]
     cad = float(np.median(np.interp(times, t_pair, f_t))) if len(times) else 0.0
-    return GaitSteps(times, strength, cad, float(np.median(concs)), info)
+    # where the walker is at each step: its body's position, smoothed as the demodulation is (the
+    # cells' weights flicker from frame to frame)
+    xs = _gauss_smooth(x_t[None], sigma)[0] if T else x_t
+    x_steps = np.interp(times, t_pair, xs) if len(times) else np.zeros(0)
+    return GaitSteps(times, strength, cad, float(np.median(concs)), info, x_steps)

@@ -403,7 +403,14 @@ class MotionTiming:
         }
         log.info("motion timing (steps): %d steps in %.2f s, cadence %.2f/s", len(steps.times), feats.duration,
                  steps.cadence)
-        return TimingResult(envelope=envelope, pan=np.zeros(n_env, np.float32), info=info)
+        # the pan follows the walker: each step at its side of the picture (centred where the camera
+        # bobs, first person), held from the step's attack to the next one's, as impacts' are
+        pan = np.zeros(n_env, np.float32)
+        for i, (t, x) in enumerate(zip(steps.times, steps.x)):
+            start = 0 if i == 0 else int(np.searchsorted(t_env, t - cfg.step_attack))
+            pan[start:] = _picture_pan(float(x), geom)
+        info["pans"] = [round(float(_picture_pan(float(x), geom)), 3) for x in steps.x]
+        return TimingResult(envelope=envelope, pan=pan, info=info)
 
     def features(
         self, video: str | Path, *, roi: tuple[int, int, int, int] | None = None, progress: bool = True
@@ -625,12 +632,7 @@ class MotionTiming:
         return out
 
     def _pan(self, feats: MotionFeatures, j: int) -> float:
-        g = feats.geometry
-        cx = float(feats.cx[j])
-        if g is None:
-            return float(np.clip(2.0 * cx - 1.0, -1.0, 1.0))
-        x = g.roi[0] + cx * g.roi[2]
-        return float(np.clip(2.0 * x / g.display_w - 1.0, -1.0, 1.0))
+        return _picture_pan(float(feats.cx[j]), feats.geometry)
 
     def _sustain(self, feats: MotionFeatures, impacts: list[Impact], t_env: np.ndarray) -> np.ndarray:
         """Sustained level while the object keeps moving after a contact without lifting (sliding)."""
@@ -693,6 +695,15 @@ def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_
 UNIFORM_MAX = 0.5
 #: ... over this many frame pairs in a row, brightening or darkening all along
 FADE_PAIRS = 6
+
+def _picture_pan(cx: float, g) -> float:
+    """The pan in [-1, 1] of horizontal position ``cx`` (0..1 of the analysed picture, that is of
+    the roi when there is one: ``g`` is its :class:`FrameGeometry`) in the whole picture."""
+    if g is None:
+        return float(np.clip(2.0 * cx - 1.0, -1.0, 1.0))
+    x = g.roi[0] + cx * g.roi[2]
+    return float(np.clip(2.0 * x / g.display_w - 1.0, -1.0, 1.0))
+
 
 #: below this analysis rate (frames/s) a frame pair spans over 50 ms: an impact's speed is read
 #: from the frames' difference (the flow loses fast objects that move that far between frames),
