@@ -754,6 +754,32 @@ def test_a_blank_still_shot_adds_no_hits(tmp_path, colour):
         assert np.min(np.abs(ev - t)) <= 1.0 / 30, (t, ev)
 
 
+@pytest.mark.parametrize("scene", ["plain wall", "low contrast", "night"])
+def test_a_small_object_over_a_plain_picture_is_not_a_blank_picture(tmp_path, scene):
+    # most of the picture flat (a plain wall, a dark or low-contrast scene): the object that moves
+    # keeps a frame pair from counting as blank. A first rule (90 % flat blocks in either frame)
+    # zeroed all the motion here and lost every hit (found by a review)
+    from folai.testing import _hit_trajectory
+
+    hits = np.array([0.7, 1.6, 2.5, 3.1])  # (the clip ends at 3.5 s, while the object rises again)
+    bg, fg, noise = {"plain wall": ((200, 195, 185), (60, 40, 30), 1.5),
+                     "low contrast": ((128, 128, 128), (140, 140, 140), 0.0),
+                     "night": ((14, 14, 18), (70, 65, 60), 3.0)}[scene]
+    rng = np.random.default_rng(0)
+    W, H, n, side = 320, 180, 105, 30
+    y = np.round(15 + (1 - _hit_trajectory(np.arange(n) / 30, hits, 3.5)) * (H - 2 - side - 15)).astype(int)
+
+    def frame(k):
+        img = np.clip(np.float32(bg) + rng.normal(0, noise, (H, W, 1)), 0, 255).astype(np.uint8)
+        img[y[k] : y[k] + side, 150 : 150 + side] = fg
+        return img
+
+    p = make_video(tmp_path / "object.mp4", frame, fps=30, size=(W, H), n_frames=n)
+    ev = np.asarray(MotionTiming().estimate(p, progress=False).info["events"])
+    assert len(ev) == len(hits), ev
+    assert np.all(np.abs(ev - hits) <= 1.0 / 30), ev
+
+
 @pytest.mark.parametrize("kind", ["in", "out"])
 def test_fades_are_not_impacts(tmp_path, kind):
     # the flow reads a fade's brightness ramp as motion, which "stops" when the fade ends: a fade

@@ -251,7 +251,7 @@ class FlowFeatures:
         self._prev: np.ndarray | None = None
         self._hist: np.ndarray | None = None  # grey-level histogram of the previous frame
         self._mean = 0.0  # mean grey level of the previous frame
-        self._prev_std: np.ndarray | None = None  # grey-level deviation of the previous frame's blocks
+        self._blank = BlankTest()
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         """Feed the next frame; returns (11,) float32 [speed, vx, vy, cx, moving_fraction, top,
@@ -268,10 +268,7 @@ class FlowFeatures:
         frames (0..255, per 1/30 s like the speeds).
         """
         prev, self._prev = self._prev, gray
-        std, prev_std = _block_std(gray), self._prev_std
-        self._prev_std = std
-        if prev_std is not None and prev_std.shape != std.shape:
-            prev_std = None
+        blank = self._blank(prev if prev is not None and prev.shape == gray.shape else None, gray)
         sample = gray[::2, ::2]  # every 4th pixel: as good a histogram, a quarter of the work
         hist = np.bincount((sample >> 4).ravel(), minlength=16) / float(sample.size)
         prev_hist, self._hist = self._hist, hist
@@ -289,7 +286,7 @@ class FlowFeatures:
         sub = flow[st // 2 :: st, st // 2 :: st]
         fx = np.ascontiguousarray(sub[..., 0]).ravel()
         fy = np.ascontiguousarray(sub[..., 1]).ravel()
-        if prev_std is not None and blank_pair(std, prev_std):
+        if blank:
             # a blank picture (a title card, a black ending) in either frame: no motion to
             # measure; what DIS returns on flat colour is the noise's, large and random
             fx, fy = np.zeros_like(fx), np.zeros_like(fy)
@@ -341,37 +338,87 @@ class FlowFeatures:
         return m, (speed, vx, vy, cx, moving)
 
 
-#: grey levels: a block of the analysed frame whose standard deviation is under this (in either
-#: frame of a pair) is blank: flat colour and the codec's noise measure 0.0-1.2 on title cards and
-#: black endings
-BLANK_STD = 1.5
+#: grey levels: a block of the analysed frame whose standard deviation is under this is flat: flat
+#: colour with the codec's noise measures 0.0-1.2 (title cards, black endings)
+BLANK_STD = 3.0
 #: pixels: the side of the blocks measured
 BLANK_BLOCK = 8
-#: a frame pair with at least this share of blank blocks is a blank picture: its flow is zero. The
-#: flow on flat colour is noise, large and random: a 2 s title card or black ending after a
-#: walk had lost all its steps or added 4-5, and added 3-5 false hits to a hit video. Per block
-#: it cost real footage its hits (smooth walls and tables are blank blocks: up to 68 % of a
-#: Greatest Hits clip's, onset F1 0.583 -> 0.558 on 13 clips): only a whole blank picture counts
+#: a frame pair shows a blank picture (a title card, a black ending) when each frame has at least
+#: this share of flat blocks and nothing changes in the others (text on a card; see STILL_CHANGE):
+#: its flow is zero. The flow on flat colour is noise, large and random: a 2 s card after a walk
+#: had lost all its steps or added 4-5, and added 3-5 false hits to a hit video. Real footage has
+#: many flat blocks (smooth walls and tables: up to 68 % of a Greatest Hits clip's at the default
+#: width, more at larger widths, and a small object on a plain wall, a night scene, most of the
+#: picture): there the object that moves keeps the pair from being blank
 BLANK_SHARE = 0.9
+#: the blocks that are not flat change (something moves in them) when their mean absolute
+#: difference between the two frames reaches this many times the flat blocks' (the noise: 1.3 on
+#: a card made with 3 grey levels of noise, 0.03 on a clean render), and at least STILL_MIN grey
+#: levels. Text on a card differs by its noise; a low-contrast object (12 grey levels over a plain
+#: background) moving changed its blocks by 3.4-7, under a fixed 6 grey levels: its hit was lost
+STILL_RATIO = 3.0
+STILL_MIN = 1.0
+#: a pair whose one frame is blank and the other has under this share of flat blocks cuts into or
+#: out of a blank picture: its flow is zero too (across a cut from a walk to a card DIS returns a
+#: burst that had broken the walking test). Frames of one shot on a plain wall hover together
+#: around BLANK_SHARE, far above this
+CUT_SHARE = 0.5
+
+
+def _block_mean(img: np.ndarray) -> np.ndarray:
+    """(rows, cols) mean of ``img`` over whole BLANK_BLOCK-square blocks (a remainder of under a
+    block at the right and bottom edges is left out: whole blocks keep OpenCV's area resampling
+    on its fast path), float32."""
+    import cv2
+
+    h, w = img.shape
+    H, W = max(1, h // BLANK_BLOCK), max(1, w // BLANK_BLOCK)
+    return cv2.resize(img[: H * BLANK_BLOCK, : W * BLANK_BLOCK].astype(np.float32), (W, H), interpolation=cv2.INTER_AREA)
 
 
 def _block_std(gray: np.ndarray) -> np.ndarray:
     """(rows, cols) standard deviation of the grey levels in each BLANK_BLOCK-square block of
-    ``gray`` (a size that is not a multiple of it: in as many area-weighted blocks). OpenCV's area
-    resampling of the picture and of its square: ~30 us a frame, a sixth of numpy's."""
+    ``gray`` (whole blocks, as :func:`_block_mean`), from every other pixel each way: 16 of a
+    block's 64, as good a test of flatness at ~25 us a frame (all of them, at any size, had cost
+    stage 1 ~6 % more CPU)."""
     import cv2
 
     h, w = gray.shape
-    size = (max(1, -(-w // BLANK_BLOCK)), max(1, -(-h // BLANK_BLOCK)))
-    g = gray.astype(np.float32)
-    m = cv2.resize(g, size, interpolation=cv2.INTER_AREA)
-    m2 = cv2.resize(g * g, size, interpolation=cv2.INTER_AREA)
+    H, W = max(1, h // BLANK_BLOCK), max(1, w // BLANK_BLOCK)
+    x = gray[: H * BLANK_BLOCK : 2, : W * BLANK_BLOCK : 2].astype(np.float32)
+    m = cv2.resize(x, (W, H), interpolation=cv2.INTER_AREA)
+    m2 = cv2.resize(x * x, (W, H), interpolation=cv2.INTER_AREA)
     return np.sqrt(np.maximum(m2 - m * m, 0.0))
 
 
-def blank_pair(std: np.ndarray, prev_std: np.ndarray) -> bool:
-    """Whether a frame pair, given its frames' :func:`_block_std`, shows a blank picture."""
-    return std.shape == prev_std.shape and float(np.mean(np.minimum(std, prev_std) < BLANK_STD)) >= BLANK_SHARE
+class BlankTest:
+    """Fed every analysed frame in turn: whether the pair it ends shows a blank picture (each frame
+    flat in at least BLANK_SHARE of its blocks, and nothing changing in the rest) or cuts into or
+    out of one (see CUT_SHARE). A frame's blocks are measured once; a pair where neither frame is
+    mostly flat (nearly every pair of real footage) costs nothing more."""
+
+    def __init__(self) -> None:
+        self._prev: tuple[np.ndarray, float] | None = None  # (flat blocks, their share) of the last frame
+
+    def __call__(self, prev: np.ndarray | None, gray: np.ndarray) -> bool:
+        flat = _block_std(gray) < BLANK_STD
+        share = float(np.count_nonzero(flat)) / flat.size
+        last, self._prev = self._prev, (flat, share)
+        if prev is None or last is None or last[0].shape != flat.shape or max(share, last[1]) < BLANK_SHARE:
+            return False
+        flat_prev, share_prev = last
+        if min(share, share_prev) < CUT_SHARE:
+            return True  # a cut into or out of a blank picture: nothing moved across it
+        if min(share, share_prev) < BLANK_SHARE:
+            return False
+        both = flat & flat_prev
+        if both.all():
+            return True
+        import cv2
+
+        d = _block_mean(cv2.absdiff(prev, gray))
+        noise = float(np.median(d[both])) if both.any() else 0.0
+        return float(d[~both].max()) < max(STILL_RATIO * noise, STILL_MIN)
 
 
 def _magnitude(fx: np.ndarray, fy: np.ndarray) -> np.ndarray:

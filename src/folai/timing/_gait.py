@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._flow import _block_std, blank_pair
+from ._flow import BlankTest
 
 
 class GaitFlow:
@@ -65,7 +65,7 @@ class GaitFlow:
         self.rows, self.cols = int(rows), int(cols)
         self._prev: np.ndarray | None = None
         self._sums: tuple | None = None
-        self._prev_std: np.ndarray | None = None  # grey-level deviation of the last frame's blocks
+        self._blank = BlankTest()
 
     velocity_columns = slice(None)  # every value is a velocity
 
@@ -76,11 +76,10 @@ class GaitFlow:
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         prev, self._prev = self._prev, gray
         out = np.zeros(self.size, np.float32)
-        std, prev_std = _block_std(gray), self._prev_std
-        self._prev_std = std
+        blank = self._blank(prev if prev is not None and prev.shape == gray.shape else None, gray)
         if prev is None or prev.shape != gray.shape:
             return out
-        if prev_std is not None and blank_pair(std, prev_std):
+        if blank:
             # a blank picture (a title card, a black ending) in either frame: no motion. The flow
             # on flat colour is the noise's, and it had broken the walking test of a clip with a
             # still shot in it (all steps lost) or made phantom steps
