@@ -6,9 +6,11 @@ For each length it writes a generated recording (a hit every 0.7 s of random pit
 room noise and a DC offset, 16-bit WAV) and reads it as `--reference` does (the sampler's
 `_ReferenceSource`: decode, DC filter, onsets, takes, the texture's grains), each in a fresh
 process, twice: as folai does it (the filter and the onset detection in 60 s blocks, the texture's
-grains from at most 5 minutes of excerpts), and at once (the whole recording in one piece, as before
-the seventh session's change). It prints wall time, peak resident memory, the takes found, and the
-ratios. Memory includes decoding the whole file (4 bytes a sample, held while it is cut).
+grains from at most 5 minutes of excerpts), and at once (the same code with the blocks and the
+excerpts turned off: the whole recording in one piece, as before the eighth session; the code before
+it was slower still, with its per-grain loops). It prints wall time, peak resident memory, the takes
+found, and the ratios. Memory includes decoding the whole file (4 bytes a sample, held while it is
+cut).
 """
 
 from __future__ import annotations

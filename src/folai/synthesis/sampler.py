@@ -465,7 +465,7 @@ def _onsets(y: np.ndarray) -> np.ndarray:
     parts = []
     for a, b, lo, hi in _blocks(y.size):
         on = librosa.onset.onset_detect(y=y[lo:hi], sr=SR, units="samples", backtrack=True) + lo
-        parts.append(on[(on >= a) & (on < b)] if hi - lo < y.size else on)
+        parts.append(on[(on >= a) & (on < b)])
     return np.concatenate(parts).astype(np.int64)
 
 
@@ -907,7 +907,9 @@ class SamplerSynth:
 
         h = hashlib.blake2b(digest_size=16)
         h.update(np.ascontiguousarray(envelope.values).tobytes())
-        h.update(repr((envelope.rate, envelope.start, envelope.config, n, prompt, seed)).encode())
+        # (the shape and type too: a mono curve of 2T frames and a stereo one of T have the same bytes)
+        h.update(repr((envelope.values.shape, envelope.values.dtype.str, envelope.rate, envelope.start,
+                       envelope.config, n, prompt, seed)).encode())
         h.update(repr(tuple(str(r) for r in references)).encode())
         if pan is not None:
             h.update(np.ascontiguousarray(np.asarray(pan, dtype=np.float64)).tobytes())
