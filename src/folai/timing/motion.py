@@ -371,7 +371,7 @@ class MotionTiming:
         return feats
 
     def steps_from_features(self, feats) -> TimingResult:
-        """Footstep times, envelope and (centred) pan from gait features."""
+        """Footstep times, envelope and pan (each step at the walker's side) from gait features."""
         from ._gait import GaitConfig, detect_steps
 
         cfg = self.config
