@@ -41,6 +41,7 @@ Pipeline:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -218,9 +219,8 @@ def _bob(z: np.ndarray, w: np.ndarray, cfg: "GaitConfig", cols: int = 1) -> tupl
     is the scene: if it covers at least ``camera_area`` of the cells, the picture bobs because the
     camera does, and the walker's motion is its opposite; otherwise the moving thing is the
     walker's body and its motion is taken as is. Returns (T,) baseband, (T,) 1.0 where the
-    camera interpretation was used, and (T,) the body's horizontal position in [0, 1] of the
-    picture (the bob-weighted centre of its cells' columns, ``cols`` per row; 0.5 where the camera
-    bobs: the walker is the viewer).
+    camera interpretation was used, and (T,) the walker's horizontal position in [0, 1] of the
+    picture (from its cells' columns, ``cols`` per row; 0.5 for a first-person view: see below).
     """
     S, T = z.shape
     wmax = w.max(axis=0, keepdims=True) + 1e-12
@@ -250,7 +250,9 @@ def _bob(z: np.ndarray, w: np.ndarray, cfg: "GaitConfig", cols: int = 1) -> tupl
     # bob sees it (the scene's cells moving one way, the walker's less so or the other way: its
     # cells mix both). Without such cells the walker is the viewer: centred
     cw = np.where(body, w * a * a, 0.0)
-    s_med = np.array([np.median(a[scene[:, t], t]) if scene[:, t].any() else 0.0 for t in range(T)])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (frames without a scene group: NaN -> 0)
+        s_med = np.nan_to_num(np.nanmedian(np.where(scene, a, np.nan), axis=0))
     dev = (a - s_med[None]) * np.where(scene_pos, -1.0, 1.0)[None]  # > 0: against the scene
     dmax = dev.max(axis=0)
     walker = dev >= 0.5 * np.maximum(dmax, 1e-12)[None]
@@ -262,9 +264,10 @@ def _bob(z: np.ndarray, w: np.ndarray, cfg: "GaitConfig", cols: int = 1) -> tupl
     xs = ((np.arange(S) % max(1, cols)) + 0.5) / max(1, cols)
     med = _weighted_median(xs, cw)
     near = np.abs(xs[:, None] - med[None]) <= 0.25
-    wn_ = np.where(near, cw, 0.0)
-    x_body = (wn_ * xs[:, None]).sum(axis=0) / np.where(wn_.sum(axis=0) > 0, wn_.sum(axis=0), 1.0)
-    x_body = np.where(seen & np.isfinite(med) & (wn_.sum(axis=0) > 0), x_body, 0.5)
+    wnear = np.where(near, cw, 0.0)
+    tot = wnear.sum(axis=0)
+    x_body = (wnear * xs[:, None]).sum(axis=0) / np.where(tot > 0, tot, 1.0)
+    x_body = np.where(seen & np.isfinite(med) & (tot > 0), x_body, 0.5)
     return np.where(camera, -z_scene, z_body), camera.astype(np.float64), x_body
 
 
