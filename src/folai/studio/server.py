@@ -42,6 +42,10 @@ class StudioServer:
         except OSError as e:
             sock.close()
             raise FolaiError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or --host") from None
+        # listening from now on: the URL printed before the server runs takes connections at once
+        # (they wait in the backlog until it accepts them; before, a browser or a script that
+        # opened it right away could be refused)
+        sock.listen(128)
         self.sock = sock
         self.port = sock.getsockname()[1]
         if is_loopback(host):
