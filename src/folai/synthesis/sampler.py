@@ -519,6 +519,7 @@ class _ReferenceSource:
         self.takes: list[np.ndarray] = []
         material: list[np.ndarray] = []
         seen: set[bytes] = set()  # digests of the takes kept (the same file given twice, a copy)
+        material_onsets = None
         for f in files:
             y = _read_reference(f)
             if y.size < int(0.05 * SR):
@@ -528,7 +529,8 @@ class _ReferenceSource:
             if peak < 1e-4:
                 raise FolaiError(f"reference recording {f} is silent; give a recording of the sound you want")
             y /= peak  # (in place: a long recording is not held twice)
-            on = _rising_onsets(y, _onsets(y))
+            raw = _onsets(y)
+            on = _rising_onsets(y, raw)
             # the file's start is a take too if a sound starts there (a trimmed one-shot); room
             # noise, hum or an offset before the first hit is not: such a head had become a take,
             # scaled to full scale, and some events played a burst of noise, hum or a DC step
@@ -562,13 +564,15 @@ class _ReferenceSource:
                     self.takes.append(seg)
                 if found or spare is not None:
                     break
-            if len(self.takes) == n_before and spare is not None and _digest(spare) not in seen:
+            if len(self.takes) == n_before and spare is not None and (digest := _digest(spare)) not in seen:
                 # no hit in the whole file: a sustained sound (a scrape, rain), used as it is
-                seen.add(_digest(spare))
+                seen.add(digest)
                 self.takes.append(spare / (np.max(np.abs(spare)) + 1e-12))
             if not found and spare is None:
                 raise FolaiError(f"reference recording {f} has no usable sound: no hit of 20 ms or more above -34 dB of its peak")
             material.append(_material(y))
+            # the grain rule below needs the material's onsets: one whole recording's are these
+            material_onsets = raw if len(files) == 1 and material[0] is y else None
             del y
         if len(self.takes) == 1:
             log.warning("the reference recordings hold one take: every event uses it (give recordings of several hits for variety)")
@@ -578,8 +582,9 @@ class _ReferenceSource:
         m = self.material
         if m.size <= 2 * g:
             m = self.material = np.pad(m, (0, 2 * g + 1 - m.size), mode="wrap")
+            material_onsets = None
         starts = np.arange(0, m.size - g, 441)
-        on = _onsets(m)
+        on = _onsets(m) if material_onsets is None else material_onsets
         # no grain over an onset or within 60 ms after one: starts in (o - g, o + 60 ms) are out
         hit = np.zeros(starts.size + 1, dtype=np.int64)
         np.add.at(hit, np.searchsorted(starts, on - g, side="right"), 1)

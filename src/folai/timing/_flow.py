@@ -268,7 +268,7 @@ class FlowFeatures:
         frames (0..255, per 1/30 s like the speeds).
         """
         prev, self._prev = self._prev, gray
-        blank = self._blank(prev if prev is not None and prev.shape == gray.shape else None, gray)
+        blank = self._blank(prev, gray)
         sample = gray[::2, ::2]  # every 4th pixel: as good a histogram, a quarter of the work
         hist = np.bincount((sample >> 4).ravel(), minlength=16) / float(sample.size)
         prev_hist, self._hist = self._hist, hist
@@ -278,7 +278,9 @@ class FlowFeatures:
             return np.zeros(self.size, np.float32)
         change = float(np.abs(hist - prev_hist).sum())
         diff = float(self._cv2.mean(self._cv2.absdiff(prev, gray))[0])  # (integer sums: exact)
-        flow = self._dis.calc(prev, gray, None)  # (h, w, 2) pixels per frame
+        # (h, w, 2) pixels per frame; none for a blank picture (a title card, a black ending) in
+        # either frame: DIS would return the noise's on flat colour, large and random
+        flow = np.zeros(gray.shape + (2,), np.float32) if blank else self._dis.calc(prev, gray, None)
         scale = 100.0 / gray.shape[1] * self.time_scale
         # DIS "ultrafast"/"fast" estimate flow on a 4x coarser grid and upsample it, so the centres
         # of 4x4 blocks carry all of its information: statistics there cost 16x less
@@ -286,10 +288,6 @@ class FlowFeatures:
         sub = flow[st // 2 :: st, st // 2 :: st]
         fx = np.ascontiguousarray(sub[..., 0]).ravel()
         fy = np.ascontiguousarray(sub[..., 1]).ravel()
-        if blank:
-            # a blank picture (a title card, a black ending) in either frame: no motion to
-            # measure; what DIS returns on flat colour is the noise's, large and random
-            fx, fy = np.zeros_like(fx), np.zeros_like(fy)
         if self.compensate is True:
             # camera motion: the median flow of the picture, removed so that a pan or a shaking
             # camera does not look like moving objects
@@ -369,15 +367,15 @@ STILL_MIN = 1.0
 CUT_SHARE = 0.5
 
 
-def _block_mean(img: np.ndarray) -> np.ndarray:
-    """(rows, cols) mean of ``img`` over whole BLANK_BLOCK-square blocks (a remainder of under a
+def _block_mean(img: np.ndarray, block: int = BLANK_BLOCK) -> np.ndarray:
+    """(rows, cols) mean of ``img`` over whole ``block``-square blocks (a remainder of under a
     block at the right and bottom edges is left out: whole blocks keep OpenCV's area resampling
     on its fast path), float32."""
     import cv2
 
     h, w = img.shape
-    H, W = max(1, h // BLANK_BLOCK), max(1, w // BLANK_BLOCK)
-    return cv2.resize(img[: H * BLANK_BLOCK, : W * BLANK_BLOCK].astype(np.float32), (W, H), interpolation=cv2.INTER_AREA)
+    H, W = max(1, h // block), max(1, w // block)
+    return cv2.resize(img[: H * block, : W * block].astype(np.float32, copy=False), (W, H), interpolation=cv2.INTER_AREA)
 
 
 def _block_std(gray: np.ndarray) -> np.ndarray:
@@ -385,14 +383,11 @@ def _block_std(gray: np.ndarray) -> np.ndarray:
     ``gray`` (whole blocks, as :func:`_block_mean`), from every other pixel each way: 16 of a
     block's 64, as good a test of flatness at ~25 us a frame (all of them, at any size, had cost
     stage 1 ~6 % more CPU)."""
-    import cv2
-
     h, w = gray.shape
     H, W = max(1, h // BLANK_BLOCK), max(1, w // BLANK_BLOCK)
     x = gray[: H * BLANK_BLOCK : 2, : W * BLANK_BLOCK : 2].astype(np.float32)
-    m = cv2.resize(x, (W, H), interpolation=cv2.INTER_AREA)
-    m2 = cv2.resize(x * x, (W, H), interpolation=cv2.INTER_AREA)
-    return np.sqrt(np.maximum(m2 - m * m, 0.0))
+    m = _block_mean(x, BLANK_BLOCK // 2)
+    return np.sqrt(np.maximum(_block_mean(x * x, BLANK_BLOCK // 2) - m * m, 0.0))
 
 
 class BlankTest:
@@ -405,10 +400,11 @@ class BlankTest:
         self._prev: tuple[np.ndarray, float] | None = None  # (flat blocks, their share) of the last frame
 
     def __call__(self, prev: np.ndarray | None, gray: np.ndarray) -> bool:
+        """``prev``: the frame before ``gray`` (None for the first; one of another size starts anew)."""
         flat = _block_std(gray) < BLANK_STD
         share = float(np.count_nonzero(flat)) / flat.size
         last, self._prev = self._prev, (flat, share)
-        if prev is None or last is None or last[0].shape != flat.shape or max(share, last[1]) < BLANK_SHARE:
+        if prev is None or prev.shape != gray.shape or last is None or max(share, last[1]) < BLANK_SHARE:
             return False
         flat_prev, share_prev = last
         if min(share, share_prev) < CUT_SHARE:

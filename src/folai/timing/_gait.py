@@ -77,7 +77,7 @@ class GaitFlow:
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         prev, self._prev = self._prev, gray
         out = np.zeros(self.size, np.float32)
-        blank = self._blank(prev if prev is not None and prev.shape == gray.shape else None, gray)
+        blank = self._blank(prev, gray)
         if prev is None or prev.shape != gray.shape:
             return out
         if blank:
