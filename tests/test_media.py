@@ -255,6 +255,23 @@ def test_mux_copies_video_packets_exactly(tmp_path, src, dst):
     assert read_video_frames(out, fps=30).shape == (60, 120, 160, 3)
 
 
+def test_packet_seconds_is_the_fractions_float():
+    # the mux orders audio and video packets by these times: integer arithmetic must give the
+    # float of the exact fraction, as float(t * time_base) did
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    from folai.media import _packet_seconds
+
+    rng = np.random.default_rng(0)
+    for tb in (Fraction(1, 44100), Fraction(1, 90000), Fraction(1001, 30000), Fraction(1, 15360), Fraction(7, 3)):
+        for t in [0, 1, -3, 2**53 + 1, 10**15 + 7, *map(int, rng.integers(-(2**40), 2**40, 200))]:
+            q = SimpleNamespace(dts=t, pts=None, time_base=tb)
+            assert _packet_seconds(q) == float(t * tb)
+    assert _packet_seconds(SimpleNamespace(dts=None, pts=30, time_base=Fraction(1, 30))) == 1.0
+    assert _packet_seconds(SimpleNamespace(dts=None, pts=None, time_base=Fraction(1, 30))) is None
+
+
 @pytest.mark.parametrize(("encoder", "suffix"), [("libsvtav1", ".mp4"), ("libvpx-vp9", ".webm")])
 def test_mux_copies_video_without_an_encoder_of_its_decoder(tmp_path, encoder, suffix):
     # PyAV decodes AV1 with libdav1d, a decoder without an encoder of the same name: the copy

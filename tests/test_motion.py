@@ -377,6 +377,19 @@ def test_flow_statistics_do_not_depend_on_memory_alignment(hit_clip):
     assert all(np.array_equal(runs[0], r) for r in runs[1:])
 
 
+def test_flow_statistics_sums_are_numpys_own_to_the_last_bit():
+    # the flow statistics call the float64 sum directly (numpy's mean wrapper cost as much as the
+    # sum on a few hundred cells); the figures must stay those of x.mean(dtype=float64)
+    from folai.timing._flow import _mean64, _sum64
+
+    rng = np.random.default_rng(1)
+    for shape in ((1,), (7,), (768,), (24, 32), (3, 32), (24, 3)):
+        x = rng.normal(0, 5, shape).astype(np.float32) ** 3
+        for view in (x, x[::2] if x.ndim == 1 else x[:, ::3], x.T):
+            assert _mean64(view) == float(view.mean(dtype=np.float64))
+            assert _sum64(view) == view.sum(dtype=np.float64)
+
+
 def test_analysis_rate():
     from folai.timing.motion import analysis_rate
 

@@ -1344,6 +1344,19 @@ def aac_bit_rate(channels: int) -> int:
     return 96_000 * int(channels) + 64_000
 
 
+def _packet_seconds(q) -> float | None:
+    """A packet's decoding time (its presentation time if it has none) in seconds, or None.
+
+    The same float as ``float(t * q.time_base)`` (int / int rounds correctly) without Fraction
+    arithmetic, which had been a third of muxing a 10 s clip: PyAV makes a new Fraction at each
+    read of ``time_base``, and the mux compared each video packet with the next audio packet's time."""
+    t = q.dts if q.dts is not None else q.pts
+    if t is None:
+        return None
+    tb = q.time_base
+    return t * tb.numerator / tb.denominator
+
+
 class AudioMux:
     """Write ``out``: the video stream of ``video`` copied packet for packet plus a new audio track
     whose samples arrive chunk by chunk.
@@ -1635,24 +1648,25 @@ class AudioMux:
             self._pending.extend(later)
             pending, omap = self._pending, self._omap
             fixers = {i: _DtsFixer() for i in omap}
+            # each audio packet's time, once: it is compared with every video packet's
+            atimes = [_packet_seconds(q) for q in pending]
             ai = 0
 
             def mux_new_until(t_sec: float | None):
                 nonlocal ai
                 while ai < len(pending):
-                    q = pending[ai]
-                    qt = q.dts if q.dts is not None else q.pts
-                    if t_sec is not None and qt is not None and float(qt * q.time_base) > t_sec:
+                    qt = atimes[ai]
+                    if t_sec is not None and qt is not None and qt > t_sec:
                         break
-                    cout.mux(q)
+                    cout.mux(pending[ai])
                     ai += 1
 
             for pkt in src:
                 ost = omap[pkt.stream.index]
                 for q in fixers[pkt.stream.index].push(pkt):
-                    qt = q.dts if q.dts is not None else q.pts
+                    qt = _packet_seconds(q)
                     if qt is not None:
-                        mux_new_until(float(qt * q.time_base))
+                        mux_new_until(qt)
                     q.stream = ost
                     cout.mux(q)
             for i, fx in fixers.items():

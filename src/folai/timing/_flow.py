@@ -272,19 +272,20 @@ class FlowFeatures:
         sample = gray[::2, ::2]  # every 4th pixel: as good a histogram, a quarter of the work
         hist = np.bincount((sample >> 4).ravel(), minlength=16) / float(sample.size)
         prev_hist, self._hist = self._hist, hist
-        mean = float(self._cv2.mean(gray)[0])
+        cv2 = self._cv2
+        mean = float(cv2.mean(gray)[0])
         prev_mean, self._mean = self._mean, mean
         if prev is None or prev.shape != gray.shape:
             return np.zeros(self.size, np.float32)
         change = float(np.abs(hist - prev_hist).sum())
-        diff = float(self._cv2.mean(self._cv2.absdiff(prev, gray))[0])  # (integer sums: exact)
+        diff = float(cv2.mean(cv2.absdiff(prev, gray))[0])  # (integer sums: exact)
+        scale = 100.0 / gray.shape[1] * self.time_scale
+        st = self.stride
         # (h, w, 2) pixels per frame; none for a blank picture (a title card, a black ending) in
         # either frame: DIS would return the noise's on flat colour, large and random
         flow = np.zeros(gray.shape + (2,), np.float32) if blank else self._dis.calc(prev, gray, None)
-        scale = 100.0 / gray.shape[1] * self.time_scale
         # DIS "ultrafast"/"fast" estimate flow on a 4x coarser grid and upsample it, so the centres
         # of 4x4 blocks carry all of its information: statistics there cost 16x less
-        st = self.stride
         sub = flow[st // 2 :: st, st // 2 :: st]
         fx = np.ascontiguousarray(sub[..., 0]).ravel()
         fy = np.ascontiguousarray(sub[..., 1]).ravel()
@@ -297,17 +298,17 @@ class FlowFeatures:
         g = m.reshape(sub.shape[:2])
         b = max(2, int(round(gray.shape[1] / 16 / st)))
         b = min(b, max(1, min(g.shape) // 4))
-        f64 = np.float64  # float64 sums: a float32 one depends on the array's memory alignment (SIMD)
-        edges = (g[:b].mean(dtype=f64), g[-b:].mean(dtype=f64), g[:, :b].mean(dtype=f64), g[:, -b:].mean(dtype=f64))
-        out = [*region, *(float(e) * scale for e in edges), change]
+        out = [*region, _mean64(g[:b]) * scale, _mean64(g[-b:]) * scale, _mean64(g[:, :b]) * scale,
+               _mean64(g[:, -b:]) * scale, change]
         if self.compensate == "auto":
             # the camera's motion: the median flow (of every 3rd cell: cheaper, as good an estimate)
-            few = np.stack((fx[::3], fy[::3]))
-            half = few.shape[1] // 2
-            gx, gy = np.partition(few, half, axis=1)[:, half]
+            few_x, few_y = fx[::3], fy[::3]
+            half = few_x.size // 2
+            gx = np.partition(few_x, half)[half]
+            gy = np.partition(few_y, half)[half]
             cfx, cfy = fx - gx, fy - gy
             cm = _magnitude(cfx, cfy)
-            c_speed = float(cm.mean(dtype=np.float64)) * scale
+            c_speed = _mean64(cm) * scale
             if c_speed < (1.0 - AUTO_SHARE) * region[0]:
                 out += self._region(cfx, cfy, sub.shape[1], gray.shape[1], scale, m=cm)[1]
             else:  # the camera explains little of the motion: nothing to compensate (as measured)
@@ -322,18 +323,32 @@ class FlowFeatures:
         m = (_magnitude(fx, fy) if m is None else m).ravel()
         # float64 sums: a float32 sum depends on the array's memory alignment (SIMD loops), which
         # would make the same video measure differently from run to run in the last bit
-        speed = float(m.mean(dtype=np.float64)) * scale
+        speed = _mean64(m) * scale
         n = m.size
         k = max(1, int(math.ceil(self.top_fraction * n)))
-        idx = np.argpartition(m, n - k)[n - k :]
+        idx = m.argpartition(n - k)[n - k :]
         mt = m[idx]
-        vx = float(fx[idx].mean(dtype=np.float64)) * scale
-        vy = float(fy[idx].mean(dtype=np.float64)) * scale
-        wsum = float(mt.sum(dtype=np.float64))
+        vx = _mean64(fx[idx]) * scale
+        vy = _mean64(fy[idx]) * scale
+        wsum = float(_sum64(mt))
         xs = (idx % cols) * st + st // 2 + 0.5
-        cx = float((xs * mt).sum() / wsum) / width if wsum > 0 else 0.5
-        moving = float((m > 0.25 / scale).mean())  # share of pixels moving > 0.25 % width/frame
+        cx = float(_sum64(xs * mt) / wsum) / width if wsum > 0 else 0.5
+        moving = np.count_nonzero(m > 0.25 / scale) / n  # share of pixels moving > 0.25 % width/frame
         return m, (speed, vx, vy, cx, moving)
+
+
+def _sum64(x: np.ndarray) -> np.float64:
+    """The float64 sum of all of ``x`` (``x.sum(dtype=float64)`` without its Python wrapper:
+    these statistics are a few hundred values, where the wrapper cost as much as the sum)."""
+    return _ADD(x, axis=None, dtype=np.float64)
+
+
+def _mean64(x: np.ndarray) -> float:
+    """``float(x.mean(dtype=float64))``, bit for bit (the same sum, divided by the count)."""
+    return float(_ADD(x, axis=None, dtype=np.float64) / x.size)
+
+
+_ADD = np.add.reduce
 
 
 #: grey levels: a block of the analysed frame whose standard deviation is under this is flat: flat
