@@ -904,3 +904,57 @@ def test_an_mpeg_ts_whose_clock_wraps_keeps_all_its_pictures_in_an_mp4(tmp_path)
         times = [float(f.time) for f in c.decode(video=0)]
     assert len(times) == n_src == 30
     assert abs(_first_click(out) - times[0] - 0.5) < 0.002
+
+
+def _moving_block_video(path, *, n=96, first_pts=0, container_options=None, codec="libx264", fmt=None):
+    """A 320x240 clip at 30 fps of a block moving down, its first frame stamped ``first_pts`` / 30 s."""
+    import av
+
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as c:
+        s = c.add_stream(codec, rate=30)
+        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        for i in range(n):
+            img = np.full((240, 320, 3), 40, np.uint8)
+            y = int(10 + 150 * ((i % 30) / 30) ** 2)
+            img[y : y + 30, 140:180] = 230
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = first_pts + i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def test_a_matroska_video_that_starts_late_is_not_taken_for_a_truncated_one(tmp_path):
+    # FFmpeg's Matroska muxer writes the track's end time (4.7 s) as its DURATION tag and as the
+    # file's duration; read as a length it made a complete file whose first frame is at 1.5 s
+    # "truncated: its video stops at 3.20 s but the file says 4.70 s", folai's own .mkv of such a
+    # source too (found by a review)
+    from folai.pipeline import FoleyPipeline
+
+    _encoder_or_skip("libx264")
+    late_mkv = _moving_block_video(tmp_path / "late.mkv", first_pts=45)
+    late_mp4 = _moving_block_video(tmp_path / "late.mp4", first_pts=45)
+    for p in (late_mkv, late_mp4):
+        info = probe_video(p)
+        assert abs(info.duration - 3.2) < 0.04, (p.name, info.duration)
+        assert len(list(iter_video_frames(p, fps=30, size=(64, 48), gray="luma"))) == 96
+    out = tmp_path / "b.mkv"
+    FoleyPipeline().generate(late_mp4, out, seed=0, progress=False, plot=False)
+    assert abs(probe_video(out).duration - 3.2) < 0.04
+    assert len(list(iter_video_frames(out, fps=30, size=(64, 48), gray="luma"))) == 96
+
+
+def test_a_webm_without_a_duration_in_its_header_is_measured_from_its_packets(tmp_path):
+    # a browser's MediaRecorder, or any live muxing, writes no Duration: such a file was refused
+    # as "zero duration" though every frame decodes (found by a review)
+    _encoder_or_skip("libvpx")
+    rec = _moving_block_video(tmp_path / "rec.webm", codec="libvpx", fmt="webm", container_options={"live": "1"})
+    import av
+
+    with av.open(str(rec)) as c:
+        assert c.duration is None  # the case: no length anywhere in the headers
+    info = probe_video(rec)
+    assert abs(info.duration - 3.2) < 0.04 and info.n_frames in (96, 97)
+    assert len(list(iter_video_frames(rec, fps=30, size=(64, 48), gray="luma"))) == 96

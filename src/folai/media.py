@@ -189,17 +189,44 @@ def _stream_end(container, stream, origin: float) -> float | None:
     if tag:
         d = _parse_hms(tag)
         if d is not None:
-            end = float(start) - origin + d
+            # FFmpeg's Matroska muxer writes a track's end time on the file's timeline (from 0)
+            # there, and as the file's duration, not its length (other muxers write the length).
+            # Read as a length, a track that starts late (an audio track after the video, or a
+            # video whose first frame is at 1.5 s, as folai's own .mkv of such a source) would
+            # seem to end after the file does, and read as truncated. The shortest reading that
+            # leaves the track any length is taken: no track ends after the file
+            readings = [float(start) - origin + d, d - origin]
             if container.duration:
-                # FFmpeg's Matroska muxer writes a track's end time there, not its length: a track
-                # that starts late would seem to end after the file does, and read as truncated.
-                # No track ends after the file
-                end = min(end, container.duration / 1_000_000)
-            return end
+                readings.append(container.duration / 1_000_000 - origin)
+            positive = [r for r in readings if r > 0]
+            return min(positive) if positive else readings[0]
     n_av = sum(1 for s in container.streams if s.type in ("video", "audio"))
     if container.duration and n_av == 1:
         return container.duration / 1_000_000
     return None
+
+
+def _packet_end(path: Path, origin: float) -> float:
+    """The end (seconds from ``origin``) of the video stream of ``path`` read from its packets
+    (demuxed, not decoded): the last presentation time plus the last packet's duration, or the
+    median frame interval where packets carry none (WebM's simple blocks). A file's length when
+    its headers do not give it; 0.0 when the packets carry no times."""
+    times, last, last_dur, tb = [], None, 0, None
+    with _av().open(str(path)) as c:
+        for pkt in c.demux(c.streams.video[0]):
+            t = pkt.pts if pkt.pts is not None else pkt.dts
+            if t is None or pkt.time_base is None:
+                continue
+            tb = pkt.time_base
+            times.append(int(t))
+            if last is None or t >= last:  # the latest frame so far: its duration ends the stream
+                last, last_dur = int(t), int(pkt.duration or 0)
+    if not times or tb is None:
+        return 0.0
+    ts = np.unique(np.asarray(times, np.int64))
+    if not last_dur and ts.size > 1:
+        last_dur = int(np.median(np.diff(ts)))
+    return float((int(ts[-1]) + last_dur) * tb.numerator / tb.denominator - origin)
 
 
 def _rotation_cw(frame, stream) -> int:
@@ -329,6 +356,10 @@ def _probe_video(path: str | os.PathLike) -> VideoInfo:
         end = _stream_end(container, vs, origin)
         if end is None:
             end = container.duration / 1_000_000 if container.duration else 0.0
+        if end <= 0:
+            # no length in the headers (a WebM that a browser recorded, a live or streamed file, a
+            # raw H.264 stream): the end of the last video packet
+            end = _packet_end(p, origin)
         if end <= 0:
             raise MediaError(f"{p} has zero duration.")
         rot, _ = _orientation(first, vs)
