@@ -93,6 +93,24 @@ def test_sharp_hand_drawn_events_sound_at_their_time():
     assert np.mean(np.abs(got - env.mono[: got.size])) <= 0.01
 
 
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_a_hit_typed_into_the_curve_as_one_or_two_rows_sounds(rows):
+    # no recording's curve is under 3 frames wide, but a hand-edited CSV's is: the anti-flicker
+    # rule (islands under 24 ms dropped) had rendered such hits as silence (found by a review)
+    import librosa
+
+    v = np.zeros(750, np.float32)
+    hits = [0.4, 1.2, 2.0, 2.8, 3.6]
+    for t in hits:
+        v[int(round(t * 125)) : int(round(t * 125)) + rows] = 0.8
+    env = Envelope(v[None], rate=125.0)
+    audio = SamplerSynth().render(env, duration=6.0, progress=False, prompt="wood")
+    assert np.abs(audio).max() > 0.5
+    got = librosa.onset.onset_detect(y=audio.mean(axis=0), sr=SR, units="time")
+    assert len(got) == len(hits), got
+    assert all(np.min(np.abs(got - t)) <= 0.03 for t in hits), got
+
+
 def test_motion_like_impacts_land_on_their_contact_frames():
     """Sharp impacts (16 ms linear attack peaking at the contact, two-slope decay), as stage 1 draws them."""
     t = np.arange(1000) / 125.0
