@@ -958,3 +958,41 @@ def test_a_webm_without_a_duration_in_its_header_is_measured_from_its_packets(tm
     info = probe_video(rec)
     assert abs(info.duration - 3.2) < 0.04 and info.n_frames in (96, 97)
     assert len(list(iter_video_frames(rec, fps=30, size=(64, 48), gray="luma"))) == 96
+
+
+def test_an_h264_avi_with_b_frames_is_timed_and_copied_in_presentation_order(tmp_path):
+    # AVI stores no presentation times: the decoder's frames came out in order but stamped 1, 4,
+    # 3, 5, 2, ...; the motion timing read them by those stamps (a hit lost, the others moved), and
+    # the packets copied into an .mp4 played 37 of 180 frames in the wrong place (found by a review)
+    import av
+
+    from folai.pipeline import FoleyPipeline
+
+    _encoder_or_skip("libx264")
+    hits = [0.65, 1.75, 2.85, 4.05, 5.5]
+    ref = make_hit_video(tmp_path / "ref.mp4", duration=6.0, hit_times=hits, codec="libx264", with_audio=False)
+    avi = make_hit_video(tmp_path / "clip.avi", duration=6.0, hit_times=hits, codec="libx264", with_audio=False)
+    with av.open(str(avi.path)) as c:
+        stamps = [f.pts for f in c.decode(video=0)]
+    assert stamps != sorted(stamps)  # the case: decode-order stamps
+    got = [t for t, _ in iter_video_frames(avi.path, fps=30, size=(80, 60), gray="luma")]
+    assert len(got) == 180
+    pipe = FoleyPipeline()
+    want = pipe.estimate(ref.path, progress=False).info["events"]
+    found = pipe.estimate(avi.path, progress=False).info["events"]
+    assert len(found) == len(want) == len(hits)
+    assert all(abs(a - b) <= 0.5 / 30 for a, b in zip(found, want)), (found, want)
+    out = tmp_path / "clip.foley.mp4"
+    pipe.generate(avi.path, out, seed=0, progress=False, plot=False)
+    truth = read_video_frames(ref.path, fps=30, size=(80, 60), gray=True).astype(np.float32)
+    with av.open(str(out)) as c:
+        frames = sorted(((f.pts, f.to_ndarray(format="gray")) for f in c.decode(video=0)), key=lambda x: x[0])
+    shown = np.stack([cv2_resize(g, (80, 60)) for _, g in frames]).astype(np.float32)
+    assert shown.shape[0] == 180
+    assert np.abs(shown - truth).mean(axis=(1, 2)).max() < 3.0  # every frame where a player shows it
+
+
+def cv2_resize(img, size):
+    import cv2
+
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)

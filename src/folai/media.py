@@ -229,6 +229,67 @@ def _packet_end(path: Path, origin: float) -> float:
     return float((int(ts[-1]) + last_dur) * tb.numerator / tb.denominator - origin)
 
 
+def _stamps_in_decode_order(container, vs) -> bool:
+    """Whether the decoded frames of ``vs`` carry their packets' decode-order stamps: an AVI file
+    (which stores no presentation times, only each packet's place) of a codec whose frames are
+    reordered (B-frames). The decoder gives the pictures in the right order, but stamped 1, 4, 3,
+    5, 2, ...: read by those times, the motion timing lost a hit and moved the others (found by a
+    review); see :class:`_Restamp`."""
+    try:
+        return "avi" in container.format.name.split(",") and bool(vs.codec_context.has_b_frames)
+    except Exception:  # pragma: no cover - no codec context
+        return False
+
+
+class _Restamp:
+    """Presentation stamps for decoded frames that carry decode-order ones (see
+    :func:`_stamps_in_decode_order`): the frames come out in presentation order and their stamps
+    are the right ones, shuffled within the codec's reordering window, so the k-th frame out gets
+    the k-th smallest stamp. Frames wait in a window of ``depth`` (more than any reordering H.264
+    or HEVC allows); a frame whose stamps are already in order keeps its own."""
+
+    def __init__(self, start: int | None = None, depth: int = 24) -> None:
+        import collections
+
+        self.depth = depth
+        self._frames: collections.deque = collections.deque()
+        self._stamps: list[int] = []
+        # AVI's frames are at their places in the file: the first is at the stream's start (its
+        # first packet's decode stamp), where FFmpeg stamps it one or two frames later
+        self._start = start
+        self._shift: int | None = None
+
+    def push(self, frame) -> list:
+        """Feed the next decoded frame; returns the [(frame, pts)] now known."""
+        import heapq
+
+        self._frames.append(frame)
+        if frame.pts is not None:
+            heapq.heappush(self._stamps, frame.pts)
+        out = []
+        while len(self._frames) > self.depth:
+            out.append(self._pop())
+        return out
+
+    def flush(self) -> list:
+        """The [(frame, pts)] still waiting, at the end of the stream."""
+        out = []
+        while self._frames:
+            out.append(self._pop())
+        return out
+
+    def _pop(self):
+        import heapq
+
+        f = self._frames.popleft()
+        if f.pts is None or not self._stamps:
+            return f, f.pts
+        pts = heapq.heappop(self._stamps)
+        if self._shift is None:
+            self._shift = pts - self._start if self._start is not None and pts > self._start else 0
+        return f, pts - self._shift
+
+
 def _rotation_cw(frame, stream) -> int:
     """Clockwise degrees (0/90/180/270) a player rotates this frame by for display."""
     rot = 0
@@ -651,23 +712,31 @@ def iter_video_frames(
             return conv(frame)
 
         demux = container.demux(vs)
-        while True:
+        restamp = _Restamp(vs.start_time) if _stamps_in_decode_order(container, vs) else None
+        done = False
+        while not done:
             try:
                 packet = next(demux)
                 frames = packet.decode()
             except StopIteration:
-                break
+                done = True
+                frames = []
             except av.error.EOFError:
-                break
+                done = True
+                frames = []
             except av.error.FFmpegError as e:
                 at = prev_t if prev_t is not None else 0.0
                 raise MediaError(
                     f"{p} cannot be decoded past {at:.2f} s ({_reason(e)}); the file is truncated or corrupt."
                 ) from e
-            for frame in frames:
+            if restamp is None:
+                stamped = [(f, f.pts) for f in frames]
+            else:
+                stamped = [x for f in frames for x in restamp.push(f)] + (restamp.flush() if done else [])
+            for frame, pts in stamped:
                 n_decoded += 1
-                if frame.pts is not None and frame.time_base is not None:
-                    ft = float(frame.pts * frame.time_base) - origin
+                if pts is not None and frame.time_base is not None:
+                    ft = float(pts * frame.time_base) - origin
                 else:
                     ft = (prev_t + last_dur) if prev_t is not None else 0.0
                 if _past_header(ft, header_end):
@@ -1043,7 +1112,17 @@ def copy_suffixes(video: str | os.PathLike) -> list[str]:
 
 def _suffixes_carrying(vs) -> list[str]:
     """:data:`COPY_SUFFIXES` whose container takes the video stream ``vs`` copied as it is."""
+    if _unstamped_reordered(vs):
+        return []
     return [x for x in COPY_SUFFIXES if _carries(MUX_CONTAINERS[x], vs)]
+
+
+def _unstamped_reordered(vs) -> bool:
+    """An H.264 or HEVC stream with B-frames from an AVI file: its packets carry decode-order
+    stamps, and copied into an .mp4, .mkv or .mov file, whose players show frames by their stamps,
+    37 of 180 frames played in the wrong place (found by a review). It is re-encoded instead
+    (MPEG-4 Part 2, xvid's, copies correctly: FFmpeg unpacks its B-frames)."""
+    return vs.codec_context.name in ("h264", "hevc") and _stamps_in_decode_order(vs.container, vs)
 
 
 def _refuse_copy(p: Path, codec: str, carriers, fmt: str, suffix: str | None = None) -> None:
@@ -1115,21 +1194,30 @@ def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
                     raise MediaError(f"the existing {a.codec_context.name} audio of {p} cannot be kept ({_reason(e)}).") from e
             last = None
             step = max(1, int(round(1.0 / (float(ovs.average_rate or 30) * float(src.time_base))))) if src.time_base else 1
+            restamp = _Restamp(src.start_time) if _stamps_in_decode_order(cin, src) else None
+
+            def put(fr, pts, last):
+                """Encode frame ``fr`` at ``pts``; returns the last pts encoded."""
+                pts = pts if pts is not None else (0 if last is None else last + step)
+                if last is not None and pts <= last:
+                    return last  # the encoder needs increasing timestamps
+                out = fr.reformat(width=w, height=h, format="yuv420p")
+                out.pts, out.time_base = pts, src.time_base
+                for op in ovs.encode(out):
+                    cout.mux(op)
+                return pts
             for pkt in cin.demux([src, *keep]):
                 if pkt.stream.index != src.index:
                     if pkt.size and pkt.dts is not None:
                         pkt.stream = omap[pkt.stream.index]
                         cout.mux(pkt)
                     continue
-                for fr in pkt.decode():
-                    pts = fr.pts if fr.pts is not None else (0 if last is None else last + step)
-                    if last is not None and pts <= last:
-                        continue  # the encoder needs increasing timestamps
-                    last = pts
-                    out = fr.reformat(width=w, height=h, format="yuv420p")
-                    out.pts, out.time_base = pts, src.time_base
-                    for op in ovs.encode(out):
-                        cout.mux(op)
+                frames = pkt.decode()
+                stamped = [(f, f.pts) for f in frames] if restamp is None else [x for f in frames for x in restamp.push(f)]
+                for fr, pts in stamped:
+                    last = put(fr, pts, last)
+            for fr, pts in restamp.flush() if restamp is not None else []:
+                last = put(fr, pts, last)
             for op in ovs.encode():
                 cout.mux(op)
     except BaseException as e:
@@ -1197,7 +1285,7 @@ class _SourcePackets:
             # the file's time zero (seconds, stream time): the new audio's sample 0 (of the source
             # file, also when its video is read from a re-encoded copy)
             self.origin = _origin(cin)
-            if fmt is not None and not _carries(fmt, vs):
+            if fmt is not None and (not _carries(fmt, vs) or _unstamped_reordered(vs)):
                 self._reencode(fmt, keep_existing, suffix)
                 p, cin, vs = self.path, self.container, self.vs
             self.keep = list(cin.streams.audio) if keep_existing else []
@@ -1260,7 +1348,11 @@ class _SourcePackets:
         p, vs = self.path, self.vs
         name = vs.codec_context.name
         _refuse_copy(p, name, _suffixes_carrying(vs), fmt, suffix)
-        log.warning("the %s video of %s cannot be copied into a .mp4, .mkv or .mov file: re-encoding it as H.264", name, p)
+        if _unstamped_reordered(vs):
+            log.warning("the %s video of %s has B-frames without presentation times (an AVI file), which a "
+                        ".mp4, .mkv or .mov file cannot take as they are: re-encoding it as H.264", name, p)
+        else:
+            log.warning("the %s video of %s cannot be copied into a .mp4, .mkv or .mov file: re-encoding it as H.264", name, p)
         tmp = _reencoded(p, vs, keep_existing)
         self.container.close()
         self.temp = tmp
