@@ -118,6 +118,11 @@ def test_envelope_and_render_commands(hit_video, tmp_path, capsys):
         (["generate", "{tmp}/notmedia.mp4", "-o", "{tmp}/o.mp4"], "notmedia.mp4"),
         (["envelope", "{video}", "--from-audio", "{video}", "-o", "{tmp}/e.csv"], "exactly one"),
         (["render", "{tmp}/bad.csv", "-o", "{tmp}/r.wav"], "line 1: bad header"),
+        # found by a review: a .wav name for the CSV, an example that is no video (a .gif, no
+        # suffix: the temporary name's '.part' had leaked into the message)
+        (["envelope", "{video}", "-o", "{tmp}/e.wav"], "give a name ending in .csv"),
+        (["example", "{tmp}/d.gif"], "the example is a video"),
+        (["example", "{tmp}/noext"], "the example is a video"),
     ],
 )
 def test_bad_input_one_line_no_partial_files(hit_video, tmp_path, capsys, argv, message):
@@ -345,3 +350,39 @@ def test_an_envelope_csv_that_does_not_start_at_0_is_cut_to_the_video(tmp_path):
     late.write_text("time_s,rms\n3.0,0\n3.008,0.5\n3.016,0\n")
     with pytest.raises(FolaiError, match="after the video.s end"):
         FoleyPipeline().generate(hv.path, tmp_path / "o2.mp4", envelope=late, progress=False)
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        # found by a review: nan / inf / huge values had been internal errors or an endless run
+        (["example", "{tmp}/a.mp4", "--duration", "nan"], "expected a finite number"),
+        (["example", "{tmp}/a.mp4", "--duration", "inf"], "expected a finite number"),
+        (["example", "{tmp}/a.mp4", "--duration", "1e9"], "expected at most 600"),
+        (["evaluate", "--generated", "{tmp}", "--reference", "{tmp}", "--bootstrap", "0"], "expected at least 10"),
+        (["evaluate", "--generated", "{tmp}", "--reference", "{tmp}", "--tolerance", "-1"], "expected a value above 0"),
+        # --reference takes several files: written first, it took the video as one
+        (["generate", "--reference", "{tmp}/hits.wav", "{video}", "-o", "{tmp}/o.mp4"], "put the video first"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_saying_what_was_expected(hit_video, tmp_path, capsys, argv, said):
+    before = set(tmp_path.iterdir())
+    with pytest.raises(SystemExit) as e:
+        main([a.format(tmp=tmp_path, video=hit_video) for a in argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err, err
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_global_flags_after_the_command_and_wav_only_output(hit_video, tmp_path, capsys):
+    # folai's error lines say "run with --debug": after the command it had been refused
+    with pytest.raises(FolaiError, match="video not found"):  # --debug: the exception, with its traceback
+        main(["generate", str(tmp_path / "missing.mp4"), "--debug"])
+    assert main(["-v", "generate", str(tmp_path / "missing.mp4")]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    # --no-video names its files after a .wav too (a video name had been required)
+    assert main(["generate", str(hit_video), "--no-video", "-o", str(tmp_path / "take.wav"), "-q"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.envelope.csv", "take.envelope.png", "take.wav"]
+    # any seed, as generate takes: a negative one made the example fail
+    assert main(["example", str(tmp_path / "neg.mp4"), "--seed", "-5"]) == 0

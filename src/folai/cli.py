@@ -30,6 +30,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+_ARGV: list[str] = []  # the command line being parsed (for _Parser's hint)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a hint for the one way of giving the options that reads as a missing video:
+    an option taking several files (``--reference a.wav b.wav``) written before the video takes
+    it as one more file."""
+
+    def error(self, message: str):
+        if "required: video" in message and "--reference" in _ARGV:
+            message += (" (--reference takes one or more files, and took the video as one: put the "
+                        "video first, e.g. folai generate clip.mp4 --reference hits.wav)")
+        super().error(message)
+
+
 def _load(name: str):
     module = importlib.import_module(COMMANDS[name][0])
     return module
@@ -38,7 +53,7 @@ def _load(name: str):
 def build_parser(load: str | None = "*") -> argparse.ArgumentParser:
     """The full parser. ``load``: which subcommands' arguments to build ("*" = all, or one name);
     the others get a bare parser, so running one command never imports another's heavy modules."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="folai",
         description=(
             "Synchronized Foley for silent video in two stages: timing (video -> an editable RMS "
@@ -50,10 +65,14 @@ def build_parser(load: str | None = "*") -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"folai {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (modname, helptext) in COMMANDS.items():
         p = sub.add_parser(name, help=helptext, description=helptext)
         p.set_defaults(_command=name)
+        # the global flags also after the command ("folai generate x.mp4 --debug", as folai's own
+        # error lines suggest); absent there, they leave the value given before it
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors")
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress details")
         if load == "*" or load == name:
             try:
                 module = _load(name)
@@ -67,6 +86,7 @@ def build_parser(load: str | None = "*") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _ARGV[:] = argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(load=chosen if chosen in COMMANDS else None)
     args = parser.parse_args(argv)

@@ -55,11 +55,15 @@ class GenerateResult:
     timing_info: dict | None = None  # what stage 1 reported (TimingResult.info); None with an envelope given
 
 
-def output_paths(out: str | os.PathLike) -> dict[str, Path]:
-    """OUT.mp4 -> {video: OUT.mp4, wav: OUT.wav, csv: OUT.envelope.csv, png: OUT.envelope.png}."""
+def output_paths(out: str | os.PathLike, video: bool = True) -> dict[str, Path]:
+    """OUT.mp4 -> {video: OUT.mp4, wav: OUT.wav, csv: OUT.envelope.csv, png: OUT.envelope.png}.
+    Without a ``video`` to write, OUT.wav names the same files (and an OUT.mp4 that is not written)."""
     p = Path(out)
+    if not video and p.suffix.lower() == ".wav":
+        p = p.with_suffix(".mp4")  # (--no-video -o clip.wav had been refused: name a video you do not want)
     if p.suffix.lower() not in (".mp4", ".mov", ".mkv", ".m4v"):
-        raise FolaiError(f"output video must end in .mp4, .mov, .mkv or .m4v, got '{p.name}'")
+        raise FolaiError(f"output video must end in .mp4, .mov, .mkv or .m4v, got '{p.name}'"
+                         + ("" if video else " (or, with no video written, .wav)"))
     base = p.with_suffix("")
     return {
         "video": p,
@@ -218,7 +222,7 @@ class FoleyPipeline:
         for r in references:
             check_input(r, "reference recording")
         out = Path(out) if out is not None else default_output(video)
-        paths = output_paths(out)
+        paths = output_paths(out, video=write_video)
         ins = [video, *references, envelope if isinstance(envelope, (str, os.PathLike)) else None]
         for key, p in paths.items():
             if key == "video" and not write_video:

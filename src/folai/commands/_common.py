@@ -8,6 +8,31 @@ from typing import Any
 from ..errors import FolaiError
 
 
+def number(kind: type = float, *, low: float | None = None, high: float | None = None, above: float | None = None):
+    """An argparse ``type``: a finite ``kind`` (int or float) within the bounds, or a one-line
+    usage error saying what was expected (``nan``, ``inf`` and out-of-range values had reached the
+    code as internal errors or endless runs)."""
+    import math
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got '{text}'") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
+        if above is not None and not v > above:
+            raise argparse.ArgumentTypeError(f"expected a value above {above:g}, got '{text}'")
+        if low is not None and v < low:
+            raise argparse.ArgumentTypeError(f"expected at least {low:g}, got '{text}'")
+        if high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"expected at most {high:g}, got '{text}'")
+        return v
+
+    parse.__name__ = kind.__name__  # (argparse names the type in its messages)
+    return parse
+
+
 def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
     if text is None:
         return None

@@ -31,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
         raise FolaiError("give either a VIDEO or --from-audio FILE (exactly one)")
     src = args.video or args.from_audio
     check_input(src, "video" if args.video else "audio file")
+    if str(args.output).lower().endswith((".wav", ".png", ".mp4", ".mov", ".mkv", ".flac", ".mp3", ".json")):
+        # (it wrote CSV text under a .wav name; any other name, .csv or .txt, is the user's choice)
+        raise FolaiError(f"-o writes the envelope as CSV text: give a name ending in .csv, got '{args.output}'")
     check_output(args.output, [src])
     if args.plot:
         if not str(args.plot).lower().endswith(".png"):  # (it wrote PNG data under a .jpg or .svg name)

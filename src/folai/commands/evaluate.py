@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ._common import number
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated: e_l1, onset, envelope, fad_p, fad_c, fad_lc, clap, favd, or all (default). "
                         "Metrics whose weights are not given are skipped with a note")
     p.add_argument("--prompt", metavar="TEXT", help="text prompt for the CLAP text score (LAION-CLAP text vs generated audio)")
-    p.add_argument("--tolerance", type=float, default=0.05, metavar="S", help="onset matching tolerance in seconds (default 0.05)")
+    p.add_argument("--tolerance", type=number(above=0.0, high=1.0), default=0.05, metavar="S",
+                   help="onset matching tolerance in seconds, above 0 and at most 1 (default 0.05)")
     p.add_argument("--resampler", choices=("polyphase", "soxr"), default="polyphase",
                    help="resampler to 44.1 kHz for E-L1 and onsets (default polyphase; see docs/evaluation.md); "
                         "embedders always resample polyphase from 44.1 kHz to their own rate")
@@ -43,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", metavar="DIR", help="embedding cache folder (default: none)")
     p.add_argument("--device", default="cpu", help="torch device for the embedders (default cpu)")
     p.add_argument("--name", default=None, help="system name in the report (default: the generated folder's name)")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--bootstrap", type=number(int, low=10), default=1000, metavar="N",
+                   help="bootstrap resamples, at least 10 (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("-o", "--output", metavar="REPORT",
                    help="write the report: REPORT.md gets markdown, REPORT.json JSON; any other name gets both "
