@@ -156,7 +156,7 @@ def test_csv_round_trip_exact(tmp_path):
         ("time_s,rms\n0.000,0.1\n0.008,0.1,0.3\n", "line 3: expected 2 columns"),
         ("time_s,rms\n0.000,0.1\n0.008,0.1\n0.004,0.1\n", "line 4: time 0.004 is not after"),
         ("time_s,rms\n0.000,0.1\n0.008,0.1\n0.030,0.1\n0.038,0.1\n", "line 4: non-uniform time step"),
-        ("time_s,rms\n0.000,0.1\n", "at least 2 data rows"),
+        ("time_s,rms\n", "no data rows"),
     ],
 )
 def test_broken_csv_rejected_with_line(tmp_path, text, message):
@@ -164,6 +164,16 @@ def test_broken_csv_rejected_with_line(tmp_path, text, message):
     p.write_text(text)
     with pytest.raises(EnvelopeFormatError, match=message):
         Envelope.load_csv(p)
+
+
+def test_a_one_row_curve_reads_back_at_the_spec_rate(tmp_path):
+    # what generate writes for a one-frame video or an envelope overlapping its last frame: it
+    # had been refused ("needs at least 2 data rows"), found by a review
+    e = Envelope(np.array([[0.3]], np.float32), rate=125.0, start=5.992)
+    e.save_csv(tmp_path / "one.csv")
+    back = Envelope.load_csv(tmp_path / "one.csv")
+    assert back.rate == 125.0 and back.n_frames == 1 and abs(back.start - 5.992) < 1e-6
+    assert np.allclose(back.values, e.values)
 
 
 def test_csv_text_with_any_line_endings():

@@ -552,8 +552,12 @@ class Envelope:
                 )
             times.append(t)
             vals.append([min(x, 1.0) for x in v])
-        if len(times) < 2:
-            raise EnvelopeFormatError(f"{name}: needs at least 2 data rows to know the frame rate, found {len(times)}")
+        if not times:
+            raise EnvelopeFormatError(f"{name}: has no data rows (a header alone); an envelope needs at least one")
+        if len(times) == 1:
+            # one row tells no rate: the SPEC's (what folai writes for a clip of one frame, as
+            # generate does for a 1-frame video; it had written a CSV that it refused to read)
+            return cls(np.asarray(vals, dtype=np.float32).T, rate=DEFAULT.rate, start=float(times[0]))
         ta = np.asarray(times)
         d = np.diff(ta)
         step = float(np.median(d))

@@ -270,9 +270,12 @@ class FoleyPipeline:
                 events = None
                 if env.start >= info.duration:
                     raise FolaiError(f"the envelope starts at {env.start:.3f} s, after the video's end ({info.duration:.3f} s)")
+                if env.end <= 0.5 / env.rate:  # (nothing of it in the video: it had written an empty CSV)
+                    raise FolaiError(f"the envelope ends at {env.end:.3f} s, before the video starts (0 s); "
+                                     "its times are in seconds from the video's start")
                 if abs(env.end - info.duration) > 1.0 / env.rate or env.start < -0.5 / env.rate:
-                    log.warning("envelope covers %.3f-%.3f s but the video lasts %.3f s: cut to the video (silent where "
-                                "the envelope has no rows)", env.start, env.end, info.duration)
+                    log.warning("envelope covers %.3f to %.3f s but the video lasts %.3f s: cut to the video (silent "
+                                "where the envelope has no rows)", env.start, env.end, info.duration)
             # the envelope written beside the render covers what is rendered: the video's time
             # (one that starts later, as a CSV may, keeps its start: it is silent before it)
             env = env.fit(info.duration) if env.start == 0 else env.crop(max(0.0, env.start), info.duration)
