@@ -1073,11 +1073,17 @@ def _carries(fmt: str, vs) -> bool:
         return False
     try:
         c.add_stream_from_template(vs, opaque=True)
+        # the header too: Matroska takes a raw YUV stream (a .y4m file's) until it writes the
+        # header, and a generate into .mkv failed there, after all its work (found by a review)
+        c.start_encoding()
         ok = True
     except (ValueError, av.error.FFmpegError):
         ok = False
     finally:
-        c.close()
+        try:
+            c.close()
+        except (ValueError, av.error.FFmpegError):
+            pass
     _CARRIES[key] = ok
     return ok
 
@@ -1104,7 +1110,7 @@ def _keep_codec_tag(src, dst, fmt: str) -> None:
 
 def copy_suffixes(video: str | os.PathLike) -> list[str]:
     """The output suffixes (of :data:`COPY_SUFFIXES`, in that order) whose container can carry the
-    video stream of ``video`` copied packet for packet (VP8: ``.mkv``, ``.mov``); ``[]`` for a codec
+    video stream of ``video`` copied packet for packet (VP8: ``.mkv``); ``[]`` for a codec
     none of them carries (GIF, Flash video, Windows Media, HuffYUV, ...: those are re-encoded).
     Part of :func:`probe_video`'s (remembered) answer."""
     return list(probe_video(video).copy_suffixes)
