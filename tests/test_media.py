@@ -773,14 +773,7 @@ def test_mux_audio_keeps_sync_with_a_trimmed_mp4(tmp_path):
     import av
 
     src, trimmed = tmp_path / "src.mp4", tmp_path / "trimmed.mp4"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libx264", rate=30, options={"g": "30", "keyint_min": "30", "sc_threshold": "0", "preset": "veryfast"})
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(60):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    _grey_ramp_video(src, "libx264", 60, 4, options={"g": "30", "keyint_min": "30", "sc_threshold": "0", "preset": "veryfast"})
     with av.open(str(src)) as ci, av.open(str(trimmed), "w") as co:
         vs = ci.streams.video[0]
         ov = co.add_stream_from_template(vs)
@@ -1004,21 +997,26 @@ def cv2_resize(img, size):
 def test_a_raw_yuv_video_is_refused_before_the_work_for_a_container_that_cannot_write_it(tmp_path):
     # a .y4m file's raw YUV: Matroska and MP4 take the stream but fail at the header, after stage
     # 1 and 2, with "the input may be corrupt" and the temporary file's name (found by a review)
-    import av
-
     from folai.media import copy_suffixes
     from folai.pipeline import FoleyPipeline
 
-    src = tmp_path / "clip.y4m"
-    with av.open(str(src), "w", format="yuv4mpegpipe") as c:
-        s = c.add_stream("rawvideo", rate=30)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(30):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * i, np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    src = _grey_ramp_video(tmp_path / "clip.y4m", "rawvideo", 30, 8, fmt="yuv4mpegpipe")
     assert copy_suffixes(src) == [".mov"]
     with pytest.raises(MediaError, match=r"cannot be copied into a \.mkv file; write a \.mov file"):
         FoleyPipeline().generate(src, tmp_path / "o.mkv", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.y4m"]
+
+
+def _grey_ramp_video(path, codec, n, step, fmt=None, options=None):
+    """``n`` flat 64x48 frames at 30 fps, frame i at grey level ``step * i``."""
+    import av
+
+    with av.open(str(path), "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=30, options=options or {})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(n):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), step * i, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
