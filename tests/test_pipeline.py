@@ -364,6 +364,9 @@ def test_an_envelope_csv_that_does_not_start_at_0_is_cut_to_the_video(tmp_path):
         (["example", "{tmp}/a.mp4", "--duration", "1e9"], "expected at most 600"),
         (["evaluate", "--generated", "{tmp}", "--reference", "{tmp}", "--bootstrap", "0"], "expected at least 10"),
         (["evaluate", "--generated", "{tmp}", "--reference", "{tmp}", "--tolerance", "-1"], "expected a value above 0"),
+        # an empty prompt: '' had given the default sound silently, '  ' an error
+        (["generate", "{video}", "-o", "{tmp}/o.mp4", "--prompt", ""], "the sound prompt is empty"),
+        (["render", "{tmp}/x.csv", "-o", "{tmp}/o.wav", "--prompt", "  "], "the sound prompt is empty"),
         # --reference takes several files: written first, it took the video as one
         (["generate", "--reference", "{tmp}/hits.wav", "{video}", "-o", "{tmp}/o.mp4"], "put the video first"),
     ],

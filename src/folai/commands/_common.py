@@ -33,6 +33,17 @@ def number(kind: type = float, *, low: float | None = None, high: float | None =
     return parse
 
 
+def prompt_text(text: str) -> str:
+    """An argparse ``type`` for ``--prompt``: an empty one ('' as '  ', say a script's unset
+    variable) is a usage error; '' had given the default sound silently and '  ' an error."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "the sound prompt is empty; describe the sound (e.g. 'hitting wood with a stick') or leave --prompt "
+            "out for the default sound"
+        )
+    return text
+
+
 def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
     if text is None:
         return None
@@ -63,7 +74,8 @@ def add_timing_args(p: argparse.ArgumentParser) -> None:
 def add_synth_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("stage 2 (synthesis): what it sounds like")
     what = g.add_mutually_exclusive_group()
-    what.add_argument("--prompt", metavar="TEXT", help="e.g. 'hitting metal with a stick', 'footsteps on gravel'")
+    what.add_argument("--prompt", metavar="TEXT", type=prompt_text,
+                      help="e.g. 'hitting metal with a stick', 'footsteps on gravel' (leave it out for the default sound)")
     what.add_argument("--reference", metavar="FILE", nargs="+", default=[], help="your own recordings to use as the sound")
     g.add_argument("--synth", default="sampler", choices=["sampler", "stable-audio"],
                    help="sampler: envelope-following sample synthesis, offline, no weights (default); "

@@ -8,7 +8,7 @@ import sys
 from ..envelope import Envelope
 from ..errors import FolaiError
 from ..paths import check_input, check_output
-from ._common import add_timing_args, parse_roi, timing_options, timing_summary
+from ._common import add_timing_args, parse_roi, prompt_text, timing_options, timing_summary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-audio", metavar="FILE", help="measure the envelope of this recording / video audio track instead")
     p.add_argument("-o", "--output", required=True, metavar="ENV.csv", help="envelope CSV to write")
     p.add_argument("--plot", metavar="ENV.png", help="also write a PNG plot of the envelope")
-    p.add_argument("--prompt", metavar="TEXT", help="what the sound is (e.g. 'footsteps on gravel'): tells motion timing which events to look for")
+    p.add_argument("--prompt", metavar="TEXT", type=prompt_text, help="what the sound is (e.g. 'footsteps on gravel'): tells motion timing which events to look for")
     add_timing_args(p)
 
 
