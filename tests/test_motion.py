@@ -666,6 +666,7 @@ def test_too_thin_a_video_says_so_without_a_roi(tmp_path):
     with pytest.raises(FolaiError, match=r"the video's picture, 320x16 px, is too small or too thin") as e:
         MotionTiming().estimate(v, progress=False)
     assert "region of interest" not in str(e.value)
+    assert "--roi X,Y,W,H" in str(e.value) and "--envelope" in str(e.value)  # both ways out (a review)
 
 
 # ---------------------------------------------------------------------------- strike direction

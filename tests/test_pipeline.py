@@ -122,6 +122,8 @@ def test_envelope_and_render_commands(hit_video, tmp_path, capsys):
         # suffix: the temporary name's '.part' had leaked into the message)
         (["envelope", "{video}", "-o", "{tmp}/e.wav"], "give a name ending in .csv"),
         (["example", "{tmp}/d.gif"], "the example is a video"),
+        # the edit loop with the same -o: said as such, with a name for the new take
+        (["generate", "{video}", "-o", "{tmp}/o.mp4", "--envelope", "{tmp}/o.envelope.csv"], "e.g. -o"),
         # an envelope wholly before the video had written an empty, unreadable CSV
         (["generate", "{video}", "-o", "{tmp}/o.mp4", "--envelope", "{tmp}/early.csv"], "before the video starts"),
         (["example", "{tmp}/noext"], "the example is a video"),
@@ -130,6 +132,7 @@ def test_envelope_and_render_commands(hit_video, tmp_path, capsys):
 def test_bad_input_one_line_no_partial_files(hit_video, tmp_path, capsys, argv, message):
     (tmp_path / "bad.csv").write_text("time,rms\n0,0\n")
     (tmp_path / "notmedia.mp4").write_text("this is not a video\n")
+    (tmp_path / "o.envelope.csv").write_text("time_s,rms\n0.000,0\n0.008,0.5\n")
     (tmp_path / "early.csv").write_text("time_s,rms\n" + "".join(f"{-10 + i / 125:.6f},0.5\n" for i in range(750)))
     before = set(tmp_path.iterdir())
     argv = [a.format(tmp=tmp_path, video=hit_video) for a in argv]

@@ -224,6 +224,15 @@ class FoleyPipeline:
         out = Path(out) if out is not None else default_output(video)
         paths = output_paths(out, video=write_video)
         ins = [video, *references, envelope if isinstance(envelope, (str, os.PathLike)) else None]
+        if isinstance(envelope, (str, os.PathLike)) and Path(envelope).exists() and paths["csv"].exists() \
+                and os.path.samefile(envelope, paths["csv"]):
+            # the edit loop (generate, edit OUT.envelope.csv, generate --envelope it) with the same -o
+            # (found by a review): said as such, with a name for the new take
+            take = paths["video"].with_name(f"{paths['video'].stem}.take2{paths['video'].suffix}")
+            raise FolaiError(
+                f"the envelope {envelope} is the one this output writes ({paths['csv'].name}); inputs are never "
+                f"overwritten: write the new take under another name, e.g. -o {take}"
+            )
         for key, p in paths.items():
             if key == "video" and not write_video:
                 continue

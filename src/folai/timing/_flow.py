@@ -91,7 +91,8 @@ def check_roi_shape(w: int, h: int, whole_picture: bool = False) -> None:
             raise FolaiError(
                 f"the video's picture, {w}x{h} px, is too small or too thin to measure motion in; the motion "
                 f"timing needs at least {MIN_ROI_SIDE} px each way and at most {MAX_ROI_ASPECT}:1 between the "
-                "sides (folai generate --envelope ENV.csv takes the timing from an envelope instead)"
+                "sides: give --roi X,Y,W,H around the action within those bounds, or --envelope ENV.csv to take "
+                "the timing from an envelope instead"
             )
         raise FolaiError(
             f"the region of interest {w}x{h} px is too small or too thin to measure motion in; "
