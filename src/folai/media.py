@@ -190,20 +190,49 @@ def _stream_end(container, stream, origin: float) -> float | None:
         d = _parse_hms(tag)
         if d is not None:
             # FFmpeg's Matroska muxer writes a track's end time on the file's timeline (from 0)
-            # there, and as the file's duration, not its length (other muxers write the length).
-            # Read as a length, a track that starts late (an audio track after the video, or a
-            # video whose first frame is at 1.5 s, as folai's own .mkv of such a source) would
-            # seem to end after the file does, and read as truncated. The shortest reading that
-            # leaves the track any length is taken: no track ends after the file
-            readings = [float(start) - origin + d, d - origin]
-            if container.duration:
-                readings.append(container.duration / 1_000_000 - origin)
-            positive = [r for r in readings if r > 0]
-            return min(positive) if positive else readings[0]
+            # there, mkvmerge its length. The two differ for a track that starts late (an audio
+            # track after the video, a video whose first frame is at 1.5 s, as folai's own .mkv of
+            # such a source): read as a length, FFmpeg's made a complete file "truncated"; read
+            # as an end, mkvmerge's cut its last second off (found by reviews). Then the track's
+            # last packets say which it is
+            length = float(start) - origin + d
+            end = d - origin
+            if container.duration:  # no track ends after the file
+                length = min(length, container.duration / 1_000_000)
+            if end <= 0 or abs(length - end) < 1e-3:
+                return length
+            last = _last_packet_end(container.name, stream.index, origin, min(end, length))
+            return min((length, end), key=lambda r: abs(r - last)) if last is not None else end
     n_av = sum(1 for s in container.streams if s.type in ("video", "audio"))
     if container.duration and n_av == 1:
         return container.duration / 1_000_000
     return None
+
+
+def _last_packet_end(path: str, index: int, origin: float, near: float) -> float | None:
+    """The end (seconds from ``origin``) of the last packet of stream ``index`` of ``path``, read
+    from a second before ``near`` s on (demuxed, not decoded); None when that cannot be read."""
+    av = _av()
+    try:
+        with av.open(str(path), metadata_errors="ignore") as c:
+            st = c.streams[index]
+            tb = st.time_base
+            if not tb:
+                return None
+            try:
+                c.seek(max(0, int((near + origin - 1.0) / tb)), stream=st, backward=True)
+            except av.error.FFmpegError:
+                pass  # read from the start
+            last = None
+            for pkt in c.demux(st):
+                t = pkt.pts if pkt.pts is not None else pkt.dts
+                if t is None or not pkt.size:
+                    continue
+                e = (t + (pkt.duration or 0)) * tb.numerator / tb.denominator - origin
+                last = e if last is None else max(last, e)
+            return last
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
 
 
 def _packet_end(path: Path, origin: float) -> float:
@@ -248,16 +277,12 @@ class _Restamp:
     the k-th smallest stamp. Frames wait in a window of ``depth`` (more than any reordering H.264
     or HEVC allows); a frame whose stamps are already in order keeps its own."""
 
-    def __init__(self, start: int | None = None, depth: int = 24) -> None:
+    def __init__(self, depth: int = 24) -> None:
         import collections
 
         self.depth = depth
         self._frames: collections.deque = collections.deque()
         self._stamps: list[int] = []
-        # AVI's frames are at their places in the file: the first is at the stream's start (its
-        # first packet's decode stamp), where FFmpeg stamps it one or two frames later
-        self._start = start
-        self._shift: int | None = None
 
     def push(self, frame) -> list:
         """Feed the next decoded frame; returns the [(frame, pts)] now known."""
@@ -281,13 +306,14 @@ class _Restamp:
     def _pop(self):
         import heapq
 
+        # (FFmpeg's own stamps, only reordered: a copied stream (MPEG-4 Part 2) keeps them in the
+        # output, so the timing reads the file's timeline as players show it; shifting them to
+        # the stream's start put the sound of a copied xvid AVI a frame early, and after a seek
+        # moved every frame back to the start, found by a review)
         f = self._frames.popleft()
         if f.pts is None or not self._stamps:
             return f, f.pts
-        pts = heapq.heappop(self._stamps)
-        if self._shift is None:
-            self._shift = pts - self._start if self._start is not None and pts > self._start else 0
-        return f, pts - self._shift
+        return f, heapq.heappop(self._stamps)
 
 
 def _rotation_cw(frame, stream) -> int:
@@ -712,7 +738,7 @@ def iter_video_frames(
             return conv(frame)
 
         demux = container.demux(vs)
-        restamp = _Restamp(vs.start_time) if _stamps_in_decode_order(container, vs) else None
+        restamp = _Restamp() if _stamps_in_decode_order(container, vs) else None
         done = False
         while not done:
             try:
@@ -1200,7 +1226,7 @@ def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
                     raise MediaError(f"the existing {a.codec_context.name} audio of {p} cannot be kept ({_reason(e)}).") from e
             last = None
             step = max(1, int(round(1.0 / (float(ovs.average_rate or 30) * float(src.time_base))))) if src.time_base else 1
-            restamp = _Restamp(src.start_time) if _stamps_in_decode_order(cin, src) else None
+            restamp = _Restamp() if _stamps_in_decode_order(cin, src) else None
 
             def put(fr, pts, last):
                 """Encode frame ``fr`` at ``pts``; returns the last pts encoded."""

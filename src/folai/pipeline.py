@@ -60,7 +60,10 @@ def output_paths(out: str | os.PathLike, video: bool = True) -> dict[str, Path]:
     Without a ``video`` to write, OUT.wav names the same files (and an OUT.mp4 that is not written)."""
     p = Path(out)
     if not video and p.suffix.lower() == ".wav":
-        p = p.with_suffix(".mp4")  # (--no-video -o clip.wav had been refused: name a video you do not want)
+        # (--no-video -o clip.wav had been refused: name a video you do not want); the name as given
+        base = p.with_suffix("")
+        return {"video": Path(f"{base}.mp4"), "wav": p, "csv": Path(f"{base}.envelope.csv"),
+                "png": Path(f"{base}.envelope.png")}
     if p.suffix.lower() not in (".mp4", ".mov", ".mkv", ".m4v"):
         raise FolaiError(f"output video must end in .mp4, .mov, .mkv or .m4v, got '{p.name}'"
                          + ("" if video else " (or, with no video written, .wav)"))

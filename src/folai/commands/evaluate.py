@@ -46,8 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", metavar="DIR", help="embedding cache folder (default: none)")
     p.add_argument("--device", default="cpu", help="torch device for the embedders (default cpu)")
     p.add_argument("--name", default=None, help="system name in the report (default: the generated folder's name)")
-    p.add_argument("--bootstrap", type=number(int, low=10), default=1000, metavar="N",
-                   help="bootstrap resamples, at least 10 (default 1000)")
+    p.add_argument("--bootstrap", type=number(int, low=1), default=1000, metavar="N",
+                   help="bootstrap resamples, at least 1 (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("-o", "--output", metavar="REPORT",
                    help="write the report: REPORT.md gets markdown, REPORT.json JSON; any other name gets both "

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         raise FolaiError(f"the example is a video: name it with one of {', '.join(SUFFIXES)}, got '{args.output}'")
     if not 2.0 <= args.duration <= MAX_DURATION:
         raise FolaiError(f"--duration must be 2 to {MAX_DURATION:g} s, got {args.duration}")
-    seed = args.seed % (1 << 64)  # any integer, as generate takes (0 stays 0)
+    # any integer, as generate takes: a negative one counts modulo 2**64 (others as they are)
+    seed = args.seed if args.seed >= 0 else args.seed % (1 << 64)
     rng = np.random.default_rng(seed)
     n = max(2, int(args.duration / 1.2))
     slots = np.linspace(0.6, args.duration - 0.6, n)
