@@ -1073,3 +1073,12 @@ def test_a_matroska_track_whose_duration_tag_is_its_length_keeps_its_end(tmp_pat
     y = read_audio(out, 48000)
     assert abs(y.shape[-1] / 48000 - 6.0) < 0.01
     assert np.sqrt(np.mean(y.reshape(-1)[int(5.0 * 48000) : int(5.9 * 48000)] ** 2)) > 0.1  # the last second sounds
+
+
+def test_a_raw_h264_stream_has_a_length(tmp_path):
+    # no container, no times: it had been "zero duration" (a review); its pictures at the stream's rate
+    _encoder_or_skip("libx264")
+    raw = _grey_ramp_video(tmp_path / "raw.h264", "libx264", 60, 4, fmt="h264")
+    info = probe_video(raw)
+    assert info.duration > 1.5 and info.n_frames == 60
+    assert len(list(iter_video_frames(raw, fps=30, size=(32, 24), gray="luma"))) >= 50

@@ -240,9 +240,12 @@ def _packet_end(path: Path, origin: float) -> float:
     (demuxed, not decoded): the last presentation time plus the last packet's duration, or the
     median frame interval where packets carry none (WebM's simple blocks). A file's length when
     its headers do not give it; 0.0 when the packets carry no times."""
-    times, last, last_dur, tb = [], None, 0, None
+    times, last, last_dur, tb, n = [], None, 0, None, 0
     with _av().open(str(path)) as c:
-        for pkt in c.demux(c.streams.video[0]):
+        vs = c.streams.video[0]
+        rate = vs.average_rate or vs.guessed_rate
+        for pkt in c.demux(vs):
+            n += 1 if pkt.size else 0
             t = pkt.pts if pkt.pts is not None else pkt.dts
             if t is None or pkt.time_base is None:
                 continue
@@ -251,7 +254,8 @@ def _packet_end(path: Path, origin: float) -> float:
             if last is None or t >= last:  # the latest frame so far: its duration ends the stream
                 last, last_dur = int(t), int(pkt.duration or 0)
     if not times or tb is None:
-        return 0.0
+        # a raw stream (.h264): no times at all, only pictures at the stream's rate
+        return n / float(rate) if n and rate else 0.0
     ts = np.unique(np.asarray(times, np.int64))
     if not last_dur and ts.size > 1:
         last_dur = int(np.median(np.diff(ts)))
