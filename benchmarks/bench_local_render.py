@@ -17,25 +17,15 @@ import argparse
 import statistics
 import time
 
-
-def _minutes(text: str) -> float:
-    """argparse type: a length in minutes, at least 0.2 (12 s: the edit and the first render need room)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
-    if not v >= 0.2:
-        raise argparse.ArgumentTypeError(f"expected at least 0.2 (12 s: the edit and the first render need room) minutes, got {text}")
-    return v
+from folai.commands._common import number
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=_minutes, nargs="+", default=[10.0, 30.0])
-    ap.add_argument("--edits", type=int, default=5)
+    ap.add_argument("--minutes", type=number(low=0.2), nargs="+", default=[10.0, 30.0],
+                    help="lengths in minutes (at least 0.2: 12 s, room for the edit and the first render)")
+    ap.add_argument("--edits", type=number(int, low=1), default=5, help="edits timed per length (at least 1)")
     args = ap.parse_args()
-    if args.edits < 1:
-        ap.error(f"--edits: expected at least 1, got {args.edits}")
     import numpy as np
 
     from folai.envelope import Envelope

@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from folai.commands._common import number
+
 CHILD = r"""
 import json, resource, sys, time
 from folai.synthesis import sampler
@@ -59,20 +61,10 @@ def run(path: Path, mode: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _minutes(text: str) -> float:
-    """argparse type: a length in minutes, at least 0.05 (3 s)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
-    if not v >= 0.05:
-        raise argparse.ArgumentTypeError(f"expected at least 0.05 (3 s) minutes, got {text}")
-    return v
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=_minutes, nargs="+", default=[2.0, 20.0])
+    ap.add_argument("--minutes", type=number(low=0.05), nargs="+", default=[2.0, 20.0],
+                    help="lengths in minutes (at least 0.05: 3 s)")
     args = ap.parse_args()
     print(f"{'minutes':>8} {'mode':>9} {'wall s':>8} {'peak MB':>8} {'takes':>6} {'grain material s':>17}")
     with tempfile.TemporaryDirectory() as d:

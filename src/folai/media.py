@@ -20,7 +20,9 @@ Every problem with an input raises :class:`folai.errors.MediaError` with one sen
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import heapq
 import logging
 import math
 import os
@@ -201,65 +203,50 @@ def _stream_end(container, stream, origin: float) -> float | None:
                 length = min(length, container.duration / 1_000_000)
             if end <= 0 or abs(length - end) < 1e-3:
                 return length
-            last = _last_packet_end(container.name, stream.index, origin, min(end, length))
-            return min((length, end), key=lambda r: abs(r - last)) if last is not None else end
+            last = _packet_end(container.name, origin, stream.index, near=min(end, length))
+            return min((length, end), key=lambda r: abs(r - last)) if last > 0 else end
     n_av = sum(1 for s in container.streams if s.type in ("video", "audio"))
     if container.duration and n_av == 1:
         return container.duration / 1_000_000
     return None
 
 
-def _last_packet_end(path: str, index: int, origin: float, near: float) -> float | None:
-    """The end (seconds from ``origin``) of the last packet of stream ``index`` of ``path``, read
-    from a second before ``near`` s on (demuxed, not decoded); None when that cannot be read."""
+def _packet_end(path: str | Path, origin: float, index: int | None = None, near: float | None = None) -> float:
+    """The end (seconds from ``origin``) of stream ``index`` (default: the video) of ``path`` read
+    from its packets (demuxed, not decoded), from a second before ``near`` s on when given: the
+    last presentation time plus the last packet's duration, or the median frame interval where
+    packets carry none (WebM's simple blocks); a stream without times at all (a raw .h264) counts
+    its packets at its rate. A length where the headers give none, or which of their readings is
+    right; 0.0 when nothing can be read."""
     av = _av()
+    times, last, last_dur, tb, n = [], None, 0, None, 0
     try:
         with av.open(str(path), metadata_errors="ignore") as c:
-            st = c.streams[index]
-            tb = st.time_base
-            if not tb:
-                return None
-            try:
-                c.seek(max(0, int((near + origin - 1.0) / tb)), stream=st, backward=True)
-            except av.error.FFmpegError:
-                pass  # read from the start
-            last = None
+            st = c.streams.video[0] if index is None else c.streams[index]
+            rate = (st.average_rate or st.guessed_rate) if st.type == "video" else None
+            if near is not None and st.time_base:
+                try:
+                    c.seek(max(0, int((near + origin - 1.0) / st.time_base)), stream=st, backward=True)
+                except av.error.FFmpegError:
+                    pass  # read from the start
             for pkt in c.demux(st):
-                t = pkt.pts if pkt.pts is not None else pkt.dts
-                if t is None or not pkt.size:
+                if not pkt.size:
                     continue
-                e = (t + (pkt.duration or 0)) * tb.numerator / tb.denominator - origin
-                last = e if last is None else max(last, e)
-            return last
+                n += 1
+                t = pkt.pts if pkt.pts is not None else pkt.dts
+                if t is None or pkt.time_base is None:
+                    continue
+                tb = pkt.time_base
+                times.append(int(t))
+                if last is None or t >= last:  # the latest packet so far: its duration ends the stream
+                    last, last_dur = int(t), int(pkt.duration or 0)
     except (av.error.FFmpegError, OSError, IndexError):
-        return None
-
-
-def _packet_end(path: Path, origin: float) -> float:
-    """The end (seconds from ``origin``) of the video stream of ``path`` read from its packets
-    (demuxed, not decoded): the last presentation time plus the last packet's duration, or the
-    median frame interval where packets carry none (WebM's simple blocks). A file's length when
-    its headers do not give it; 0.0 when the packets carry no times."""
-    times, last, last_dur, tb, n = [], None, 0, None, 0
-    with _av().open(str(path)) as c:
-        vs = c.streams.video[0]
-        rate = vs.average_rate or vs.guessed_rate
-        for pkt in c.demux(vs):
-            n += 1 if pkt.size else 0
-            t = pkt.pts if pkt.pts is not None else pkt.dts
-            if t is None or pkt.time_base is None:
-                continue
-            tb = pkt.time_base
-            times.append(int(t))
-            if last is None or t >= last:  # the latest frame so far: its duration ends the stream
-                last, last_dur = int(t), int(pkt.duration or 0)
+        return 0.0
     if not times or tb is None:
-        # a raw stream (.h264): no times at all, only pictures at the stream's rate
         return n / float(rate) if n and rate else 0.0
-    ts = np.unique(np.asarray(times, np.int64))
-    if not last_dur and ts.size > 1:
-        last_dur = int(np.median(np.diff(ts)))
-    return float((int(ts[-1]) + last_dur) * tb.numerator / tb.denominator - origin)
+    if not last_dur and len(times) > 1:
+        last_dur = int(np.median(np.diff(np.unique(np.asarray(times, np.int64)))))
+    return float((last + last_dur) * tb.numerator / tb.denominator - origin)
 
 
 def _stamps_in_decode_order(container, vs) -> bool:
@@ -275,49 +262,38 @@ def _stamps_in_decode_order(container, vs) -> bool:
 
 
 class _Restamp:
-    """Presentation stamps for decoded frames that carry decode-order ones (see
+    """Presentation stamps for decoded frames that carry decode-order ones (``active``, see
     :func:`_stamps_in_decode_order`): the frames come out in presentation order and their stamps
     are the right ones, shuffled within the codec's reordering window, so the k-th frame out gets
     the k-th smallest stamp. Frames wait in a window of ``depth`` (more than any reordering H.264
-    or HEVC allows); a frame whose stamps are already in order keeps its own."""
+    or HEVC allows); a frame whose stamps are already in order keeps its own. Inactive, each frame
+    keeps its stamp at once.
 
-    def __init__(self, depth: int = 24) -> None:
-        import collections
+    FFmpeg's own stamps, only reordered: a copied stream (MPEG-4 Part 2) keeps them in the output,
+    so the timing reads the file's timeline as players show it (shifting them to the stream's start
+    put the sound of a copied xvid AVI a frame early, and after a seek moved every frame back to
+    the start, found by a review)."""
 
+    def __init__(self, active: bool, depth: int = 24) -> None:
+        self.active = active
         self.depth = depth
         self._frames: collections.deque = collections.deque()
         self._stamps: list[int] = []
 
-    def push(self, frame) -> list:
-        """Feed the next decoded frame; returns the [(frame, pts)] now known."""
-        import heapq
-
-        self._frames.append(frame)
-        if frame.pts is not None:
-            heapq.heappush(self._stamps, frame.pts)
+    def stamped(self, frames, end: bool = False) -> list:
+        """Feed the next decoded ``frames``; returns the [(frame, pts)] now known (all of them at
+        the ``end`` of the stream)."""
+        if not self.active:
+            return [(f, f.pts) for f in frames]
+        for f in frames:
+            self._frames.append(f)
+            if f.pts is not None:
+                heapq.heappush(self._stamps, f.pts)
         out = []
-        while len(self._frames) > self.depth:
-            out.append(self._pop())
+        while self._frames and (end or len(self._frames) > self.depth):
+            f = self._frames.popleft()
+            out.append((f, heapq.heappop(self._stamps) if f.pts is not None and self._stamps else f.pts))
         return out
-
-    def flush(self) -> list:
-        """The [(frame, pts)] still waiting, at the end of the stream."""
-        out = []
-        while self._frames:
-            out.append(self._pop())
-        return out
-
-    def _pop(self):
-        import heapq
-
-        # (FFmpeg's own stamps, only reordered: a copied stream (MPEG-4 Part 2) keeps them in the
-        # output, so the timing reads the file's timeline as players show it; shifting them to
-        # the stream's start put the sound of a copied xvid AVI a frame early, and after a seek
-        # moved every frame back to the start, found by a review)
-        f = self._frames.popleft()
-        if f.pts is None or not self._stamps:
-            return f, f.pts
-        return f, heapq.heappop(self._stamps)
 
 
 def _rotation_cw(frame, stream) -> int:
@@ -742,7 +718,7 @@ def iter_video_frames(
             return conv(frame)
 
         demux = container.demux(vs)
-        restamp = _Restamp() if _stamps_in_decode_order(container, vs) else None
+        restamp = _Restamp(_stamps_in_decode_order(container, vs))
         done = False
         while not done:
             try:
@@ -759,11 +735,7 @@ def iter_video_frames(
                 raise MediaError(
                     f"{p} cannot be decoded past {at:.2f} s ({_reason(e)}); the file is truncated or corrupt."
                 ) from e
-            if restamp is None:
-                stamped = [(f, f.pts) for f in frames]
-            else:
-                stamped = [x for f in frames for x in restamp.push(f)] + (restamp.flush() if done else [])
-            for frame, pts in stamped:
+            for frame, pts in restamp.stamped(frames, end=done):
                 n_decoded += 1
                 if pts is not None and frame.time_base is not None:
                     ft = float(pts * frame.time_base) - origin
@@ -1230,7 +1202,7 @@ def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
                     raise MediaError(f"the existing {a.codec_context.name} audio of {p} cannot be kept ({_reason(e)}).") from e
             last = None
             step = max(1, int(round(1.0 / (float(ovs.average_rate or 30) * float(src.time_base))))) if src.time_base else 1
-            restamp = _Restamp() if _stamps_in_decode_order(cin, src) else None
+            restamp = _Restamp(_stamps_in_decode_order(cin, src))
 
             def put(fr, pts, last):
                 """Encode frame ``fr`` at ``pts``; returns the last pts encoded."""
@@ -1248,11 +1220,9 @@ def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
                         pkt.stream = omap[pkt.stream.index]
                         cout.mux(pkt)
                     continue
-                frames = pkt.decode()
-                stamped = [(f, f.pts) for f in frames] if restamp is None else [x for f in frames for x in restamp.push(f)]
-                for fr, pts in stamped:
+                for fr, pts in restamp.stamped(pkt.decode()):
                     last = put(fr, pts, last)
-            for fr, pts in restamp.flush() if restamp is not None else []:
+            for fr, pts in restamp.stamped([], end=True):
                 last = put(fr, pts, last)
             for op in ovs.encode():
                 cout.mux(op)

@@ -59,18 +59,15 @@ def output_paths(out: str | os.PathLike, video: bool = True) -> dict[str, Path]:
     """OUT.mp4 -> {video: OUT.mp4, wav: OUT.wav, csv: OUT.envelope.csv, png: OUT.envelope.png}.
     Without a ``video`` to write, OUT.wav names the same files (and an OUT.mp4 that is not written)."""
     p = Path(out)
-    if not video and p.suffix.lower() == ".wav":
-        # (--no-video -o clip.wav had been refused: name a video you do not want); the name as given
-        base = p.with_suffix("")
-        return {"video": Path(f"{base}.mp4"), "wav": p, "csv": Path(f"{base}.envelope.csv"),
-                "png": Path(f"{base}.envelope.png")}
-    if p.suffix.lower() not in (".mp4", ".mov", ".mkv", ".m4v"):
+    # (--no-video -o clip.wav had been refused: name a video you do not want); the name as given
+    wav_named = not video and p.suffix.lower() == ".wav"
+    if not wav_named and p.suffix.lower() not in (".mp4", ".mov", ".mkv", ".m4v"):
         raise FolaiError(f"output video must end in .mp4, .mov, .mkv or .m4v, got '{p.name}'"
                          + ("" if video else " (or, with no video written, .wav)"))
     base = p.with_suffix("")
     return {
-        "video": p,
-        "wav": Path(f"{base}.wav"),
+        "video": Path(f"{base}.mp4") if wav_named else p,
+        "wav": p if wav_named else Path(f"{base}.wav"),
         "csv": Path(f"{base}.envelope.csv"),
         "png": Path(f"{base}.envelope.png"),
     }

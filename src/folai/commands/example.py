@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..paths import atomic_output
+from ._common import number
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -12,8 +14,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "Write a generated example video: a block that falls and hits the floor at known times, "
         "with no audio track (the silent input folai is for), and print the hit times."
     )
-    from ._common import number
-
     p.add_argument("output", nargs="?", default="example.mp4",
                    help="video to write: .mp4, .mov, .mkv, .avi or .webm (default example.mp4)")
     p.add_argument("--duration", type=number(low=2.0, high=MAX_DURATION), default=6.0,
@@ -32,8 +32,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import FolaiError
     from ..testing import make_hit_video
-
-    from pathlib import Path
 
     suffix = Path(args.output).suffix.lower()
     if suffix not in SUFFIXES:
