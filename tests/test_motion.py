@@ -830,3 +830,34 @@ def test_a_thin_stick_over_a_plain_wall_is_not_a_blank_picture(tmp_path):
     p = make_video(tmp_path / "stick.mp4", frame, fps=30, size=(W, H), n_frames=120)
     ev = np.asarray(MotionTiming().estimate(p, progress=False).info["events"])
     assert len(ev) == len(hits) and np.all(np.abs(ev - hits) <= 1.0 / 30), ev
+
+
+def test_flow_statistics_helpers_match_numpy_bit_for_bit():
+    # _median replaces np.median on every frame pair (a third of its cost) and _flat_blocks
+    # compares the variance with BLANK_STD squared instead of the standard deviation with BLANK_STD:
+    # the features must not change in the last bit
+    from folai.timing._flow import BLANK_BLOCK, BLANK_STD, _block_mean, _flat_blocks, _median
+
+    rng = np.random.default_rng(5)
+    for t in range(3000):
+        n = int(rng.integers(1, 800))
+        x = (rng.standard_normal(n) * rng.uniform(0.01, 10)).astype(np.float32)
+        if t % 5 == 0:
+            x[rng.integers(0, n, size=int(rng.integers(1, n + 1)))] = -0.0  # signed zeros in the middle
+        if t % 7 == 0:
+            x = np.round(x, 1)  # ties
+        if t % 11 == 0:
+            x[rng.integers(0, n)] = np.nan
+        a, b = np.median(x), _median(x)
+        assert type(a) is type(b) and a.tobytes() == b.tobytes(), (n, a, b)
+
+    def flat_by_std(gray):
+        h, w = gray.shape
+        H, W = max(1, h // BLANK_BLOCK), max(1, w // BLANK_BLOCK)
+        x = gray[: H * BLANK_BLOCK : 2, : W * BLANK_BLOCK : 2].astype(np.float32)
+        m = _block_mean(x, BLANK_BLOCK // 2)
+        return np.sqrt(np.maximum(_block_mean(x * x, BLANK_BLOCK // 2) - m * m, 0.0)) < BLANK_STD
+
+    for t in range(300):  # grey levels with a standard deviation around the threshold
+        g = (rng.integers(0, 256) + rng.normal(0, rng.uniform(2.0, 4.0), (96, 128))).clip(0, 255).astype(np.uint8)
+        assert np.array_equal(_flat_blocks(g), flat_by_std(g))
