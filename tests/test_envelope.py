@@ -306,3 +306,63 @@ def test_edits_of_a_stereo_envelope_keep_each_sound_on_its_side():
     # mono envelopes: as before
     m = mono.gate(0.1).clip(0.0, 0.2)
     assert np.array_equal(m.values, np.clip(np.where(mono.values < 0.1, 0, mono.values), 0, 0.2))
+
+
+def test_csv_errors_name_the_file_line_and_unreadable_paths_are_input_errors(tmp_path, monkeypatch, caplog):
+    import locale
+    import logging
+
+    # blank lines (rows cleared in a spreadsheet) before a gap: the step error named the data row
+    # count, three lines early (found by a review)
+    rows = ["time_s,rms"] + [f"{i / 125:.6f},0" for i in range(5)] + ["", "", ""]
+    rows += [f"{i / 125:.6f},0" for i in range(5, 40) if i != 20]
+    with pytest.raises(EnvelopeFormatError, match=r"line 25: non-uniform time step"):
+        Envelope.from_csv_string("\n".join(rows) + "\n")
+    # a quoted cell over two lines counts both lines for the rows after it
+    with pytest.raises(EnvelopeFormatError, match=r"line 4: not a number"):
+        Envelope.from_csv_string('time_s,rms\n"0.0\n",0\n0.008,x\n')
+    # Excel's "CSV UTF-8" (a byte-order mark) under a locale that is not UTF-8 (Windows' cp1252)
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbftime_s,rms\r\n0.000000,0\r\n0.008000,0.5\r\n")
+    monkeypatch.setattr(locale, "getpreferredencoding", lambda do_setlocale=True: "cp1252")
+    monkeypatch.setattr(locale, "getencoding", lambda: "cp1252", raising=False)
+    assert Envelope.load_csv(p).n_frames == 2
+    # a folder (a tab-completed path) and a file that cannot be read: input errors, not internal ones
+    with pytest.raises(FolaiError, match="is a folder, expected a CSV file"):
+        Envelope.load_csv(tmp_path)
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(p), "read_bytes", denied)
+    with pytest.raises(FolaiError, match="cannot read the envelope .*Permission denied"):
+        Envelope.load_csv(p)
+    monkeypatch.undo()
+    # whole-number times 1 s apart are most likely frame numbers: read as seconds, but said
+    with caplog.at_level(logging.WARNING, logger="folai.envelope"):
+        env = Envelope.from_csv_string("time_s,rms\n" + "".join(f"{i},0\n" for i in range(120)))
+    assert env.duration == pytest.approx(120.0) and "frame numbers" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="folai.envelope"):
+        Envelope.from_csv_string("time_s,rms\n0.000000,0\n0.008000,0.5\n")
+    assert "frame numbers" not in caplog.text
+
+
+def test_plot_draws_the_waveform_at_its_own_time(tmp_path):
+    # a curve edited to start at 1 s over a render of the whole video from 0 s: the waveform's
+    # peak had been drawn 1 s late, under nothing (found by a review)
+    import cv2
+
+    rate = 125
+    t = np.arange(125, 500) / rate
+    v = np.where(t >= 2.5, 0.5 * np.exp(-(t - 2.5) / 0.08), 0.0).astype(np.float32)
+    env = Envelope(v[None], rate=rate, start=1.0)
+    sr = 1000
+    wave = np.zeros(4 * sr, np.float32)
+    wave[int(2.5 * sr) : int(2.51 * sr)] = 1.0  # the render's hit, at 2.5 s of the video
+    img = cv2.imread(str(env.plot(tmp_path / "p.png", waveform=wave, sr=sr, waveform_start=0.0)))
+    left, right = 56, 14
+    pw = img.shape[1] - left - right
+    base = img.shape[0] - 34 - 2  # the bars rise from the bottom of the plot area
+    grey = np.nonzero(np.all(img[base] == (205, 205, 205), axis=1))[0]
+    assert grey.size and np.all(np.abs(1.0 + (grey - left) / pw * 3.0 - 2.5) < 0.03), grey

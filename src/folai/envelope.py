@@ -17,6 +17,8 @@ Frame ``i`` of an envelope describes the audio around time ``start + i / rate`` 
 Example::
 
     >>> import numpy as np
+
+log = logging.getLogger(__name__)
     >>> from folai.envelope import Envelope
     >>> y = np.zeros(160000, dtype=np.float32); y[80000:80400] = 1.0   # a click at 5 s
     >>> env = Envelope.from_audio(y, sr=16000)
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -39,6 +42,8 @@ from typing import Sequence
 import numpy as np
 
 from .errors import EnvelopeFormatError, FolaiError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "EnvelopeConfig",
@@ -487,10 +492,16 @@ class Envelope:
         p = Path(path)
         if not p.exists():
             raise FolaiError(f"envelope file not found: {p}")
+        if p.is_dir():  # (a tab-completed folder: it had been an internal IsADirectoryError)
+            raise FolaiError(f"the envelope {p} is a folder, expected a CSV file")
         try:
-            text = p.read_text()
+            # UTF-8 whatever the machine's locale (a spreadsheet's "CSV UTF-8" with its byte-order
+            # mark had been refused under a non-UTF-8 locale: Windows' cp1252, POSIX)
+            text = p.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
             raise EnvelopeFormatError(f"{p}: not a text CSV file (expected header 'time_s,rms')") from None
+        except OSError as e:  # (permissions, a share gone: had been an internal error)
+            raise FolaiError(f"cannot read the envelope {p}: {e.strerror or e}") from None
         return cls.from_csv_string(text, name=str(p))
 
     @classmethod
@@ -499,7 +510,14 @@ class Envelope:
         text = text.replace("\r\n", "\n").replace("\r", "\n")  # as reading a file in text mode does
         text = text.removeprefix("\ufeff")  # the byte-order mark of Excel's "CSV UTF-8"
         try:
-            rows = list(csv.reader(io.StringIO(text)))
+            # each row with the file line it ends on (a blank line, or a quoted cell over two
+            # lines, is not a row: the time-step error had named the wrong line after blank lines)
+            reader = csv.reader(io.StringIO(text))
+            lines: list[int] = []
+            rows = []
+            for row in reader:
+                rows.append(row)
+                lines.append(reader.line_num)
         except csv.Error as e:
             raise EnvelopeFormatError(f"{name}: not a CSV file ({e}); expected header 'time_s,rms'") from None
         if not rows:
@@ -522,7 +540,8 @@ class Envelope:
             )
         times: list[float] = []
         vals: list[list[float]] = []
-        for lineno, row in enumerate(rows[1:], start=2):
+        at: list[int] = []  # the file line of each data row
+        for lineno, row in zip(lines[1:], rows[1:]):
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) != nch + 1:
@@ -552,6 +571,7 @@ class Envelope:
                 )
             times.append(t)
             vals.append([min(x, 1.0) for x in v])
+            at.append(lineno)
         if not times:
             raise EnvelopeFormatError(f"{name}: has no data rows (a header alone); an envelope needs at least one")
         if len(times) == 1:
@@ -571,6 +591,11 @@ class Envelope:
                 f"{name}: rows are {step:g} s apart; an envelope has at most 10000 rows per second "
                 "(the time column is in seconds)"
             )
+        if step >= 0.1 and np.all(ta == np.round(ta)):
+            # whole numbers 1 s or more apart: most likely frame numbers (a 4 s edit at 30 fps had
+            # rendered 2 minutes without a word); coarse seconds are kept, but said
+            log.warning("%s: the times are whole numbers %g apart, read as seconds (%g s in all); if they are "
+                        "video frame numbers, divide them by the frame rate", name, step, ta[-1] - ta[0])
         tol = max(2e-6, 1e-3 * step)
         if np.allclose(ta * 1000.0, np.round(ta * 1000.0), rtol=0.0, atol=1e-6):
             # times written to the millisecond (a spreadsheet's rounding): at a rate that is not a
@@ -580,7 +605,7 @@ class Envelope:
         if bad.size:
             k = int(bad[0])
             raise EnvelopeFormatError(
-                f"{name}: line {k + 3}: non-uniform time step {d[k]:.6f} s (expected {step:.6f} s between rows)"
+                f"{name}: line {at[k + 1]}: non-uniform time step {d[k]:.6f} s (expected {step:.6f} s between rows)"
             )
         rate = round((len(ta) - 1) / (ta[-1] - ta[0]), 6)
         if tol > 1e-3 and len(ta) > 2:  # rounded times: the rate of the line through them all
@@ -598,11 +623,15 @@ class Envelope:
         events: Sequence[float] | None = None,
         width: int | None = None,
         height: int = 300,
+        waveform_start: float = 0.0,
     ) -> Path:
         """PNG of the curve over time, time axis in seconds, optionally over a waveform.
 
         waveform: (N,) or (C, N) samples at ``sr`` (any rate: a decimated peak curve works too),
-        drawn in grey under the curve, scaled to the curve's peak. ``events``: times (s) marked in red.
+        drawn in grey under the curve, scaled to the curve's peak; its first sample is at
+        ``waveform_start`` s (a render covers the video from 0 s, and a curve edited to start later
+        is drawn from its own start: the waveform had been drawn shifted by that start). ``events``:
+        times (s) marked in red.
         Drawn with OpenCV (fast; no matplotlib needed).
         """
         import cv2
@@ -645,9 +674,11 @@ class Envelope:
             w = np.asarray(waveform, dtype=np.float32)
             w = np.abs(w).max(axis=0) if w.ndim == 2 else np.abs(w)
             if w.size:
-                cols = np.clip(((np.arange(len(w)) / sr) / (t1 - t0) * pw).astype(np.int64), 0, pw - 1)
+                tw = float(waveform_start) + np.arange(len(w)) / sr - t0
+                keep = (tw >= 0) & (tw <= t1 - t0)  # (what lies outside the axis is not drawn)
+                cols = np.clip((tw[keep] / (t1 - t0) * pw).astype(np.int64), 0, pw - 1)
                 colmax = np.zeros(pw, np.float32)
-                np.maximum.at(colmax, cols, w)
+                np.maximum.at(colmax, cols, w[keep])
                 peak = float(colmax.max()) or 1.0
                 hpx = colmax / peak * (vmax / 1.1) / vmax * ph
                 mid = top + ph

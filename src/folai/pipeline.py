@@ -349,7 +349,8 @@ class FoleyPipeline:
                 seconds["synthesis"] = time.perf_counter() - t
                 if plot:  # drawn while the threads finish the last chunk
                     t = time.perf_counter()
-                    written.plot(tmp["png"], waveform=peaks.wave(), sr=sr / peaks.block, events=events)
+                    written.plot(tmp["png"], waveform=peaks.wave(), sr=sr / peaks.block, events=events,
+                                 waveform_start=0.0)  # (the render covers the video from 0 s)
                     seconds["plot"] = time.perf_counter() - t
                 t = time.perf_counter()
             if branched:  # all encoders are done: write the video file
