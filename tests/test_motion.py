@@ -861,3 +861,23 @@ def test_flow_statistics_helpers_match_numpy_bit_for_bit():
     for t in range(300):  # grey levels with a standard deviation around the threshold
         g = (rng.integers(0, 256) + rng.normal(0, rng.uniform(2.0, 4.0), (96, 128))).clip(0, 255).astype(np.uint8)
         assert np.array_equal(_flat_blocks(g), flat_by_std(g))
+
+
+@pytest.mark.parametrize("phase", [0.004, 0.012, 0.025])
+def test_a_video_starting_between_analysis_frames_is_timed_from_its_own_frames(tmp_path, phase):
+    # the first frame a few ms after the file's start (its audio track at 0: MPEG-TS, browser and
+    # OBS recordings): the analysis grid from 0 s showed frame k at slot k + 1, and every hit came
+    # (1 frame - phase) late, 8-29 ms here (found by a review)
+    from folai.media import iter_video_frames
+
+    ft = phase + np.arange(119) / 30
+    hits = [ft[30], ft[62], ft[95]]
+    make_hit_video(tmp_path / "p.mp4", duration=4.0, hit_times=hits, frame_times=ft)
+    ev = np.asarray(MotionTiming().estimate(tmp_path / "p.mp4", progress=False).info["events"])
+    assert ev.shape == (3,) and np.all(np.abs(ev - hits) < 0.002), ev - hits
+    t = [t for t, _, src in iter_video_frames(tmp_path / "p.mp4", fps=30, size=(32, 24), gray="luma",
+                                              source_times=True, align=True)]
+    assert t[0] == pytest.approx(phase, abs=1e-4) and t[1] - t[0] == pytest.approx(1 / 30)
+    # (without align the grid stays at k / fps, as other readers of the frames expect)
+    t = [t for t, _ in iter_video_frames(tmp_path / "p.mp4", fps=30, size=(32, 24), gray="luma")]
+    assert t[0] == 0.0 and t[1] == pytest.approx(1 / 30)

@@ -641,6 +641,7 @@ def iter_video_frames(
     crop: tuple[int, int, int, int] | None = None,
     shrink: str = "area",
     source_times: bool = False,
+    align: bool = False,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream frames at a fixed rate, chosen by timestamp.
 
@@ -663,6 +664,12 @@ def iter_video_frames(
         source_times: also yield the presentation time of the source frame shown (seconds, on
             the same clock as ``t``): equal for consecutive outputs that repeat a frame, further
             apart than ``1 / fps`` where frames were dropped (variable-frame-rate files).
+        align: start the output times at the first decoded frame's phase: ``t = start + phase +
+            k / fps``, ``phase`` the first frame's time after ``start`` modulo ``1 / fps`` (0 for
+            frames on the grid from ``start``, as most files have). A video whose first frame
+            comes a few ms after the file's start (MPEG-TS, browser and OBS recordings, an audio
+            track with an encoder delay) then shows frame k at output k, not k - 1: the motion
+            timing had placed every sound up to one frame late there (found by a review).
 
     Yields:
         ``(t, frame)`` (``(t, frame, source_t)`` with ``source_times``): ``t = start + k / fps``
@@ -699,6 +706,7 @@ def iter_video_frames(
                 container.seek(0, stream=vs)  # unseekable: decode from the start
 
         k = 0
+        base = start  # the output grid: t_k = base + k / fps (align: moved to the first frame's phase)
         t_k = start
         prev = None  # the last decoded source frame (kept as an AVFrame; converted when emitted)
         prev_t = None
@@ -749,12 +757,16 @@ def iter_video_frames(
                     )
                 if prev_t is not None and ft > prev_t:
                     last_dur = ft - prev_t
+                if align and n_decoded == 1:
+                    phase = (ft - start) % (1.0 / fps)
+                    if tol < phase < 1.0 / fps - tol:
+                        base = t_k = start + phase
                 # output times before this frame show the previous frame
                 while t_k < ft - tol and (end is None or t_k < end - 1e-9):
                     shown, shown_t = (prev, prev_t) if prev is not None else (frame, ft)
                     yield (t_k, emit(shown), shown_t) if source_times else (t_k, emit(shown))
                     k += 1
-                    t_k = start + k / fps
+                    t_k = base + k / fps
                 if end is not None and t_k >= end - 1e-9:
                     return
                 prev, prev_t = frame, ft
@@ -778,7 +790,7 @@ def iter_video_frames(
         while t_k < stop:
             yield (t_k, emit(prev), prev_t) if source_times else (t_k, emit(prev))
             k += 1
-            t_k = start + k / fps
+            t_k = base + k / fps
     finally:
         container.close()
 

@@ -108,6 +108,7 @@ def iter_small_gray(
     geometry: list | None = None,
     shrink: str = "area",
     source_times: bool = False,
+    align: bool = False,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(t, gray)`` at ``fps``: ``(h, w)`` uint8 luma of the display picture (or of ``roi``),
     shrunk so that its width is at most ``width`` pixels, but enlarged where needed so that its
@@ -117,7 +118,8 @@ def iter_small_gray(
     misses the frame raises :class:`~folai.errors.FolaiError`. If ``geometry`` is a list, the
     :class:`FrameGeometry` used is appended to it before the first frame is yielded. ``shrink``
     is :func:`folai.media.iter_video_frames`' (``"blocks"``: faster, nearly the same picture);
-    with ``source_times`` it yields ``(t, gray, source_t)``, as that function does.
+    with ``source_times`` it yields ``(t, gray, source_t)``, and with ``align`` starts at the first
+    frame's phase, as that function does.
     """
     from .. import media
     from ..errors import FolaiError
@@ -147,7 +149,7 @@ def iter_small_gray(
         geometry.append(FrameGeometry(dw, dh, r, (out_w, out_h)))
     crop = None if r == (0, 0, dw, dh) else r
     yield from media.iter_video_frames(path, fps=fps, size=(out_w, out_h), gray="luma", crop=crop, shrink=shrink,
-                                       source_times=source_times)
+                                       source_times=source_times, align=align)
 
 
 def threaded(it: Iterator, maxsize: int = 16, batch: int = 4) -> Iterator:

@@ -120,6 +120,7 @@ class GaitFeatures:
     rows: int = 6
     cols: int = 8
     geometry: object = None  # folai.timing._flow.FrameGeometry of the analysed frames
+    t0: float = 0.0  # seconds: the time of frame 0 (MotionFeatures.t0)
 
     @classmethod
     def from_rows(cls, rows: np.ndarray, fps: float, grid: tuple[int, int]) -> "GaitFeatures":

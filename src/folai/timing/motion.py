@@ -184,6 +184,9 @@ class MotionFeatures:
     # grey level| / mean |grey-level difference| (at most 1), ~1 for a fade or a flicker, small for
     # motion; signed like the change (+ brighter)
     uniform: np.ndarray | None = None
+    # seconds: the time of frame 0 (the video's first frame's phase on the analysis grid, 0 for
+    # most files): event times are measured from it
+    t0: float = 0.0
 
     def strike_direction(self, cfg: "MotionConfig") -> np.ndarray:
         """(T, 2) unit vector (x right, y down) per frame pair: the direction strikes are expected
@@ -312,10 +315,12 @@ class MotionTiming:
         return analysis_rate(rate, self.config.fps)
 
     def _flow_rows(self, video, flow, desc: str, roi, progress: bool, rate: float,
-                   shrink: str = "area") -> tuple[np.ndarray, list]:
+                   shrink: str = "area") -> tuple[np.ndarray, list, float]:
         """Decode ``video`` at ``rate`` frames/s (small grey frames, decoding in a thread) and apply
-        ``flow`` to each frame: ((T, flow.size) float32 rows, [FrameGeometry]); ``shrink`` as in
-        :func:`iter_small_gray`."""
+        ``flow`` to each frame: ((T, flow.size) float32 rows, [FrameGeometry], the time of the
+        first frame); ``shrink`` as in :func:`iter_small_gray`. The frames are taken on a grid
+        aligned to the video's first frame (``align``): row k is the motion up to the k-th frame,
+        at ``t0 + k / rate``."""
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -325,12 +330,15 @@ class MotionTiming:
         vel = getattr(flow, "velocity_columns", slice(None))
         with single_threaded_cv2(), tqdm(total=total, desc=desc, unit="frame", disable=not progress, leave=False) as bar:
             frames = threaded(iter_small_gray(video, fps=rate, width=cfg.width, roi=roi, geometry=geometry,
-                                              shrink=shrink, source_times=True))
+                                              shrink=shrink, source_times=True, align=True))
+            t0 = None  # the time of the first output frame
             last_t = None  # time of the last source frame analysed
             repeats = 0  # output slots since then that showed that frame again
             try:
-                for _t, gray, src_t in frames:
+                for t, gray, src_t in frames:
                     bar.update(1)
+                    if t0 is None:
+                        t0 = t
                     if last_t is not None and src_t <= last_t:
                         # the same picture again (a variable-frame-rate file, a dropped frame): no
                         # new motion to measure, and a pair without motion would read as a stop
@@ -353,7 +361,7 @@ class MotionTiming:
                     rows.extend([rows[-1]] * repeats)
             finally:
                 frames.close()  # the decoding thread has ended before OpenCV's threads come back
-        return (np.stack(rows) if rows else np.zeros((0, flow.size), np.float32)), geometry
+        return (np.stack(rows) if rows else np.zeros((0, flow.size), np.float32)), geometry, float(t0 or 0.0)
 
     # ------------------------------------------------------------------ footsteps
     def gait_features(
@@ -365,9 +373,10 @@ class MotionTiming:
         cfg = self.config
         rate = self._rate(video)
         flow = GaitFlow(cfg.preset, time_scale=rate / cfg.fps)
-        f, geometry = self._flow_rows(video, flow, "motion (steps)", roi, progress, rate)
+        f, geometry, t0 = self._flow_rows(video, flow, "motion (steps)", roi, progress, rate)
         feats = GaitFeatures.from_rows(f, rate, (flow.rows, flow.cols))
         feats.geometry = geometry[0] if geometry else None
+        feats.t0 = t0
         return feats
 
     def steps_from_features(self, feats) -> TimingResult:
@@ -379,7 +388,10 @@ class MotionTiming:
         if cfg.step_lead is not None:
             gcfg.lead_walk = gcfg.lead_run = float(cfg.step_lead)
         steps = detect_steps(feats, gcfg)
-        n_env = DEFAULT.n_frames(feats.duration)
+        t0 = float(getattr(feats, "t0", 0.0))  # the first frame's time: the steps' times are from it
+        if t0:
+            steps.times = np.asarray(steps.times, np.float64) + t0
+        n_env = DEFAULT.n_frames(t0 + feats.duration)
         t_env = np.arange(n_env) / DEFAULT.rate
         # footsteps are much alike: the level varies gently with the bob (x0.6 .. x1 of step_level)
         ref = float(steps.strength.max()) if len(steps.times) else 1.0
@@ -424,7 +436,7 @@ class MotionTiming:
         # onset F1 on 13 real clips x 3 analysis widths was the same (0.567) either way. The
         # footsteps keep the one-step area average: their bob is a sub-pixel motion, and on 5 real
         # clips x 5 widths the two-step shrink found fewer of them (step F1 0.31-0.37 vs 0.40).
-        f, geometry = self._flow_rows(video, flow, "motion", roi, progress, rate, shrink="blocks")
+        f, geometry, t0 = self._flow_rows(video, flow, "motion", roi, progress, rate, shrink="blocks")
         held = 0
         if rate >= LOW_RATE:  # (below it one still pair lasts over 50 ms: a rest, as after a landing)
             f, held = spread_held_frames(f, flow.velocity_columns, cfg.min_drop)
@@ -443,7 +455,7 @@ class MotionTiming:
         return MotionFeatures(
             speed=speed, vx=vx, vy=vy, cx=cx, moving=moving, fps=rate, uniform=uniform,
             geometry=geometry[0] if geometry else None, edges=f[:, 5:9], cuts=scene_cuts(f[:, 9], rate),
-            camera=camera, held=held,
+            camera=camera, held=held, t0=t0,
         )
 
     def from_features(self, feats: MotionFeatures, prompt: str | None = None) -> TimingResult:
@@ -451,7 +463,10 @@ class MotionTiming:
         A ``prompt`` naming a material that rings (metal, glass) gives the impacts its decay."""
         cfg = self.config
         impacts = self.detect(feats)
-        n_env = DEFAULT.n_frames(feats.duration)
+        t0 = float(feats.t0)  # the first frame's time: the impacts' are from it
+        if t0:
+            impacts = [dataclasses.replace(imp, time=imp.time + t0) for imp in impacts]
+        n_env = DEFAULT.n_frames(t0 + feats.duration)
         t_env = np.arange(n_env) / DEFAULT.rate
         ring = self._ring(prompt)
         shape = ring or (cfg.decay, cfg.tail, cfg.tail_share)
@@ -662,7 +677,7 @@ class MotionTiming:
                 level[seg] = cfg.sustain * imp.level * np.minimum(1.0, np.sqrt(r[seg] / ra))
         if not level.any():
             return out
-        t_feat = (np.arange(T) - 0.5) / feats.fps
+        t_feat = feats.t0 + (np.arange(T) - 0.5) / feats.fps
         out = np.interp(t_env, t_feat, level, left=0.0, right=0.0)
         return out
 
