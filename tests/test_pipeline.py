@@ -303,6 +303,53 @@ def test_command_line_options_that_cannot_work_are_refused_or_said(hit_video, tm
     assert "too small or too thin" in capsys.readouterr().err
 
 
+def test_envelope_and_render_edge_cases_found_by_a_review(hit_video, tmp_path, capsys, caplog, monkeypatch):
+    import logging
+    import os
+
+    import soundfile as sf
+
+    # a curve shorter than half an 8 ms frame (two rows at 1000 rows/s, off the grid): it had
+    # become empty, an internal error in render and generate --envelope
+    (tmp_path / "tiny.csv").write_text("time_s,rms\n2.500,0.5\n2.501,0.2\n")
+    assert main(["render", str(tmp_path / "tiny.csv"), "-o", str(tmp_path / "tiny.wav")]) == 0
+    assert sf.info(str(tmp_path / "tiny.wav")).duration == pytest.approx(2.502, abs=1e-3)
+    # an envelope ending past 24 hours: a MemoryError or OverflowError before
+    for t in ("1e12", "1e308"):
+        (tmp_path / "late.csv").write_text(f"time_s,rms\n{t},0.5\n")
+        assert main(["render", str(tmp_path / "late.csv"), "-o", str(tmp_path / "late.wav")]) == 1
+        assert "past the longest render" in capsys.readouterr().err
+    assert not (tmp_path / "late.wav").exists()
+    # a DAW timecode (the first row at 3600 s) is rendered from 0 s, as said
+    with caplog.at_level(logging.WARNING):
+        (tmp_path / "tc.csv").write_text("time_s,rms\n3600.000,0.5\n3600.008,0\n")
+        assert main(["render", str(tmp_path / "tc.csv"), "-o", str(tmp_path / "tc.wav"), "--duration", "1"]) == 0
+        assert "starts at" not in caplog.text  # (--duration given: the user chose the span)
+        with monkeypatch.context() as m:  # (not an hour of audio in a test: the render is not the point)
+            from folai.pipeline import FoleyPipeline as P
+
+            m.setattr(P, "render_to_file", lambda *a, **k: None)
+            assert main(["render", str(tmp_path / "tc.csv"), "-o", str(tmp_path / "tc2.wav")]) == 0
+    assert "the envelope starts at 3600.000 s" in caplog.text
+    caplog.clear()
+    # envelope --from-audio with stage 1 options: said, not dropped silently
+    sf.write(tmp_path / "rec.wav", np.zeros(4410, np.float32), 44100)
+    with caplog.at_level(logging.WARNING):
+        assert main(["envelope", "--from-audio", str(tmp_path / "rec.wav"), "-o", str(tmp_path / "a.csv"),
+                     "--roi", "1,1,50,50", "--step-lead", "0.3"]) == 0
+        assert main(["envelope", str(hit_video), "-o", str(tmp_path / "b.csv"), "--step-lead", "0.3"]) == 0
+    assert "--roi, --step-lead not used: --from-audio skips stage 1" in caplog.text
+    assert "--step-lead not used: it places footsteps" in caplog.text
+    # a plot folder that cannot be written: said before stage 1, and no CSV left behind
+    real = os.access
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == ro else real(p, mode, **k))
+    assert main(["envelope", str(hit_video), "-o", str(tmp_path / "c.csv"), "--plot", str(ro / "c.png")]) == 1
+    assert "is not writable" in capsys.readouterr().err
+    assert not (tmp_path / "c.csv").exists() and not any(ro.iterdir())
+
+
 def test_an_unwritable_output_folder_is_a_clear_error(tmp_path, monkeypatch):
     # a read-only folder (or a file given as the folder) was "internal error: PermissionError /
     # NotADirectoryError" with exit status 3

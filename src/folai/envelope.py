@@ -322,8 +322,9 @@ class Envelope:
 
     # -- resampling
     def resample(self, rate: float) -> "Envelope":
-        """Linear interpolation to another frame rate over the same time span."""
-        n = int(round(self.duration * rate))
+        """Linear interpolation to another frame rate over the same time span (at least one frame:
+        a curve shorter than half a new frame had become empty, and an internal error in render)."""
+        n = max(1, int(round(self.duration * rate)))
         t_new = self.start + np.arange(n) / rate
         vals = np.stack([np.interp(t_new, self.times, ch) for ch in self.values])
         return replace(self, values=vals.astype(np.float32), rate=float(rate))

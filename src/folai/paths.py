@@ -33,6 +33,10 @@ def check_output(
         raise FolaiError(f"output folder {parent} is a file, not a folder; choose another path")
     if p.is_dir():
         raise FolaiError(f"output path is a folder, expected a file name: {p}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        # said before any work (a folder the user cannot write had been found only when the
+        # output was written, after the analysis: envelope --plot left its CSV behind)
+        raise FolaiError(f"cannot write {p}: the folder {parent} is not writable (permission denied)")
     for src in inputs:
         if src is None:
             continue

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from ..errors import FolaiError
+
+log = logging.getLogger(__name__)
 
 
 def number(kind: type = float, *, low: float | None = None, high: float | None = None, above: float | None = None):
@@ -138,3 +141,25 @@ def timing_summary(info: dict) -> str:
     if info.get("held_frames"):
         parts.append(f"{info['held_frames']} held frames shared out")
     return "stage 1: " + "; ".join(parts)
+
+
+def warn_moot_timing(args: argparse.Namespace, skipped_by: str | None) -> None:
+    """Say which stage 1 options will not be used, instead of dropping them silently: all of them
+    when ``skipped_by`` (an option, e.g. ``--envelope``) skips stage 1, and ``--step-lead`` when the
+    prompt asks for no footsteps."""
+    if skipped_by is not None:
+        moot = [o for o, on in (("--pan", getattr(args, "pan", False)), ("--roi", args.roi),
+                                ("--prompt", skipped_by == "--from-audio" and args.prompt),
+                                ("--step-lead", args.step_lead is not None),
+                                ("--timing", args.timing != "motion"), ("--checkpoint", args.checkpoint)) if on]
+        if moot:
+            log.warning("%s not used: %s skips stage 1, the motion analysis %s%s", ", ".join(moot), skipped_by,
+                        "these act on" if len(moot) > 1 else "it acts on",
+                        " (a stereo CSV, as generate --pan writes, carries its own pan)"
+                        if getattr(args, "pan", False) else "")
+    elif args.step_lead is not None and args.timing == "motion":
+        from ..timing.motion import prompt_wants_steps
+
+        if not prompt_wants_steps(args.prompt):
+            log.warning("--step-lead not used: it places footsteps, and the prompt asks for none "
+                        "(e.g. --prompt footsteps)")

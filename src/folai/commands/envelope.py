@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from ..envelope import Envelope
 from ..errors import FolaiError
-from ..paths import check_input, check_output
-from ._common import add_timing_args, parse_roi, prompt_text, timing_options, timing_summary
+from ..paths import atomic_output, check_input, check_output
+from ._common import add_timing_args, parse_roi, prompt_text, timing_options, timing_summary, warn_moot_timing
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         if not str(args.plot).lower().endswith(".png"):  # (it wrote PNG data under a .jpg or .svg name)
             raise FolaiError(f"--plot writes a PNG image: give a name ending in .png, got '{args.plot}'")
         check_output(args.plot, [src, args.output])
+    warn_moot_timing(args, "--from-audio" if args.from_audio else None)
     events = None
     if args.from_audio:
         env = Envelope.from_media(args.from_audio)
@@ -49,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
         res = pipe.estimate(args.video, roi=parse_roi(args.roi), prompt=args.prompt)
         env, events = res.envelope, res.info.get("events")
         print(timing_summary(res.info), file=sys.stderr)
-    env.save_csv(args.output)
-    if args.plot:
-        env.plot(args.plot, events=events)
+    # both files or neither (a plot that could not be written had left the CSV behind)
+    with contextlib.ExitStack() as stack:
+        csv_tmp = stack.enter_context(atomic_output(args.output, [src]))
+        csv_tmp.write_text(env.to_csv_string(), encoding="utf-8")
+        if args.plot:
+            png_tmp = stack.enter_context(atomic_output(args.plot, [src, args.output]))
+            env.plot(png_tmp, events=events)
     return 0

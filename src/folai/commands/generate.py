@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from ._common import add_synth_args, add_timing_args, parse_roi, synth_options, timing_options, timing_summary
-
-log = logging.getLogger(__name__)
+from ._common import (add_synth_args, add_timing_args, parse_roi, synth_options, timing_options, timing_summary,
+                      warn_moot_timing)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,18 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import FoleyPipeline
 
     # options that an --envelope (stage 1 skipped) or the prompt make moot: said, not dropped silently
-    if args.envelope is not None:
-        moot = [o for o, on in (("--pan", args.pan), ("--roi", args.roi), ("--step-lead", args.step_lead is not None)) if on]
-        if moot:
-            log.warning("%s not used: --envelope skips stage 1, the motion analysis %s%s", ", ".join(moot),
-                        "these act on" if len(moot) > 1 else "it acts on",
-                        " (a stereo CSV, as generate --pan writes, carries its own pan)" if args.pan else "")
-    elif args.step_lead is not None and args.timing == "motion":
-        from ..timing.motion import prompt_wants_steps
-
-        if not prompt_wants_steps(args.prompt):
-            log.warning("--step-lead not used: it places footsteps, and the prompt asks for none "
-                        "(e.g. --prompt footsteps)")
+    warn_moot_timing(args, "--envelope" if args.envelope is not None else None)
     pipe = FoleyPipeline(
         timing=args.timing, synth=args.synth,
         timing_options=timing_options(args) if args.envelope is None else {},

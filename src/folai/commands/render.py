@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from ..envelope import Envelope
 from ..errors import FolaiError
 from ..paths import check_input, check_output
 from ._common import add_synth_args, synth_options
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("envelope", metavar="ENV.csv", help="envelope CSV (time_s,rms)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="audio file to write (.wav or .flac)")
-    p.add_argument("--duration", type=float, default=None, help="seconds to render (default: the envelope's length)")
+    p.add_argument("--duration", type=float, default=None, help="seconds to render from 0 s, the video's start (default: up to the envelope's last row)")
     p.add_argument("--video", default=None, help="the video, for backends conditioned on frames (stable-audio's CAVP)")
     p.add_argument("--subtype", default="PCM_16", choices=["PCM_16", "PCM_24", "FLOAT"], help="sample format (default PCM_16)")
     p.add_argument("--device", default=None, help="torch device for neural backends")
@@ -46,6 +49,16 @@ def run(args: argparse.Namespace) -> int:
             f"--duration must be a number of seconds from one sample (1/44100) to {MAX_DURATION:.0f} "
             f"(24 hours), got {args.duration}"
         )
+    if args.duration is None and env.end > MAX_DURATION:
+        # (a first row at 1e12 s had been a MemoryError, at 1e308 an OverflowError)
+        raise FolaiError(
+            f"the envelope ends at {env.end:.6g} s, past the longest render ({MAX_DURATION:.0f} s, 24 hours); "
+            "its times are seconds from the video's start"
+        )
+    if args.duration is None and env.start >= 60.0 and env.start > 10 * env.duration:
+        # (a DAW timecode, 3600 s, had silently made a WAV of an hour of silence before the curve)
+        log.warning("the envelope starts at %.3f s: the render covers the video's time from 0 s, silent for "
+                    "the first %.3f s (the times are seconds from the video's start)", env.start, env.start)
     pipe = FoleyPipeline(synth=args.synth, synth_options=synth_options(args))
     pipe.check(prompt=args.prompt, references=args.reference)
     pipe.render_to_file(

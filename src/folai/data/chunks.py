@@ -115,7 +115,7 @@ def split_items(
 
 def _read_split_list(path: Path) -> list[str]:
     out = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -227,7 +227,7 @@ def parse_times(path: Path) -> list[dict[str, Any]]:
     (whitespace separated; ``None`` for a missing label). Returns [{"time", "material", "action",
     "reaction"}] sorted by time; lines that do not start with a number are ignored."""
     hits = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         parts = line.split()
         if not parts:
             continue
@@ -407,7 +407,7 @@ class VideoFolder(ChunkDataset):
             prompt = prompts.get(rel, prompts.get(rel.rsplit(".", 1)[0]))
             txt = path.with_suffix(".txt")
             if prompt is None and txt.is_file():
-                prompt = txt.read_text().strip() or None
+                prompt = txt.read_text(encoding="utf-8").strip() or None
             video, audio = (path, _sidecar_audio(path)) if is_video else (None, path)
             self.chunks += self._chunks_of(video, audio, vid, lambda a, b, p=prompt: (p, {}))
 

@@ -462,7 +462,7 @@ def create_app(
         await receive(request, dest, limits.csv_bytes, "envelope file")
         try:
             try:
-                text = dest.read_text()
+                text = dest.read_text(encoding="utf-8")  # (whatever the locale: a spreadsheet writes UTF-8)
             except UnicodeDecodeError:
                 raise FolaiError(f"{display_name(name)}: not a text CSV file (expected header 'time_s,rms')") from None
             env = Envelope.from_csv_string(text, name=display_name(name))
