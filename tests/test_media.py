@@ -384,6 +384,34 @@ def test_mux_keeps_an_iphones_hvc1_tag(tmp_path, suffix):
         assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(src)]
 
 
+def test_mux_keeps_a_prores_flavour_and_a_container_pixel_aspect(tmp_path):
+    # every ProRes flavour had been relabelled 422 HQ (apch; none in Matroska), and a pixel aspect
+    # ratio that only QuickTime's 'pasp' atom states was lost: the copy played squeezed (a review)
+    import av
+    from fractions import Fraction
+
+    _encoder_or_skip("prores_ks")
+    src = tmp_path / "lt.mov"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("prores_ks", rate=30, options={"profile": "1"})  # LT: apcs
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv422p10le"
+        s.codec_context.sample_aspect_ratio = Fraction(2, 1)
+        for i in range(10):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].codec_tag == "apcs" and c.streams.video[0].sample_aspect_ratio == 2
+    for dst in (".mov", ".mkv"):
+        out = mux_audio(src, make_tone(0.33, 44100), tmp_path / f"out{dst}", sr=44100)
+        with av.open(str(out)) as c:
+            assert c.streams.video[0].codec_tag == "apcs", dst
+            if dst == ".mov":
+                assert c.streams.video[0].sample_aspect_ratio == 2
+        assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(src)]
+
+
 def test_mux_keeps_the_start_timecode(tmp_path):
     # a camera's start timecode (QuickTime tmcd track / Matroska tag) is what an editor conforms a
     # clip by: the copy dropped it

@@ -1109,17 +1109,32 @@ _CARRIES: dict[tuple, bool] = {}
 #: sample-entry tags of the same codec that MP4 / QuickTime players tell apart: Apple's players and
 #: editors play HEVC tagged hvc1 (an iPhone's) but not hev1, which the muxer writes by default
 _KEPT_TAGS = {"hvc1", "hev1", "avc1", "avc3", "dvh1", "dvhe"}
+#: ProRes flavours (Proxy, LT, 422, HQ, 4444, 4444 XQ): the tag is the flavour, and a copy had been
+#: labelled 422 HQ whatever it was (a 4444 then decoded at 10 bits, not 12); kept in Matroska too
+_PRORES_TAGS = {"apco", "apcs", "apcn", "apch", "ap4h", "ap4x"}
 
 
 def _keep_codec_tag(src, dst, fmt: str) -> None:
     """Give the copied stream ``dst`` the source's sample-entry tag when both files are MP4 /
-    QuickTime and it is one of :data:`_KEPT_TAGS` (PyAV clears the tag on a copy)."""
+    QuickTime and it is one of :data:`_KEPT_TAGS`, or a ProRes flavour's (:data:`_PRORES_TAGS`,
+    also into Matroska; PyAV clears the tag on a copy), and the source's pixel aspect ratio when
+    only its container states it."""
     try:
         tag = src.codec_context.codec_tag
     except Exception:  # pragma: no cover - a stream without a readable tag
         return
     if fmt in ("mp4", "mov") and tag in _KEPT_TAGS and src.container.format.name.split(",")[0] in ("mov", "mp4"):
         dst.codec_context.codec_tag = tag
+    elif tag in _PRORES_TAGS and fmt in ("mov", "matroska"):
+        dst.codec_context.codec_tag = tag
+    # a pixel aspect ratio stored only by the container (QuickTime's 'pasp': ProRes, Animation)
+    # is not in the copied codec parameters: the output had shown an anamorphic picture squeezed
+    try:
+        sar, csar = src.sample_aspect_ratio, src.codec_context.sample_aspect_ratio
+        if sar and sar != 1 and not csar:
+            dst.codec_context.sample_aspect_ratio = sar
+    except Exception:  # pragma: no cover - a stream without readable aspect ratios
+        pass
 
 
 def copy_suffixes(video: str | os.PathLike) -> list[str]:
