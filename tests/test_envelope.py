@@ -366,3 +366,15 @@ def test_plot_draws_the_waveform_at_its_own_time(tmp_path):
     base = img.shape[0] - 34 - 2  # the bars rise from the bottom of the plot area
     grey = np.nonzero(np.all(img[base] == (205, 205, 205), axis=1))[0]
     assert grey.size and np.all(np.abs(1.0 + (grey - left) / pw * 3.0 - 2.5) < 0.03), grey
+
+
+def test_csv_levels_read_back_as_typed_and_rounded_times_are_said():
+    # a typed 0.6 came back as 0.600000024 in every CSV folai wrote (a diff flagged each edited row)
+    v = np.array([[0.0, 0.6, 0.25, 1e-7, 1.0, 0.3333333]], np.float32)
+    text = Envelope(v, rate=125, start=0.0).to_csv_string()
+    assert text.splitlines()[1:4] == ["0.000000,0", "0.008000,0.6", "0.016000,0.25"]
+    assert np.array_equal(Envelope.from_csv_string(text).values, v)  # the same float32, bit for bit
+    # times shown with 2 decimals and saved so: two rows at 0.02 read as "out of order"
+    rows = "".join(f"{round(i / 125, 2):.2f},0\n" for i in range(6))
+    with pytest.raises(EnvelopeFormatError, match=r"line 5: .*the times look rounded"):
+        Envelope.from_csv_string("time_s,rms\n" + rows)

@@ -482,9 +482,12 @@ class Envelope:
         buf = io.StringIO()
         header = ["time_s", "rms"] if self.channels == 1 else ["time_s", "rms_left", "rms_right"]
         buf.write(",".join(header) + "\n")
+        # each level as the shortest text that reads back as the same float32 (a typed 0.6 had
+        # come back as 0.600000024, so a diff of an edited CSV flagged every row it touched)
+        vals = self.values.astype(np.float32, copy=False)
         for i, t in enumerate(self.times):
-            vals = ",".join(format(float(x), ".9g") for x in self.values[:, i])
-            buf.write(f"{t:.6f},{vals}\n")
+            cells = ",".join("0" if x == 0 else str(x) for x in vals[:, i])
+            buf.write(f"{t:.6f},{cells}\n")
         return buf.getvalue()
 
     @classmethod
@@ -567,8 +570,13 @@ class Envelope:
                 if x > 1 + 1e-6:  # (1.0000001: a script's float noise, read as 1)
                     raise EnvelopeFormatError(f"{name}: line {lineno}: rms {x} > 1; values must be in [0, 1]")
             if times and t <= times[-1]:
+                # the same time twice: most often a spreadsheet's display rounding (0.01 s) saved
+                # as the value, which read as rows out of order
+                rounded = t == times[-1] and len(row[0].strip().partition(".")[2]) <= 2
                 raise EnvelopeFormatError(
                     f"{name}: line {lineno}: time {t} is not after the previous {times[-1]}; times must increase"
+                    + (" (the times look rounded: write the time column with 3 or more decimals; folai's "
+                       "rows are 0.008 s apart)" if rounded else "")
                 )
             times.append(t)
             vals.append([min(x, 1.0) for x in v])
