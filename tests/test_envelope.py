@@ -378,3 +378,30 @@ def test_csv_levels_read_back_as_typed_and_rounded_times_are_said():
     rows = "".join(f"{round(i / 125, 2):.2f},0\n" for i in range(6))
     with pytest.raises(EnvelopeFormatError, match=r"line 5: .*the times look rounded"):
         Envelope.from_csv_string("time_s,rms\n" + rows)
+
+
+def test_the_envelope_of_a_recording_whose_channels_cancel(tmp_path, caplog):
+    # out-of-phase channels mixed to mono leave a last-bit residue, which peak normalisation made
+    # a flat curve of 0.93 from the first hit on (found by a review): the loudest channel instead
+    import logging
+
+    import soundfile as sf
+
+    sr = 16000
+    x = np.zeros(2 * sr, np.float32)
+    for t in (0.5, 1.5):
+        k = int(t * sr)
+        x[k : k + 800] = 0.5 * np.exp(-np.arange(800) / 200.0) * np.sin(np.arange(800) * 0.3)
+    st = np.stack([x, -x + np.float32(1 / 32768) * (np.arange(x.size) % 2)], axis=1)  # a 1-LSB residue
+    sf.write(tmp_path / "anti.wav", st, sr, subtype="PCM_16")
+    with caplog.at_level(logging.WARNING, logger="folai.envelope"):
+        env = Envelope.from_media(tmp_path / "anti.wav")
+    assert "cancel when mixed to mono" in caplog.text
+    v = env.values[0]
+    assert v.max() > 0.05 and v[int(1.2 * 125)] < 0.01  # hits, and silence between them
+    # an ordinary stereo recording is measured on its mono mix, as before (no warning)
+    caplog.clear()
+    sf.write(tmp_path / "st.wav", np.stack([x, 0.5 * x], axis=1), sr, subtype="PCM_16")
+    with caplog.at_level(logging.WARNING, logger="folai.envelope"):
+        Envelope.from_media(tmp_path / "st.wav")
+    assert "cancel" not in caplog.text

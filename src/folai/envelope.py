@@ -293,6 +293,17 @@ class Envelope:
         from .media import read_audio
 
         audio = read_audio(path, sr=config.sr, channels=1)
+        if audio.size and float(np.max(np.abs(audio))) < 1e-3:
+            # a mono mix at -60 dBFS or less: channels out of phase (a miswired or M/S-decoded
+            # recording) cancel in it, and peak normalisation then made a flat curve of the
+            # leftover's noise (a review); the loudest channel, as the sampler reads a reference
+            chans = np.atleast_2d(read_audio(path, sr=config.sr, channels=None))
+            peaks = np.max(np.abs(chans), axis=1) if chans.size else np.zeros(1)
+            if chans.shape[0] > 1 and float(peaks.max()) >= 10 * max(float(np.max(np.abs(audio))), 1e-6):
+                k = int(np.argmax(peaks))
+                log.warning("%s: its channels cancel when mixed to mono (out of phase?): the envelope is "
+                            "measured on channel %d alone", path, k + 1)
+                audio = chans[k]
         if audio.shape[-1] < config.hop_length:
             raise FolaiError(f"audio in {path} is too short for an envelope (needs at least {config.hop_length} samples at {config.sr} Hz)")
         return cls.from_audio(audio, config.sr, config=config, smoothing=smoothing)
