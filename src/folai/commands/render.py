@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     check_input(args.envelope, "envelope file")
     for r in args.reference:
         check_input(r, "reference recording")
+    if args.video is not None:
+        check_input(args.video, "video")
     if not args.output.lower().endswith((".wav", ".flac")):
         raise FolaiError(f"output must end in .wav or .flac, got '{args.output}'")
     if args.subtype == "FLOAT" and args.output.lower().endswith(".flac"):
@@ -49,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
             f"--duration must be a number of seconds from one sample (1/44100) to {MAX_DURATION:.0f} "
             f"(24 hours), got {args.duration}"
         )
+    if args.duration is None and env.end <= 0:  # (it had said "duration is -0.250 s")
+        raise FolaiError(f"the envelope ends at {env.end:.3f} s, before 0 s: there is nothing to render "
+                         "(its times are seconds from the video's start)")
     if args.duration is None and env.end > MAX_DURATION:
         # (a first row at 1e12 s had been a MemoryError, at 1e308 an OverflowError)
         raise FolaiError(
