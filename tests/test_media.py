@@ -412,6 +412,40 @@ def test_mux_keeps_a_prores_flavour_and_a_container_pixel_aspect(tmp_path):
         assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(src)]
 
 
+def test_a_transparent_vp9_webm_goes_to_matroska_by_default(tmp_path, caplog):
+    # a WebM overlay with alpha came out opaque in the default .mp4, without a word (a review):
+    # only Matroska keeps the alpha (BlockAdditional data), so it is the default, and an .mp4 is said
+    import logging
+
+    import av
+
+    from folai.media import check_copy, probe_video
+    from folai.pipeline import default_output
+
+    _encoder_or_skip("libvpx-vp9")
+    src = tmp_path / "overlay.webm"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libvpx-vp9", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuva420p"
+        for i in range(10):
+            img = np.zeros((48, 64, 4), np.uint8)
+            img[..., 0], img[..., 3] = 20 * i, 128
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgba")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    assert probe_video(src).alpha
+    assert default_output(src).suffix == ".mkv"
+    with caplog.at_level(logging.WARNING, logger="folai.media"):
+        check_copy(src, tmp_path / "o.mp4")
+    assert "alpha channel, which a .mp4 file drops" in caplog.text
+    out = mux_audio(src, make_tone(0.33, 44100), tmp_path / "o.mkv", sr=44100)
+    with av.open(str(out)) as c:
+        meta = {k.lower(): v for k, v in c.streams.video[0].metadata.items()}
+    assert meta.get("alpha_mode") == "1"
+    assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(src)]
+
+
 def test_mux_keeps_the_start_timecode(tmp_path):
     # a camera's start timecode (QuickTime tmcd track / Matroska tag) is what an editor conforms a
     # clip by: the copy dropped it

@@ -365,6 +365,7 @@ class VideoInfo:
     codec: str = ""  # the video stream's codec (FFmpeg's name)
     # the output suffixes whose container carries the video stream copied as it is (copy_suffixes)
     copy_suffixes: tuple[str, ...] = ()
+    alpha: bool = False  # a VP8 / VP9 stream with an alpha channel (only a Matroska copy keeps it)
 
 
 # probe_video results of recently probed files, keyed by (path, size, mtime, inode): the pipeline
@@ -445,7 +446,7 @@ def _probe_video(path: str | os.PathLike) -> VideoInfo:
         return VideoInfo(
             path=p, width=int(w), height=int(h), fps=fps, duration=float(end), n_frames=int(n),
             rotation=rot, has_audio=bool(a), audio_rate=audio_rate, typical_fps=typical,
-            codec=vs.codec_context.name, copy_suffixes=tuple(_suffixes_carrying(vs)),
+            codec=vs.codec_context.name, copy_suffixes=tuple(_suffixes_carrying(vs)), alpha=_has_alpha(vs),
         )
     finally:
         container.close()
@@ -1149,7 +1150,18 @@ def _suffixes_carrying(vs) -> list[str]:
     """:data:`COPY_SUFFIXES` whose container takes the video stream ``vs`` copied as it is."""
     if _unstamped_reordered(vs):
         return []
-    return [x for x in COPY_SUFFIXES if _carries(MUX_CONTAINERS[x], vs)]
+    fits = [x for x in COPY_SUFFIXES if _carries(MUX_CONTAINERS[x], vs)]
+    if _has_alpha(vs) and ".mkv" in fits:  # (only Matroska keeps it: the default output's suffix)
+        fits.remove(".mkv")
+        fits.insert(0, ".mkv")
+    return fits
+
+
+def _has_alpha(vs) -> bool:
+    """A WebM / Matroska VP8 or VP9 stream with an alpha channel (``alpha_mode`` 1; its alpha rides
+    in Matroska's BlockAdditional data, which an .mp4 or .mov copy drops: a transparent overlay
+    had come out opaque in the default .mp4, without a word; found by a review)."""
+    return str(vs.metadata.get("alpha_mode") or vs.metadata.get("ALPHA_MODE") or "") == "1"
 
 
 def _unstamped_reordered(vs) -> bool:
@@ -1183,6 +1195,9 @@ def check_copy(video: str | os.PathLike, out: str | os.PathLike) -> None:
     info = probe_video(video)
     if not any(MUX_CONTAINERS[x] == fmt for x in info.copy_suffixes):
         _refuse_copy(info.path, info.codec, info.copy_suffixes, fmt, suffix)
+    if info.alpha and fmt != "matroska":
+        log.warning("the %s video of %s has an alpha channel, which a %s file drops: write a .mkv file to keep "
+                    "it (e.g. -o %s.foley.mkv)", info.codec, info.path, suffix, info.path.stem)
 
 
 def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
@@ -1467,6 +1482,10 @@ def _copy_stream_tags(src, dst) -> None:
         value = src.metadata.get(key)
         if value:
             dst.metadata[key] = value
+    if src.type == "video" and _has_alpha(src):
+        # (written as a track tag: the track's AlphaMode element, which browsers read, is not
+        # written for a copied stream; FFmpeg's decoders find the alpha either way)
+        dst.metadata["alpha_mode"] = "1"
     if src.type == "video":
 
         def timecode(meta):  # (Matroska's tag is upper case)
