@@ -342,7 +342,7 @@ def test_envelope_and_render_edge_cases_found_by_a_review(hit_video, tmp_path, c
     with caplog.at_level(logging.WARNING):
         assert main(["envelope", "--from-audio", str(tmp_path / "rec.wav"), "-o", str(tmp_path / "a.csv"),
                      "--roi", "1,1,50,50", "--step-lead", "0.3"]) == 0
-        assert main(["envelope", str(hit_video), "-o", str(tmp_path / "b.csv"), "--step-lead", "0.3"]) == 0
+        assert main(["envelope", str(hit_video), "-o", str(tmp_path / "b.csv"), "--step-lead", "0.3", "-q"]) == 0
     assert "--roi, --step-lead not used: --from-audio skips stage 1" in caplog.text
     assert "--step-lead not used: it places footsteps" in caplog.text
     # a plot folder that cannot be written: said before stage 1, and no CSV left behind

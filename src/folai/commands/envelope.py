@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="ENV.csv", help="envelope CSV to write")
     p.add_argument("--plot", metavar="ENV.png", help="also write a PNG plot of the envelope")
     p.add_argument("--prompt", metavar="TEXT", type=prompt_text, help="what the sound is (e.g. 'footsteps on gravel'): tells motion timing which events to look for")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_timing_args(p)
 
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         from ..pipeline import FoleyPipeline
 
         pipe = FoleyPipeline(timing=args.timing, timing_options=timing_options(args))
-        res = pipe.estimate(args.video, roi=parse_roi(args.roi), prompt=args.prompt)
+        res = pipe.estimate(args.video, roi=parse_roi(args.roi), prompt=args.prompt, progress=not args.quiet)
         env, events = res.envelope, res.info.get("events")
         print(timing_summary(res.info), file=sys.stderr)
     # both files or neither (a plot that could not be written had left the CSV behind)
