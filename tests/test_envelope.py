@@ -361,6 +361,9 @@ def test_plot_draws_the_waveform_at_its_own_time(tmp_path):
     wave = np.zeros(4 * sr, np.float32)
     wave[int(2.5 * sr) : int(2.51 * sr)] = 1.0  # the render's hit, at 2.5 s of the video
     img = cv2.imread(str(env.plot(tmp_path / "p.png", waveform=wave, sr=sr, waveform_start=0.0)))
+    # (without waveform_start the waveform starts where the curve does, as before)
+    img2 = cv2.imread(str(env.plot(tmp_path / "q.png", waveform=wave[sr:], sr=sr)))
+    assert np.array_equal(img, img2)
     left, right = 56, 14
     pw = img.shape[1] - left - right
     base = img.shape[0] - 34 - 2  # the bars rise from the bottom of the plot area

@@ -17,8 +17,6 @@ Frame ``i`` of an envelope describes the audio around time ``start + i / rate`` 
 Example::
 
     >>> import numpy as np
-
-log = logging.getLogger(__name__)
     >>> from folai.envelope import Envelope
     >>> y = np.zeros(160000, dtype=np.float32); y[80000:80400] = 1.0   # a click at 5 s
     >>> env = Envelope.from_audio(y, sr=16000)
@@ -643,15 +641,15 @@ class Envelope:
         events: Sequence[float] | None = None,
         width: int | None = None,
         height: int = 300,
-        waveform_start: float = 0.0,
+        waveform_start: float | None = None,
     ) -> Path:
         """PNG of the curve over time, time axis in seconds, optionally over a waveform.
 
         waveform: (N,) or (C, N) samples at ``sr`` (any rate: a decimated peak curve works too),
         drawn in grey under the curve, scaled to the curve's peak; its first sample is at
-        ``waveform_start`` s (a render covers the video from 0 s, and a curve edited to start later
-        is drawn from its own start: the waveform had been drawn shifted by that start). ``events``:
-        times (s) marked in red.
+        ``waveform_start`` s (default: the curve's start). A render covers the video from 0 s:
+        under a curve edited to start later, generate passes 0 (the waveform had been drawn
+        shifted by the curve's start). ``events``: times (s) marked in red.
         Drawn with OpenCV (fast; no matplotlib needed).
         """
         import cv2
@@ -694,7 +692,8 @@ class Envelope:
             w = np.asarray(waveform, dtype=np.float32)
             w = np.abs(w).max(axis=0) if w.ndim == 2 else np.abs(w)
             if w.size:
-                tw = float(waveform_start) + np.arange(len(w)) / sr - t0
+                w0 = t0 if waveform_start is None else float(waveform_start)
+                tw = w0 + np.arange(len(w)) / sr - t0
                 keep = (tw >= 0) & (tw <= t1 - t0)  # (what lies outside the axis is not drawn)
                 cols = np.clip((tw[keep] / (t1 - t0) * pw).astype(np.int64), 0, pw - 1)
                 colmax = np.zeros(pw, np.float32)

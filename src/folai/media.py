@@ -762,6 +762,11 @@ def iter_video_frames(
                     phase = (ft - start) % (1.0 / fps)
                     if tol < phase < 1.0 / fps - tol:
                         base = t_k = start + phase
+                        # the grid now sits on the frames' own stamps, rounded to the time base
+                        # (Matroska: 1 ms) as the first one's was: a frame stamped up to ~1 ms
+                        # after its slot is shown at it (at half a unit a third of the slots of
+                        # such a file had shown the previous picture again; found by a review)
+                        tol = min(0.25 / fps, max(3.0 * tol, 1e-3))
                 # output times before this frame show the previous frame
                 while t_k < ft - tol and (end is None or t_k < end - 1e-9):
                     shown, shown_t = (prev, prev_t) if prev is not None else (frame, ft)
