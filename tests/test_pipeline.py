@@ -322,7 +322,7 @@ def test_envelope_and_render_edge_cases_found_by_a_review(hit_video, tmp_path, c
     assert not (tmp_path / "late.wav").exists()
     (tmp_path / "early.csv").write_text("time_s,rms\n-0.5,0.5\n-0.25,0\n")
     assert main(["render", str(tmp_path / "early.csv"), "-o", str(tmp_path / "e.wav")]) == 1
-    assert "before 0 s: there is nothing to render" in capsys.readouterr().err
+    assert "wholly before the video's start (0 s): there is nothing to render" in capsys.readouterr().err
     assert main(["render", str(tmp_path / "tiny.csv"), "-o", str(tmp_path / "v.wav"), "--video", str(tmp_path / "no.mp4")]) == 1
     assert "video not found" in capsys.readouterr().err
     # a DAW timecode (the first row at 3600 s) is rendered from 0 s, as said

@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
             f"(24 hours), got {args.duration}"
         )
     if args.duration is None and env.end <= 0:  # (it had said "duration is -0.250 s")
-        raise FolaiError(f"the envelope ends at {env.end:.3f} s, before 0 s: there is nothing to render "
-                         "(its times are seconds from the video's start)")
+        raise FolaiError(f"the envelope covers {env.start:.3f} to {env.end:.3f} s, wholly before the video's start "
+                         "(0 s): there is nothing to render (its times are seconds from the video's start)")
     if args.duration is None and env.end > MAX_DURATION:
         # (a first row at 1e12 s had been a MemoryError, at 1e308 an OverflowError)
         raise FolaiError(
