@@ -153,7 +153,7 @@ def warn_moot_timing(args: argparse.Namespace, skipped_by: str | None) -> None:
                                 ("--step-lead", args.step_lead is not None),
                                 ("--timing", args.timing != "motion"), ("--checkpoint", args.checkpoint)) if on]
         if moot:
-            log.warning("%s not used: %s skips stage 1, the motion analysis %s%s", ", ".join(moot), skipped_by,
+            log.warning("%s not used: %s skips stage 1 (the timing), which %s%s", ", ".join(moot), skipped_by,
                         "these act on" if len(moot) > 1 else "it acts on",
                         " (a stereo CSV, as generate --pan writes, carries its own pan)"
                         if getattr(args, "pan", False) else "")

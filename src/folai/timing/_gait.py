@@ -111,7 +111,7 @@ class GaitFlow:
 
 @dataclass
 class GaitFeatures:
-    """Per frame pair (index k: frames k-1 -> k, around time (k - 0.5) / fps)."""
+    """Per frame pair (index k: frames k-1 -> k, around time t0 + (k - 0.5) / fps)."""
 
     cam_vx: np.ndarray  # (T,) median flow of the picture, % width / frame
     cam_vy: np.ndarray  # (T,) (y down)

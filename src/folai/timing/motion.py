@@ -167,7 +167,7 @@ class Impact:
 @dataclass
 class MotionFeatures:
     """Per-frame motion features; index k describes the motion from frame k-1 to frame k
-    (k = 0 is all zeros), i.e. around time (k - 0.5) / fps."""
+    (k = 0 is all zeros), i.e. around time t0 + (k - 0.5) / fps."""
 
     speed: np.ndarray  # (T,) mean flow speed, % of width per frame
     vx: np.ndarray  # (T,) velocity of the moving region (x right), % width per frame
