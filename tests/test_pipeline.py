@@ -172,6 +172,18 @@ def test_default_output_keeps_the_video_as_it_is_where_it_can(tmp_path):
     h264 = make_hit_video(tmp_path / "a.avi", duration=0.5, hit_times=[0.2], with_audio=False)
     assert default_output(h264.path) == tmp_path / "a.foley.mp4"
     assert default_output(tmp_path / "missing.webm") == tmp_path / "missing.foley.mp4"  # stage 1 says why
+    # raw nv12 in a .mkv: Matroska cannot carry it copied, QuickTime can (it had kept .mkv, and
+    # was then refused with a message naming .mov; a review)
+    with av.open(str(tmp_path / "raw.mkv"), "w") as c:
+        s = c.add_stream("rawvideo", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "nv12"
+        for i in range(5):
+            img = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            for p in s.encode(img.reformat(format="nv12")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    assert default_output(tmp_path / "raw.mkv") == tmp_path / "raw.foley.mov"
     try:
         av.codec.Codec("libvpx", "w")
     except Exception:

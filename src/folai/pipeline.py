@@ -78,14 +78,19 @@ def default_output(video: str | os.PathLike) -> Path:
     suffix). Other files get the first of ``.mp4``, ``.mkv``, ``.mov`` that can carry their video
     stream as it is (a VP8 ``.webm`` -> ``.mkv``), or ``.mp4`` when none can (a GIF: re-encoded)."""
     v = Path(video)
-    if v.suffix.lower() in (".mp4", ".mov", ".mkv", ".m4v"):
-        return v.with_name(f"{v.stem}.foley{v.suffix}")
-    from .media import copy_suffixes
+    from .media import MUX_CONTAINERS, copy_suffixes
 
     try:
         fits = copy_suffixes(v)
     except FolaiError:
         fits = []  # a file that cannot be read: stage 1 says why
+    own = v.suffix.lower()
+    if own in (".mp4", ".mov", ".mkv", ".m4v") and (
+        not fits or any(MUX_CONTAINERS[x] == MUX_CONTAINERS.get(own) for x in fits)
+    ):
+        # (its own suffix, unless that container cannot carry the stream and another can: a raw
+        # nv12 .mkv had kept .mkv, and was refused with a message naming .mov; a review)
+        return v.with_name(f"{v.stem}.foley{v.suffix}")
     return v.with_name(f"{v.stem}.foley{fits[0] if fits else '.mp4'}")
 
 
