@@ -446,6 +446,22 @@ def test_a_transparent_vp9_webm_goes_to_matroska_by_default(tmp_path, caplog):
     assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(src)]
 
 
+def test_a_cut_off_avi_is_said_to_be_truncated(tmp_path, caplog):
+    # an AVI cut at 70 %: FFmpeg guesses its duration from what is left and 69 of 120 frames were
+    # processed as a whole clip without a word (a review); its header's frame count says more
+    import logging
+
+    hv = make_hit_video(tmp_path / "whole.avi", duration=4.0, hit_times=[1.0, 2.0, 3.0], with_audio=False)
+    data = hv.path.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    with caplog.at_level(logging.WARNING, logger="folai.media"):
+        n = sum(1 for _ in iter_video_frames(hv.path, fps=30, size=(32, 24), gray="luma"))
+        assert n >= 120 and "truncated" not in caplog.text
+        list(iter_video_frames(cut, fps=30, size=(32, 24), gray="luma"))
+    assert "its header counts 120 video frames (4.00 s)" in caplog.text and "may be truncated" in caplog.text
+
+
 def test_mux_keeps_the_start_timecode(tmp_path):
     # a camera's start timecode (QuickTime tmcd track / Matroska tag) is what an editor conforms a
     # clip by: the copy dropped it
