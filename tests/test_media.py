@@ -391,16 +391,8 @@ def test_mux_keeps_a_prores_flavour_and_a_container_pixel_aspect(tmp_path):
     from fractions import Fraction
 
     _encoder_or_skip("prores_ks")
-    src = tmp_path / "lt.mov"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("prores_ks", rate=30, options={"profile": "1"})  # LT: apcs
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv422p10le"
-        s.codec_context.sample_aspect_ratio = Fraction(2, 1)
-        for i in range(10):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    src = _grey_ramp_video(tmp_path / "lt.mov", "prores_ks", 10, 20, options={"profile": "1"},  # LT: apcs
+                           pix_fmt="yuv422p10le", sar=Fraction(2, 1))
     with av.open(str(src)) as c:
         assert c.streams.video[0].codec_tag == "apcs" and c.streams.video[0].sample_aspect_ratio == 2
     for dst in (".mov", ".mkv"):
@@ -423,17 +415,7 @@ def test_a_transparent_vp9_webm_goes_to_matroska_by_default(tmp_path, caplog):
     from folai.pipeline import default_output
 
     _encoder_or_skip("libvpx-vp9")
-    src = tmp_path / "overlay.webm"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libvpx-vp9", rate=30)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuva420p"
-        for i in range(10):
-            img = np.zeros((48, 64, 4), np.uint8)
-            img[..., 0], img[..., 3] = 20 * i, 128
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgba")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    src = _grey_ramp_video(tmp_path / "overlay.webm", "libvpx-vp9", 10, 20, pix_fmt="yuva420p")
     assert probe_video(src).alpha
     assert default_output(src).suffix == ".mkv"
     with caplog.at_level(logging.WARNING, logger="folai.media"):
@@ -1091,13 +1073,16 @@ def test_a_raw_yuv_video_is_refused_before_the_work_for_a_container_that_cannot_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.y4m"]
 
 
-def _grey_ramp_video(path, codec, n, step, fmt=None, options=None):
-    """``n`` flat 64x48 frames at 30 fps, frame i at grey level ``step * i``."""
+def _grey_ramp_video(path, codec, n, step, fmt=None, options=None, pix_fmt="yuv420p", sar=None):
+    """``n`` flat 64x48 frames at 30 fps, frame i at grey level ``step * i`` (``sar``: a pixel
+    aspect ratio for the encoder to state)."""
     import av
 
     with av.open(str(path), "w", format=fmt) as c:
         s = c.add_stream(codec, rate=30, options=options or {})
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.width, s.height, s.pix_fmt = 64, 48, pix_fmt
+        if sar is not None:
+            s.codec_context.sample_aspect_ratio = sar
         for i in range(n):
             for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), step * i, np.uint8), format="rgb24")):
                 c.mux(p)

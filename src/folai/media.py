@@ -1129,7 +1129,7 @@ _KEPT_TAGS = {"hvc1", "hev1", "avc1", "avc3", "dvh1", "dvhe"}
 _PRORES_TAGS = {"apco", "apcs", "apcn", "apch", "ap4h", "ap4x"}
 
 
-def _keep_codec_tag(src, dst, fmt: str) -> None:
+def _keep_copy_params(src, dst, fmt: str) -> None:
     """Give the copied stream ``dst`` the source's sample-entry tag when both files are MP4 /
     QuickTime and it is one of :data:`_KEPT_TAGS`, or a ProRes flavour's (:data:`_PRORES_TAGS`,
     also into Matroska; PyAV clears the tag on a copy), and the source's pixel aspect ratio when
@@ -1627,7 +1627,7 @@ class AudioMux:
             # encoder of the decoder's name, and a video decoded by a library (AV1 by libdav1d)
             # has none, although copying its packets needs no encoder at all
             ovs = cout.add_stream_from_template(vs, opaque=True)
-            _keep_codec_tag(vs, ovs, fmt)
+            _keep_copy_params(vs, ovs, fmt)
             cout.metadata.update(cin.metadata)
             _copy_stream_tags(vs, ovs)
             self._omap = {vs.index: ovs}

@@ -388,7 +388,7 @@ class MotionTiming:
         if cfg.step_lead is not None:
             gcfg.lead_walk = gcfg.lead_run = float(cfg.step_lead)
         steps = detect_steps(feats, gcfg)
-        t0 = float(getattr(feats, "t0", 0.0))  # the first frame's time: the steps' times are from it
+        t0 = float(feats.t0)  # the first frame's time: the steps' times are from it
         if t0:
             steps.times = np.asarray(steps.times, np.float64) + t0
         n_env = DEFAULT.n_frames(t0 + feats.duration)
