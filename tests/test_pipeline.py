@@ -436,6 +436,7 @@ def test_an_envelope_csv_that_does_not_start_at_0_is_cut_to_the_video(tmp_path):
         (["render", "{tmp}/x.csv", "-o", "{tmp}/o.wav", "--prompt", "  "], "the sound prompt is empty"),
         # --reference takes several files: written first, it took the video as one
         (["generate", "--reference", "{tmp}/hits.wav", "{video}", "-o", "{tmp}/o.mp4"], "put the video first"),
+        (["render", "-o", "{tmp}/o.wav", "--reference", "{tmp}/hits.wav", "{tmp}/x.csv"], "put the envelope first"),
     ],
 )
 def test_bad_arguments_are_usage_errors_saying_what_was_expected(hit_video, tmp_path, capsys, argv, said):

@@ -34,14 +34,17 @@ _ARGV: list[str] = []  # the command line being parsed (for _Parser's hint)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with a hint for the one way of giving the options that reads as a missing video:
-    an option taking several files (``--reference a.wav b.wav``) written before the video takes
-    it as one more file."""
+    """argparse, with a hint for the one way of giving the options that reads as a missing video
+    (or envelope, for render): an option taking several files (``--reference a.wav b.wav``)
+    written before the video takes it as one more file."""
 
     def error(self, message: str):
         if "required: video" in message and "--reference" in _ARGV:
             message += (" (--reference takes one or more files, and took the video as one: put the "
                         "video first, e.g. folai generate clip.mp4 --reference hits.wav)")
+        elif "required: ENV.csv" in message and "--reference" in _ARGV:  # (render: the same slip)
+            message += (" (--reference takes one or more files, and took the envelope as one: put the "
+                        "envelope first, e.g. folai render env.csv -o out.wav --reference hits.wav)")
         super().error(message)
 
 

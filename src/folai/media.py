@@ -1004,13 +1004,21 @@ def read_audio(
         duration: seconds to read (default: to the end); the result is shorter if the file ends.
 
     Returns:
-        ``(channels, N)`` float32 in [-1, 1]. ``N = round(duration * sr)`` when the file is long
+        ``(channels, N)`` float32 (in [-1, 1], except a float file's own overs; NaN or infinite
+        samples are read as 0, with a warning). ``N = round(duration * sr)`` when the file is long
         enough (up to one sample of resampler rounding).
 
     Raises:
         MediaError: missing / non-media file, no audio stream, zero duration, truncated file.
     """
     x, file_sr = _decode_audio(path, start=start, duration=duration)
+    bad = ~np.isfinite(x)
+    if np.any(bad):
+        # a damaged float file (a plugin's glitch in an export): its NaN / inf samples would
+        # spread through the resampler and poison every measure of the recording (found by a review)
+        log.warning("%s has %d NaN or infinite samples (a damaged float file): read as 0", path,
+                    int(np.count_nonzero(bad)))
+        x = np.where(bad, np.float32(0.0), x)
     x = _map_channels(x, channels)
     if sr is not None and int(sr) != file_sr:
         n_out = int(round(x.shape[1] * int(sr) / file_sr))

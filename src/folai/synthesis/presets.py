@@ -457,8 +457,10 @@ _NOT_FOLEY = {"bark", "barks", "barking", "meow", "meowing", "purr", "chirp", "c
               "laugh", "laughing", "laughter", "applause", "clapping", "explosion", "explosions", "explode",
               "gunshot", "gunshots", "gunfire", "thunder", "siren", "sirens", "horn", "honk", "engine", "engines",
               "helicopter", "airplane", "plane", "jet", "traffic", "wind", "birdsong", "crowd", "baby", "crying"}
-# a negated word does not count ("no footsteps, just cloth", "without glass")
-_NEGATION = re.compile(r"\b(no|not|without|never|non)\s+(?:any\s+|a\s+|an\s+|the\s+)?[a-z]+")
+# a negated word does not count ("no footsteps, just cloth", "without glass", "anything but metal",
+# "everything except glass", "nothing metallic"; "nothing but metal" keeps its metal)
+_NEGATION = re.compile(r"\b(no|not|without|never|non|nothing|except|excluding|(?:anything|everything|all)\s+but)"
+                       r"\s+(?:any\s+|a\s+|an\s+|the\s+)?[a-z]+")
 
 
 def list_presets() -> list[str]:
@@ -584,6 +586,15 @@ def match_preset(prompt: str) -> str:
         vocab = sorted({w for p in _LIST for w in (p.name, *p.words)} | {"footsteps"})
         near = [m for t in toks for m in difflib.get_close_matches(t, vocab, n=1, cutoff=0.8)]
         hint = f" (did you mean '{near[0]}'?)" if near else ""
+        negated = [m.group(0) for m in _NEGATION.finditer(text.replace("_", " ").replace("-", " "))]
+        if negated and not near:
+            # (the prompt named only what the sound is not: the usual advice, to name a material,
+            # read as if its material had not been understood)
+            raise FolaiError(
+                f"the prompt '{prompt}' says only what the sound is not ({', '.join(repr(n) for n in negated)}); "
+                f"name what it is: a material (e.g. 'hitting wood with a stick') or one of the presets: "
+                f"{', '.join(PRESETS)}"
+            )
         raise FolaiError(
             f"no built-in sound matches the prompt '{prompt}'{hint}; name a material (e.g. 'hitting metal with "
             f"a stick', 'footsteps on gravel') or one of the presets: {', '.join(PRESETS)}"

@@ -347,14 +347,16 @@ def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahea
     backtracked to the quiet before an attack, so the attack itself may come a little later).
     librosa also marks the flux of a noisy decay (a scrape, a crumple, a knock's rattle) every few
     tens of ms; cut there, one sound became pieces shorter than a take, all dropped, and such a
-    recording was refused as having no usable sound."""
+    recording was refused as having no usable sound. An onset that does not rise so broadband is
+    measured again over 200 Hz: mains hum 10-12 dB under the hits had hidden their rise (takes of
+    two hits, or the whole file one take; found by a review)."""
     w, b = max(1, int(window * SR)), int(0.01 * SR)
     nb = max(1, int(round(ahead / 0.01)))
-    keep = []
-    for o in np.asarray(onsets, dtype=np.int64):
-        after = y[o : o + nb * b].astype(np.float64)
+
+    def rises(x: np.ndarray, o: int) -> bool | None:
+        after = x[o : o + nb * b].astype(np.float64)
         if after.size == 0:
-            continue
+            return None
         m = after.size // b  # whole 10 ms blocks (a shorter rest near the end of the file: one block)
         blocks = after[: m * b].reshape(m, b) if m else after[None]
         e_a = float(np.sqrt(np.mean(blocks**2, axis=1)).max())
@@ -364,12 +366,28 @@ def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahea
         # dropped)
         e_b = None
         for back in (0, b):
-            before = y[max(0, o - back - w) : max(0, o - back)].astype(np.float64)
+            before = x[max(0, o - back - w) : max(0, o - back)].astype(np.float64)
             if before.size:
                 r = float(np.sqrt(np.mean(before**2)))
                 e_b = r if e_b is None else min(e_b, r)
-        e_b = e_b or 0.0
-        if e_a >= rise * e_b:
+        return e_a >= rise * (e_b or 0.0)
+
+    sos = None
+    keep = []
+    for o in np.asarray(onsets, dtype=np.int64):
+        ok = rises(y, int(o))
+        if ok is None:
+            continue
+        if not ok:
+            from scipy.signal import butter, sosfiltfilt
+
+            if sos is None:
+                sos = butter(4, 200.0, btype="highpass", fs=SR, output="sos")
+            pad = int(0.05 * SR)  # (the filter's response is over well within it)
+            lo = max(0, int(o) - b - w - pad)
+            seg = y[lo : int(o) + nb * b + pad].astype(np.float64)
+            ok = seg.size > 27 and bool(rises(sosfiltfilt(sos, seg), int(o) - lo))
+        if ok:
             keep.append(int(o))
     return np.asarray(keep, dtype=np.int64)
 
@@ -522,8 +540,14 @@ class _ReferenceSource:
         material_onsets = None
         for f in files:
             y = _read_reference(f)
+            if y.size < int(0.02 * SR):
+                raise FolaiError(f"reference recording {f} is too short ({y.size / SR:.3f} s); a take needs at least "
+                                 "0.02 s of sound")
             if y.size < int(0.05 * SR):
-                raise FolaiError(f"reference recording {f} is too short ({y.size / SR:.3f} s); give at least 0.05 s of sound")
+                # a trimmed click or tick (20-50 ms): padded with silence to what the onset
+                # detector reads; refused for its length, the same click with 21 ms of silence
+                # after it was taken (found by a review)
+                y = np.pad(y, (0, int(0.05 * SR) - y.size))
             y = _no_dc(y)
             peak = float(np.max(np.abs(y))) if y.size else 0.0
             if peak < 1e-4:
@@ -685,9 +709,12 @@ def _read_reference(path: str | Path) -> np.ndarray:
     mono = x[0] if x.shape[0] == 1 else x.mean(axis=0)
     if x.shape[0] > 1:
         # channels out of phase (a miswired or M/S-decoded recording) cancel in the mean: then the
-        # loudest channel, rather than "silent"
+        # loudest channel, rather than "silent". Cancelling is measured against the mean of
+        # unrelated channels (sum of their powers / C^2): against the loudest channel's power, a
+        # 5.1 file with its hits in the front three was "cancelled" and read from a surround
+        # channel of room tone (found by a review). (For a stereo pair of equal power the two agree.)
         power = np.array([_power(c) for c in x])
-        if _power(mono) < 0.25 * power.max():
+        if _power(mono) < 0.5 * power.sum() / x.shape[0] ** 2:
             mono = x[int(np.argmax(power))]
     return np.ascontiguousarray(mono, dtype=np.float32)
 
@@ -1056,32 +1083,6 @@ class SamplerSynth:
                 lo = f_on - K // 2 - 3
                 if 0 <= lo < T:
                     q[lo + 1 : f_on + 1] = np.minimum(q[lo + 1 : f_on + 1], q[lo])
-        # a texture does not switch on from digital silence (a level jump in dB, heard and detected
-        # as an onset however slow its linear fade): it rises out of it at 1 dB per frame, under
-        # the silence threshold
-        skirt = np.zeros(T)
-        if np.any(q > 0):
-            src_lv = np.where(q > 0, target, 0.0)
-            k = 10 ** (-1.0 / 20)
-            fwd, bwd = src_lv.copy(), src_lv.copy()
-            for f in range(1, T):
-                fwd[f] = max(fwd[f], fwd[f - 1] * k)
-            for f in range(T - 2, -1, -1):
-                bwd[f] = max(bwd[f], bwd[f + 1] * k)
-            skirt = np.where(target > 0, 0.0, np.maximum(fwd, bwd))
-            skirt[skirt < 1e-6] = 0.0
-            # a texture that starts with an event's onset (a drawn box, a scrape's first contact)
-            # needs no rise out of silence: the event is its start, and a skirt before it would be
-            # heard (and detected) as the sound starting early
-            for ev in events:
-                f_on = int(round(ev.time * cfg.rate))
-                if 0 <= f_on < T and np.any(q[f_on : f_on + K + 1] > 0):
-                    j = min(f_on, T - 1)
-                    while j >= 0 and target[j] > 0.0 and j > f_on - K:  # back to where the rise begins
-                        j -= 1
-                    while j >= 0 and target[j] == 0.0 and skirt[j] > 0.0:
-                        skirt[j] = 0.0
-                        j -= 1
         pan_f = None
         ev_pan = None
         if pan is not None and self.pan_mode != "center":
@@ -1120,6 +1121,55 @@ class SamplerSynth:
                 dl, dr = (max(0.0, float(c[a + 1 : top + 1].max() - c[a])) for c in ch)
                 ev_pan[k] = _power_pan(dl, dr) if dr + dl > 1e-9 else float(pan_f[min(T - 1, a + 1)])
         shapes = event_shapes(e, events, K, cfg.rate, power=ev_pan is not None)
+        if self.texture:
+            # what neither an event's own sound nor the texture accounts for: sounds too close to or
+            # too small beside a louder one to read as onsets (a typing or gravel envelope measured
+            # from a recording). Those frames had no source at all, and the level matching cannot
+            # lift silence: 0.3 s at 40 % of the clip's peak rendered as digital silence (found by a
+            # review). They get texture, as much as the plan lacks even with its events 12 dB
+            # louder (the level matching does the rest where a sound is there to scale)
+            have = q**2
+            for ev, r in zip(events, shapes):
+                a = ev.rise if ev.sharp else ev.rise + K // 2
+                a0, b = max(0, a), min(T, a + r.size)
+                if b > a0:
+                    have[a0:b] += r[a0 - a : b - a] ** 2
+            lack = np.sqrt(np.maximum(target**2 - 16.0 * have, 0.0))
+            lack[lack < self.silence] = 0.0
+            if np.any(lack > 0):
+                lack = np.minimum(smooth(lack, 2 * K + 1, "hann").astype(np.float64), target)
+                for ev in events:  # (as the texture: no swell into an onset)
+                    f_on = int(round(ev.time * cfg.rate))
+                    lo = f_on - K // 2 - 3
+                    if 0 <= lo < T:
+                        lack[lo + 1 : f_on + 1] = np.minimum(lack[lo + 1 : f_on + 1], lack[lo])
+                q = np.maximum(q, lack)
+        # a texture does not switch on from digital silence (a level jump in dB, heard and detected
+        # as an onset however slow its linear fade): it rises out of it at 1 dB per frame, under
+        # the silence threshold
+        skirt = np.zeros(T)
+        if np.any(q > 0):
+            src_lv = np.where(q > 0, target, 0.0)
+            k = 10 ** (-1.0 / 20)
+            fwd, bwd = src_lv.copy(), src_lv.copy()
+            for f in range(1, T):
+                fwd[f] = max(fwd[f], fwd[f - 1] * k)
+            for f in range(T - 2, -1, -1):
+                bwd[f] = max(bwd[f], bwd[f + 1] * k)
+            skirt = np.where(target > 0, 0.0, np.maximum(fwd, bwd))
+            skirt[skirt < 1e-6] = 0.0
+            # a texture that starts with an event's onset (a drawn box, a scrape's first contact)
+            # needs no rise out of silence: the event is its start, and a skirt before it would be
+            # heard (and detected) as the sound starting early
+            for ev in events:
+                f_on = int(round(ev.time * cfg.rate))
+                if 0 <= f_on < T and np.any(q[f_on : f_on + K + 1] > 0):
+                    j = min(f_on, T - 1)
+                    while j >= 0 and target[j] > 0.0 and j > f_on - K:  # back to where the rise begins
+                        j -= 1
+                    while j >= 0 and target[j] == 0.0 and skirt[j] > 0.0:
+                        skirt[j] = 0.0
+                        j -= 1
         # an envelope whose onsets are mostly one-frame jumps was not smoothed (hand-drawn, or a
         # timing model's sharp impacts): match the render's unsmoothed RMS to it
         # (per 10 s segment: an edit changes only its own segment's kernel)
@@ -1267,7 +1317,12 @@ class SamplerSynth:
                     # ring is louder than the one-shot says, and the ring was ducked 5-6 dB)
                     ax = np.abs(x[c - p : b - p])
                     u = np.maximum.accumulate(ax[::-1])[::-1] / (np.max(np.abs(x[220:] if x.size > 440 else x)) + 1e-12)
-                    ceil[c:b] = np.maximum(ceil[c:b], plan.peaks[i] * np.minimum(1.0, 8.0 * u))
+                    # where the one-shot has ended (u is 0 from there: a take cut out of digital
+                    # silence, a gated click) it caps nothing: a ceiling of 0 there had limited
+                    # whatever else sounded to silence, and 0 / 0 made NaNs that silenced the
+                    # whole block (found by a review)
+                    b = c + int(np.count_nonzero(u > 0))
+                    ceil[c:b] = np.maximum(ceil[c:b], plan.peaks[i] * np.minimum(1.0, 8.0 * u[: b - c]))
                 covered[a:b] = True
             ceil[~covered] = 1.0
 
