@@ -262,6 +262,7 @@ def test_every_preset_renders(name):
         # negations a review found read as the material itself
         ("anything but metal: wood", "wood"),
         ("everything except glass, plastic", "plastic"),
+        ("everything except for glass, plastic", "plastic"),
         ("nothing metallic, a stone", "stone"),
         ("nothing but metal", "metal"),
         ("walking on cobblestones", "footsteps-concrete"),
@@ -355,9 +356,9 @@ def test_a_ringing_material_gives_the_impacts_its_decay(prompt, rings):
     ("thunder over the sea", "no built-in sound makes 'thunder'"),
     ("car engine", "no built-in sound makes 'engine'"),
     ("mettal", "did you mean 'metal'"),
-    # only what it is not: the advice to name a material had read as if "metal" were not understood
-    ("no metal", "says only what the sound is not \\('no metal'\\)"),
-    ("anything but glass", "says only what the sound is not"),
+    # only negated materials: the advice to name a material had read as if "metal" were not understood
+    ("no metal", "the materials it names are negated \\('no metal'\\)"),
+    ("anything but glass", "the materials it names are negated"),
 ])
 def test_prompts_no_preset_makes_are_refused_clearly(prompt, said):
     # a setting word had picked a preset ("a dog barking in the street" -> stone); a typo got no hint
@@ -1308,3 +1309,78 @@ def test_a_reference_with_nan_samples_is_read_as_zeros(tmp_path, caplog):
         audio = SamplerSynth().render(env, duration=2.0, references=[tmp_path / "nan.wav"], progress=False)
     assert "NaN or infinite" in caplog.text and "nan.wav" in caplog.text
     assert np.all(np.isfinite(audio)) and np.abs(audio).max() > 0.1
+
+
+def test_a_low_bodied_knock_with_a_rattle_is_one_take(tmp_path):
+    # the 200 Hz re-test for hum ran in every file: in a clean one, librosa's onsets on the rattle
+    # in a low-bodied knock's decay rose over 200 Hz, and 3 knocks fell into 10-20 pieces of
+    # 30-70 ms (found by a review of the hum fix). It runs only where a low tone fills the quiet.
+    from scipy.signal import butter, sosfiltfilt
+
+    from folai.synthesis.sampler import _ReferenceSource
+
+    rng = np.random.default_rng(3)
+    t = np.arange(int(0.8 * SR)) / SR
+    y = np.zeros(int(3.3 * SR))
+    band = butter(4, (2000.0, 6000.0), btype="bandpass", fs=SR, output="sos")
+    for k in range(3):
+        env = np.exp(-t / 0.15)
+        x = np.sin(2 * np.pi * 120.0 * t) * env + 0.3 * rng.standard_normal(t.size) * np.exp(-t / 0.003)
+        r, c = np.zeros(t.size), 0.03
+        while c < 0.6:  # a loose part rattling: clicks every 25-50 ms, with the body's decay
+            i = int(c * SR)
+            r[i : i + 200] += rng.standard_normal(200) * np.exp(-np.arange(200) / 30) * env[i]
+            c += rng.uniform(0.025, 0.05)
+        r = sosfiltfilt(band, r)
+        head = slice(0, int(0.3 * SR))
+        r *= 10 ** (-14 / 20) * np.sqrt(np.mean(x[head] ** 2)) / np.sqrt(np.mean(r[head] ** 2))
+        a = int((0.2 + k) * SR)
+        y[a : a + t.size] += x + r
+    src = _ReferenceSource([_write(tmp_path / "rattle.wav", 0.8 * y / np.abs(y).max())])
+    assert len(src.takes) == 3
+
+
+def test_a_slow_ring_hands_over_to_texture_without_a_new_onset():
+    # a drawn hit with a 1 s decay: the one-shot stops 2 s after its onset. The curve then had no
+    # source (silence from 2.5 s), and with the first texture fill a texture switched on where the
+    # event's shape ended (4.4 s), or, counted to the one-shot's end, at 2.5 s with the level
+    # matching's jump: both heard and detected as a hit (found by a review)
+    import librosa
+
+    env = Envelope.zeros(7.0).add_event(0.5, 0.8, decay=1.0)
+    e = env.mono
+    for prompt in (None, "metal", "glass"):
+        a = SamplerSynth().render(env, duration=7.0, prompt=prompt, progress=False).mean(axis=0)
+        on = librosa.onset.onset_detect(y=a, sr=SR, units="time")
+        assert np.allclose(on, [0.51], atol=0.03), (prompt, on)
+        for t in (2.4, 2.6, 3.0, 4.0):  # the level follows the curve through the hand-over
+            rms = float(np.sqrt(np.mean(a[int(t * SR) - 706 : int(t * SR) + 706] ** 2)))
+            assert 0.5 < rms / e[int(t * 125)] < 2.0, (prompt, t)
+
+
+def test_the_fill_leaves_clean_hits_and_their_tails_alone():
+    # counted from the sound's first frame, a smoothed curve's rise before it read as lacking: the
+    # fill spilled ~100 ms past every onset and switched off the guard on tails (found by a review)
+    from folai.synthesis.sampler import SamplerSynth as S
+
+    y = _partial_knocks(4.0, (0.3, 1.1, 1.9, 2.7), (300.0, 420.0, 520.0, 610.0))
+    for smoothing in (True, False):
+        env = Envelope.from_audio(y.astype(np.float32), SR, smoothing=smoothing)
+        plan = S()._plan(env, int(4.0 * SR), None, [], None, 0)
+        assert len(plan.events) == 4 and not np.any(plan.q > 0), smoothing
+
+
+def test_a_texture_skirt_never_swells_over_the_curve_it_ends():
+    # the skirt fell at 1 dB per frame from the loudest frame of the texture's stretch: after a fall
+    # steeper than that it stood over the curve's last frames, a swell after the curve went silent
+    # (found by a review)
+    from folai.synthesis.sampler import SamplerSynth as S
+
+    for seed in range(4):
+        env = _typing(4.0, seed)
+        plan = S()._plan(env, int(env.end * SR), "wood", [], None, 0)
+        tg, sk = plan.e, plan.skirt
+        edge = np.flatnonzero((tg[:-1] > 0) & (tg[1:] == 0)) + 1
+        assert np.all(sk[edge] <= tg[edge - 1] + 1e-12), seed
+        edge = np.flatnonzero((tg[1:] > 0) & (tg[:-1] == 0))
+        assert np.all(sk[edge] <= tg[edge + 1] + 1e-12), seed

@@ -459,7 +459,7 @@ _NOT_FOLEY = {"bark", "barks", "barking", "meow", "meowing", "purr", "chirp", "c
               "helicopter", "airplane", "plane", "jet", "traffic", "wind", "birdsong", "crowd", "baby", "crying"}
 # a negated word does not count ("no footsteps, just cloth", "without glass", "anything but metal",
 # "everything except glass", "nothing metallic"; "nothing but metal" keeps its metal)
-_NEGATION = re.compile(r"\b(no|not|without|never|non|nothing|except|excluding|(?:anything|everything|all)\s+but)"
+_NEGATION = re.compile(r"\b(no|not|without|never|non|nothing|except(?:\s+for)?|excluding|(?:anything|everything|all)\s+but)"
                        r"\s+(?:any\s+|a\s+|an\s+|the\s+)?[a-z]+")
 
 
@@ -588,12 +588,12 @@ def match_preset(prompt: str) -> str:
         hint = f" (did you mean '{near[0]}'?)" if near else ""
         negated = [m.group(0) for m in _NEGATION.finditer(text.replace("_", " ").replace("-", " "))]
         if negated and not near:
-            # (the prompt named only what the sound is not: the usual advice, to name a material,
-            # read as if its material had not been understood)
+            # (its only material words are negated: the usual advice, to name a material, read as
+            # if "metal" had not been understood)
             raise FolaiError(
-                f"the prompt '{prompt}' says only what the sound is not ({', '.join(repr(n) for n in negated)}); "
-                f"name what it is: a material (e.g. 'hitting wood with a stick') or one of the presets: "
-                f"{', '.join(PRESETS)}"
+                f"no built-in sound matches the prompt '{prompt}': the materials it names are negated "
+                f"({', '.join(repr(n) for n in negated)}); name the material it should sound like (e.g. "
+                f"'hitting wood with a stick') or one of the presets: {', '.join(PRESETS)}"
             )
         raise FolaiError(
             f"no built-in sound matches the prompt '{prompt}'{hint}; name a material (e.g. 'hitting metal with "

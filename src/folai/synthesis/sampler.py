@@ -69,6 +69,24 @@ _BLOCK = 50 * _ALIGN  # 2 s output blocks
 _CTX = 10 * _ALIGN  # 0.4 s of context on each side for the level matching
 _TEX = 22050  # texture blocks (0.5 s), overlapped by half with power-complementary windows
 _MAX_EVENT = 2.0  # seconds: no one-shot is longer
+#: a one-shot whose event still sounds at _MAX_EVENT fades out over its last this many seconds,
+#: while texture takes over (the plan's fill): cut there, the level matching's gain jumped with
+#: the texture after it, heard and detected as a hit
+_HANDOVER = 0.3
+
+
+def _handover(first: float, n_frames: int, rate: float) -> np.ndarray:
+    """(n_frames,) an event's share of its own shape per envelope frame (frame 0 at ``first`` s
+    after its onset): 1, then falling linearly over :data:`_HANDOVER` s to 0 at :data:`_MAX_EVENT`."""
+    t = first + np.arange(n_frames) / rate
+    return np.clip((_MAX_EVENT - t) / _HANDOVER, 0.0, 1.0)
+
+
+def _hands_over(want: np.ndarray, first: float, rate: float) -> bool:
+    """Whether an event's shape (``want`` per frame from ``first`` s after its onset) still sounds
+    where its one-shot must fade out (over -60 dB of its loudest at the fade's start)."""
+    j = int(np.ceil((_MAX_EVENT - _HANDOVER - first) * rate))
+    return 0 <= j < want.size and float(want[j]) > 1e-3 * float(want.max())
 _BANK, _BANK_LEN = 3, int(2.5 * SR)  # textures are stretches of a few stored ones (speed)
 #: a reference recording longer than this (s) is filtered and its onsets found in blocks of this
 #: length (with 1 s of context each side), so that memory does not grow with its length: a
@@ -340,16 +358,42 @@ class _PresetSource:
         return self.preset.texture(rng, n)
 
 
+def _low_hum(y: np.ndarray) -> bool:
+    """Whether the quiet parts of a peak-normalised recording hold a steady low tone (mains hum, a
+    rumble): the median of the quietest fifth of its 100 ms blocks (at most 64 of them) over -40 dB
+    and mostly (70 % of its power) under 200 Hz. Knocks in a silent or broadband-noisy room have
+    no such floor."""
+    B = int(0.1 * SR)
+    nb = y.size // B
+    if nb < 2:
+        return False
+    rms = np.concatenate([np.sqrt(np.mean(np.square(y[i * B : j * B].astype(np.float64)).reshape(j - i, B), axis=1))
+                          for i, j in ((i, min(nb, i + 1024)) for i in range(0, nb, 1024))])
+    quiet = np.argsort(rms, kind="stable")[: max(1, nb // 5)]
+    quiet = quiet[np.linspace(0, quiet.size - 1, min(64, quiet.size)).astype(np.int64)]
+    if float(np.median(rms[quiet])) < 0.01:
+        return False
+    win = np.hanning(B)
+    low = int(200.0 * B / SR) + 1  # rfft bins under 200 Hz
+    share = []
+    for q in quiet:
+        p = np.abs(np.fft.rfft(y[q * B : (q + 1) * B].astype(np.float64) * win)) ** 2
+        share.append(float(p[:low].sum() / (p.sum() + 1e-30)))
+    return float(np.median(share)) > 0.7
+
+
 def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahead: float = 0.06,
-                   rise: float = 2.0) -> np.ndarray:
+                   rise: float = 2.0, hum: bool = False) -> np.ndarray:
     """The onsets (samples) where the level rises: the loudest 10 ms within ``ahead`` s after the
     onset at least ``rise`` times the RMS over the ``window`` s before it (onsets come
     backtracked to the quiet before an attack, so the attack itself may come a little later).
     librosa also marks the flux of a noisy decay (a scrape, a crumple, a knock's rattle) every few
     tens of ms; cut there, one sound became pieces shorter than a take, all dropped, and such a
-    recording was refused as having no usable sound. An onset that does not rise so broadband is
-    measured again over 200 Hz: mains hum 10-12 dB under the hits had hidden their rise (takes of
-    two hits, or the whole file one take; found by a review)."""
+    recording was refused as having no usable sound. With ``hum`` (:func:`_low_hum`), an onset
+    that does not rise so broadband is measured again over 200 Hz: mains hum 10-12 dB under the
+    hits had hidden their rise (takes of two hits, or the whole file one take; found by a review).
+    Only then: in a clean file the re-test admitted librosa's onsets on the rattle or crackle in
+    a low-bodied knock's decay, which fell into 30-70 ms pieces."""
     w, b = max(1, int(window * SR)), int(0.01 * SR)
     nb = max(1, int(round(ahead / 0.01)))
 
@@ -378,7 +422,7 @@ def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahea
         ok = rises(y, int(o))
         if ok is None:
             continue
-        if not ok:
+        if not ok and hum:
             from scipy.signal import butter, sosfiltfilt
 
             if sos is None:
@@ -541,8 +585,8 @@ class _ReferenceSource:
         for f in files:
             y = _read_reference(f)
             if y.size < int(0.02 * SR):
-                raise FolaiError(f"reference recording {f} is too short ({y.size / SR:.3f} s); a take needs at least "
-                                 "0.02 s of sound")
+                raise FolaiError(f"reference recording {f} is too short ({1000 * y.size / SR:.1f} ms); a take needs at "
+                                 "least 20 ms of sound")
             if y.size < int(0.05 * SR):
                 # a trimmed click or tick (20-50 ms): padded with silence to what the onset
                 # detector reads; refused for its length, the same click with 21 ms of silence
@@ -554,7 +598,7 @@ class _ReferenceSource:
                 raise FolaiError(f"reference recording {f} is silent; give a recording of the sound you want")
             y /= peak  # (in place: a long recording is not held twice)
             raw = _onsets(y)
-            on = _rising_onsets(y, raw)
+            on = _rising_onsets(y, raw, hum=_low_hum(y))
             # the file's start is a take too if a sound starts there (a trimmed one-shot); room
             # noise, hum or an offset before the first hit is not: such a head had become a take,
             # scaled to full scale, and some events played a burst of noise, hum or a DC step
@@ -1129,12 +1173,27 @@ class SamplerSynth:
             # review). They get texture, as much as the plan lacks even with its events 12 dB
             # louder (the level matching does the rest where a sound is there to scale)
             have = q**2
+            fading = np.zeros(T)  # the power of one-shots handing over to texture (counted exactly)
             for ev, r in zip(events, shapes):
                 a = ev.rise if ev.sharp else ev.rise + K // 2
                 a0, b = max(0, a), min(T, a + r.size)
                 if b > a0:
-                    have[a0:b] += r[a0 - a : b - a] ** 2
-            lack = np.sqrt(np.maximum(target**2 - 16.0 * have, 0.0))
+                    r = r[a0 - a : b - a]
+                    first = a0 / cfg.rate - ev.time
+                    if _hands_over(r, first, cfg.rate):
+                        # the one-shot stops at _MAX_EVENT, fading out before it: a slower ring's
+                        # shape counted beyond had switched texture on from silence where it ended
+                        g = _handover(first, r.size, cfg.rate)
+                        have[a0:b] += (r * (g >= 1.0)) ** 2
+                        fading[a0:b] += (r * g * (g < 1.0)) ** 2
+                    else:
+                        have[a0:b] += r**2
+                # a smoothed curve's rise before the sound's first frame is the event's own
+                # (counted as lacking, its fill spilled ~100 ms past every onset)
+                lo = max(0, ev.rise)
+                if a > lo:
+                    have[lo : min(T, a)] = np.maximum(have[lo : min(T, a)], target[lo : min(T, a)] ** 2 / 16.0)
+            lack = np.sqrt(np.maximum(target**2 - 16.0 * have - fading, 0.0))
             lack[lack < self.silence] = 0.0
             if np.any(lack > 0):
                 lack = np.minimum(smooth(lack, 2 * K + 1, "hann").astype(np.float64), target)
@@ -1152,10 +1211,15 @@ class SamplerSynth:
             src_lv = np.where(q > 0, target, 0.0)
             k = 10 ** (-1.0 / 20)
             fwd, bwd = src_lv.copy(), src_lv.copy()
+            # (from the sounding edge only: carried from a louder frame through a fall steeper
+            # than 1 dB per frame, the skirt swelled over the curve's last frames after it went
+            # silent, by up to 11 dB; found by a review)
             for f in range(1, T):
-                fwd[f] = max(fwd[f], fwd[f - 1] * k)
+                if target[f] <= 0.0:
+                    fwd[f] = max(fwd[f], fwd[f - 1] * k)
             for f in range(T - 2, -1, -1):
-                bwd[f] = max(bwd[f], bwd[f + 1] * k)
+                if target[f] <= 0.0:
+                    bwd[f] = max(bwd[f], bwd[f + 1] * k)
             skirt = np.where(target > 0, 0.0, np.maximum(fwd, bwd))
             skirt[skirt < 1e-6] = 0.0
             # a texture that starts with an event's onset (a drawn box, a scrape's first contact)
@@ -1452,6 +1516,7 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.rand
     rate = ENV_DEFAULT.rate
     n = int(min(_MAX_EVENT, max(x.size / SR, t0 + want.size / rate)) * SR)
     x = np.pad(x, (0, max(0, n - x.size)))[:n]
+    hand = _hands_over(want, t0, rate)
     centres = np.round((t0 + np.arange(want.size) / rate) * SR).astype(np.int64)
     keep = centres < n
     centres, want = centres[keep], want[keep]
@@ -1487,6 +1552,8 @@ def _with_tail(x: np.ndarray, want: np.ndarray, t0: float, texture, rng: np.rand
             if m > n - fade:
                 tail[n - fade :] *= np.linspace(1.0, 0.0, fade)[: m - (n - fade)]
             x[:m] += tail
+    if hand:  # (handing over to the plan's texture fill: see _HANDOVER)
+        x *= np.clip((_MAX_EVENT - np.arange(n) / SR) / _HANDOVER, 0.0, 1.0)
     return x * scale
 
 
