@@ -261,10 +261,11 @@ def test_generate_stays_in_sync_when_the_video_starts_after_the_file(tmp_path, s
     assert wav.shape[0] == 3 * 44100  # the WAV keeps the file's time, from t = 0
 
 
-@pytest.mark.parametrize(("signame", "rc"), [("SIGTERM", 143), ("SIGINT", 130)])
+@pytest.mark.parametrize(("signame", "rc"), [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
 def test_generate_stopped_by_a_signal_leaves_nothing_behind(tmp_path, signame, rc):
     # `timeout`, `kill`, a job queue or `docker stop` send SIGTERM: partial outputs used to stay
-    # behind as hidden .part files (Ctrl-C was already clean)
+    # behind as hidden .part files (Ctrl-C was already clean); a closed terminal or a dropped ssh
+    # connection sends SIGHUP, which killed the process with its partial files (found by a review)
     import os
     import signal
     import subprocess
@@ -462,3 +463,188 @@ def test_global_flags_after_the_command_and_wav_only_output(hit_video, tmp_path,
     assert (tmp_path / "T.WAV").exists()  # the name as given
     # any seed, as generate takes: a negative one made the example fail
     assert main(["example", str(tmp_path / "neg.mp4"), "--seed", "-5"]) == 0
+
+
+def test_a_signal_while_a_set_of_outputs_is_put_in_place_leaves_a_whole_set(tmp_path, monkeypatch):
+    # a SIGTERM between two of generate's renames left a mixed set: some files of the new take, the
+    # previous take's others (found by a review). The renames run with signals held.
+    import os
+    import signal
+
+    from folai import paths as paths_mod
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop()
+
+    outs = {k: tmp_path / f"out.{k}" for k in ("wav", "csv", "png")}
+    for p in outs.values():
+        p.write_text("old take")
+    real_replace = os.replace
+    calls = []
+
+    def replace(a, b):
+        real_replace(a, b)
+        calls.append(b)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGTERM)  # lands between the first rename and the others
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        monkeypatch.setattr(paths_mod.os, "replace", replace)
+        with pytest.raises(Stop):
+            with paths_mod.atomic_outputs(outs) as tmp:
+                for t in tmp.values():
+                    t.write_text("new take")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(calls) == 3
+    assert all(p.read_text() == "new take" for p in outs.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in outs.values())
+
+
+def test_long_output_names(tmp_path):
+    # a valid name of over 240 bytes was refused as too long: its hidden temporary name is 15 bytes
+    # longer; a name over the file system's 255 bytes was an internal error, after stage 1
+    from folai.paths import atomic_output, check_output
+
+    name = "a" * 250 + ".csv"  # 254 bytes: a valid name
+    with atomic_output(tmp_path / name) as tmp:
+        tmp.write_text("x")
+    assert (tmp_path / name).read_text() == "x"
+    with pytest.raises(FolaiError, match="too long for the file system"):
+        check_output(tmp_path / ("b" * 260 + ".csv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_second_ctrl_c_while_stopping_is_ignored():
+    # two Ctrl-C in quick succession: the second, during the unwinding, printed a traceback and
+    # killed the process by SIGINT, which could leave a partial file (found by a review)
+    import signal
+
+    from folai import cli
+
+    previous = cli._terminate_as_interrupt()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # (while cleaning up: ignored)
+        signal.raise_signal(signal.SIGTERM)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def test_a_background_job_interrupted_while_waited_on_is_still_waited_for():
+    # a Thread.join() interrupted by Ctrl-C / SIGTERM makes the next join() return at once (CPython
+    # 3.11): generate's clean-up saw no mux while the thread still re-encoded the source, and the
+    # temporary video stayed in /tmp (found by a review)
+    import signal
+    import time
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop()
+
+    job = pipeline_mod._Background(lambda: (time.sleep(0.6), "done")[1])
+    previous = signal.signal(signal.SIGALRM, stop)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(Stop):
+            job.result()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert job.result() == "done"
+
+
+def test_a_cancelled_background_reencode_stops_and_removes_its_copy(tmp_path, monkeypatch):
+    # stopping generate waited for the whole re-encode of a source the output cannot carry (a GIF,
+    # an AVI with B-frames): seconds after a Ctrl-C. The job is cancelled; the copy is removed.
+    import glob
+    import tempfile
+    import time
+
+    import av
+
+    from folai import media
+
+    gif = tmp_path / "long.gif"
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (90, 160, 3)).astype(np.uint8) for _ in range(4)]
+    with av.open(str(gif), "w") as c:
+        s = c.add_stream("gif", rate=15)
+        s.width, s.height, s.pix_fmt = 160, 90, "rgb8"
+        for k in range(15 * 40):
+            f = av.VideoFrame.from_ndarray(frames[k % 4], format="rgb24").reformat(format="rgb8")
+            f.pts = k
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    started = []
+    real = media._reencoded
+
+    def reencoded(*a, **k):
+        started.append(time.perf_counter())
+        return real(*a, **k)
+
+    monkeypatch.setattr(media, "_reencoded", reencoded)
+    job = pipeline_mod._Background(pipeline_mod._open_mux, gif, tmp_path / "out.mp4", 44100)
+    while not started:
+        time.sleep(0.005)
+    time.sleep(0.05)
+    t = time.perf_counter()
+    pipeline_mod._abort_mux(job)
+    assert time.perf_counter() - t < 0.5
+    assert glob.glob(str(tmp_path / "folai-video-*")) == []
+
+
+def test_a_full_disk_or_a_vanished_folder_is_said_as_such(tmp_path, monkeypatch):
+    # a full disk had shown as "internal error: LibsndfileError: System error." or as a mux error
+    # blaming the input video; a deleted output folder as an internal error (found by a review)
+    import shutil
+    from collections import namedtuple
+
+    from folai.paths import atomic_output, atomic_outputs
+
+    real = shutil.disk_usage
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 30, 1 << 30, 0))
+    with pytest.raises(FolaiError, match=r"cannot write .*r\.wav: no space left on the device"):
+        with atomic_output(tmp_path / "r.wav"):
+            raise RuntimeError("System error.")  # (what libsndfile says)
+    with pytest.raises(FolaiError, match=r"cannot write .*o\.mp4: no space left"):
+        with atomic_outputs({"video": tmp_path / "o.mp4", "wav": tmp_path / "o.wav"}):
+            raise OSError(28, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(shutil, "disk_usage", real)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    with pytest.raises(FolaiError, match="the output folder .*gone is gone"):
+        with atomic_output(gone / "e.csv") as tmp:
+            tmp.unlink()
+            gone.rmdir()
+            raise OSError(2, "No such file or directory")
+    with pytest.raises(RuntimeError, match="unrelated"):  # (a healthy folder: the error as it is)
+        with atomic_output(tmp_path / "ok.csv"):
+            raise RuntimeError("unrelated")
+
+
+def test_a_region_of_interest_running_off_the_picture_is_said(hit_video, tmp_path, capsys, caplog):
+    # clipped without a word, and one left too small was said in the clipped size, not the typed
+    # one ("10x10 px" for --roi 150,110,100,100; found by a review)
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        assert main(["envelope", str(hit_video), "-o", str(tmp_path / "a.csv"), "--roi", "80,20,200,200", "-q"]) == 0
+    assert "runs off the 160x120 picture: using 80,20,80,100" in caplog.text
+    assert main(["envelope", str(hit_video), "-o", str(tmp_path / "b.csv"), "--roi", "150,110,100,100", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "150,110,100,100 runs off the 160x120 picture; inside it it is 10x10 px" in err
+    assert not (tmp_path / "b.csv").exists()

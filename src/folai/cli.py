@@ -129,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"folai {args.command}: interrupted", file=sys.stderr)
         return 130
-    except _Terminated:
-        print(f"folai {args.command}: terminated", file=sys.stderr)
-        return 143
+    except _Terminated as e:
+        print(f"folai {args.command}: {e.what}", file=sys.stderr)
+        return 128 + e.signum
     except Exception as e:  # unexpected: still one line unless --debug
         if args.debug:
             raise
@@ -144,27 +144,49 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             import signal
 
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class _Terminated(BaseException):
-    """SIGTERM (``timeout``, ``kill``, a job queue, ``docker stop``) as an exception, so that the
-    command unwinds like on Ctrl-C: partial outputs removed, nothing left behind."""
+    """SIGTERM (``timeout``, ``kill``, a job queue, ``docker stop``) or SIGHUP (the terminal closed,
+    an ssh connection dropped) as an exception, so that the command unwinds like on Ctrl-C:
+    partial outputs removed, nothing left behind."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.what = "hung up (SIGHUP)" if signum == getattr(signal, "SIGHUP", None) else "terminated"
 
 
 def _terminate_as_interrupt():
-    """Turn SIGTERM into :class:`_Terminated` in the main thread; the previous handler, or None
-    where no handler can be installed (not the main thread)."""
+    """Turn SIGTERM and SIGHUP into :class:`_Terminated` (and SIGINT into KeyboardInterrupt, once)
+    in the main thread; the previous handlers
+    ``{signal: handler}``, or None where no handler can be installed (not the main thread). SIGHUP
+    had killed the process with its hidden partial files left behind (found by a review)."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return None
 
-    def handler(signum, frame):
-        raise _Terminated()
+    stopping: list[int] = []
 
-    return signal.signal(signal.SIGTERM, handler)
+    def handler(signum, frame):
+        # the first signal stops the command; later ones are ignored while it cleans up (a second
+        # Ctrl-C during the unwinding had printed a traceback and killed it by SIGINT, which could
+        # leave a partial file behind; found by a review)
+        if stopping:
+            return
+        stopping.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Terminated(signum)
+
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    return {sig: signal.signal(sig, handler) for sig in sigs}
 
 
 if __name__ == "__main__":  # pragma: no cover

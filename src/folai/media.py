@@ -1222,6 +1222,20 @@ def check_copy(video: str | os.PathLike, out: str | os.PathLike) -> None:
                     "it (e.g. -o %s.foley.mkv)", info.codec, info.path, suffix, info.path.stem)
 
 
+class _Cancelled(Exception):
+    """Work in a background thread stopped because its caller no longer needs it (see _cancelled)."""
+
+
+def _cancelled() -> bool:
+    """Whether the thread running this was asked to stop (its ``folai_cancel`` event, set by the
+    pipeline's background jobs when ``generate`` is stopped: a re-encode of a long source had
+    made a Ctrl-C wait seconds for work whose result was thrown away)."""
+    import threading
+
+    ev = getattr(threading.current_thread(), "folai_cancel", None)
+    return ev is not None and ev.is_set()
+
+
 def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
     """A temporary QuickTime file with the video stream of ``p`` encoded as H.264 (same frames,
     same timestamps; its audio streams copied when ``keep_existing``). For a codec that no output
@@ -1279,6 +1293,8 @@ def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
                     cout.mux(op)
                 return pts
             for pkt in cin.demux([src, *keep]):
+                if _cancelled():
+                    raise _Cancelled(f"re-encoding {p} was cancelled")
                 if pkt.stream.index != src.index:
                     if pkt.size and pkt.dts is not None:
                         pkt.stream = omap[pkt.stream.index]

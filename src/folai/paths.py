@@ -26,6 +26,11 @@ def check_output(
 ) -> Path:
     """Validate an output path: its folder exists and it is not one of ``inputs``."""
     p = Path(path)
+    if len(os.fsencode(p.name)) > _NAME_MAX:
+        # (said before any work: found when the file was written, after the analysis, and as an
+        # internal error from the checks below)
+        raise FolaiError(f"output file name is too long for the file system ({len(os.fsencode(p.name))} bytes, "
+                         f"at most {_NAME_MAX}): {p.name[:40]}...; choose a shorter name")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.exists():
         raise FolaiError(f"output folder does not exist: {parent} (create it first)")
@@ -52,10 +57,56 @@ def check_output(
     return p
 
 
+#: the longest file name most file systems take (bytes)
+_NAME_MAX = 255
+
+
+def _temp_prefix(p: Path) -> str:
+    """The hidden temporary name's prefix for ``p``: ``.STEM.``, the stem cut (at a character)
+    so that the whole name (``mkstemp`` adds 8 characters, then ``.part`` and the suffix) fits
+    :data:`_NAME_MAX` bytes: a valid name of over 240 bytes had been refused as too long."""
+    room = _NAME_MAX - len(os.fsencode(f"..{'x' * 8}.part{p.suffix}"))
+    stem = p.stem
+    while len(os.fsencode(stem)) > room:
+        stem = stem[:-1]
+    return f".{stem}."
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_trouble(path: str | os.PathLike) -> str | None:
+    """Why writing into ``path``'s folder fails, if the folder says so: gone, no longer writable,
+    or its disk full (under 1 MiB free). None when it looks fine. A full disk had shown as
+    "internal error: LibsndfileError: System error." or as a mux error blaming the input video."""
+    import shutil
+
+    parent = Path(path).parent if str(Path(path).parent) else Path(".")
+    if not parent.is_dir():
+        return f"the output folder {parent} is gone"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"the output folder {parent} is no longer writable"
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError:
+        return None
+    if free < 1 << 20:
+        return f"no space left on the device of {parent} ({free // 1024} KiB free)"
+    return None
+
+
+def _trouble(e: BaseException, paths: Iterable[Path]) -> FolaiError | None:
+    """A :class:`FolaiError` saying why one of ``paths`` could not be written, when its folder
+    tells (asked before the partial files are removed: they are what filled the disk)."""
+    if isinstance(e, Exception):
+        for p in paths:
+            why = write_trouble(p)
+            if why is not None:
+                return FolaiError(f"cannot write {p}: {why}")
+    return None
 
 
 @contextlib.contextmanager
@@ -65,21 +116,77 @@ def atomic_output(
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary name keeps the suffix of ``path`` so format detection by extension still works.
-    On any exception the temporary file is removed and the exception propagates.
+    On any exception the temporary file is removed and the exception propagates (as a
+    :class:`FolaiError` saying so when the folder is gone, unwritable or its disk full).
     """
-    p = check_output(path, inputs)
+    with atomic_outputs({0: path}, inputs) as tmp:
+        yield tmp[0]
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block is done, then deliver them (in the main
+    thread; elsewhere nothing is held). For a step that must not stop half way: putting a set of
+    finished files in place."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {}
+    for sig in sigs:
+        previous[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".part{p.suffix}", dir=p.parent or ".")
-    except OSError as e:  # a read-only folder or disk, no permission, a full disk
-        raise FolaiError(f"cannot write {p}: {e.strerror or e} (in {p.parent or Path('.')})") from e
-    os.close(fd)
-    tmp_path = Path(tmp)
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+        if got:
+            signal.raise_signal(got[0])
+
+
+@contextlib.contextmanager
+def atomic_outputs(
+    paths: dict, inputs: Iterable[str | os.PathLike | None] = ()
+) -> Iterator[dict]:
+    """:func:`atomic_output` for a set of files that belong together (``{key: path}`` -> ``{key:
+    temporary path}``): all of them are put in place, or none. The renames run with signals held
+    (:func:`deferred_signals`): a Ctrl-C or SIGTERM between two renames had left a mixed set, some
+    files of the new take beside the previous take's others."""
+    inputs = list(inputs)
+    seen: dict = {}
+    for p in paths.values():
+        check_output(p, inputs)
+        r = Path(p).resolve()
+        if r in seen:
+            raise FolaiError(f"two outputs are the same file: {seen[r]} and {p}; give each its own name")
+        seen[r] = p
+    tmps: dict = {}
     try:
-        yield tmp_path
-        if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp_path, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
+        for key, p in paths.items():
+            p = Path(p)
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(p), suffix=f".part{p.suffix}", dir=p.parent or ".")
+            except OSError as e:
+                raise FolaiError(f"cannot write {p}: {e.strerror or e} (in {p.parent or Path('.')})") from e
+            os.close(fd)
+            tmps[key] = Path(tmp)
+        yield dict(tmps)
+        with deferred_signals():
+            for key, p in paths.items():
+                t = tmps[key]
+                if t.exists():
+                    os.chmod(t, 0o666 & ~_umask())
+                os.replace(t, p)
+                del tmps[key]
+    except BaseException as e:
+        err = _trouble(e, [Path(p) for p in paths.values()])
+        for t in tmps.values():
+            with contextlib.suppress(OSError):
+                t.unlink()
+        if err is not None:
+            raise err from e
         raise

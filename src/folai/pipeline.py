@@ -25,7 +25,7 @@ import numpy as np
 
 from .envelope import Envelope
 from .errors import FolaiError
-from .paths import atomic_output, check_input, check_output
+from .paths import atomic_output, atomic_outputs, check_input, check_output
 from .synthesis import SAMPLE_RATE, get_synth
 from .timing import TimingResult, get_timing
 
@@ -251,8 +251,8 @@ class FoleyPipeline:
         seconds: dict[str, float] = {}
 
         with contextlib.ExitStack() as stack:
-            tmp = {k: stack.enter_context(atomic_output(p, ins)) for k, p in paths.items()
-                   if (k != "video" or write_video) and (k != "png" or plot)}
+            tmp = stack.enter_context(atomic_outputs(
+                {k: p for k, p in paths.items() if (k != "video" or write_video) and (k != "png" or plot)}, ins))
             synth = self.synth
             sr = int(getattr(synth, "sample_rate", SAMPLE_RATE))
             # the copy of the video stream is prepared (packets read, encoder opened) meanwhile
@@ -444,6 +444,7 @@ def _abort_mux(job: "_Background | None") -> None:
     """On the way out of generate: a mux that was not closed (an error) is aborted."""
     if job is None:
         return
+    job.cancel()  # (a finished job is not affected)
     try:
         mux = job.result()
     except BaseException:
@@ -466,17 +467,28 @@ class _Background:
         import threading
 
         self._value = self._error = None
+        # waited on through an Event: a Thread.join() interrupted by Ctrl-C / SIGTERM makes the next
+        # join() return at once (CPython 3.11), so the clean-up's wait saw no mux while the thread was
+        # still re-encoding the source, and its temporary video stayed in /tmp (found by a review)
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(fn, args), name="folai-prepare", daemon=True)
+        self._thread.folai_cancel = threading.Event()  # read by long loops in it (media._cancelled)
         self._thread.start()
+
+    def cancel(self) -> None:
+        """Ask the job to stop early, where it can (its result is not wanted)."""
+        self._thread.folai_cancel.set()
 
     def _run(self, fn, args) -> None:
         try:
             self._value = fn(*args)
         except BaseException as e:  # handed to the caller of result()
             self._error = e
+        finally:
+            self._done.set()
 
     def result(self):
-        self._thread.join()
+        self._done.wait()
         if self._error is not None:
             raise self._error
         return self._value
@@ -495,22 +507,26 @@ class _Worker:
         self._q: queue.Queue = queue.Queue(maxsize=maxsize)
         self._error: BaseException | None = None
         self._cancel = False
+        self._done = threading.Event()  # (not Thread.join: see _Background)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            task = self._q.get()
-            if task is None:
-                return
-            if self._error is not None or self._cancel:
-                continue
-            t = time.perf_counter()
-            try:
-                task[0](*task[1])
-            except BaseException as e:
-                self._error = e
-            self.busy += time.perf_counter() - t
+        try:
+            while True:
+                task = self._q.get()
+                if task is None:
+                    return
+                if self._error is not None or self._cancel:
+                    continue
+                t = time.perf_counter()
+                try:
+                    task[0](*task[1])
+                except BaseException as e:
+                    self._error = e
+                self.busy += time.perf_counter() - t
+        finally:
+            self._done.set()
 
     def submit(self, fn, *args) -> None:
         if self._error is not None:
@@ -523,7 +539,12 @@ class _Worker:
     def __exit__(self, exc_type, exc, tb) -> None:
         self._cancel = exc_type is not None
         self._q.put(None)
-        self._thread.join()
+        try:
+            self._done.wait()
+        except BaseException:  # stopped while waiting: drop what is queued, let the running call end
+            self._cancel = True
+            self._done.wait()
+            raise
         if exc_type is None and self._error is not None:
             raise self._error
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 
 from ..envelope import Envelope
 from ..errors import FolaiError
-from ..paths import atomic_output, check_input, check_output
+from ..paths import atomic_outputs, check_input, check_output
 from ._common import add_timing_args, parse_roi, prompt_text, timing_options, timing_summary, warn_moot_timing
 
 
@@ -53,10 +52,9 @@ def run(args: argparse.Namespace) -> int:
         env, events = res.envelope, res.info.get("events")
         print(timing_summary(res.info), file=sys.stderr)
     # both files or neither (a plot that could not be written had left the CSV behind)
-    with contextlib.ExitStack() as stack:
-        csv_tmp = stack.enter_context(atomic_output(args.output, [src]))
-        csv_tmp.write_text(env.to_csv_string(), encoding="utf-8")
+    outs = {"csv": args.output, **({"png": args.plot} if args.plot else {})}
+    with atomic_outputs(outs, [src]) as tmp:
+        tmp["csv"].write_text(env.to_csv_string(), encoding="utf-8")
         if args.plot:
-            png_tmp = stack.enter_context(atomic_output(args.plot, [src, args.output]))
-            env.plot(png_tmp, events=events)
+            env.plot(tmp["png"], events=events)
     return 0

@@ -18,6 +18,7 @@ the per-frame features (5 floats per frame) are all that accumulates.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import queue
 import threading
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -138,6 +141,16 @@ def iter_small_gray(
                 "give x,y,w,h inside the picture"
             )
         r = (x0, y0, x1 - x0, y1 - y0)
+        if r != (x, y, w, h):
+            # (clipped without a word, and a region left too small was said in the clipped size,
+            # not the one typed; found by a review)
+            try:
+                check_roi_shape(r[2], r[3])
+            except FolaiError as e:
+                raise FolaiError(f"the region of interest {x},{y},{w},{h} runs off the {dw}x{dh} picture; inside it "
+                                 f"it is {r[2]}x{r[3]} px: {str(e).split('; ', 1)[-1]}") from None
+            log.warning("the region of interest %d,%d,%d,%d runs off the %dx%d picture: using %d,%d,%d,%d",
+                        x, y, w, h, dw, dh, *r)
     check_roi_shape(r[2], r[3], whole_picture=roi is None)
     scale = min(1.0, width / float(r[2]))
     # OpenCV's DIS flow crashes the process on frames under ~32 px high (e.g. 100x20): enlarge
