@@ -514,6 +514,13 @@ def test_long_output_names(tmp_path):
     with atomic_output(tmp_path / name) as tmp:
         tmp.write_text("x")
     assert (tmp_path / name).read_text() == "x"
+    # a "suffix" of 251 bytes (from the last dot) left no room for the stem: the first cut looped
+    # for ever (found by a review); multibyte names are cut at a character
+    for odd in ("a." + "b" * 250, "é" * 120 + ".wav", ".env"):
+        with atomic_output(tmp_path / odd) as tmp:
+            tmp.write_text("y")
+        assert (tmp_path / odd).read_text() == "y"
+        (tmp_path / odd).unlink()
     with pytest.raises(FolaiError, match="too long for the file system"):
         check_output(tmp_path / ("b" * 260 + ".csv"))
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
@@ -622,6 +629,12 @@ def test_a_full_disk_or_a_vanished_folder_is_said_as_such(tmp_path, monkeypatch)
     with pytest.raises(FolaiError, match=r"cannot write .*o\.mp4: no space left"):
         with atomic_outputs({"video": tmp_path / "o.mp4", "wav": tmp_path / "o.wav"}):
             raise OSError(28, "No space left on device")
+    # an error that is not one of writing stays as it is, even on a (nearly) full disk or a network
+    # file system that reports no free space (a review of the first version found it said "no
+    # space left" for an --roi outside the picture there)
+    with pytest.raises(FolaiError, match="lies outside"):
+        with atomic_output(tmp_path / "s.wav"):
+            raise FolaiError("the region of interest lies outside the video")
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setattr(shutil, "disk_usage", real)
     gone = tmp_path / "gone"
@@ -648,3 +661,107 @@ def test_a_region_of_interest_running_off_the_picture_is_said(hit_video, tmp_pat
     err = capsys.readouterr().err
     assert "150,110,100,100 runs off the 160x120 picture; inside it it is 10x10 px" in err
     assert not (tmp_path / "b.csv").exists()
+
+
+
+def test_signals_the_process_was_started_ignoring_stay_ignored():
+    # under nohup SIGHUP is ignored (and SIGINT in a script's background job): the handlers that
+    # make a stop clean had made such a run stop when the terminal closed (found by a review)
+    import signal
+
+    from folai import cli
+    from folai.paths import deferred_signals
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        previous = cli._terminate_as_interrupt()
+        try:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.SIGHUP not in previous and signal.SIGTERM in previous
+            with deferred_signals():
+                assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+                signal.raise_signal(signal.SIGHUP)  # (ignored: nothing delivered afterwards)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+def test_a_stop_signal_long_after_the_first_ends_folai_at_once(tmp_path):
+    # with every signal after the first ignored, a clean-up stuck on a slow disk made folai
+    # unstoppable short of SIGKILL (found by a review): one FORCE_AFTER s after the first ends it
+    import subprocess
+    import sys
+    import time
+
+    child = (
+        "import signal, sys, time\n"
+        "from folai import cli\n"
+        "cli.FORCE_AFTER = 0.3\n"
+        "cli._terminate_as_interrupt()\n"
+        "try:\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "except KeyboardInterrupt:\n"
+        "    signal.raise_signal(signal.SIGINT)  # at once: ignored, the clean-up goes on\n"
+        "    time.sleep(0.5)\n"
+        "    signal.raise_signal(signal.SIGTERM)  # later: stops it\n"
+        "    time.sleep(10)\n"
+        "sys.exit(0)\n"
+    )
+    env = dict(__import__("os").environ, PYTHONPATH=str(Path(pipeline_mod.__file__).parents[1]))
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 143, r.stderr
+    assert "stopped at once" in r.stderr and time.perf_counter() - t < 8
+
+
+def test_reading_the_source_for_the_copy_stops_when_cancelled(hit_video, tmp_path):
+    # the scan of the source's packets (a long camera file on a slow disk) was not cancellable:
+    # a Ctrl-C waited for it (found by a review)
+    import threading
+
+    from folai import media
+
+    out = {}
+
+    def run():
+        try:
+            out["mux"] = pipeline_mod._open_mux(hit_video, tmp_path / "o.mp4", 44100)
+        except BaseException as e:
+            out["error"] = e
+
+    th = threading.Thread(target=run)
+    th.folai_cancel = threading.Event()
+    th.folai_cancel.set()
+    th.start()
+    th.join()
+    assert isinstance(out.get("error"), media._Cancelled), out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_held_signals_are_given_back_even_if_a_signal_lands_while_they_are_swapped(tmp_path, monkeypatch):
+    # a SIGTERM (an application's handler raising) that landed between installing SIGINT's holder
+    # and recording the handler it replaced left Ctrl-C swallowed for good (found by a review)
+    import signal
+
+    from folai import paths as paths_mod
+
+    class Stop(Exception):
+        pass
+
+    real = signal.signal
+
+    def swap(sig, handler):
+        prev = real(sig, handler)
+        if sig == signal.SIGINT and getattr(handler, "__name__", "") == "<lambda>":
+            raise Stop()  # (as a handler would, from a signal landing here)
+        return prev
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(paths_mod.signal if hasattr(paths_mod, "signal") else signal, "signal", swap)
+    with pytest.raises(Stop):
+        with paths_mod.atomic_output(tmp_path / "c.csv") as t:
+            t.write_text("x")
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is before

@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                 signal.signal(sig, handler)
 
 
+#: seconds after a first Ctrl-C / SIGTERM during which another is ignored (the clean-up runs); one
+#: after that ends the process at once
+FORCE_AFTER = 2.0
+
+
 class _Terminated(BaseException):
     """SIGTERM (``timeout``, ``kill``, a job queue, ``docker stop``) or SIGHUP (the terminal closed,
     an ssh connection dropped) as an exception, so that the command unwinds like on Ctrl-C:
@@ -172,21 +177,29 @@ def _terminate_as_interrupt():
     if threading.current_thread() is not threading.main_thread():
         return None
 
-    stopping: list[int] = []
+    import os
+    import time
+
+    stopping: list[float] = []
 
     def handler(signum, frame):
-        # the first signal stops the command; later ones are ignored while it cleans up (a second
-        # Ctrl-C during the unwinding had printed a traceback and killed it by SIGINT, which could
-        # leave a partial file behind; found by a review)
+        # the first signal stops the command; another within FORCE_AFTER s is ignored while it cleans
+        # up (a second Ctrl-C during the unwinding had printed a traceback and killed it by SIGINT,
+        # which could leave a partial file behind; found by a review). One after that ends it at
+        # once: a clean-up stuck on a slow or hung disk must not make folai unstoppable.
         if stopping:
-            return
-        stopping.append(signum)
+            if time.monotonic() - stopping[0] < FORCE_AFTER:
+                return
+            os.write(2, b"folai: stopped at once (its partial files may be left behind)\n")
+            os._exit(128 + signum)
+        stopping.append(time.monotonic())
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise _Terminated(signum)
 
-    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    return {sig: signal.signal(sig, handler) for sig in sigs}
+    from .paths import held_signals
+
+    return {sig: signal.signal(sig, handler) for sig in held_signals()}  # (not those ignored: nohup)
 
 
 if __name__ == "__main__":  # pragma: no cover

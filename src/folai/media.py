@@ -1380,6 +1380,8 @@ class _SourcePackets:
             tb = vs.time_base
             first = last_end = None
             for pkt in cin.demux([vs, *self.keep] if hold else [vs]):
+                if _cancelled():  # (a whole file's scan, on a slow disk: not waited for after a Ctrl-C)
+                    raise _Cancelled(f"reading {p} was cancelled")
                 if pkt.size == 0:
                     continue
                 if hold:

@@ -61,15 +61,18 @@ def check_output(
 _NAME_MAX = 255
 
 
-def _temp_prefix(p: Path) -> str:
-    """The hidden temporary name's prefix for ``p``: ``.STEM.``, the stem cut (at a character)
-    so that the whole name (``mkstemp`` adds 8 characters, then ``.part`` and the suffix) fits
-    :data:`_NAME_MAX` bytes: a valid name of over 240 bytes had been refused as too long."""
-    room = _NAME_MAX - len(os.fsencode(f"..{'x' * 8}.part{p.suffix}"))
-    stem = p.stem
-    while len(os.fsencode(stem)) > room:
+def _temp_affixes(p: Path) -> tuple[str, str]:
+    """The hidden temporary name's ``(prefix, suffix)`` for ``p``: ``.STEM.`` and ``.partSUFFIX``,
+    cut (at a character) so that the whole name (``mkstemp`` adds 8 characters) fits
+    :data:`_NAME_MAX` bytes: a valid name of over 240 bytes had been refused as too long. The
+    stem goes first; a suffix too long to keep (no format has one) goes too."""
+    stem, suffix = p.stem, f".part{p.suffix}"
+    while len(os.fsencode(f"..{'x' * 8}{suffix}")) > _NAME_MAX:
+        suffix = suffix[:-1]
+    room = _NAME_MAX - len(os.fsencode(f"..{'x' * 8}{suffix}"))
+    while stem and len(os.fsencode(stem)) > room:
         stem = stem[:-1]
-    return f".{stem}."
+    return f".{stem}.", suffix
 
 
 def _umask() -> int:
@@ -98,10 +101,29 @@ def write_trouble(path: str | os.PathLike) -> str | None:
     return None
 
 
+def _io_error(e: BaseException) -> bool:
+    """Whether ``e`` (or what it was raised from) is a failed write: an OSError of a full disk, a
+    missing or unwritable place (PyAV's included; not a network error), or libsndfile's "System
+    error"."""
+    import errno
+
+    codes = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOENT, errno.EACCES, errno.EPERM, errno.EIO}
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno in codes:  # (PyAV's errors are OSErrors with errno)
+            return True
+        if type(e).__name__ == "LibsndfileError" or "System error" in str(e):  # (libsndfile's errno is lost)
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
 def _trouble(e: BaseException, paths: Iterable[Path]) -> FolaiError | None:
-    """A :class:`FolaiError` saying why one of ``paths`` could not be written, when its folder
-    tells (asked before the partial files are removed: they are what filled the disk)."""
-    if isinstance(e, Exception):
+    """A :class:`FolaiError` saying why one of ``paths`` could not be written, when the error is
+    one of writing and the folder tells (asked before the partial files are removed: they are
+    what filled the disk). Any other error is left as it is, even on a nearly full disk (or a
+    network file system that reports no free space)."""
+    if isinstance(e, Exception) and _io_error(e):
         for p in paths:
             why = write_trouble(p)
             if why is not None:
@@ -123,6 +145,16 @@ def atomic_output(
         yield tmp[0]
 
 
+def held_signals() -> list:
+    """The stop signals (SIGINT, SIGTERM, SIGHUP) that are not ignored: one that the process was
+    started ignoring (SIGHUP under ``nohup``, SIGINT in a background job of a script) stays
+    ignored."""
+    import signal
+
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    return [s for s in sigs if signal.getsignal(s) is not signal.SIG_IGN]
+
+
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
     """Hold Ctrl-C, SIGTERM and SIGHUP until the block is done, then deliver them (in the main
@@ -135,15 +167,15 @@ def deferred_signals() -> Iterator[None]:
         yield
         return
     got: list[int] = []
-    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     previous = {}
-    for sig in sigs:
-        previous[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
     try:
+        for sig in held_signals():
+            previous[sig] = signal.getsignal(sig)  # (kept before the swap: a signal may land between)
+            signal.signal(sig, lambda signum, frame: got.append(signum))
         yield
     finally:
         for sig, h in previous.items():
-            signal.signal(sig, h)
+            signal.signal(sig, h if h is not None else signal.SIG_DFL)  # (None: a handler set from C)
         if got:
             signal.raise_signal(got[0])
 
@@ -169,7 +201,8 @@ def atomic_outputs(
         for key, p in paths.items():
             p = Path(p)
             try:
-                fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(p), suffix=f".part{p.suffix}", dir=p.parent or ".")
+                prefix, suffix = _temp_affixes(p)
+                fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=p.parent or ".")
             except OSError as e:
                 raise FolaiError(f"cannot write {p}: {e.strerror or e} (in {p.parent or Path('.')})") from e
             os.close(fd)
