@@ -275,8 +275,12 @@ def test_generate_stopped_by_a_signal_leaves_nothing_behind(tmp_path, signame, r
     hv = make_hit_video(tmp_path / "long.mp4", duration=40.0, hit_times=[float(t) for t in range(1, 40, 2)],
                         size=(320, 240), with_audio=False)
     env = dict(os.environ, PYTHONPATH=str(Path(pipeline_mod.__file__).parents[1]))
+    # (the child starts with the signal's default action: under nohup, or a runner that ignores
+    # SIGHUP, folai rightly keeps ignoring it)
+    sig = getattr(signal, signame)
     proc = subprocess.Popen([sys.executable, "-m", "folai.cli", "generate", str(hv.path), "-q"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     t0 = time.time()
     while not any(".part" in p.name for p in tmp_path.iterdir()):  # generate has begun writing
         assert proc.poll() is None and time.time() - t0 < 60, proc.communicate()
@@ -465,7 +469,7 @@ def test_global_flags_after_the_command_and_wav_only_output(hit_video, tmp_path,
     assert main(["example", str(tmp_path / "neg.mp4"), "--seed", "-5"]) == 0
 
 
-def test_a_signal_while_a_set_of_outputs_is_put_in_place_leaves_a_whole_set(tmp_path, monkeypatch):
+def test_a_signal_while_a_set_of_outputs_is_put_in_place_leaves_a_whole_set(tmp_path, monkeypatch, default_stop_signals):
     # a SIGTERM between two of generate's renames left a mixed set: some files of the new take, the
     # previous take's others (found by a review). The renames run with signals held.
     import os
@@ -526,7 +530,22 @@ def test_long_output_names(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
-def test_a_second_ctrl_c_while_stopping_is_ignored():
+@pytest.fixture
+def default_stop_signals():
+    """Ctrl-C, SIGTERM and SIGHUP at their default actions for the test (a runner may start the
+    tests with some ignored: a background job, nohup), then as they were."""
+    import signal
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def test_a_second_ctrl_c_while_stopping_is_ignored(default_stop_signals):
     # two Ctrl-C in quick succession: the second, during the unwinding, printed a traceback and
     # killed the process by SIGINT, which could leave a partial file (found by a review)
     import signal
@@ -664,7 +683,7 @@ def test_a_region_of_interest_running_off_the_picture_is_said(hit_video, tmp_pat
 
 
 
-def test_signals_the_process_was_started_ignoring_stay_ignored():
+def test_signals_the_process_was_started_ignoring_stay_ignored(default_stop_signals):
     # under nohup SIGHUP is ignored (and SIGINT in a script's background job): the handlers that
     # make a stop clean had made such a run stop when the terminal closed (found by a review)
     import signal
@@ -697,6 +716,8 @@ def test_a_stop_signal_long_after_the_first_ends_folai_at_once(tmp_path):
 
     child = (
         "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # (a runner may start it ignored)\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
         "from folai import cli\n"
         "cli.FORCE_AFTER = 0.3\n"
         "cli._terminate_as_interrupt()\n"
@@ -740,7 +761,8 @@ def test_reading_the_source_for_the_copy_stops_when_cancelled(hit_video, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_held_signals_are_given_back_even_if_a_signal_lands_while_they_are_swapped(tmp_path, monkeypatch):
+def test_held_signals_are_given_back_even_if_a_signal_lands_while_they_are_swapped(tmp_path, monkeypatch,
+                                                                                    default_stop_signals):
     # a SIGTERM (an application's handler raising) that landed between installing SIGINT's holder
     # and recording the handler it replaced left Ctrl-C swallowed for good (found by a review)
     import signal
