@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             import signal
 
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)  # (None: set from C)
 
 
 #: seconds after a first Ctrl-C / SIGTERM during which another is ignored (the clean-up runs); one
@@ -168,9 +168,9 @@ class _Terminated(BaseException):
 
 def _terminate_as_interrupt():
     """Turn SIGTERM and SIGHUP into :class:`_Terminated` (and SIGINT into KeyboardInterrupt, once)
-    in the main thread; the previous handlers
-    ``{signal: handler}``, or None where no handler can be installed (not the main thread). SIGHUP
-    had killed the process with its hidden partial files left behind (found by a review)."""
+    in the main thread; the previous handlers ``{signal: handler}``, or None where no handler can
+    be installed (not the main thread). SIGHUP had killed the process with its hidden partial
+    files left behind (found by a review)."""
     import signal
     import threading
 

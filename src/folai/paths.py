@@ -212,7 +212,7 @@ def atomic_outputs(
             for key, p in paths.items():
                 t = tmps[key]
                 if t.exists():
-                    os.chmod(t, 0o666 & ~_umask())
+                    os.chmod(t, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
                 os.replace(t, p)
                 del tmps[key]
     except BaseException as e:

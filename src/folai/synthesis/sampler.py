@@ -358,6 +358,18 @@ class _PresetSource:
         return self.preset.texture(rng, n)
 
 
+def _no_swell_into_onsets(level: np.ndarray, events: Sequence[Event], K: int, rate: float) -> None:
+    """Hold a texture level (per frame, in place) at most at its value from just before each
+    event's rise until the onset: a texture swelling into an onset sounds (and detects) as an
+    early hit."""
+    T = level.size
+    for ev in events:
+        f_on = int(round(ev.time * rate))
+        lo = f_on - K // 2 - 3
+        if 0 <= lo < T:
+            level[lo + 1 : f_on + 1] = np.minimum(level[lo + 1 : f_on + 1], level[lo])
+
+
 def _low_hum(y: np.ndarray) -> bool:
     """Whether the quiet parts of a peak-normalised recording hold a steady low tone (mains hum, a
     rumble): the median of the quietest fifth of its 100 ms blocks (at most 64 of them) over -40 dB
@@ -1122,11 +1134,7 @@ class SamplerSynth:
             # fade the texture in and out (an opening has steep edges, heard and detected as onsets)
             q = np.minimum(smooth(q, 2 * K + 1, "hann").astype(np.float64), target)
             # a texture never swells into an onset: that would sound (and detect) as an early hit
-            for ev in events:
-                f_on = int(round(ev.time * cfg.rate))
-                lo = f_on - K // 2 - 3
-                if 0 <= lo < T:
-                    q[lo + 1 : f_on + 1] = np.minimum(q[lo + 1 : f_on + 1], q[lo])
+            _no_swell_into_onsets(q, events, K, cfg.rate)
         pan_f = None
         ev_pan = None
         if pan is not None and self.pan_mode != "center":
@@ -1197,11 +1205,7 @@ class SamplerSynth:
             lack[lack < self.silence] = 0.0
             if np.any(lack > 0):
                 lack = np.minimum(smooth(lack, 2 * K + 1, "hann").astype(np.float64), target)
-                for ev in events:  # (as the texture: no swell into an onset)
-                    f_on = int(round(ev.time * cfg.rate))
-                    lo = f_on - K // 2 - 3
-                    if 0 <= lo < T:
-                        lack[lo + 1 : f_on + 1] = np.minimum(lack[lo + 1 : f_on + 1], lack[lo])
+                _no_swell_into_onsets(lack, events, K, cfg.rate)  # (as the texture)
                 q = np.maximum(q, lack)
         # a texture does not switch on from digital silence (a level jump in dB, heard and detected
         # as an onset however slow its linear fade): it rises out of it at 1 dB per frame, under
