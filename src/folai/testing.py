@@ -180,6 +180,10 @@ def make_video(
                     opts["x264-params"] = "bframes=0"  # exact durations in the mp4 index
             elif vcodec == "mpeg4":
                 vstream.bit_rate = max(200_000, w * h * 4)
+            elif vcodec.startswith("libvpx"):
+                # one thread: libvpx's threads spin-wait for each other, and with the cores
+                # oversubscribed (two test runs at once) a 1 s test clip took over 8 minutes
+                vstream.codec_context.thread_count = 1
             if gop:
                 vstream.codec_context.gop_size = int(gop)
             if sample_aspect_ratio:
