@@ -1311,6 +1311,31 @@ def test_a_reference_with_nan_samples_is_read_as_zeros(tmp_path, caplog):
     assert np.all(np.isfinite(audio)) and np.abs(audio).max() > 0.1
 
 
+def test_a_reference_with_one_huge_glitch_sample_keeps_its_takes(tmp_path, caplog):
+    # a float WAV with one finite but huge sample (1e6, a plugin's glitch) was normalised by it and
+    # refused as having "no usable sound" (found by a review)
+    from folai.media import read_audio
+    from folai.synthesis.sampler import _ReferenceSource
+
+    y = _partial_knocks(2.0, (0.2, 0.8, 1.4), (300.0, 520.0, 850.0))
+    y[30000] = 1e6
+    sf.write(str(tmp_path / "glitch.wav"), y, SR, subtype="FLOAT")
+    with caplog.at_level("WARNING"):
+        src = _ReferenceSource([tmp_path / "glitch.wav"])
+    assert len(src.takes) == 3
+    assert "isolated samples over +18 dBFS" in caplog.text and "glitch.wav" in caplog.text
+    # a float file at the scale of 16-bit integers is loud, not damaged: read as it is
+    loud = _partial_knocks(2.0, (0.2, 0.8), (300.0, 520.0)) * 20000.0
+    sf.write(str(tmp_path / "loud.wav"), loud, SR, subtype="FLOAT")
+    assert np.abs(read_audio(tmp_path / "loud.wav", None)).max() == pytest.approx(np.abs(loud).max())
+    # and a sample far over full scale in the middle of loud sound is sound (a hot float mix)
+    z = _partial_knocks(2.0, (0.2,), (300.0,))
+    z /= np.abs(z).max()
+    k = int(np.argmax(np.abs(z)))
+    z[k + 1] = 12.0
+    sf.write(str(tmp_path / "over.wav"), z, SR, subtype="FLOAT")
+    assert np.abs(read_audio(tmp_path / "over.wav", None)).max() == pytest.approx(12.0)
+
 def test_a_low_bodied_knock_with_a_rattle_is_one_take(tmp_path):
     # the 200 Hz re-test for hum ran in every file: in a clean one, librosa's onsets on the rattle
     # in a low-bodied knock's decay rose over 200 Hz, and 3 knocks fell into 10-20 pieces of

@@ -583,6 +583,38 @@ def test_cli_starts_on_loopback_and_prints_its_url(video, tmp_path):
     assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(("signame", "rc"), [("SIGHUP", 129), ("SIGTERM", 143)])
+def test_cli_stops_cleanly_on_hangup_and_terminate(video, tmp_path, signame, rc):
+    # a closed terminal (SIGHUP) printed uvicorn's 37-line CancelledError traceback before
+    # "hung up": uvicorn handles only Ctrl+C and SIGTERM itself (found by a review)
+    import signal
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), TMPDIR=str(tmp))
+    sig = getattr(signal, signame)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "folai", "studio", "--port", "0", str(video)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL),  # (not as a runner under nohup left it)
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        import httpx
+
+        assert httpx.get(line.split("open ")[1].split()[0], timeout=10).status_code == 200  # serving
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == rc, err
+    assert "Traceback" not in err and "CancelledError" not in err, err
+    assert list(tmp.iterdir()) == []  # the workspace is gone
+
+
 def test_jobs_report_the_backends_progress_bars():
     import threading
 

@@ -986,6 +986,28 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tu
         container.close()
 
 
+#: a sample over +18 dBFS (``_GLITCH_OVER`` x full scale) with nothing within 36 dB of it
+#: (``_GLITCH_RATIO``) in the ``_GLITCH_NEAR`` samples on either side is a glitch, not sound: only a
+#: float file can hold one, and no real sound rises that far in under a millisecond and falls back
+_GLITCH_OVER, _GLITCH_RATIO, _GLITCH_NEAR = 8.0, 64.0, 32
+
+
+def _glitches(x: np.ndarray) -> np.ndarray | None:
+    """Mask of the isolated huge samples of ``x`` (C, N), or None if there are none. A file with
+    many samples over +18 dBFS (a float file at the scale of 16-bit integers) is loud, not damaged."""
+    over = (x > _GLITCH_OVER) | (x < -_GLITCH_OVER)  # (no float copy of a long file)
+    n = int(np.count_nonzero(over))
+    if n == 0 or n > max(16, x.size // 10000):
+        return None
+    mask = np.zeros_like(over)
+    for c, i in zip(*np.nonzero(over)):
+        span = slice(max(0, i - _GLITCH_NEAR), i + _GLITCH_NEAR + 1)
+        near = np.where(over[c, span], 0.0, np.abs(x[c, span]))  # the neighbourhood, less the huge samples
+        if float(near.max()) * _GLITCH_RATIO < abs(float(x[c, i])):
+            mask[c, i] = True
+    return mask if mask.any() else None
+
+
 def read_audio(
     path: str | os.PathLike,
     sr: int | None,
@@ -1005,8 +1027,9 @@ def read_audio(
 
     Returns:
         ``(channels, N)`` float32 (in [-1, 1], except a float file's own overs; NaN or infinite
-        samples are read as 0, with a warning). ``N = round(duration * sr)`` when the file is long
-        enough (up to one sample of resampler rounding).
+        samples, and isolated ones over +18 dBFS (:func:`_glitches`), are read as 0, with a
+        warning). ``N = round(duration * sr)`` when the file is long enough (up to one sample of
+        resampler rounding).
 
     Raises:
         MediaError: missing / non-media file, no audio stream, zero duration, truncated file.
@@ -1019,6 +1042,13 @@ def read_audio(
         log.warning("%s has %d NaN or infinite samples (a damaged float file): read as 0", path,
                     int(np.count_nonzero(bad)))
         x = np.where(bad, np.float32(0.0), x)
+    glitch = _glitches(x)
+    if glitch is not None:
+        # one finite but huge sample (1e6) made the file's peak: normalised by it, a reference
+        # had "no usable sound" and an envelope read from it was silent (found by a review)
+        log.warning("%s has %d isolated samples over +18 dBFS (a glitch in a damaged float file): read as 0", path,
+                    int(np.count_nonzero(glitch)))
+        x[glitch] = 0.0
     x = _map_channels(x, channels)
     if sr is not None and int(sr) != file_sr:
         n_out = int(round(x.shape[1] * int(sr) / file_sr))

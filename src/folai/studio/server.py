@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import threading
 from typing import Any
@@ -61,12 +62,34 @@ class StudioServer:
         return f"http://{h}:{self.port}/"
 
     def serve_forever(self) -> None:
-        """Serve until interrupted (Ctrl+C); the workspace is removed however it ends."""
+        """Serve until interrupted (Ctrl+C, SIGTERM, SIGHUP); the workspace is removed however it ends.
+
+        uvicorn shuts down gracefully on Ctrl+C and SIGTERM and then raises the signal again for
+        the caller; SIGHUP (a closed terminal, a dropped ssh connection) it leaves alone, so the
+        CLI's handler raised inside the event loop and uvicorn logged a 37-line CancelledError
+        traceback before "hung up" (found by a review). SIGHUP now asks for the same graceful
+        shutdown and is raised again once the server has stopped; one ignored (nohup) stays so."""
+        hup = getattr(signal, "SIGHUP", None)
+        hung_up: list[int] = []
+        previous = None
+        if hup is not None and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(hup) is not signal.SIG_IGN:
+
+                def on_hangup(signum: int, frame: Any) -> None:
+                    hung_up.append(signum)
+                    self.server.should_exit = True
+
+                previous = signal.signal(hup, on_hangup)
+                previous = signal.SIG_DFL if previous is None else previous  # (None: set from C)
         try:
             self.server.run(sockets=[self.sock])
         finally:
+            if previous is not None:
+                signal.signal(hup, previous)
             self.app.state.cleanup()
             self.sock.close()
+        if hung_up:
+            signal.raise_signal(hup)
 
     def start(self, timeout: float = 20.0) -> "StudioServer":
         """Serve in a background thread; return once it accepts connections."""
