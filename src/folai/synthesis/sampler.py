@@ -127,6 +127,21 @@ def _solve_tau(s: float, n: int) -> float:
     return math.sqrt(lo * hi)
 
 
+#: an onset's jump must be at least this share of the level it rises from, and 2.5 classes of the
+#: SPEC's mu-law (a class is 8-9 % of the level over 0.05, 14 % at 0.01, 20 % at 0.005): see
+#: detect_events
+_MIN_RISE, _MIN_CLASSES = 0.25, 2.5
+#: ... and this many robust deviations of the curve's frame-to-frame change around it
+_NOISE_SIGMAS = 3.0
+
+
+def _min_rise(base: float) -> float:
+    """The least jump that is an onset over ``base`` (:data:`_MIN_RISE`, :data:`_MIN_CLASSES`)."""
+    mu = float(ENV_DEFAULT.mu)
+    step = (1.0 + mu * base) * math.log1p(mu) / mu / ENV_DEFAULT.n_classes  # d rms / d class at base
+    return max(_MIN_RISE * base, _MIN_CLASSES * step) if base > 0 else 0.0
+
+
 def detect_events(
     e: np.ndarray, rate: float = ENV_DEFAULT.rate, kernel: int = ENV_DEFAULT.smooth_kernel, sensitivity: float = 1.0,
     robust: bool = False,
@@ -149,6 +164,11 @@ def detect_events(
     J = np.diff(d, prepend=d[0])  # jump of the slope
     Jp = np.maximum(J, 0.0)
     loc = ndimage.maximum_filter1d(ep, size=int(2 * rate) + 1, mode="constant")
+    # the curve's own frame-to-frame jitter around each frame, as a deviation of its change: a
+    # robust one (over 1 s) of its second difference, / sqrt(3) (for white jitter the change's
+    # deviation; a decay, however steep, curves little from frame to frame). An onset must stand
+    # out of it (see _NOISE_SIGMAS)
+    noise = (1.4826 / math.sqrt(3.0)) * ndimage.median_filter(np.abs(J), size=int(rate) + 1, mode="nearest")
     jmax = ndimage.maximum_filter1d(J, size=5, mode="constant")
     cand = np.nonzero((J > 0) & (J >= jmax))[0]
     events: list[tuple[float, Event]] = []
@@ -156,7 +176,15 @@ def detect_events(
         if i < pad - half - 2 or i >= T + pad:
             continue
         base = float(ep[i - 1])
-        peak = float(ep[i : i + K + 3].max())
+        # the top of this rise: up to K + 3 frames on (a box-smoothed rise climbs for the box's
+        # length), but not past a fall under 4/5 of the rise so far. A louder hit 60-140 ms after
+        # a sharp one had lent it its top: the first then failed the sharpness test and was read
+        # as a smoothed rise, placed ~60 ms late with nothing at its own time, or lost, and on a
+        # curve of the motion timing's hits at 6-10 a second, ghosts played 64-76 ms before a hit
+        # (found by a review)
+        ahead = ep[i : i + K + 3]
+        fell = np.nonzero(ahead - base < 0.8 * (np.maximum.accumulate(ahead) - base))[0]
+        peak = float(ahead[: max(1, int(fell[0]))].max() if fell.size else ahead.max())
         h = peak - base
         if h <= 0:
             continue
@@ -207,7 +235,11 @@ def detect_events(
             # the jump of the slope, times K, is the jump of the unsmoothed RMS (exact for a box)
             A = float(Jp[i - 1 : i + 3].sum()) * K
         thr = max(0.004, (0.1 if sharp else 0.2) * float(loc[i])) / sensitivity
-        if A < thr or A < 0.4 * h_jump:
+        # ... and the jump, and the rise to the top, a quarter of the level they rise from (+1.9
+        # dB) and 2.5 mu-law classes (_min_rise): a steady level whose class flips by one or two
+        # steps (a classifier's output on a scrape or rain) had become 40-130 knocks in 20 s, each
+        # near full scale (found by a review)
+        if A < thr or A < 0.4 * h_jump or min(A, h) < max(_min_rise(base), _NOISE_SIGMAS * float(noise[i])):
             continue
         w = Jp[i - 2 : i + 3]
         c = float((np.arange(-2, 3) * w).sum() / w.sum())
