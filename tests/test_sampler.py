@@ -579,6 +579,25 @@ def test_a_steady_level_that_flickers_is_not_read_as_knocks(mode):
         assert len(ev) <= 2 and all(e.time < 0.1 for e in ev), (level, [round(e.time, 2) for e in ev])
 
 
+@pytest.mark.parametrize("prompt", ["wood", "gravel"])
+def test_a_quiet_tap_alone_is_as_loud_as_its_curve(prompt):
+    # a lone quiet tap, the loudest in its 5 s, was sharpened towards full scale: +10 dB over its
+    # curve, and identical taps came out 9 dB apart near and far from a loud hit (found by a review)
+    from folai.metrics.sync import eval_rms
+
+    env = Envelope.zeros(9.0).add_event(1.0, 0.2, decay=0.08).add_event(3.0, 0.02, decay=0.08)
+    env = env.add_event(7.5, 0.02, decay=0.08)
+    audio = SamplerSynth().render(env, duration=9.0, prompt=prompt, seed=0, progress=False).mean(axis=0)
+
+    def energy_db(t):  # the render's mean square over the hit's first 0.5 s against the curve's
+        r = eval_rms(audio[int((t - 0.02) * SR) : int((t + 0.5) * SR)])
+        e = env.mono[int((t - 0.02) * 125) : int((t + 0.5) * 125)]
+        return 10 * np.log10(np.mean(r**2) / np.mean(e.astype(np.float64) ** 2))
+
+    near, far = energy_db(3.0), energy_db(7.5)
+    assert far < 6.0 and abs(far - near) < 6.0, (near, far)  # (before: +10 dB, 8.5-9 dB apart)
+
+
 @pytest.mark.parametrize("rate", [6.0, 8.0, 10.0])
 def test_hits_close_together_are_each_placed_at_their_own_time(rate):
     # a sharp hit followed 60-140 ms later by a louder one took that one's top as its own: it failed
