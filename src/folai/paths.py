@@ -198,15 +198,18 @@ def atomic_outputs(
         seen[r] = p
     tmps: dict = {}
     try:
-        for key, p in paths.items():
-            p = Path(p)
-            try:
-                prefix, suffix = _temp_affixes(p)
-                fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=p.parent or ".")
-            except OSError as e:
-                raise FolaiError(f"cannot write {p}: {e.strerror or e} (in {p.parent or Path('.')})") from e
-            os.close(fd)
-            tmps[key] = Path(tmp)
+        # (signals held: one landing between a file's creation and its entry in `tmps` left that
+        # file behind, seen in a test that stops generate as soon as its first file appears)
+        with deferred_signals():
+            for key, p in paths.items():
+                p = Path(p)
+                try:
+                    prefix, suffix = _temp_affixes(p)
+                    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=p.parent or ".")
+                except OSError as e:
+                    raise FolaiError(f"cannot write {p}: {e.strerror or e} (in {p.parent or Path('.')})") from e
+                os.close(fd)
+                tmps[key] = Path(tmp)
         yield dict(tmps)
         with deferred_signals():
             for key, p in paths.items():

@@ -494,6 +494,10 @@ class _Background:
         return self._value
 
 
+#: seconds a worker thread waits on its queue before looking again (see _Worker._run)
+_POLL = 0.25
+
+
 class _Worker:
     """A thread running submitted calls in order (bounded queue: memory stays flat). The first
     error stops the rest and is raised when the ``with`` block is left; an exception in the block
@@ -512,9 +516,18 @@ class _Worker:
         self._thread.start()
 
     def _run(self) -> None:
+        import queue
+
         try:
             while True:
-                task = self._q.get()
+                # (polled: a Ctrl-C or SIGTERM raised in the main thread inside Queue.put, between
+                # waking this thread and taking its waiter off the list, leaves a stale waiter that
+                # the next put wakes instead; the thread then slept on with the stop sentinel in
+                # its queue, and generate hung for good after the signal (found by a review))
+                try:
+                    task = self._q.get(timeout=_POLL)
+                except queue.Empty:
+                    continue
                 if task is None:
                     return
                 if self._error is not None or self._cancel:
