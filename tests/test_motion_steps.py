@@ -543,3 +543,43 @@ def test_cli_step_lead_reaches_the_motion_timing():
         timing_options(p.parse_args(["--timing", "learned", "--checkpoint", "x", "--step-lead", "0"]))
     with pytest.raises(FolaiError, match="step_lead must be in"):
         MotionTiming(step_lead=0.9)
+
+
+def test_cli_footsteps_timing_with_your_own_recordings(tmp_path, caplog):
+    # --prompt and --reference were exclusive on the command line: no way to have the footsteps
+    # timing (from a walking prompt) with your own step recordings, which the library and the
+    # studio allow (found by a review of the docs). A prompt that is not used is said.
+    import logging
+
+    import soundfile as sf
+
+    from folai.cli import main
+
+    v = make_walk_video(tmp_path / "walk.mp4", **WALKS["behind, walking"])
+    sr = 44100
+    t = np.arange(int(0.15 * sr)) / sr
+    y = np.zeros(2 * sr)
+    for k, f in enumerate((180.0, 240.0, 300.0)):
+        a = int((0.1 + 0.5 * k) * sr)
+        y[a : a + t.size] += np.sin(2 * np.pi * f * t) * np.exp(-t / 0.03)
+    sf.write(tmp_path / "steps.wav", 0.8 * y, sr)
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        assert main(["generate", str(v.path), "-o", str(out), "--prompt", "footsteps", "--reference",
+                     str(tmp_path / "steps.wav"), "--no-video", "-q"]) == 0
+    assert "--prompt not used" not in caplog.text
+    from folai.envelope import Envelope
+    from folai.synthesis.sampler import detect_events
+
+    env = Envelope.load_csv(tmp_path / "out.envelope.csv")
+    events = np.array([e.time for e in detect_events(env.mono)])
+    # the steps' timing: one event a step, at the walker's cadence (placed by the game-footage
+    # lead, as every --prompt footsteps is; the synthetic walker's own lag differs)
+    assert len(events) == len(v.step_times), (events, v.step_times)
+    assert abs(np.median(np.diff(events)) - np.median(np.diff(v.step_times))) < 0.03
+    # a prompt beside recordings that asks for no footsteps, or render's (no stage 1), is not used
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main(["render", str(tmp_path / "out.envelope.csv"), "-o", str(tmp_path / "r.wav"), "--prompt",
+                     "metal", "--reference", str(tmp_path / "steps.wav")]) == 0
+    assert "--prompt not used: --reference makes the sound" in caplog.text

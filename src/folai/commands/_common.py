@@ -76,10 +76,11 @@ def add_timing_args(p: argparse.ArgumentParser) -> None:
 
 def add_synth_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("stage 2 (synthesis): what it sounds like")
-    what = g.add_mutually_exclusive_group()
-    what.add_argument("--prompt", metavar="TEXT", type=prompt_text,
-                      help="e.g. 'hitting metal with a stick', 'footsteps on gravel' (leave it out for the default sound)")
-    what.add_argument("--reference", metavar="FILE", nargs="+", default=[], help="your own recordings to use as the sound")
+    g.add_argument("--prompt", metavar="TEXT", type=prompt_text,
+                   help="e.g. 'hitting metal with a stick', 'footsteps on gravel' (leave it out for the default sound); "
+                        "with --reference the recordings make the sound, and a walking prompt ('footsteps') "
+                        "still gives stage 1's footsteps timing")
+    g.add_argument("--reference", metavar="FILE", nargs="+", default=[], help="your own recordings to use as the sound")
     g.add_argument("--synth", default="sampler", choices=["sampler", "stable-audio"],
                    help="sampler: envelope-following sample synthesis, offline, no weights (default); "
                         "stable-audio: Stable Audio Open + the envelope ControlNet (needs weights, a GPU advised)")
@@ -141,6 +142,20 @@ def timing_summary(info: dict) -> str:
     if info.get("held_frames"):
         parts.append(f"{info['held_frames']} held frames shared out")
     return "stage 1: " + "; ".join(parts)
+
+
+def warn_moot_prompt(args: argparse.Namespace, stage1: bool) -> None:
+    """Say that ``--prompt`` is not used beside ``--reference`` (the recordings make the sound), unless
+    stage 1 runs (``stage1``) and the prompt asks for footsteps timing, which it then gives."""
+    if not (args.prompt and args.reference):
+        return
+    from ..synthesis.presets import wants_steps
+
+    if stage1 and wants_steps(args.prompt):
+        return
+    log.warning("--prompt not used: --reference makes the sound%s", "; beside it a prompt only asks for footsteps "
+                "timing (e.g. --prompt footsteps)" if stage1 else " (and this command has no stage 1 to time "
+                "footsteps with)")
 
 
 def warn_moot_timing(args: argparse.Namespace, skipped_by: str | None) -> None:

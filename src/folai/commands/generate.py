@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ._common import (add_synth_args, add_timing_args, parse_roi, synth_options, timing_options, timing_summary,
-                      warn_moot_timing)
+                      warn_moot_prompt, warn_moot_timing)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     # options that an --envelope (stage 1 skipped) or the prompt make moot: said, not dropped silently
     warn_moot_timing(args, "--envelope" if args.envelope is not None else None)
+    warn_moot_prompt(args, stage1=args.envelope is None)
     pipe = FoleyPipeline(
         timing=args.timing, synth=args.synth,
         timing_options=timing_options(args) if args.envelope is None else {},

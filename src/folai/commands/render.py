@@ -8,7 +8,7 @@ import logging
 from ..envelope import Envelope
 from ..errors import FolaiError
 from ..paths import check_input, check_output
-from ._common import add_synth_args, synth_options
+from ._common import add_synth_args, synth_options, warn_moot_prompt
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         # (a DAW timecode, 3600 s, had silently made a WAV of an hour of silence before the curve)
         log.warning("the envelope starts at %.3f s: the render covers the video's time from 0 s, silent for "
                     "the first %.3f s (the times are seconds from the video's start)", env.start, env.start)
+    warn_moot_prompt(args, stage1=False)
     pipe = FoleyPipeline(synth=args.synth, synth_options=synth_options(args))
     pipe.check(prompt=args.prompt, references=args.reference)
     pipe.render_to_file(
