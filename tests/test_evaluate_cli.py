@@ -63,6 +63,23 @@ def test_cli_writes_markdown_and_json_reports(clipdirs, tmp_path, capsys):
     assert not any(np.isnan(m["value"]) for m in data["metrics"].values())
 
 
+def test_cli_pairs_envelopes_by_the_same_rule_as_audio(clipdirs, tmp_path):
+    # mysys_0.wav pairs with GT_0.wav, but mysys_0.csv was "no predicted envelope" for clip 0,
+    # though the docs say envelopes are paired the same way (found by a review)
+    from folai.envelope import Envelope
+
+    gen, ref = clipdirs
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    for k in range(3):
+        Envelope.from_audio(sf.read(ref / f"GT_{k}.wav")[0], SR).save_csv(env_dir / f"mysys_{k}.csv")
+    out = tmp_path / "r"
+    assert main(["evaluate", "--generated", str(gen), "--reference", str(ref), "--envelopes", str(env_dir),
+                 "--metrics", "envelope", "-o", str(out)]) == 0
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["metrics"]["env_e_l1"]["value"] < 1e-3  # each clip's own envelope: paired right
+
+
 def test_cli_skips_weight_metrics_with_a_note(clipdirs, capsys):
     gen, ref = clipdirs
     assert main(["evaluate", "--generated", str(gen), "--reference", str(ref), "--bootstrap", "50"]) == 0

@@ -32,7 +32,7 @@ def add_arguments_mux(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--codec", default=None,
-        help="audio codec (default aac; pcm_s16le/pcm_s24le/pcm_f32le in .mov/.mkv, flac, alac)",
+        help="audio codec (default aac; pcm_s16le/pcm_s24le/pcm_f32le in .mov/.mkv, flac, alac, libopus in .mkv, mp3)",
     )
     p.add_argument("--sr", type=int, default=None, help="resample the audio to this rate (default: keep)")
 

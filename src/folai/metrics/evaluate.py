@@ -24,7 +24,7 @@ from .cache import EmbeddingCache
 from .envelopes import ENVELOPE_EXTS, EnvelopeMetric
 from .frechet import frechet_distance, gaussian_stats
 from .onsets import OnsetMetric
-from .pairing import Pair, collect
+from .pairing import Pair, align_prefixed, collect
 from .report import MetricResult, Report, bootstrap_mean, bootstrap_set
 from .sync import EVAL_SR, e_l1
 
@@ -138,7 +138,10 @@ def evaluate_pairs(pairs: Sequence[Pair], opts: EvalOptions | None = None, embed
         if opts.envelopes is None:
             rep.skipped["envelope"] = "envelope metrics need predicted envelopes (--envelopes DIR of CSV or .npy logits)"
         else:
-            env_files = {k: v for k, v in collect(opts.envelopes, opts.envelope_pattern, "envelope", exts=ENVELOPE_EXTS).items()}
+            # (paired as the generated files are: `mysys_20.csv` is clip 20's; only the bare id and
+            # the known prefixes were, though the docs said so; found by a review)
+            env_files = align_prefixed(collect(opts.envelopes, opts.envelope_pattern, "envelope", exts=ENVELOPE_EXTS),
+                                       {p.clip: p.reference for p in pairs})
             missing = [p.clip for p in pairs if p.clip not in env_files]
             if missing:
                 raise FolaiError(

@@ -109,7 +109,8 @@ def pair_files(
     gen = collect(generated, generated_pattern, "generated")
     ref = collect(reference, reference_pattern, "reference")
     vid = collect(videos, video_pattern, "video") if videos is not None else {}
-    gen = _align_prefixed(gen, ref)
+    gen = align_prefixed(gen, ref)
+    vid = align_prefixed(vid, ref)  # (the same rule as the generated files, as the docs say)
     problems = []
     no_ref = sorted(set(gen) - set(ref))
     no_gen = sorted(set(ref) - set(gen))
@@ -135,7 +136,7 @@ def pair_files(
     return pairs, problems
 
 
-def _align_prefixed(gen: dict[str, Path], ref: dict[str, Path]) -> dict[str, Path]:
+def align_prefixed(gen: dict[str, Path], ref: dict[str, Path]) -> dict[str, Path]:
     """Map a generated id with an unknown system prefix (``mysys_12``) onto the reference id it
     ends with after an underscore (``12``); the longest such reference id wins; ids that already
     match, or that would collide, are left alone."""

@@ -418,8 +418,12 @@ def run(args: argparse.Namespace) -> int:
                                "chunk_seconds": model_cfg.duration, "split": args.split,
                                "split_seed": args.split_seed, "split_dir": args.split_dir}},
     )
+    epochs = int(res.get("epoch", train_cfg.epochs - 1)) + 1  # (the last epoch's 0-based index + 1)
+    if "el1" not in res:  # a finished run re-run: nothing was trained or validated (it printed "nan")
+        print(f"{args.out} has already trained {epochs} epochs: nothing to do (raise --epochs to train more)")
+        return 0
     print(
-        f"trained {args.out}: epoch {res.get('epoch')}, val E-L1 {res.get('el1', float('nan')):.4f}, "
+        f"trained {args.out}: {epochs} epochs, val E-L1 {res['el1']:.4f}, "
         f"acc@1 {res.get('acc@1', float('nan')):.3f}, acc@5 {res.get('acc@5', float('nan')):.3f}, "
         f"acc@10 {res.get('acc@10', float('nan')):.3f}"
     )
