@@ -198,6 +198,13 @@ def test_every_preset_renders(name):
     assert np.sqrt(np.mean(audio[:, int(0.95 * SR) : int(1.25 * SR)] ** 2)) > 1e-3  # the texture
     x = get_preset(name).impact(np.random.default_rng(0))
     assert np.isfinite(x).all() and 0.99 <= np.abs(x).max() <= 1.0
+    # no DC: a thump's (or a bubble's) damped sine starting at phase 0 had made a sub-20 Hz pulse
+    # on every hit (one-shots' mean 0.005-0.05 of their RMS, always positive; found by a review)
+    dc = []
+    for seed in range(8):
+        x = get_preset(name).impact(np.random.default_rng(seed)).astype(np.float64)
+        dc.append(x.mean() / np.sqrt(np.mean(x**2)))
+    assert abs(np.mean(dc)) < 0.002 and np.max(np.abs(dc)) < 0.02, dc
     tex = get_preset(name).texture(np.random.default_rng(0), 4410)
     assert abs(np.sqrt(np.mean(tex**2)) - 1.0) < 1e-3
 
@@ -536,8 +543,11 @@ def test_variation_zero_repeats_one_sound_and_one_varies(prompt):
         x, y = (a[int(t * SR) - 200 : int(t * SR) + n] for t in (0.512, 2.0))
         return float(np.dot(x, y) / (np.linalg.norm(x) * np.linalg.norm(y)))
 
-    assert attacks(0.0) > 0.95
-    assert attacks(1.0) < 0.9
+    # (0.92-0.98: the texture under a hit's tail is the bank's at the hit's time, not the one-shot's;
+    # 0.95 until the thump presets' one-shots lost their sub-20 Hz pulse, which had dominated the
+    # first 20 ms of footsteps on grass)
+    assert attacks(0.0) > 0.9
+    assert attacks(1.0) < 0.8
 
 
 @pytest.mark.parametrize("jitter", [0, 1])
