@@ -213,8 +213,6 @@ def test_every_preset_renders(name):
     "prompt,name",
     [
         ("hitting metal with a stick", "metal"),
-        ("a rock thrown into water", "water"),  # (the thing it lands in: was stone)
-        ("dropping a coin onto glass", "glass"),
         ("A person hits wood", "wood"),
         ("a person hit glass with a wooden stick", "glass"),
         ("footsteps on gravel", "footsteps-gravel"),

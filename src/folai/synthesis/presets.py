@@ -459,7 +459,7 @@ _ACTION_WORDS = {"hit", "hits", "hitting", "knock", "knocking", "tap", "stick", 
 _STRIKE_WORDS = {"hit", "hits", "hitting", "strike", "strikes", "striking", "struck", "tap", "taps", "tapping",
                  "knock", "knocks", "knocking", "bang", "bangs", "banging", "against", "smack", "smacks",
                  "slap", "slaps", "whack", "whacks", "pound", "pounding", "scrape", "scraping", "scratch",
-                 "scratching", "into", "onto"}  # ("a rock thrown into water" is water: found by a review)
+                 "scratching"}
 _WITH_WORDS = {"with", "using"}
 # sound sources no preset makes: a prompt naming one is refused, rather than mapped to a setting
 # word ("a dog barking in the street" had given stone, "thunder over the sea" water)
