@@ -431,7 +431,7 @@ def _low_hum(y: np.ndarray) -> bool:
 
 
 def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahead: float = 0.06,
-                   rise: float = 2.0, hum: bool = False, roll_back: float = 0.1) -> np.ndarray:
+                   rise: float = 2.0, hum: bool = False) -> np.ndarray:
     """The onsets (samples) where the level rises: the loudest 10 ms within ``ahead`` s after the
     onset at least ``rise`` times the RMS over the ``window`` s before it (onsets come
     backtracked to the quiet before an attack, so the attack itself may come a little later).
@@ -441,11 +441,9 @@ def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahea
     that does not rise so broadband is measured again over 200 Hz: mains hum 10-12 dB under the
     hits had hidden their rise (takes of two hits, or the whole file one take; found by a review).
     Only then: in a clean file the re-test admitted librosa's onsets on the rattle or crackle in
-    a low-bodied knock's decay, which fell into 30-70 ms pieces. ``roll_back``: how far back the
-    test for a hit of a fast roll looks for the last hit (0: no such test; see ``rises``)."""
+    a low-bodied knock's decay, which fell into 30-70 ms pieces."""
     w, b = max(1, int(window * SR)), int(0.01 * SR)
     nb = max(1, int(round(ahead / 0.01)))
-    rb = int(roll_back * SR)
 
     def rises(x: np.ndarray, o: int) -> bool | None:
         after = x[o : o + nb * b].astype(np.float64)
@@ -453,8 +451,7 @@ def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahea
             return None
         m = after.size // b  # whole 10 ms blocks (a shorter rest near the end of the file: one block)
         blocks = after[: m * b].reshape(m, b) if m else after[None]
-        r_a = np.sqrt(np.mean(blocks**2, axis=1))
-        e_a = float(r_a.max())
+        e_a = float(np.sqrt(np.mean(blocks**2, axis=1)).max())
         # "before": the quieter of the windows ending at the onset and 10 ms before it (librosa's
         # backtracking can land up to one 11.6 ms hop into an attack; in a noisy recording the
         # window just before such an onset held the attack, and a hit 27 dB over the noise was
@@ -465,22 +462,7 @@ def _rising_onsets(y: np.ndarray, onsets: np.ndarray, window: float = 0.02, ahea
             if before.size:
                 r = float(np.sqrt(np.mean(before**2)))
                 e_b = r if e_b is None else min(e_b, r)
-        if e_a >= rise * (e_b or 0.0):
-            return True
-        # a hit of a fast roll (10-14 hits/s): the onset comes backtracked into the last hit's
-        # decay, which filled "before", and two hits became one take (found by a review). It
-        # rises, too, if its loudest 10 ms is `rise` times the trough since the last hit (the
-        # loudest 10 ms in the `roll_back` s before the onset) and at most 6 dB under that hit: a
-        # rattle or a crackle in a decay is quieter than its hit, and a decay, noisy or not, or a
-        # held sound has no trough before its flux
-        lo = max(0, o - rb)
-        span = x[lo : o + (int(np.argmax(r_a)) + 1) * b].astype(np.float64)
-        k = span.size // b
-        if lo == o or k < 2:
-            return False
-        r10 = np.sqrt(np.mean(span[: k * b].reshape(k, b) ** 2, axis=1))
-        top = int(np.argmax(r10[: max(1, (o - lo) // b)]))  # the last hit's loudest 10 ms
-        return e_a >= rise * float(r10[top:].min()) and e_a >= 0.5 * float(r10[top])
+        return e_a >= rise * (e_b or 0.0)
 
     sos = None
     keep = []
