@@ -131,30 +131,40 @@ def _solve_tau(s: float, n: int) -> float:
 #: SPEC envelope's typical Greatest Hits impact; the motion timing gives its strongest hits this)
 _FULL_SCALE_LEVEL = 0.09
 
-#: an onset's jump must be at least this share of the level it rises from, and 2.5 classes of the
-#: SPEC's mu-law (a class is 8-9 % of the level over 0.05, 14 % at 0.01, 20 % at 0.005): see
-#: detect_events
-_MIN_RISE, _MIN_CLASSES = 0.25, 2.5
+#: an onset's jump must be at least this share of the level it rises from, and on a quantised
+#: curve this many classes of the SPEC's mu-law (a class is 8-9 % of the level over 0.05, 14 % at
+#: 0.01, 20 % at 0.005): see detect_events
+_MIN_RISE, _MIN_CLASSES = 0.15, 2.5
 #: ... and this many robust deviations of the curve's frame-to-frame change around it
 _NOISE_SIGMAS = 3.0
+#: ... and on a classifier's classes, a rise to the top of this many classes
+_TOP_CLASSES = 2.5
 
 
-def _min_rise(base: float) -> float:
-    """The least jump that is an onset over ``base`` (:data:`_MIN_RISE`, :data:`_MIN_CLASSES`)."""
+def _class_step(level: float) -> float:
+    """d rms / d class of the SPEC's mu-law classes at ``level``."""
     mu = float(ENV_DEFAULT.mu)
-    step = (1.0 + mu * base) * math.log1p(mu) / mu / ENV_DEFAULT.n_classes  # d rms / d class at base
-    return max(_MIN_RISE * base, _MIN_CLASSES * step) if base > 0 else 0.0
+    return (1.0 + mu * max(level, 0.0)) * math.log1p(mu) / mu / ENV_DEFAULT.n_classes
+
+
+def _min_rise(base: float, classes: bool) -> float:
+    """The least jump that is an onset over ``base``: :data:`_MIN_RISE` of it, and with ``classes``
+    (a quantised curve) :data:`_MIN_CLASSES` of the mu-law's classes there."""
+    if base <= 0:
+        return 0.0
+    return max(_MIN_RISE * base, _MIN_CLASSES * _class_step(base)) if classes else _MIN_RISE * base
 
 
 def detect_events(
     e: np.ndarray, rate: float = ENV_DEFAULT.rate, kernel: int = ENV_DEFAULT.smooth_kernel, sensitivity: float = 1.0,
-    robust: bool = False,
+    robust: bool = False, classes: np.ndarray | None = None,
 ) -> list[Event]:
     """Onsets of a mono envelope ``e`` (T,) at ``rate`` frames/s smoothed over ``kernel`` frames.
 
     ``robust``: the curve steps or jitters (a classifier's classes); an onset's slope must then
-    stay up for 5 frames. A frame-local rule, so an edit of the envelope changes only the events
-    near it.
+    stay up for 5 frames. ``classes``: (T,) bool, the frames whose curve was a classifier's mu-law
+    classes (:func:`_on_class_grid`): an onset there must rise by more than a flicker of its
+    classes. A frame-local rule, so an edit of the envelope changes only the events near it.
     """
     e = np.asarray(e, dtype=np.float64)
     T = e.size
@@ -186,8 +196,18 @@ def detect_events(
         # as a smoothed rise, placed ~60 ms late with nothing at its own time, or lost, and on a
         # curve of the motion timing's hits at 6-10 a second, ghosts played 64-76 ms before a hit
         # (found by a review)
+        # (from the lowest of the frame before and the first ones: a second hit's candidate can sit
+        # in the trough of the first hit's decay, under the frame before, where every later frame
+        # had read as fallen and the hit was lost; found by a review)
+        # A fall counts once the rise so far is itself an onset's (_MIN_RISE of the base), or
+        # when it goes under where it started (a knee in a decay, not a rise): a wobble in the
+        # first frames of a slow rise had cut its top there (found by a review). Where it started:
+        # the lowest of the frame before and the first three (a box-smoothed rise's slope jumps a
+        # frame or two before its trough)
         ahead = ep[i : i + K + 3]
-        fell = np.nonzero(ahead - base < 0.8 * (np.maximum.accumulate(ahead) - base))[0]
+        low = min(base, float(ahead[:3].min()))
+        risen = np.maximum.accumulate(ahead) - low
+        fell = np.nonzero((ahead - low < 0.8 * risen) & ((risen > _MIN_RISE * low) | (ahead < low)))[0]
         peak = float(ahead[: max(1, int(fell[0]))].max() if fell.size else ahead.max())
         h = peak - base
         if h <= 0:
@@ -239,11 +259,19 @@ def detect_events(
             # the jump of the slope, times K, is the jump of the unsmoothed RMS (exact for a box)
             A = float(Jp[i - 1 : i + 3].sum()) * K
         thr = max(0.004, (0.1 if sharp else 0.2) * float(loc[i])) / sensitivity
-        # ... and the jump, and the rise to the top, a quarter of the level they rise from (+1.9
-        # dB) and 2.5 mu-law classes (_min_rise): a steady level whose class flips by one or two
-        # steps (a classifier's output on a scrape or rain) had become 40-130 knocks in 20 s, each
-        # near full scale (found by a review)
-        if A < thr or A < 0.4 * h_jump or min(A, h) < max(_min_rise(base), _NOISE_SIGMAS * float(noise[i])):
+        # ... and the jump 15 % of the level it rises from (_min_rise, scaled by `sensitivity`)
+        # and 3 deviations of the curve's own jitter; on a classifier's classes (`classes`) 2.5 of
+        # its mu-law classes too, and 2 for the rise to the top (the mean slopes of a smoothed
+        # flicker can add up to a jump). A steady level whose class flips by one or two steps (a
+        # classifier's output on a scrape or rain) had become 40-130 knocks in 20 s, each near full
+        # scale (found by a review); elsewhere not: the box-smoothed RMS of a knock 5-7 dB over a
+        # noisy texture rises by only ~20 %, and read so it was lost (found by a review of the
+        # first fix)
+        quant = classes is not None and bool(classes[min(max(i - pad, 0), T - 1)])
+        least = max(_min_rise(base, classes=quant) / sensitivity, _NOISE_SIGMAS * float(noise[i]))
+        if A < thr or A < 0.4 * h_jump or A < least:
+            continue
+        if quant and not sharp and h < _TOP_CLASSES * _class_step(base) / sensitivity:
             continue
         w = Jp[i - 2 : i + 3]
         c = float((np.arange(-2, 3) * w).sum() / w.sum())
@@ -304,6 +332,22 @@ def _is_rough(e: np.ndarray) -> bool:
     ad, aj = np.abs(d[1:][loud]), np.abs(jj[loud])
     still = float(np.mean(ad < 1e-7))
     return still > 0.1 or float(np.median(aj)) > 0.6 * float(np.median(ad)) + 1e-12
+
+
+def _on_class_grid(e: np.ndarray) -> bool:
+    """Whether a curve is a classifier's mu-law classes (``Envelope.from_classes``, as the learned
+    timing writes): nine in ten of its sounding frames on the classes' levels (within 0.1 %, or a
+    CSV's 6 decimals). A measured or drawn curve that merely jitters is not."""
+    from ..envelope import classes_to_rms
+
+    v = np.asarray(e, dtype=np.float64)
+    v = v[v > 0]
+    if v.size < 8:
+        return False
+    grid = classes_to_rms(np.arange(ENV_DEFAULT.n_classes), ENV_DEFAULT.mu).astype(np.float64)
+    k = np.clip(np.searchsorted(grid, v), 1, grid.size - 1)
+    near = np.minimum(np.abs(v - grid[k - 1]), np.abs(v - grid[k]))
+    return float(np.mean(near <= np.maximum(1e-3 * v, 1e-6))) >= 0.9
 
 
 def _event_bump(level: float, tau_frames: float, K: int) -> np.ndarray:
@@ -1093,8 +1137,11 @@ class SamplerSynth:
             # a quantised or jittery curve (a classifier's classes): its frame-to-frame steps are not
             # sounds. A light Hann smoothing keeps the onsets' slope jumps where they were.
             rough = rough_seg[seg_f]
+            # (which stretches are a classifier's classes: judged before the smoothing)
+            quant = np.array([bool(rough_seg[k]) and _on_class_grid(e[bounds[k] : bounds[k + 1]]) for k in range(n_seg)],
+                             dtype=bool)[seg_f]
             e = np.where(rough, np.clip(smooth(e, 7, "hann").astype(np.float64), 0.0, 1.0), e)
-            robust = detect_events(e, cfg.rate, K, self.sensitivity, robust=True)
+            robust = detect_events(e, cfg.rate, K, self.sensitivity, robust=True, classes=quant)
             robust_seg = _event_segments(robust, seg_f, cfg.rate)
             keep = ([ev for ev, g in zip(found, found_seg) if not rough_seg[g]]
                     + [ev for ev, g in zip(robust, robust_seg) if rough_seg[g]])
