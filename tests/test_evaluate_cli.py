@@ -80,6 +80,31 @@ def test_cli_pairs_envelopes_by_the_same_rule_as_audio(clipdirs, tmp_path):
     assert data["metrics"]["env_e_l1"]["value"] < 1e-3  # each clip's own envelope: paired right
 
 
+def test_cli_envelope_pairing_is_never_a_guess(tmp_path, capsys):
+    # a review of the pairing fix: with --allow-missing clip 2 took sys_1_2.csv (clip 1_2's) though
+    # sys_2.csv was there (only the kept pairs' ids were matched against); and two systems' files
+    # for one clip (base_2.csv, mysys_2.csv) were picked from silently
+    from folai.envelope import Envelope
+
+    ref, gen, env = (tmp_path / d for d in ("ref", "gen", "env"))
+    for d in (ref, gen, env):
+        d.mkdir()
+    sf.write(ref / "GT_2.wav", clicks([0.5, 1.5]), SR)
+    sf.write(ref / "GT_1_2.wav", clicks([1.0, 2.5], seed=3), SR)
+    sf.write(gen / "mysys_2.wav", clicks([0.5, 1.5]), SR)
+    for name, wav in (("sys_2.csv", "GT_2.wav"), ("sys_1_2.csv", "GT_1_2.wav")):
+        Envelope.from_audio(sf.read(ref / wav)[0], SR).save_csv(env / name)
+    args = ["evaluate", "--generated", str(gen), "--reference", str(ref), "--envelopes", str(env),
+            "--allow-missing", "--metrics", "envelope", "--bootstrap", "10", "-o", str(tmp_path / "r")]
+    assert main(args) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["metrics"]["env_e_l1"]["value"] < 1e-3  # its own
+    (env / "sys_2.csv").unlink()
+    assert main(args) == 1 and "no predicted envelope" in capsys.readouterr().err  # not clip 1_2's
+    Envelope.from_audio(sf.read(ref / "GT_2.wav")[0], SR).save_csv(env / "base_2.csv")
+    Envelope.from_audio(sf.read(ref / "GT_2.wav")[0], SR).save_csv(env / "mysys_2.csv")
+    assert main(args) == 1 and "could be clip '2'" in capsys.readouterr().err
+
+
 def test_cli_skips_weight_metrics_with_a_note(clipdirs, capsys):
     gen, ref = clipdirs
     assert main(["evaluate", "--generated", str(gen), "--reference", str(ref), "--bootstrap", "50"]) == 0

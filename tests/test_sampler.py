@@ -1441,6 +1441,12 @@ def test_a_reference_with_one_huge_glitch_sample_keeps_its_takes(tmp_path, caplo
     loud = _partial_knocks(2.0, (0.2, 0.8), (300.0, 520.0)) * 20000.0
     sf.write(str(tmp_path / "loud.wav"), loud, SR, subtype="FLOAT")
     assert np.abs(read_audio(tmp_path / "loud.wav", None)).max() == pytest.approx(np.abs(loud).max())
+    # an impulse response or a click track at the scale of 16-bit integers, with nothing else in
+    # it, is what it is (a review found such files zeroed)
+    ir = np.zeros(SR)
+    ir[::4410] = 32767.0
+    sf.write(str(tmp_path / "clicks.wav"), ir, SR, subtype="FLOAT")
+    assert np.abs(read_audio(tmp_path / "clicks.wav", None)).max() == pytest.approx(32767.0)
     # and a sample far over full scale in the middle of loud sound is sound (a hot float mix)
     z = _partial_knocks(2.0, (0.2,), (300.0,))
     z /= np.abs(z).max()

@@ -436,12 +436,12 @@ def test_extract_and_train_commands(clips, tmp_path, capsys):
                "--config", str(cfg), "--dataset", "folder", "--device", "cpu", "--no-progress"])
     assert rc == 0
     said = capsys.readouterr().out
-    assert "1 epochs, val E-L1" in said and "nan" not in said  # (it said "epoch 0")
+    assert "1 epoch, val E-L1" in said and "nan" not in said  # (it said "epoch 0")
     # a finished run started again (how a run is resumed) has nothing to do: it said "val E-L1 nan"
     assert main(["train", "timing", "--features", str(feats), "--data", str(data), "--out", str(tmp_path / "run"),
                  "--config", str(cfg), "--dataset", "folder", "--device", "cpu", "--no-progress"]) == 0
     said = capsys.readouterr().out
-    assert "already trained 1 epochs: nothing to do" in said and "nan" not in said
+    assert "already trained 1 epoch: nothing to do" in said and "nan" not in said
     conf = json.loads((tmp_path / "run" / "config.json").read_text())
     assert conf["data"]["dataset"] == "folder" and conf["model"]["duration"] == 2.0
     assert main(["train", "timing", "--features", str(feats), "--data", str(data), "--out", str(tmp_path / "r2"),

@@ -994,10 +994,17 @@ _GLITCH_OVER, _GLITCH_RATIO, _GLITCH_NEAR = 8.0, 64.0, 32
 
 def _glitches(x: np.ndarray) -> np.ndarray | None:
     """Mask of the isolated huge samples of ``x`` (C, N), or None if there are none. A file with
-    many samples over +18 dBFS (a float file at the scale of 16-bit integers) is loud, not damaged."""
+    many samples over +18 dBFS (a float file at the scale of 16-bit integers), or whose other
+    samples are not sound at the usual scale, is what it is, not damaged."""
     over = (x > _GLITCH_OVER) | (x < -_GLITCH_OVER)  # (no float copy of a long file)
     n = int(np.count_nonzero(over))
     if n == 0 or n > max(16, x.size // 10000):
+        return None
+    # ... in a file whose other samples are sound at the usual scale (peak 1e-3 ... 2): an impulse
+    # response, a click track or a test tone file at the scale of 16-bit integers, with nothing
+    # else in it, is what it is (a review of this rule found such files zeroed)
+    rest = float(np.max(np.abs(np.where(over, np.float32(0.0), x))))  # (a rare path: a copy is fine)
+    if not 1e-3 <= rest <= 2.0:
         return None
     mask = np.zeros_like(over)
     for c, i in zip(*np.nonzero(over)):

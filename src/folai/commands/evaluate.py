@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         args.generated, args.reference, args.videos,
         args.generated_pattern, args.reference_pattern, args.video_pattern, allow_missing=args.allow_missing,
     )
+    from ..metrics.pairing import collect
+
+    reference_ids = tuple(collect(args.reference, args.reference_pattern, "reference"))  # (unpaired ones too)
     weights = {k: v for k, v in {
         "panns": args.panns_weights, "msclap": args.msclap_weights, "laion_clap": args.clap_model,
         "vggish": args.vggish_weights, "i3d": args.i3d_weights,
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     opts = EvalOptions(
         metrics=parse_metrics(args.metrics), tolerance=args.tolerance, resampler=args.resampler,
         prompt=args.prompt, envelopes=Path(args.envelopes) if args.envelopes else None,
-        envelope_pattern=args.envelope_pattern, weights=weights,
+        envelope_pattern=args.envelope_pattern, reference_ids=reference_ids, weights=weights,
         cache_dir=Path(args.cache) if args.cache else None, device=args.device,
         n_boot=args.bootstrap, n_boot_set=max(10, args.bootstrap // 10), seed=args.seed,
         system=args.name or Path(args.generated).name, progress=sys.stderr.isatty(),

@@ -67,6 +67,7 @@ class EvalOptions:
     prompt: str | None = None               # text for the CLAP text score
     envelopes: Path | None = None           # folder of predicted envelopes (CSV or .npy logits)
     envelope_pattern: str = "*"
+    reference_ids: tuple[str, ...] = ()     # every reference clip id, also those left unpaired
     weights: dict[str, str] = field(default_factory=dict)
     cache_dir: Path | None = None
     device: str = "cpu"
@@ -140,8 +141,11 @@ def evaluate_pairs(pairs: Sequence[Pair], opts: EvalOptions | None = None, embed
         else:
             # (paired as the generated files are: `mysys_20.csv` is clip 20's; only the bare id and
             # the known prefixes were, though the docs said so; found by a review)
+            # (against every reference id, not only the kept pairs': with --allow-missing, clip 2
+            # took sys_1_2.csv, clip 1_2's, though sys_2.csv was there; found by a review)
+            ref_ids = set(opts.reference_ids) | {p.clip for p in pairs}
             env_files = align_prefixed(collect(opts.envelopes, opts.envelope_pattern, "envelope", exts=ENVELOPE_EXTS),
-                                       {p.clip: p.reference for p in pairs})
+                                       ref_ids, "envelope")
             missing = [p.clip for p in pairs if p.clip not in env_files]
             if missing:
                 raise FolaiError(

@@ -110,7 +110,7 @@ def pair_files(
     ref = collect(reference, reference_pattern, "reference")
     vid = collect(videos, video_pattern, "video") if videos is not None else {}
     gen = align_prefixed(gen, ref)
-    vid = align_prefixed(vid, ref)  # (the same rule as the generated files, as the docs say)
+    vid = align_prefixed(vid, ref, "video")  # (the same rule as the generated files, as the docs say)
     problems = []
     no_ref = sorted(set(gen) - set(ref))
     no_gen = sorted(set(ref) - set(gen))
@@ -136,20 +136,29 @@ def pair_files(
     return pairs, problems
 
 
-def align_prefixed(gen: dict[str, Path], ref: dict[str, Path]) -> dict[str, Path]:
+def align_prefixed(gen: dict[str, Path], ref, what: str | None = None) -> dict[str, Path]:
     """Map a generated id with an unknown system prefix (``mysys_12``) onto the reference id it
     ends with after an underscore (``12``); the longest such reference id wins; ids that already
-    match, or that would collide, are left alone."""
+    match, or that would collide, are left alone. With ``what`` (the files' kind, for the message),
+    two files that would both map onto one id are an error instead (``base_1.csv`` and
+    ``mysys_1.csv``: which one is clip 1's?); an exact id still wins."""
     out: dict[str, Path] = {}
+    claims: dict[str, list[str]] = {}
     for g, path in gen.items():
         new = g
         if g not in ref:
             cands = [r for r in ref if g.endswith("_" + r)]
             if cands:
                 new = max(cands, key=len)
+                claims.setdefault(new, []).append(path.name)
         if new in out or (new != g and new in gen):
             new = g
         out[new] = path
+    if what is not None:
+        for r, names in claims.items():
+            if len(names) > 1 and r not in gen:
+                raise FolaiError(f"{len(names)} {what} files could be clip {r!r}'s: {', '.join(sorted(names))}; "
+                                 "keep one system's files per folder, or name it by the clip id")
     return out
 
 

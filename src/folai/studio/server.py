@@ -11,6 +11,8 @@ from typing import Any
 from ..errors import FolaiError, require
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+#: seconds the studio waits for open requests when it is stopped (Ctrl+C, SIGTERM, SIGHUP)
+GRACEFUL_SECONDS = 3
 
 
 def is_loopback(host: str) -> bool:
@@ -52,7 +54,11 @@ class StudioServer:
         if is_loopback(host):
             app_options.setdefault("allowed_hosts", LOOPBACK_NAMES)
         self.app = create_app(**app_options)
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
+        # (a bounded graceful shutdown: a browser tab holding a video download or a stalled upload
+        # had kept a hung-up or terminated studio, and its port and workspace, for as long as it
+        # stayed open; found by a review)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False,
+                                timeout_graceful_shutdown=GRACEFUL_SECONDS)
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

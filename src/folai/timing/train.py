@@ -337,7 +337,8 @@ def train_timing(
             acc.wait_for_everyone()
     if writer is not None:
         writer.close()
-    return {**metrics, "epoch": train_cfg.epochs - 1}
+    # (the last epoch trained: a run re-run with fewer --epochs than it has is not cut back)
+    return {**metrics, "epoch": max(train_cfg.epochs, start_epoch) - 1}
 
 
 def _fmt(v: Any) -> str:
@@ -419,11 +420,12 @@ def run(args: argparse.Namespace) -> int:
                                "split_seed": args.split_seed, "split_dir": args.split_dir}},
     )
     epochs = int(res.get("epoch", train_cfg.epochs - 1)) + 1  # (the last epoch's 0-based index + 1)
+    n = f"{epochs} epoch{'' if epochs == 1 else 's'}"
     if "el1" not in res:  # a finished run re-run: nothing was trained or validated (it printed "nan")
-        print(f"{args.out} has already trained {epochs} epochs: nothing to do (raise --epochs to train more)")
+        print(f"{args.out} has already trained {n}: nothing to do (raise --epochs over {epochs} to train more)")
         return 0
     print(
-        f"trained {args.out}: {epochs} epochs, val E-L1 {res['el1']:.4f}, "
+        f"trained {args.out}: {n}, val E-L1 {res['el1']:.4f}, "
         f"acc@1 {res.get('acc@1', float('nan')):.3f}, acc@5 {res.get('acc@5', float('nan')):.3f}, "
         f"acc@10 {res.get('acc@10', float('nan')):.3f}"
     )
