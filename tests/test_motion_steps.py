@@ -583,3 +583,24 @@ def test_cli_footsteps_timing_with_your_own_recordings(tmp_path, caplog):
         assert main(["render", str(tmp_path / "out.envelope.csv"), "-o", str(tmp_path / "r.wav"), "--prompt",
                      "metal", "--reference", str(tmp_path / "steps.wav")]) == 0
     assert "--prompt not used: --reference makes the sound" in caplog.text
+
+
+def test_cli_says_when_stage_1_finds_nothing_and_when_a_prompt_goes_unused(caplog):
+    # a walking video with --reference alone (timed for impacts) gave a silent WAV without a word;
+    # with --timing learned a walking prompt beside --reference was silently unused (found by a review)
+    import argparse
+    import logging
+
+    from folai.commands._common import timing_summary, warn_moot_prompt
+
+    said = timing_summary({"events": [], "mode": "impacts", "fps": 30.0})
+    assert "the audio is silent" in said and "--prompt footsteps" in said
+    assert "silent" not in timing_summary({"events": [1.0], "mode": "impacts", "fps": 30.0})
+    said = timing_summary({"events": [], "mode": "steps", "fps": 30.0})
+    assert "no regular walk found" in said and "--roi" in said
+    args = argparse.Namespace(prompt="footsteps", reference=["steps.wav"])
+    with caplog.at_level(logging.WARNING):
+        warn_moot_prompt(args, stage1=True)
+        assert "--prompt not used" not in caplog.text
+        warn_moot_prompt(args, stage1=False)  # (generate with --timing learned, or with --envelope)
+    assert "--prompt not used: --reference makes the sound" in caplog.text

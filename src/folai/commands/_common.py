@@ -141,6 +141,13 @@ def timing_summary(info: dict) -> str:
         parts.append(f"camera motion removed over {100 * info['camera_share']:.0f} % of it")
     if info.get("held_frames"):
         parts.append(f"{info['held_frames']} held frames shared out")
+    if not events and info.get("mode") == "impacts":
+        # (a walking video timed for impacts was silent without a word; found by a review)
+        parts.append("nothing to sound: the audio is silent (someone walking? add --prompt footsteps; "
+                     "a small or far action? try --roi)")
+    elif not events and info.get("mode") == "steps":
+        parts.append("no regular walk found: the audio is silent (try --roi around the walker, or draw the "
+                     "steps into the envelope CSV or in folai studio)")
     return "stage 1: " + "; ".join(parts)
 
 
@@ -154,8 +161,8 @@ def warn_moot_prompt(args: argparse.Namespace, stage1: bool) -> None:
     if stage1 and wants_steps(args.prompt):
         return
     log.warning("--prompt not used: --reference makes the sound%s", "; beside it a prompt only asks for footsteps "
-                "timing (e.g. --prompt footsteps)" if stage1 else " (and this command has no stage 1 to time "
-                "footsteps with)")
+                "timing (e.g. --prompt footsteps)" if stage1 else " (and only stage 1's motion timing, which "
+                "this run does not use, times footsteps from a prompt)")
 
 
 def warn_moot_timing(args: argparse.Namespace, skipped_by: str | None) -> None:

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     # options that an --envelope (stage 1 skipped) or the prompt make moot: said, not dropped silently
     warn_moot_timing(args, "--envelope" if args.envelope is not None else None)
-    warn_moot_prompt(args, stage1=args.envelope is None)
+    warn_moot_prompt(args, stage1=args.envelope is None and args.timing == "motion")
     pipe = FoleyPipeline(
         timing=args.timing, synth=args.synth,
         timing_options=timing_options(args) if args.envelope is None else {},
