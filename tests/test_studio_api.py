@@ -554,8 +554,12 @@ def test_the_url_takes_connections_as_soon_as_it_is_known(tmp_path):
         server.app.state.cleanup()
 
 
-def test_cli_starts_on_loopback_and_prints_its_url(video, tmp_path):
+def _studio_serving(video, tmp_path, sig):
+    """``folai studio VIDEO`` in a child process with ``sig`` at its default action (not as a runner
+    under nohup left it) and its own TMPDIR, once it serves: (process, TMPDIR, port, environment)."""
     import signal
+
+    import httpx
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -563,13 +567,23 @@ def test_cli_starts_on_loopback_and_prints_its_url(video, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "folai", "studio", "--port", "0", str(video)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL),
     )
-    try:
-        line = proc.stdout.readline()
-        assert "http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
-        url = line.split("open ")[1].split()[0]
-        import httpx
+    line = proc.stdout.readline()
+    assert "http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+    port = int(line.split("127.0.0.1:")[1].split("/")[0])
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200  # serving
+    return proc, tmp, port, env
 
+
+def test_cli_starts_on_loopback_and_prints_its_url(video, tmp_path):
+    import signal
+
+    import httpx
+
+    proc, tmp, port, env = _studio_serving(video, tmp_path, signal.SIGINT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
         st = httpx.post(url + "api/session", timeout=10).json()
         assert st["video"]["name"] == "hits.mp4"  # the command-line video opens in every session
         assert httpx.get(url, timeout=10).status_code == 200
@@ -597,34 +611,12 @@ def test_the_studio_waits_for_open_requests_a_bounded_time(tmp_path):
         server.app.state.cleanup()
 
 
-def _studio_serving(video, tmp_path, sig):
-    """``folai studio VIDEO`` in a child process with ``sig`` at its default action (not as a runner
-    under nohup left it) and its own TMPDIR, once it serves: (process, TMPDIR, port)."""
-    import signal
-
-    import httpx
-
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), TMPDIR=str(tmp))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "folai", "studio", "--port", "0", str(video)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL),
-    )
-    line = proc.stdout.readline()
-    assert "http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
-    port = int(line.split("127.0.0.1:")[1].split("/")[0])
-    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200  # serving
-    return proc, tmp, port
-
-
 def test_cli_stops_on_hangup_with_a_stalled_upload(video, tmp_path):
     import signal
     import socket
     import time
 
-    proc, tmp, port = _studio_serving(video, tmp_path, signal.SIGHUP)
+    proc, tmp, port, _ = _studio_serving(video, tmp_path, signal.SIGHUP)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:  # an upload that stalls
             sock.sendall(b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n"
@@ -649,7 +641,7 @@ def test_cli_stops_cleanly_on_hangup_and_terminate(video, tmp_path, signame, rc)
     import signal
 
     sig = getattr(signal, signame)
-    proc, tmp, _ = _studio_serving(video, tmp_path, sig)
+    proc, tmp, _, _ = _studio_serving(video, tmp_path, sig)
     try:
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=20)

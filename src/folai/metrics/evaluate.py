@@ -139,10 +139,10 @@ def evaluate_pairs(pairs: Sequence[Pair], opts: EvalOptions | None = None, embed
         if opts.envelopes is None:
             rep.skipped["envelope"] = "envelope metrics need predicted envelopes (--envelopes DIR of CSV or .npy logits)"
         else:
-            # (paired as the generated files are: `mysys_20.csv` is clip 20's; only the bare id and
-            # the known prefixes were, though the docs said so; found by a review)
-            # (against every reference id, not only the kept pairs': with --allow-missing, clip 2
-            # took sys_1_2.csv, clip 1_2's, though sys_2.csv was there; found by a review)
+            # paired as the generated files are (`mysys_20.csv` is clip 20's; only the bare id and
+            # the known prefixes were, though the docs said so), against every reference id, not
+            # only the kept pairs' (with --allow-missing clip 2 took sys_1_2.csv, clip 1_2's, though
+            # sys_2.csv was there); both found by reviews
             ref_ids = set(opts.reference_ids) | {p.clip for p in pairs}
             env_files = align_prefixed(collect(opts.envelopes, opts.envelope_pattern, "envelope", exts=ENVELOPE_EXTS),
                                        ref_ids, "envelope")

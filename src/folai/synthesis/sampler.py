@@ -190,20 +190,16 @@ def detect_events(
         if i < pad - half - 2 or i >= T + pad:
             continue
         base = float(ep[i - 1])
-        # the top of this rise: up to K + 3 frames on (a box-smoothed rise climbs for the box's
-        # length), but not past a fall under 4/5 of the rise so far. A louder hit 60-140 ms after
-        # a sharp one had lent it its top: the first then failed the sharpness test and was read
-        # as a smoothed rise, placed ~60 ms late with nothing at its own time, or lost, and on a
-        # curve of the motion timing's hits at 6-10 a second, ghosts played 64-76 ms before a hit
-        # (found by a review)
-        # (from the lowest of the frame before and the first ones: a second hit's candidate can sit
-        # in the trough of the first hit's decay, under the frame before, where every later frame
-        # had read as fallen and the hit was lost; found by a review)
-        # A fall counts once the rise so far is itself an onset's (_MIN_RISE of the base), or
-        # when it goes under where it started (a knee in a decay, not a rise): a wobble in the
-        # first frames of a slow rise had cut its top there (found by a review). Where it started:
-        # the lowest of the frame before and the first three (a box-smoothed rise's slope jumps a
-        # frame or two before its trough)
+        # The top of this rise: up to K + 3 frames on (a box-smoothed rise climbs for the box's
+        # length), but not past a fall under 4/5 of the rise so far, counted once that rise is
+        # itself an onset's (_MIN_RISE of where it started) or when the curve goes under where it
+        # started (a knee in a decay, not a rise). Where it started: the lowest of the frame before
+        # and the first three (a box-smoothed rise's slope jumps a frame or two before its trough;
+        # a second hit's candidate can sit in the first's trough). Found by reviews: a louder hit
+        # 60-140 ms after a sharp one had lent it its top, and the first was read as a smoothed
+        # rise, ~60 ms late with silence at its time, or lost (ghosts 64-76 ms before hits on the
+        # motion timing's curves at 6-10 hits/s); measured from the frame before alone, the second
+        # of two recorded knocks was lost; counted from the first frame, a wobble cut a slow rise.
         ahead = ep[i : i + K + 3]
         low = min(base, float(ahead[:3].min()))
         risen = np.maximum.accumulate(ahead) - low
@@ -261,7 +257,7 @@ def detect_events(
         thr = max(0.004, (0.1 if sharp else 0.2) * float(loc[i])) / sensitivity
         # ... and the jump 15 % of the level it rises from (_min_rise, scaled by `sensitivity`)
         # and 3 deviations of the curve's own jitter; on a classifier's classes (`classes`) 2.5 of
-        # its mu-law classes too, and 2 for the rise to the top (the mean slopes of a smoothed
+        # its mu-law classes too, and as many for the rise to the top (the mean slopes of a smoothed
         # flicker can add up to a jump). A steady level whose class flips by one or two steps (a
         # classifier's output on a scrape or rain) had become 40-130 knocks in 20 s, each near full
         # scale (found by a review); elsewhere not: the box-smoothed RMS of a knock 5-7 dB over a
