@@ -238,3 +238,23 @@ def test_documented_library_example_runs(clipdirs, monkeypatch):
     ns: dict = {}
     exec(compile(code.replace("print(", "_out = ("), "doc", "exec"), ns)
     assert ns["report"].n_clips == 3 and "| generated | 3 |" in ns["_out"] and "E-L1" in ns["_out"]
+
+
+def test_cli_walks_the_reference_folder_once(clipdirs, tmp_path, monkeypatch):
+    # the reference folder was listed twice (once to pair, once for the ids left unpaired): a
+    # second walk of a large dataset folder on every run
+    import folai.metrics.pairing as pairing
+
+    walked = []
+    real = pairing.collect
+
+    def counting(folder, pattern="*", what="generated", exts=None):
+        walked.append(what)
+        return real(folder, pattern, what, exts)
+
+    monkeypatch.setattr(pairing, "collect", counting)
+    gen, ref = clipdirs
+    rc = main(["evaluate", "--generated", str(gen), "--reference", str(ref), "--metrics", "e_l1",
+               "-o", str(tmp_path / "r.json"), "--bootstrap", "20"])
+    assert rc == 0
+    assert walked.count("reference") == 1 and walked.count("generated") == 1

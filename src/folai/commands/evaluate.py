@@ -57,17 +57,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..metrics.evaluate import EvalOptions, evaluate_pairs, parse_metrics
-    from ..metrics.pairing import pair_files
+    from ..metrics.pairing import collect, pair_files
     from ..metrics.report import markdown_report
     from ..paths import atomic_output
 
+    references = collect(args.reference, args.reference_pattern, "reference")  # walked once
     pairs, problems = pair_files(
         args.generated, args.reference, args.videos,
         args.generated_pattern, args.reference_pattern, args.video_pattern, allow_missing=args.allow_missing,
+        references=references,
     )
-    from ..metrics.pairing import collect
-
-    reference_ids = tuple(collect(args.reference, args.reference_pattern, "reference"))  # (unpaired ones too)
+    reference_ids = tuple(references)  # (unpaired ones too)
     weights = {k: v for k, v in {
         "panns": args.panns_weights, "msclap": args.msclap_weights, "laion_clap": args.clap_model,
         "vggish": args.vggish_weights, "i3d": args.i3d_weights,

@@ -104,10 +104,14 @@ def pair_files(
     reference_pattern: str = "*",
     video_pattern: str = "*",
     allow_missing: bool = False,
+    references: dict[str, Path] | None = None,
 ) -> tuple[list[Pair], list[str]]:
-    """Pair files by clip id. Returns (pairs sorted by id, list of problems skipped)."""
+    """Pair files by clip id. Returns (pairs sorted by id, list of problems skipped).
+
+    ``references``: ``collect(reference, reference_pattern, "reference")`` when the caller already
+    has it (the folder is then not walked again)."""
     gen = collect(generated, generated_pattern, "generated")
-    ref = collect(reference, reference_pattern, "reference")
+    ref = collect(reference, reference_pattern, "reference") if references is None else references
     vid = collect(videos, video_pattern, "video") if videos is not None else {}
     gen = align_prefixed(gen, ref)
     vid = align_prefixed(vid, ref, "video")  # (the same rule as the generated files, as the docs say)
