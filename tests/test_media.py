@@ -173,6 +173,49 @@ def test_read_audio_formats_alignment_and_channels(tmp_path, suffix):
     assert abs(np.flatnonzero(np.abs(mono[0]) > 0.2)[0] - 8000) <= 2
 
 
+@pytest.mark.parametrize("suffix", [".flac", ".wav"])
+def test_surround_downmix_leaves_out_the_lfe_and_keeps_the_centre(tmp_path, suffix):
+    # a 5.1 file (FL FR FC LFE BL BR: FLAC's own channel order; a WAV's from its channel mask)
+    # mixed to mono had its LFE at a main channel's weight, and to stereo kept FL and FR only,
+    # dropping the centre where a film's main sound is
+    import soundfile as sf
+
+    sr = 44100
+    t = np.arange(sr) / sr
+    x = np.zeros((6, sr), np.float32)
+    x[2] = 0.6 * np.sin(2 * np.pi * 1000 * t)  # centre: the sound
+    x[3] = 0.9 * np.sin(2 * np.pi * 40 * t)  # LFE: rumble
+    x[0] = 0.3 * np.sin(2 * np.pi * 3000 * t)  # front left only
+    path = tmp_path / f"surround{suffix}"
+    # (WAVE_FORMAT_EXTENSIBLE: libsndfile writes the 5.1 channel mask, 0x3F)
+    sf.write(path, x.T, sr, **({"format": "WAVEX", "subtype": "FLOAT"} if suffix == ".wav" else {}))
+
+    def power_at(y, f):
+        return abs(np.mean(y * np.exp(-2j * np.pi * f * t))) * 2
+
+    mono = read_audio(path, sr)[0]
+    assert power_at(mono, 40) < 1e-3  # no rumble
+    assert power_at(mono, 1000) == pytest.approx(0.6 / 5, rel=0.02)  # the mean of the 5 main channels
+    st = read_audio(path, sr, channels=2)
+    assert power_at(st[0], 1000) > 0.1 and power_at(st[1], 1000) > 0.1  # the centre in both
+    assert power_at(st[0], 1000) == pytest.approx(power_at(st[1], 1000), rel=1e-3)
+    assert power_at(st[0], 3000) > 0.05 and power_at(st[1], 3000) < 1e-3  # front left on the left only
+    assert max(power_at(st[0], 40), power_at(st[1], 40)) < 1e-3
+    assert read_audio(path, sr, channels=None).shape[0] == 5
+
+
+def test_unknown_layout_keeps_the_channels_as_they_come(tmp_path):
+    import soundfile as sf
+
+    sr = 8000
+    x = np.zeros((6, sr), np.float32)
+    x[3] = 0.5  # channel 4 of a WAV without a channel mask is not known to be an LFE
+    sf.write(tmp_path / "six.wav", x.T, sr)
+    assert read_audio(tmp_path / "six.wav", sr)[0].mean() == pytest.approx(0.5 / 6, rel=1e-3)
+    assert read_audio(tmp_path / "six.wav", sr, channels=None).shape[0] == 6
+    assert np.all(read_audio(tmp_path / "six.wav", sr, channels=2) == 0)  # the first two, as before
+
+
 def test_read_audio_resampling_start_duration(tmp_path):
     sr = 48000
     path = tmp_path / "tone.wav"

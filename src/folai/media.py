@@ -858,6 +858,20 @@ def _map_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
     return x[np.arange(channels) % c]  # fewer: the first ones; more: repeat cyclically
 
 
+def _surround_to_stereo(x: np.ndarray, names: list[str]) -> np.ndarray:
+    """(C, N) surround (no LFE) -> (2, N): each side the weighted mean of its channels, the centre
+    ones in both at -3 dB. (Keeping the first two channels, FL and FR, had dropped the centre,
+    where a film's main sound is.)"""
+    left = np.array([n.endswith("L") or n.endswith("LC") for n in names])
+    right = np.array([n.endswith("R") or n.endswith("RC") for n in names])
+    centre = ~(left | right)
+    out = np.empty((2, x.shape[1]), np.float32)
+    for k, side in enumerate((left, right)):
+        w = np.where(side, 1.0, np.where(centre, math.sqrt(0.5), 0.0))
+        out[k] = (w @ x) / max(float(w.sum()), 1e-9)
+    return out
+
+
 def resample_audio(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Resample ``(C, N)`` float32 audio with soxr (high quality). Returns ``(C, M)``."""
     if int(sr_in) == int(sr_out) or audio.shape[-1] == 0:
@@ -896,8 +910,10 @@ def _wav_missing_bytes(p: Path) -> int:
     return 0
 
 
-def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of ``path`` at its own rate: ``((C, N) float32, sr)``."""
+def _decode_audio(path, start: float = 0.0, duration: float | None = None,
+                  names: list | None = None) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of ``path`` at its own rate: ``((C, N) float32, sr)``.
+    ``names``, if given, receives the channels' names (``FL``, ``LFE``, ...) of the first frame."""
     av = _av()
     if start < 0:
         raise ValueError(f"start must be >= 0, got {start}")
@@ -942,6 +958,8 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None) -> tu
                 ) from e
             for frame in frames:
                 x = _audio_frame_to_float(frame)
+                if names is not None and not names:
+                    names.extend(str(ch.name) for ch in frame.layout.channels)
                 if pos is None:
                     ft = 0.0
                     if frame.pts is not None and frame.time_base is not None:
@@ -1028,7 +1046,10 @@ def read_audio(
         path: wav, flac, mp3, ogg, m4a, or a video's audio track (AAC in mp4/mov, ...).
         sr: output sample rate (soxr resampling); ``None`` keeps the file's rate.
         channels: 1 averages all channels; more than the file has repeats them (mono -> stereo);
-            fewer keeps the first ones; ``None`` keeps the file's channels.
+            fewer keeps the first ones, except that 2 from a surround file is its left and right
+            sides (centre channels in both at -3 dB); ``None`` keeps the file's channels. A
+            surround file's low-frequency effects channel (LFE, of 5.1 or 7.1) is left out in
+            every case.
         start: seconds from the start of the file.
         duration: seconds to read (default: to the end); the result is shorter if the file ends.
 
@@ -1041,7 +1062,16 @@ def read_audio(
     Raises:
         MediaError: missing / non-media file, no audio stream, zero duration, truncated file.
     """
-    x, file_sr = _decode_audio(path, start=start, duration=duration)
+    names: list[str] = []
+    x, file_sr = _decode_audio(path, start=start, duration=duration, names=names)
+    if len(names) != x.shape[0] or "NONE" in names:
+        names = []  # an unknown layout (a WAV without a channel mask): the channels as they come
+    if x.shape[0] > 2 and any(n.startswith("LFE") for n in names):
+        # a 5.1 / 7.1 file's low-frequency effects channel is left out of every downmix (as
+        # ITU-R BS.775 does): mixed at the weight of a main channel, a film's rumble became part of
+        # a reference's hits and of an envelope's level
+        keep = [i for i, n in enumerate(names) if not n.startswith("LFE")]
+        x, names = x[keep], [names[i] for i in keep]
     bad = ~np.isfinite(x)
     if np.any(bad):
         # a damaged float file (a plugin's glitch in an export): its NaN / inf samples would
@@ -1056,6 +1086,8 @@ def read_audio(
         log.warning("%s has %d isolated samples over +18 dBFS (a glitch in a damaged float file): read as 0", path,
                     int(np.count_nonzero(glitch)))
         x[glitch] = 0.0
+    if channels == 2 and x.shape[0] > 2 and len(names) == x.shape[0]:
+        x = _surround_to_stereo(x, names)
     x = _map_channels(x, channels)
     if sr is not None and int(sr) != file_sr:
         n_out = int(round(x.shape[1] * int(sr) / file_sr))
