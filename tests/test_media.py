@@ -1005,6 +1005,47 @@ def test_an_mpeg_ts_whose_clock_wraps_keeps_all_its_pictures_in_an_mp4(tmp_path)
     assert abs(_first_click(out) - times[0] - 0.5) < 0.002
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_an_mpeg_ts_that_starts_at_its_clocks_time_is_copied_from_zero(tmp_path, suffix):
+    # a camcorder .mts or a broadcast .ts starts at its clock's time (here 10 s): the copy kept it,
+    # an .mp4 as a 10 s empty edit before the picture (a 1 s clip became an 11 s movie), while the
+    # WAV and the envelope start at the file's time zero; and as TS packets carry no duration,
+    # the copy's track ended a frame early (both found by a review)
+    from fractions import Fraction
+
+    import av
+
+    _encoder_or_skip("libx264")
+    ts = tmp_path / "late.ts"
+    tb = Fraction(1, 90000)
+    with av.open(str(ts), "w", format="mpegts") as co:
+        s = co.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        s.time_base = s.codec_context.time_base = tb
+        for i in range(30):
+            img = np.full((120, 160, 3), 40, np.uint8)
+            img[10 + 2 * i : 30 + 2 * i, 60:90] = 230
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = 900000 + 3000 * i, tb
+            for q in s.encode(f):
+                co.mux(q)
+        for q in s.encode():
+            co.mux(q)
+    with av.open(str(ts)) as c:
+        assert c.start_time == 10_000_000 and not any(q.duration for q in c.demux(video=0) if q.size)  # the case
+    out = mux_audio(ts, make_clicks(1.0, 44100, [0.5], kind="click"), tmp_path / f"o{suffix}", sr=44100)
+    with av.open(str(out)) as c:
+        times = [float(f.time) for f in c.decode(video=0)]
+        length = c.duration / 1e6
+    assert len(times) == 30 and abs(times[0]) < 0.002
+    assert length < 1.1, length  # no 10 s lead
+    assert abs(_first_click(out) - 0.5) < 0.002  # the click at 0.5 s of the file's time
+    if suffix == ".mp4":
+        with av.open(str(out)) as c:
+            v = c.streams.video[0]
+            assert abs(float(v.duration * v.time_base) - 1.0) < 0.002  # 30 frames, the last one too
+
+
 def _moving_block_video(path, *, n=96, first_pts=0, container_options=None, codec="libx264", fmt=None):
     """A 320x240 clip at 30 fps of a block moving down, its first frame stamped ``first_pts`` / 30 s."""
     import av

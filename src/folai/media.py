@@ -1423,6 +1423,16 @@ class _DtsFixer:
 _HOLD_PACKETS_BYTES = 128 * 1024 * 1024
 
 
+def _frame_ticks(vs) -> int:
+    """One frame of video stream ``vs`` at its average (or guessed) rate, in its time base ticks; 0
+    if neither is known."""
+    rate = vs.average_rate or vs.guessed_rate
+    tb = vs.time_base
+    if not rate or not tb or rate <= 0:
+        return 0
+    return max(1, int(round(1 / (Fraction(rate) * tb))))
+
+
 class _SourcePackets:
     """The packets of a source video to copy (its video stream, and its audio streams if kept),
     checked on the way: the video's first pts and end (stream time, seconds), no frames or a
@@ -1434,6 +1444,7 @@ class _SourcePackets:
         self.path, self.container = _open(video, "video")
         self.temp: Path | None = None  # a re-encoded copy of the video (deleted by close())
         self.shift, self._shifted = 0, False  # seconds added to every copied timestamp (see below)
+        self._frame = 0  # ticks: the duration of a video packet that has none
         p, cin = self.path, self.container
         try:
             self.vs = vs = _video_stream(cin, p)
@@ -1447,6 +1458,10 @@ class _SourcePackets:
             hold = p.stat().st_size <= _HOLD_PACKETS_BYTES
             self.packets: list | None = [] if hold else None
             tb = vs.time_base
+            # MPEG-TS packets carry no duration: the last frame then counted for nothing, and the
+            # copy's track (and its new audio) ended a frame early, 2.467 s of a 2.5 s clip (found
+            # by a review). A packet without one lasts a frame of the stream's rate
+            self._frame = _frame_ticks(vs)
             first = last_end = None
             for pkt in cin.demux([vs, *self.keep] if hold else [vs]):
                 if _cancelled():  # (a whole file's scan, on a slow disk: not waited for after a Ctrl-C)
@@ -1463,7 +1478,7 @@ class _SourcePackets:
                     # Counted, they put the new audio's start, and every sound, early by as much
                     continue
                 s0 = pkt.pts * tb
-                e = (pkt.pts + (pkt.duration or 0)) * tb
+                e = (pkt.pts + (pkt.duration or self._frame)) * tb
                 first = s0 if first is None else min(first, s0)
                 last_end = e if last_end is None else max(last_end, e)
             if first is None or last_end is None or last_end <= first:
@@ -1480,11 +1495,18 @@ class _SourcePackets:
                     f"{p} is corrupt: a video packet is stamped at {got:.2f} s but the file says it lasts "
                     f"{header_end:.2f} s."
                 )
-            # MP4 and QuickTime hide what is stamped before 0 (an edit list): a shown frame stamped
-            # there (an MPEG-TS whose clock wrapped around 2^33 ticks mid-clip, which FFmpeg reads
-            # as negative times) was lost with everything before it. The copy is shifted so that
-            # the first shown frame is at 0 (Matroska keeps such times as they are)
-            self.shift = -first if fmt in ("mp4", "mov") and first < 0 else 0
+            # The copy's time zero is the file's (as `ffmpeg -c copy` does): an MPEG-TS from a
+            # camcorder or a broadcast starts at its clock's time (10 s, hours), which an .mp4 kept
+            # as an empty edit of that length before the picture (a 2.5 s clip became a 12.5 s
+            # movie) while the WAV and the envelope start at the file's time zero (found by a
+            # review). Also, MP4 and QuickTime hide what is stamped before 0 (an edit list): a
+            # shown frame stamped there (an MPEG-TS whose clock wrapped around 2^33 ticks
+            # mid-clip, which FFmpeg reads as negative times) was lost with everything before it;
+            # there the first shown frame goes to 0
+            zero = Fraction(self.origin).limit_denominator(1_000_000)  # (microseconds: exact)
+            if fmt in ("mp4", "mov"):
+                zero = min(zero, Fraction(first))
+            self.shift = -zero
             self.origin = self.origin + float(self.shift)
             self.first, self.end = first + self.shift, last_end + self.shift
             if not hold:  # read again for the copy, from the start
@@ -1518,19 +1540,23 @@ class _SourcePackets:
 
     def __iter__(self):
         if self.packets is not None:
-            if self.shift and not self._shifted:  # (held packets are shifted once)
+            if not self._shifted:  # (held packets are amended once)
                 for pkt in self.packets:
-                    self._shift(pkt)
+                    self._amend(pkt)
                 self._shifted = True
             yield from self.packets
             return
         for pkt in self.container.demux([self.vs, *self.keep]):
             if pkt.size:
-                if self.shift:
-                    self._shift(pkt)
+                self._amend(pkt)
                 yield pkt
 
-    def _shift(self, pkt) -> None:
+    def _amend(self, pkt) -> None:
+        """The shift of every copied timestamp, and a frame's duration where a video packet has none."""
+        if not pkt.duration and self._frame and pkt.stream.index == self.vs.index:
+            pkt.duration = self._frame
+        if not self.shift:
+            return
         ticks = int(round(self.shift / pkt.time_base))
         if pkt.pts is not None:
             pkt.pts += ticks
