@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -1084,6 +1086,59 @@ def test_a_matroska_video_that_starts_late_is_not_taken_for_a_truncated_one(tmp_
     FoleyPipeline().generate(late_mp4, out, seed=0, progress=False, plot=False)
     assert abs(probe_video(out).duration - 3.2) < 0.04
     assert len(list(iter_video_frames(out, fps=30, size=(64, 48), gray="luma"))) == 96
+
+
+def _without_matroska_tags(src, dst) -> None:
+    """``src`` with its Tags elements (FFmpeg's per-track DURATION) overwritten by Void elements, as
+    mkvmerge or GStreamer write a file: the segment's length (the longest track's) stays."""
+    data = bytearray(Path(src).read_bytes())
+    i = data.find(b"\x12\x54\xc3\x67")
+    while i >= 0:
+        if data[i - 3 : i] == b"\x53\xab\x84":  # (a SeekHead entry naming Tags)
+            i = data.find(b"\x12\x54\xc3\x67", i + 4)
+            continue
+        n = 1
+        while not data[i + 4] & (0x80 >> (n - 1)):
+            n += 1
+        size = data[i + 4] & (0xFF >> n)
+        for k in range(1, n):
+            size = (size << 8) | data[i + 4 + k]
+        total = 4 + n + size
+        data[i : i + total] = b"\xec\x01" + (total - 9).to_bytes(7, "big") + bytes(total - 9)
+        i = data.find(b"\x12\x54\xc3\x67", i + total)
+    Path(dst).write_bytes(bytes(data))
+
+
+def test_a_matroska_video_without_track_lengths_is_as_long_as_its_video_not_its_audio(tmp_path):
+    # a 2 s video with 4 s of its own audio, from a muxer that writes no track DURATION tags: the
+    # file's length (4 s, the audio's) was taken for the video's, and the WAV and the envelope of
+    # folai generate were 4 s beside a 2 s output video (found by a review)
+    import av
+
+    hv = make_hit_video(tmp_path / "v.mp4", duration=2.0, hit_times=[1.0], with_audio=False)
+    tagged = tmp_path / "tagged.mkv"
+    with av.open(str(hv.path)) as ci, av.open(str(tagged), "w", format="matroska") as co:
+        ov = co.add_stream_from_template(ci.streams.video[0])
+        oa = co.add_stream("pcm_s16le", rate=44100, layout="mono")
+        for q in ci.demux(video=0):
+            if q.dts is not None:
+                q.stream = ov
+                co.mux(q)
+        tone = (0.1 * np.sin(np.arange(4 * 44100) / 10)).astype(np.float32)[None]
+        for k in range(0, tone.shape[1], 4410):
+            f = av.AudioFrame.from_ndarray(np.round(tone[:, k : k + 4410] * 32767).astype(np.int16), format="s16",
+                                           layout="mono")
+            f.sample_rate, f.pts = 44100, k
+            for q in oa.encode(f):
+                co.mux(q)
+        for q in oa.encode():
+            co.mux(q)
+    bare = tmp_path / "bare.mkv"
+    _without_matroska_tags(tagged, bare)
+    with av.open(str(bare)) as c:
+        assert not c.streams.video[0].metadata.get("DURATION") and abs(c.duration / 1e6 - 4.0) < 0.05  # the case
+    for p in (tagged, bare):
+        assert abs(probe_video(p).duration - 2.0) < 0.04, p.name
 
 
 def test_a_webm_without_a_duration_in_its_header_is_measured_from_its_packets(tmp_path):

@@ -423,7 +423,15 @@ def _probe_video(path: str | os.PathLike) -> VideoInfo:
         fps = float(rate) if rate else 0.0
         end = _stream_end(container, vs, origin)
         if end is None:
-            end = container.duration / 1_000_000 if container.duration else 0.0
+            # no length of the video's own (a Matroska file from mkvmerge or GStreamer, which write
+            # no track DURATION tags) beside other streams: the file's length is the longest
+            # stream's, and an audio track longer than the video made the WAV and the envelope as
+            # long as it (found by a review). The end of the video's last packets, looked for
+            # from the file's end back
+            total = container.duration / 1_000_000 if container.duration else 0.0
+            end = _packet_end(p, origin, near=total) if total > 0 else 0.0
+            if end <= 0:
+                end = total
         if end <= 0:
             # no length in the headers (a WebM that a browser recorded, a live or streamed file, a
             # raw H.264 stream): the end of the last video packet
