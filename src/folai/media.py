@@ -1216,15 +1216,22 @@ _PRORES_TAGS = {"apco", "apcs", "apcn", "apch", "ap4h", "ap4x"}
 
 def _keep_copy_params(src, dst, fmt: str) -> None:
     """Give the copied stream ``dst`` the source's sample-entry tag when both files are MP4 /
-    QuickTime and it is one of :data:`_KEPT_TAGS`, or a ProRes flavour's (:data:`_PRORES_TAGS`,
+    QuickTime and it is one of :data:`_KEPT_TAGS` (HEVC from another container with its parameter
+    sets in its header: ``hvc1``), or a ProRes flavour's (:data:`_PRORES_TAGS`,
     also into Matroska; PyAV clears the tag on a copy), and the source's pixel aspect ratio when
     only its container states it."""
     try:
         tag = src.codec_context.codec_tag
     except Exception:  # pragma: no cover - a stream without a readable tag
         return
-    if fmt in ("mp4", "mov") and tag in _KEPT_TAGS and src.container.format.name.split(",")[0] in ("mov", "mp4"):
+    from_mp4 = src.container.format.name.split(",")[0] in ("mov", "mp4")
+    if fmt in ("mp4", "mov") and tag in _KEPT_TAGS and from_mp4:
         dst.codec_context.codec_tag = tag
+    elif fmt in ("mp4", "mov") and not from_mp4 and src.codec_context.name == "hevc" and src.codec_context.extradata:
+        # HEVC from Matroska (OBS, HandBrake) with its parameter sets in the track header: labelled
+        # hev1 by the muxer, which Apple's players and editors refuse; hvc1 (the sample entry
+        # holds the parameter sets), as `ffmpeg -tag:v hvc1` does (found by a review)
+        dst.codec_context.codec_tag = "hvc1"
     elif tag in _PRORES_TAGS and fmt in ("mov", "matroska"):
         dst.codec_context.codec_tag = tag
     # a pixel aspect ratio stored only by the container (QuickTime's 'pasp': ProRes, Animation)
