@@ -583,6 +583,14 @@ def test_mux_audio_file_keep_existing_and_codecs(tmp_path):
     with pytest.raises(MediaError, match="cannot be written to a .mp4 file"):
         mux_audio(hv.path, music, tmp_path / "pcm.mp4", codec="pcm_s16le")
     assert not (tmp_path / "pcm.mp4").exists()
+    # the old PCM track cannot be kept in an .mp4: said of that track, before any work (it was
+    # found at the end, blaming "the input ... may be corrupt" and naming a hidden temporary file)
+    mkv = make_hit_video(tmp_path / "in.mkv", duration=1.5, hit_times=[0.7], channels=2).path  # PCM audio
+    before = {p.name for p in tmp_path.iterdir()}
+    with pytest.raises(MediaError, match="existing pcm_s16le audio of .*in.mkv cannot be kept in a .mp4 file"):
+        mux_audio(mkv, music, tmp_path / "kept.mp4", keep_existing=True)
+    assert {p.name for p in tmp_path.iterdir()} == before  # (no hidden temporary file either)
+    assert _stream_kinds(mux_audio(mkv, music, tmp_path / "kept.mov", keep_existing=True))[1] == ("audio", "pcm_s16le")
 
 
 def test_strip_audio_and_rotation_survive(tmp_path):

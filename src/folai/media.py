@@ -1206,6 +1206,38 @@ def _carries(fmt: str, vs) -> bool:
 _CARRIES: dict[tuple, bool] = {}
 
 
+def _keeps_audio(fmt: str, stream) -> bool:
+    """Whether muxer ``fmt`` takes the audio ``stream`` copied. MP4 refuses PCM only when it writes
+    its index, at the end: a packet is muxed into memory and the file closed to find out."""
+    import io
+
+    av = _av()
+    key = ("keep", fmt, stream.codec_context.name, stream.codec_context.codec_tag)
+    if key in _CARRIES:
+        return _CARRIES[key]
+    ok = False
+    try:
+        c = av.open(io.BytesIO(), "w", format=fmt)
+    except av.error.FFmpegError:  # pragma: no cover - the three muxers are always built
+        return False
+    try:
+        out = c.add_stream_from_template(stream)
+        c.start_encoding()
+        pkt = av.Packet(bytes(8))
+        pkt.stream, pkt.pts, pkt.dts, pkt.duration = out, 0, 0, 1
+        pkt.time_base = out.time_base or Fraction(1, 48000)
+        c.mux(pkt)
+        c.close()
+        ok = True
+    except (ValueError, av.error.FFmpegError):
+        try:
+            c.close()
+        except (ValueError, av.error.FFmpegError):
+            pass
+    _CARRIES[key] = ok
+    return ok
+
+
 #: sample-entry tags of the same codec that MP4 / QuickTime players tell apart: Apple's players and
 #: editors play HEVC tagged hvc1 (an iPhone's) but not hev1, which the muxer writes by default
 _KEPT_TAGS = {"hvc1", "hev1", "avc1", "avc3", "dvh1", "dvhe"}
@@ -1768,6 +1800,14 @@ class AudioMux:
             _copy_stream_tags(vs, ovs)
             self._omap = {vs.index: ovs}
             for s in src.keep:
+                if not _keeps_audio(fmt, s):
+                    # (the muxer takes the stream and refuses it only when it writes the header, at
+                    # the end: the message then named the hidden temporary file and called the
+                    # input corrupt; found by a review)
+                    raise MediaError(
+                        f"the existing {s.codec_context.name} audio of {p} cannot be kept in a "
+                        f"{self.out.suffix} file; write a .mkv (it holds any audio) or leave the old audio out."
+                    )
                 try:
                     self._omap[s.index] = cout.add_stream_from_template(s)
                     _copy_stream_tags(s, self._omap[s.index])
