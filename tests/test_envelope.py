@@ -253,13 +253,34 @@ def test_a_long_plot_draws_every_hit_at_its_height(tmp_path):
 def test_spreadsheet_variants_get_a_message_that_says_what_to_change():
     from folai.errors import EnvelopeFormatError
 
-    # a European locale's export: semicolons, or quoted decimal commas (read as four values)
-    with pytest.raises(EnvelopeFormatError, match="commas between the columns, a point as the decimal"):
-        Envelope.from_csv_string("time_s;rms\n0;0\n0,008;0,25\n")
+    # a European locale's export with semicolons (or tabs) and decimal commas is read (the
+    # spreadsheets take both from the system's settings, which the save dialog does not change);
+    # quoted decimal commas between commas are not
+    ref = Envelope.from_csv_string("time_s,rms\n0,0\n0.008,0.25\n0.016,0.5\n")
+    for text in ("time_s;rms\n0;0\n0,008;0,25\n0,016;0,5\n", "time_s\trms\n0\t0\n0,008\t0,25\n0,016\t0,5\n",
+                 "time_s;rms\n0;0\n0.008;0.25\n0.016;0.5\n", "time_s;rms;\n0;0;\n0,008;0,25;\n0,016;0,5;\n"):
+        env = Envelope.from_csv_string(text)
+        assert env.rate == ref.rate and np.array_equal(env.values, ref.values), text
+    with pytest.raises(EnvelopeFormatError, match=r"line 3: not a number: '1.234,5' .*thousands"):
+        Envelope.from_csv_string("time_s;rms\n0;0\n1.234,5;0,25\n")
     with pytest.raises(EnvelopeFormatError, match=r"line 2: not a number: '0,000' \| '0,000' \(decimal commas"):
         Envelope.from_csv_string('time_s,rms\n"0,000","0,000"\n"0,008","0,250"\n')
-    with pytest.raises(EnvelopeFormatError, match="no empty column"):
-        Envelope.from_csv_string("time_s,rms,\n0,0,\n0.008,0.25,\n")
+    # an empty last column (a spreadsheet's, or lines ending in ',') is no column; an empty cell
+    # within the columns is still an error
+    for text in ("time_s,rms,\n0,0,\n0.008,0.25,\n0.016,0.5,\n", "time_s,rms\n0,0,\n0.008,0.25,\n0.016,0.5,,\n"):
+        assert np.array_equal(Envelope.from_csv_string(text).values, ref.values), text
+    with pytest.raises(EnvelopeFormatError, match=r"line 3: not a number: '0.008' \| ''"):
+        Envelope.from_csv_string("time_s,rms\n0,0\n0.008,\n0.016,0.5\n")
+    # what a bad header most likely is
+    for text, hint in (("0,0\n0.008,0.25\n", "header line is missing"), ("# time_s,rms\n0,0\n", "numpy.savetxt"),
+                       (",time_s,rms\n0,0,0\n", "index=False"), ("time_s,rms_left\n0,0\n", "name its column 'rms'"),
+                       ('"time_s,rms"\n"0,0"\n', "one quoted cell")):
+        with pytest.raises(EnvelopeFormatError, match=hint):
+            Envelope.from_csv_string(text)
+    # a script's float noise under 0 is 0, as over 1 is 1
+    assert Envelope.from_csv_string("time_s,rms\n0,-1.4e-17\n0.008,0.2\n").mono[0] == 0.0
+    with pytest.raises(EnvelopeFormatError, match="negative rms"):
+        Envelope.from_csv_string("time_s,rms\n0,-0.001\n0.008,0.2\n")
     # Python's float() reads "0_5" as 5
     with pytest.raises(EnvelopeFormatError, match="line 3: not a number"):
         Envelope.from_csv_string("time_s,rms\n0,0\n0.008,0_5\n")
@@ -268,6 +289,32 @@ def test_spreadsheet_variants_get_a_message_that_says_what_to_change():
     assert env.mono.max() == 1.0
     with pytest.raises(EnvelopeFormatError, match="at most 10000 rows per second"):
         Envelope.from_csv_string("time_s,rms\n0,0\n0.000001,0.5\n0.000002,0\n")
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_rows_off_the_even_spacing_are_refused_even_when_each_step_passes(rounded):
+    # a stretch re-timed to 9 ms steps in a 125 rows/s file, or a 1000 rows/s file with every other
+    # row taken out of a stretch: each step passed the step test (times to the millisecond may
+    # differ by 1 ms a step), the rate came from the line through all the rows and each row's own
+    # time was ignored: sounds moved by up to 0.6 s (found by a review)
+    from folai.errors import EnvelopeFormatError
+
+    fmt = "{:.3f}" if rounded else "{:.6f}"
+
+    def csv_of(times):
+        return "time_s,rms\n" + "".join(f"{fmt.format(t)},0.1\n" for t in times)
+
+    even = np.arange(500) * 0.008
+    Envelope.from_csv_string(csv_of(even))  # (fine)
+    stretched = np.concatenate([even[:125], even[124] + np.arange(1, 168) * 0.009])
+    stretched = np.concatenate([stretched, stretched[-1] + np.arange(1, 200) * 0.008])
+    thinned = np.concatenate([np.arange(200), np.arange(200, 1800, 2), np.arange(1800, 4000)]) / 1000.0
+    for times in (stretched, thinned):
+        with pytest.raises(EnvelopeFormatError, match="ms off the even spacing of the whole file"):
+            Envelope.from_csv_string(csv_of(times))
+    # an even rate whose step is not a whole number of ms, its times rounded to the ms, is fine
+    ntsc = Envelope.from_csv_string("time_s,rms\n" + "".join(f"{k / 29.97:.3f},0.1\n" for k in range(900)))
+    assert ntsc.rate == pytest.approx(29.97, abs=1e-3)
 
 
 def test_an_event_added_to_a_coarse_envelope_peaks_at_its_level_on_the_nearest_row():

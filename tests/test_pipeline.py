@@ -421,6 +421,14 @@ def test_an_envelope_csv_that_does_not_start_at_0_is_cut_to_the_video(tmp_path):
     r = FoleyPipeline().generate(hv.path, tmp_path / "o.mp4", envelope=tmp_path / "e.csv", progress=False)
     out = Envelope.load_csv(r.envelope_csv)
     assert out.start == pytest.approx(0.5) and out.end == pytest.approx(2.0, abs=0.01)
+    # one that starts elsewhere and ends before the video's end is padded to it, as one from 0 is
+    # (its CSV had ended early, and a render of it was short; found by a review)
+    for t0 in (0.5, -0.3):
+        t = np.arange(t0, 1.5, 1 / 125)
+        (tmp_path / "s.csv").write_text("time_s,rms\n" + "".join(f"{a:.6f},0.1\n" for a in t))
+        r = FoleyPipeline().generate(hv.path, tmp_path / f"s{t0}.mp4", envelope=tmp_path / "s.csv", progress=False)
+        out = Envelope.load_csv(r.envelope_csv)
+        assert out.end == pytest.approx(2.0, abs=0.005) and out.start == pytest.approx(max(t0, 0.0), abs=0.005)
     late = tmp_path / "late.csv"
     late.write_text("time_s,rms\n3.0,0\n3.008,0.5\n3.016,0\n")
     with pytest.raises(FolaiError, match="after the video.s end"):

@@ -54,6 +54,37 @@ __all__ = [
 ]
 
 
+#: how far (s) a row whose time is rounded to the millisecond may lie from the line through all
+#: the rows (rounding moves it by up to 0.5 ms; the fitted line by a little more on short files)
+_ROUNDED_OFF = 0.8e-3
+
+
+def _without_trailing_empty(row: list[str], keep: int = 1) -> list[str]:
+    """``row`` less its empty last cells beyond the first ``keep`` (a spreadsheet's empty column,
+    or a line ending in ',')."""
+    while len(row) > keep and not row[-1].strip():
+        row = row[:-1]
+    return row
+
+
+def _header_hint(header: list[str]) -> str:
+    """What a bad header most likely is, as a hint for the error message."""
+    try:
+        [float(c) for c in header]
+        return " (the header line is missing: the first line must be the column names)"
+    except ValueError:
+        pass
+    if len(header) == 1 and "," in header[0]:
+        return " (each line is one quoted cell: save the file without quotes around whole lines)"
+    if header and header[0].lstrip().startswith("#"):
+        return " (a comment mark before the names: numpy.savetxt writes one unless given comments='')"
+    if len(header) > 1 and header[0] == "" and header[1:] in (["time_s", "rms"], ["time_s", "rms_left", "rms_right"]):
+        return " (an index column before the times: pandas writes one unless given index=False)"
+    if header in (["time_s", "rms_left"], ["time_s", "rms_right"]):
+        return " (one channel of a stereo envelope: name its column 'rms' for a mono one)"
+    return ""
+
+
 @dataclass(frozen=True)
 class EnvelopeConfig:
     """Envelope extraction settings (defaults are the paper's / SPEC's)."""
@@ -535,21 +566,27 @@ class Envelope:
             raise EnvelopeFormatError(f"{name}: not a CSV file ({e}); expected header 'time_s,rms'") from None
         if not rows:
             raise EnvelopeFormatError(f"{name}: file is empty (expected header 'time_s,rms')")
-        header = [h.strip() for h in rows[0]]
+        decimal_comma = False
+        if len(rows[0]) == 1 and (";" in rows[0][0] or "\t" in rows[0][0]):
+            # a spreadsheet's CSV in a locale that writes "0,25" (LibreOffice and Excel take the
+            # separators from the system's settings, not from the save dialog): semicolons or tabs
+            # between the columns, decimal commas in the cells. Unambiguous with this header
+            sep = ";" if ";" in rows[0][0] else "\t"
+            reader = csv.reader(io.StringIO(text), delimiter=sep)
+            rows, lines = [], []
+            for row in reader:
+                rows.append(row)
+                lines.append(reader.line_num)
+            decimal_comma = True
+        header = [h.strip() for h in _without_trailing_empty(rows[0])]  # (a spreadsheet's empty last column)
         if header == ["time_s", "rms"]:
             nch = 1
         elif header == ["time_s", "rms_left", "rms_right"]:
             nch = 2
         else:
-            hint = ""
-            if ";" in rows[0][0] or "\t" in rows[0][0] or (header and header[-1] == ""):
-                # a spreadsheet saved in a locale that writes "0,25": semicolons (or tabs) between
-                # the columns, or a trailing empty column
-                hint = (" (save the sheet as CSV with commas between the columns, a point as the decimal "
-                        "separator and no empty column)")
             raise EnvelopeFormatError(
                 f"{name}: line 1: bad header {','.join(header)!r}; expected 'time_s,rms' or "
-                f"'time_s,rms_left,rms_right'{hint}"
+                f"'time_s,rms_left,rms_right'{_header_hint(header)}"
             )
         times: list[float] = []
         vals: list[list[float]] = []
@@ -557,24 +594,32 @@ class Envelope:
         for lineno, row in zip(lines[1:], rows[1:]):
             if not row or all(not c.strip() for c in row):
                 continue
+            row = _without_trailing_empty(row, nch + 1)
             if len(row) != nch + 1:
                 raise EnvelopeFormatError(f"{name}: line {lineno}: expected {nch + 1} columns, found {len(row)}")
             try:
                 if any("_" in c for c in row):  # Python reads "0_5" as 5
                     raise ValueError
+                if decimal_comma:
+                    if any("," in c and "." in c for c in row):  # "1.234,5": grouped digits
+                        raise ValueError
+                    row = [c.replace(",", ".") for c in row]
                 nums = [float(c) for c in row]
             except ValueError:
                 cells = " | ".join(repr(c) for c in row)
-                comma = any("," in c for c in row)  # a quoted "0,25": a decimal comma
+                comma = not decimal_comma and any("," in c for c in row)  # a quoted "0,25": a decimal comma
+                grouped = any("," in c and "." in c for c in row)  # "1,234.5" or "1.234,5"
                 raise EnvelopeFormatError(
                     f"{name}: line {lineno}: not a number: {cells}"
-                    + (" (decimal commas: save with a point as the decimal separator)" if comma else "")
+                    + (" (digits grouped in thousands: write the numbers without a thousands separator)"
+                       if grouped else " (decimal commas: save with a point as the decimal separator)" if comma
+                       else "")
                 ) from None
             if any(math.isnan(x) or math.isinf(x) for x in nums):
                 raise EnvelopeFormatError(f"{name}: line {lineno}: NaN or infinite value")
             t, *v = nums
             for x in v:
-                if x < 0:
+                if x < -1e-6:  # (-1e-17: a script's float noise, read as 0, as 1 + 1e-7 is read as 1)
                     raise EnvelopeFormatError(f"{name}: line {lineno}: negative rms {x}; values must be in [0, 1]")
                 if x > 1 + 1e-6:  # (1.0000001: a script's float noise, read as 1)
                     raise EnvelopeFormatError(f"{name}: line {lineno}: rms {x} > 1; values must be in [0, 1]")
@@ -588,7 +633,7 @@ class Envelope:
                        "rows are 0.008 s apart)" if rounded else "")
                 )
             times.append(t)
-            vals.append([min(x, 1.0) for x in v])
+            vals.append([min(max(x, 0.0), 1.0) for x in v])
             at.append(lineno)
         if not times:
             raise EnvelopeFormatError(f"{name}: has no data rows (a header alone); an envelope needs at least one")
@@ -626,9 +671,25 @@ class Envelope:
                 f"{name}: line {at[k + 1]}: non-uniform time step {d[k]:.6f} s (expected {step:.6f} s between rows)"
             )
         rate = round((len(ta) - 1) / (ta[-1] - ta[0]), 6)
+        k = np.arange(len(ta), dtype=np.float64)
+        line = ta[0] + k / rate
+        off = 0.01 * step  # (rows are placed on this line: each must be on it, not only each step)
         if tol > 1e-3 and len(ta) > 2:  # rounded times: the rate of the line through them all
-            slope = np.polyfit(np.arange(len(ta), dtype=np.float64), ta, 1)[0]
+            slope, icpt = np.polyfit(k, ta, 1)
             rate = round(1.0 / slope, 6)
+            line = icpt + k * slope
+            off = _ROUNDED_OFF  # (rounding to the millisecond moves a row by up to 0.5 ms)
+        # steps that each pass but add up: a section re-timed to 9 ms steps in a 125 rows/s file,
+        # or a 1000 rows/s file thinned to every other row, had each row's own time ignored and
+        # the sound moved by up to 0.6 s (found by a review)
+        dev = np.abs(ta - line)
+        if float(dev.max()) > max(off, 2e-6):
+            j = int(np.argmax(dev))
+            raise EnvelopeFormatError(
+                f"{name}: line {at[j]}: time {ta[j]:g} is {dev[j] * 1000:.1f} ms off the even spacing of the "
+                f"whole file ({1.0 / rate:.6f} s); rows must be evenly spaced (a stretch re-timed or rows "
+                "taken out? resample it to the file's step)"
+            )
         return cls(np.asarray(vals, dtype=np.float32).T, rate=rate, start=float(ta[0]))
 
     # -- plot

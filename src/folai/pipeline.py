@@ -291,8 +291,12 @@ class FoleyPipeline:
                     log.warning("envelope covers %.3f to %.3f s but the video lasts %.3f s: cut to the video (silent "
                                 "where the envelope has no rows)", env.start, env.end, info.duration)
             # the envelope written beside the render covers what is rendered: the video's time
-            # (one that starts later, as a CSV may, keeps its start: it is silent before it)
-            env = env.fit(info.duration) if env.start == 0 else env.crop(max(0.0, env.start), info.duration)
+            # (one that starts later, as a CSV may, keeps its start: it is silent before it), to
+            # the video's end (one that starts elsewhere was only cut: the CSV of a curve shifted
+            # by -0.3 s ended 0.3 s early, and its render was that much short; found by a review)
+            if env.start != 0:
+                env = env.crop(max(0.0, env.start), info.duration)
+            env = env.fit(info.duration - env.start)
             # with --pan the CSV and plot carry the pan: (left, right) levels as the render pans
             # them, so that the curve passed back with --envelope after an edit renders panned
             written = _panned(env, pan_curve) if pan and pan_curve is not None else env

@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("envelope", metavar="ENV.csv", help="envelope CSV (time_s,rms)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="audio file to write (.wav or .flac)")
-    p.add_argument("--duration", type=float, default=None, help="seconds to render from 0 s, the video's start (default: up to the envelope's last row)")
+    p.add_argument("--duration", type=float, default=None, help="seconds to render from 0 s, the video's start (default: to the end of the envelope's last row, "
+                   "which lasts one row's step)")
     p.add_argument("--video", default=None, help="the video, for backends conditioned on frames (stable-audio's CAVP)")
     p.add_argument("--subtype", default="PCM_16", choices=["PCM_16", "PCM_24", "FLOAT"], help="sample format (default PCM_16)")
     p.add_argument("--device", default=None, help="torch device for neural backends")
