@@ -455,3 +455,21 @@ def test_the_envelope_of_a_recording_whose_channels_cancel(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="folai.envelope"):
         Envelope.from_media(tmp_path / "st.wav")
     assert "cancel" not in caplog.text
+
+
+def test_a_long_envelope_is_read_in_memory_a_few_times_its_size():
+    # every row's cells, line number, time and values were held as Python lists: ~37x the file's
+    # size (830 MB for a 3-hour envelope; found by a review). Rows are now read one at a time
+    # into flat arrays: about 5x (the text, its copy without CRs, the arrays)
+    import tracemalloc
+
+    t = np.arange(30000) / 125
+    text = "time_s,rms\n" + "".join(f"{a:.6f},{b:.6g}\n" for a, b in zip(t, 0.3 * np.abs(np.sin(t))))
+    tracemalloc.start()
+    try:
+        env = Envelope.from_csv_string(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert env.values.shape == (1, 30000) and env.rate == 125.0
+    assert peak < 10 * len(text), peak / len(text)

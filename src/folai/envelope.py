@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import array
 import csv
 import io
 import logging
@@ -65,6 +66,17 @@ def _without_trailing_empty(row: list[str], keep: int = 1) -> list[str]:
     while len(row) > keep and not row[-1].strip():
         row = row[:-1]
     return row
+
+
+def _lines(text: str):
+    """The lines of ``text`` (newline-separated, each with its newline), one at a time: a StringIO
+    of a long file held it again at 4 bytes a character."""
+    i, n = 0, len(text)
+    while i < n:
+        j = text.find("\n", i)
+        j = n if j < 0 else j + 1
+        yield text[i:j]
+        i = j
 
 
 def _header_hint(header: list[str]) -> str:
@@ -553,32 +565,26 @@ class Envelope:
         """Parse the CSV text of an envelope (line endings of any system); errors name the line."""
         text = text.replace("\r\n", "\n").replace("\r", "\n")  # as reading a file in text mode does
         text = text.removeprefix("\ufeff")  # the byte-order mark of Excel's "CSV UTF-8"
+        # the rows are read one at a time (a list of every row's cells took ~37x the file's size:
+        # 830 MB for a 3-hour envelope; found by a review), each with the file line it ends on (a
+        # blank line, or a quoted cell over two lines, is not a row: the time-step error had named
+        # the wrong line after blank lines)
+        reader = csv.reader(_lines(text))
         try:
-            # each row with the file line it ends on (a blank line, or a quoted cell over two
-            # lines, is not a row: the time-step error had named the wrong line after blank lines)
-            reader = csv.reader(io.StringIO(text))
-            lines: list[int] = []
-            rows = []
-            for row in reader:
-                rows.append(row)
-                lines.append(reader.line_num)
+            first = next(reader, None)
         except csv.Error as e:
             raise EnvelopeFormatError(f"{name}: not a CSV file ({e}); expected header 'time_s,rms'") from None
-        if not rows:
+        if first is None:
             raise EnvelopeFormatError(f"{name}: file is empty (expected header 'time_s,rms')")
         decimal_comma = False
-        if len(rows[0]) == 1 and (";" in rows[0][0] or "\t" in rows[0][0]):
+        if len(first) == 1 and (";" in first[0] or "\t" in first[0]):
             # a spreadsheet's CSV in a locale that writes "0,25" (LibreOffice and Excel take the
             # separators from the system's settings, not from the save dialog): semicolons or tabs
             # between the columns, decimal commas in the cells. Unambiguous with this header
-            sep = ";" if ";" in rows[0][0] else "\t"
-            reader = csv.reader(io.StringIO(text), delimiter=sep)
-            rows, lines = [], []
-            for row in reader:
-                rows.append(row)
-                lines.append(reader.line_num)
+            reader = csv.reader(_lines(text), delimiter=";" if ";" in first[0] else "\t")
+            first = next(reader)
             decimal_comma = True
-        header = [h.strip() for h in _without_trailing_empty(rows[0])]  # (a spreadsheet's empty last column)
+        header = [h.strip() for h in _without_trailing_empty(first)]  # (a spreadsheet's empty last column)
         if header == ["time_s", "rms"]:
             nch = 1
         elif header == ["time_s", "rms_left", "rms_right"]:
@@ -588,10 +594,18 @@ class Envelope:
                 f"{name}: line 1: bad header {','.join(header)!r}; expected 'time_s,rms' or "
                 f"'time_s,rms_left,rms_right'{_header_hint(header)}"
             )
-        times: list[float] = []
-        vals: list[list[float]] = []
-        at: list[int] = []  # the file line of each data row
-        for lineno, row in zip(lines[1:], rows[1:]):
+        times = array.array("d")
+        vals = array.array("f")  # nch per row
+        at = array.array("q")  # the file line of each data row
+
+        def rows_of(reader):
+            try:
+                for row in reader:
+                    yield reader.line_num, row
+            except csv.Error as e:
+                raise EnvelopeFormatError(f"{name}: line {reader.line_num}: not a CSV line ({e})") from None
+
+        for lineno, row in rows_of(reader):
             if not row or all(not c.strip() for c in row):
                 continue
             row = _without_trailing_empty(row, nch + 1)
@@ -633,15 +647,16 @@ class Envelope:
                        "rows are 0.008 s apart)" if rounded else "")
                 )
             times.append(t)
-            vals.append([min(max(x, 0.0), 1.0) for x in v])
+            vals.extend(min(max(x, 0.0), 1.0) for x in v)
             at.append(lineno)
         if not times:
             raise EnvelopeFormatError(f"{name}: has no data rows (a header alone); an envelope needs at least one")
         if len(times) == 1:
             # one row tells no rate: the SPEC's (what folai writes for a clip of one frame, as
             # generate does for a 1-frame video; it had written a CSV that it refused to read)
-            return cls(np.asarray(vals, dtype=np.float32).T, rate=DEFAULT.rate, start=float(times[0]))
-        ta = np.asarray(times)
+            return cls(np.frombuffer(vals, np.float32).reshape(1, nch).T.copy(), rate=DEFAULT.rate,
+                       start=float(times[0]))
+        ta = np.frombuffer(times, np.float64)
         d = np.diff(ta)
         step = float(np.median(d))
         if step > 1.0:  # (times in milliseconds made a 10 s curve 10000 s long; 1e308 a rate of 0)
@@ -690,7 +705,7 @@ class Envelope:
                 f"whole file ({1.0 / rate:.6f} s); rows must be evenly spaced (a stretch re-timed or rows "
                 "taken out? resample it to the file's step)"
             )
-        return cls(np.asarray(vals, dtype=np.float32).T, rate=rate, start=float(ta[0]))
+        return cls(np.frombuffer(vals, np.float32).reshape(-1, nch).T.copy(), rate=rate, start=float(ta[0]))
 
     # -- plot
     def plot(
