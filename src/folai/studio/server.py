@@ -25,6 +25,37 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class _ShutdownQuiet:
+    """A filter on uvicorn's error log: once the studio is stopping, the requests still open after
+    :data:`GRACEFUL_SECONDS` are cancelled, and uvicorn logged each as "Exception in ASGI
+    application" with a 60-line CancelledError traceback (found by a review). Those become one
+    line; any other error is logged as it was."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+
+    def filter(self, record) -> bool:
+        import asyncio
+        import logging
+
+        if not getattr(self.server, "should_exit", False):
+            return True
+        msg = record.getMessage()
+        if msg.startswith("Cancel ") and "timeout graceful shutdown exceeded" in msg:
+            n = record.args[0] if isinstance(record.args, tuple) and record.args else "the"
+            record.msg, record.args = "stopping: %s request(s) still open after %d s cut off", (n, GRACEFUL_SECONDS)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        seen = 0
+        while exc is not None and seen < 10:  # (the cancellation may be the cause of what was logged)
+            if isinstance(exc, asyncio.CancelledError):
+                return False
+            exc = exc.__cause__ or exc.__context__
+            seen += 1
+        return True
+
+
 class StudioServer:
     """The studio on ``host:port`` (port 0: any free port; read ``.port`` / ``.url`` after binding).
 
@@ -60,6 +91,7 @@ class StudioServer:
         config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False,
                                 timeout_graceful_shutdown=GRACEFUL_SECONDS)
         self.server = uvicorn.Server(config)
+        self._quiet = _ShutdownQuiet(self.server)
         self._thread: threading.Thread | None = None
 
     @property
@@ -87,9 +119,14 @@ class StudioServer:
 
                 previous = signal.signal(hup, on_hangup)
                 previous = signal.SIG_DFL if previous is None else previous  # (None: set from C)
+        import logging
+
+        uv_log = logging.getLogger("uvicorn.error")
+        uv_log.addFilter(self._quiet)
         try:
             self.server.run(sockets=[self.sock])
         finally:
+            uv_log.removeFilter(self._quiet)
             if previous is not None:
                 signal.signal(hup, previous)
             self.app.state.cleanup()
