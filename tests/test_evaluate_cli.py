@@ -208,7 +208,7 @@ def test_all_metrics_with_tiny_random_embedders(clipdirs, tmp_path):
     }
     pairs, _ = pair_files(gen, ref, vids)
     opts = EvalOptions(metrics=("e_l1", "fad_p", "fad_c", "fad_lc", "clap", "favd"), prompt="hits", n_boot=50,
-                       n_boot_set=10, cache_dir=tmp_path / "cache")
+                       cache_dir=tmp_path / "cache")
     rep = evaluate_pairs(pairs, opts, embedders=embedders)
     for k in TABLE1 + ("clap_text",):
         assert k in rep.results, (k, rep.skipped)
@@ -219,11 +219,57 @@ def test_all_metrics_with_tiny_random_embedders(clipdirs, tmp_path):
     assert "—" not in md.split("## Onsets")[0].split("\n")[4]     # every Table I cell filled
     # identical generated and reference sets -> Frechet distances 0
     same, _ = pair_files(ref, ref, vids)
-    rep0 = evaluate_pairs(same, EvalOptions(metrics=("fad_p", "favd"), n_boot_set=5, cache_dir=tmp_path / "cache"),
+    rep0 = evaluate_pairs(same, EvalOptions(metrics=("fad_p", "favd"), cache_dir=tmp_path / "cache"),
                           embedders=embedders)
     assert rep0.results["fad_p"].value == pytest.approx(0.0, abs=1e-6)
     assert rep0.results["favd"].value == pytest.approx(0.0, abs=1e-6)
     assert any((tmp_path / "cache").rglob("*.npy"))
+    # set-level Frechet distances carry no interval: resampled with replacement, the "95%
+    # interval" had lain wholly above the value (found by a review)
+    assert all(rep.results[k].ci95 is None for k in ("fad_p", "fad_c", "fad_lc", "favd"))
+    assert rep.results["e_l1"].ci95 is not None and "no interval" in md
+
+
+def test_a_bootstrap_of_a_frechet_distance_would_not_bracket_it():
+    # why FAD carries no interval: two samples of one distribution, clips resampled with
+    # replacement, give distances above the one of all clips (what the review measured)
+    from folai.metrics.frechet import frechet_distance, gaussian_stats
+
+    rng = np.random.default_rng(0)
+    g, r = rng.normal(size=(40, 16)), rng.normal(size=(40, 16))
+    value = frechet_distance(*gaussian_stats(g), *gaussian_stats(r))
+    boot = []
+    for _ in range(50):
+        i = rng.integers(0, 40, 40)
+        boot.append(frechet_distance(*gaussian_stats(g[i]), *gaussian_stats(r[i])))
+    assert np.percentile(boot, 2.5) > value
+
+
+def test_weights_the_user_names_must_load(clipdirs, tmp_path, capsys):
+    # a typo in a weights path, or a corrupt file, left the metric's column empty and exited 0
+    # (found by a review); weights not given still skip the metric with a note
+    gen, ref = clipdirs
+    bad = tmp_path / "corrupt.pth"
+    bad.write_bytes(b"not a checkpoint")
+    for weights in (str(tmp_path / "missing.pth"), str(bad)):
+        rc = main(["evaluate", "--generated", str(gen), "--reference", str(ref), "--metrics", "fad_p",
+                   "--panns-weights", weights, "--bootstrap", "10"])
+        err = capsys.readouterr().err
+        assert rc == 1 and "the panns weights given" in err and weights in err, err
+
+
+def test_onsets_are_scored_over_the_reference_span(tmp_path):
+    # a generated file longer than its reference: its onsets past the reference's end counted
+    # against precision, while E-L1 cut them (found by a review)
+    from folai.metrics.onsets import OnsetMetric
+    from folai.metrics.sync import onset_prf
+
+    ref = clicks(TIMES, seconds=3.0)
+    longer = np.concatenate([ref, clicks([0.5, 1.5, 2.5], seconds=3.0, seed=3)])
+    assert OnsetMetric().score(longer, ref)["onset_precision"] == pytest.approx(1.0)
+    assert onset_prf(longer, ref).precision == pytest.approx(1.0)
+    half = longer[::2]  # at 22.05 kHz against the 44.1 kHz reference
+    assert onset_prf(half, ref, sr=SR // 2, ref_sr=SR).n_generated == len(TIMES)
 
 
 def test_documented_library_example_runs(clipdirs, monkeypatch):
@@ -258,3 +304,19 @@ def test_cli_walks_the_reference_folder_once(clipdirs, tmp_path, monkeypatch):
                "-o", str(tmp_path / "r.json"), "--bootstrap", "20"])
     assert rc == 0
     assert walked.count("reference") == 1 and walked.count("generated") == 1
+
+
+def test_the_embedding_cache_knows_a_checkpoint_by_its_contents(tmp_path):
+    # a checkpoint was known by its name and size: a fine-tuned or re-downloaded one of the same
+    # architecture (same size) got the other's cached embeddings (found by a review)
+    from folai.metrics.embedders.base import checkpoint_identity
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "a" / "model.pth").write_bytes(b"\x01" * 1000)
+    (tmp_path / "b" / "model.pth").write_bytes(b"\x02" * 1000)
+    (tmp_path / "c" / "model.pth").write_bytes(b"\x01" * 1000)
+    ids = [checkpoint_identity(tmp_path / d / "model.pth") for d in "abc"]
+    assert ids[0] != ids[1] and ids[0] == ids[2]  # the contents decide, not the folder
+    assert checkpoint_identity(tmp_path / "a") != checkpoint_identity(tmp_path / "b")  # a saved folder too

@@ -7,7 +7,7 @@ from folai.errors import FolaiError
 from folai.metrics.envelopes import acc_at_k, acc_tolerance
 from folai.metrics.frechet import FrechetDistance, frechet_distance, gaussian_stats
 from folai.metrics.onsets import OnsetMetric, average_precision, onset_ap
-from folai.metrics.report import bootstrap_mean, bootstrap_set
+from folai.metrics.report import bootstrap_mean
 from folai.metrics.sync import e_l1, onset_prf
 
 SR = 44100
@@ -154,5 +154,3 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
     a, b = bootstrap_mean(x, 500, seed=7), bootstrap_mean(x, 500, seed=7)
     assert a == b and a[0] < x.mean() < a[1]
     assert bootstrap_mean([1.0]) is None
-    ci = bootstrap_set(10, lambda idx: float(np.mean(x[idx])), 50, seed=1)
-    assert ci[0] <= ci[1]

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         prompt=args.prompt, envelopes=Path(args.envelopes) if args.envelopes else None,
         envelope_pattern=args.envelope_pattern, reference_ids=reference_ids, weights=weights,
         cache_dir=Path(args.cache) if args.cache else None, device=args.device,
-        n_boot=args.bootstrap, n_boot_set=max(10, args.bootstrap // 10), seed=args.seed,
+        n_boot=args.bootstrap, seed=args.seed,
         system=args.name or Path(args.generated).name, progress=sys.stderr.isatty(),
     )
     rep = evaluate_pairs(pairs, opts)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .sync import EVAL_SR, detect_onsets, onset_prf_times
+from .sync import EVAL_SR, detect_onsets, onset_prf_times, within_reference
 
 HOP = 512  # librosa onset default hop
 
@@ -99,6 +99,7 @@ class OnsetMetric:
         self.undefined = 0
 
     def score(self, generated: np.ndarray, reference: np.ndarray) -> dict | None:
+        generated = within_reference(generated, EVAL_SR, reference, EVAL_SR)  # (the span E-L1 scores)
         ref = detect_onsets(reference, EVAL_SR)
         gen = detect_onsets(generated, EVAL_SR)
         if len(ref) == 0:

@@ -61,26 +61,6 @@ def bootstrap_mean(values: Sequence[float], n_boot: int = 1000, seed: int = 0) -
     return float(lo), float(hi)
 
 
-def bootstrap_set(n_clips: int, fn: Callable[[np.ndarray], float], n_boot: int = 100, seed: int = 0) -> tuple[float, float] | None:
-    """Percentile 95% interval of a set-level statistic ``fn(clip_indices)``."""
-    if n_clips < 2:
-        return None
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n_clips, size=n_clips)
-        try:
-            v = fn(idx)
-        except Exception:  # e.g. too few distinct clips for a covariance
-            continue
-        if v is not None and math.isfinite(v):
-            vals.append(v)
-    if len(vals) < max(2, n_boot // 2):
-        return None
-    lo, hi = np.percentile(vals, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
 @dataclass
 class Report:
     system: str
@@ -139,7 +119,8 @@ def markdown_report(reports: Sequence[Report], ci: bool = True) -> str:
         if present:
             parts += ["", f"## {title}", "", markdown_table(reports, present, ci)]
     if ci:
-        parts += ["", "Cells: value [bootstrap 95% interval over clips]."]
+        parts += ["", "Cells: value [bootstrap 95% interval over clips]; FAD and FAVD are set-level values with no "
+                      "interval (resampling clips biases a Frechet distance upward)."]
     notes = []
     for r in reports:
         for k, why in r.skipped.items():

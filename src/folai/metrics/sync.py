@@ -112,5 +112,16 @@ def onset_prf_times(reference: np.ndarray, generated: np.ndarray, tolerance: flo
 def onset_prf(
     generated: np.ndarray, reference: np.ndarray, sr: int = EVAL_SR, ref_sr: int | None = None, tolerance: float = 0.05
 ) -> OnsetScore:
-    """Onset precision / recall / F1 of generated audio against reference audio within ±tolerance s."""
+    """Onset precision / recall / F1 of generated audio against reference audio within ±tolerance s,
+    over the reference's span (generated audio past its end is cut, as :func:`e_l1` cuts it)."""
+    generated = within_reference(generated, sr, reference, ref_sr or sr)
     return onset_prf_times(detect_onsets(reference, ref_sr or sr), detect_onsets(generated, sr), tolerance)
+
+
+def within_reference(generated: np.ndarray, sr: int, reference: np.ndarray, ref_sr: int) -> np.ndarray:
+    """``generated`` cut to the reference's duration (its last axis; shorter audio as it is). The
+    onset scores had counted onsets past the reference's end, where E-L1 cuts: a system writing a
+    longer file lost onset precision only (found by a review)."""
+    n = int(round(np.asarray(reference).shape[-1] * sr / ref_sr))
+    g = np.asarray(generated)
+    return g[..., :n] if g.shape[-1] > n else g

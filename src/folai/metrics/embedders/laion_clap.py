@@ -22,6 +22,7 @@ import numpy as np
 from ...errors import FolaiError, WeightsUnavailableError, require
 from ..audio import resample
 from ..cache import model_key
+from .base import checkpoint_identity
 
 SR = 48000
 WINDOW_S = 10
@@ -126,4 +127,6 @@ def load(weights: str, device: str = "cpu") -> LaionClapEmbedder:
             f"cannot load the LAION-CLAP model {src!r} ({type(e).__name__}: {str(e)[:200]}); download it first "
             "(huggingface-cli download laion/clap-htsat-unfused) or pass a folder saved with save_pretrained"
         ) from e
-    return LaionClapEmbedder(model, fe, tok, device, identity=src)
+    # (a local folder by its files' contents, as the other checkpoints: by its name, a re-saved
+    # fine-tune reused the cached embeddings of the model saved there before)
+    return LaionClapEmbedder(model, fe, tok, device, identity=checkpoint_identity(local) if local.is_dir() else src)
