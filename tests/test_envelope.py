@@ -312,9 +312,25 @@ def test_rows_off_the_even_spacing_are_refused_even_when_each_step_passes(rounde
     for times in (stretched, thinned):
         with pytest.raises(EnvelopeFormatError, match="ms off the even spacing of the whole file"):
             Envelope.from_csv_string(csv_of(times))
-    # an even rate whose step is not a whole number of ms, its times rounded to the ms, is fine
-    ntsc = Envelope.from_csv_string("time_s,rms\n" + "".join(f"{k / 29.97:.3f},0.1\n" for k in range(900)))
-    assert ntsc.rate == pytest.approx(29.97, abs=1e-3)
+    # an even rate whose step is not a whole number of ms, its times rounded to the ms or to 0.1
+    # ms, is fine (4 decimals had been refused)
+    for fmt4 in ("{:.3f}", "{:.4f}"):
+        ntsc = Envelope.from_csv_string("time_s,rms\n" + "".join(f"{fmt4.format(k / 29.97)},0.1\n" for k in range(900)))
+        assert ntsc.rate == pytest.approx(29.97, abs=1e-3)
+
+
+def test_folais_own_long_envelope_at_an_odd_rate_reads_back():
+    # the check's line had been built from the rate rounded to 6 decimals: 0.1 ms off after 7 h at
+    # 44100 / 512 rows/s, and folai refused its own CSV (found by a review); 10000 rows/s, the
+    # documented limit, had been refused as well
+    # (the drift is the rows x the rate's rounding (5e-7 at most) / rate²: a 7/6 rows/s file of
+    # 10 hours shows it with few rows)
+    rate = 7 / 6
+    t = np.arange(int(10 * 3600 * rate)) / rate
+    env = Envelope.from_csv_string("time_s,rms\n" + "".join(f"{a:.6f},0.25\n" for a in t))
+    assert env.values.shape[1] == len(t) and env.rate == pytest.approx(rate, abs=1e-6)
+    fast = Envelope.from_csv_string("time_s,rms\n" + "".join(f"{k / 10000:.6f},0.1\n" for k in range(100)))
+    assert fast.rate == 10000.0
 
 
 def test_an_event_added_to_a_coarse_envelope_peaks_at_its_level_on_the_nearest_row():

@@ -203,7 +203,8 @@ def test_surround_downmix_leaves_out_the_lfe_and_keeps_the_centre(tmp_path, suff
     assert power_at(st[0], 1000) == pytest.approx(power_at(st[1], 1000), rel=1e-3)
     assert power_at(st[0], 3000) > 0.05 and power_at(st[1], 3000) < 1e-3  # front left on the left only
     assert max(power_at(st[0], 40), power_at(st[1], 40)) < 1e-3
-    assert read_audio(path, sr, channels=None).shape[0] == 5
+    assert read_audio(path, sr, channels=None).shape[0] == 6  # the file's channels, as they are
+    assert read_audio(path, sr, channels=None, drop_lfe=True).shape[0] == 5  # for a caller's own mixdown
 
 
 def test_unknown_layout_keeps_the_channels_as_they_come(tmp_path):
@@ -1080,6 +1081,41 @@ def test_an_mpeg_ts_that_starts_at_its_clocks_time_is_copied_from_zero(tmp_path,
             assert abs(float(v.duration * v.time_base) - 1.0) < 0.002  # 30 frames, the last one too
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_an_mpeg_ts_aac_track_can_be_kept(tmp_path, suffix):
+    # the up-front test of a kept track (a made-up packet muxed into memory) refused an MPEG-TS's
+    # AAC, which has no extradata, for .mkv, where the real packets mux fine (found by a review)
+    from fractions import Fraction
+
+    import av
+
+    _encoder_or_skip("libx264")
+    ts = tmp_path / "hls.ts"
+    with av.open(str(ts), "w", format="mpegts") as co:
+        s = co.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        a = co.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(30):
+            f = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 8 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 30)
+            for q in s.encode(f):
+                co.mux(q)
+        for q in s.encode():
+            co.mux(q)
+        n = a.codec_context.frame_size or 1024
+        for k in range(0, 48000, n):
+            f = av.AudioFrame.from_ndarray(np.zeros((2, n), np.float32), format="fltp", layout="stereo")
+            f.sample_rate, f.pts, f.time_base = 48000, k, Fraction(1, 48000)
+            for q in a.encode(f):
+                co.mux(q)
+        for q in a.encode():
+            co.mux(q)
+    with av.open(str(ts)) as c:
+        assert not c.streams.audio[0].codec_context.extradata  # the case: ADTS, no extradata
+    out = mux_audio(ts, make_tone(1.0, 48000), tmp_path / f"kept{suffix}", sr=48000, keep_existing=True)
+    assert [k for k, _ in _stream_kinds(out)] == ["video", "audio", "audio"]
+
+
 def _moving_block_video(path, *, n=96, first_pts=0, container_options=None, codec="libx264", fmt=None):
     """A 320x240 clip at 30 fps of a block moving down, its first frame stamped ``first_pts`` / 30 s."""
     import av
@@ -1316,3 +1352,36 @@ def test_a_raw_h264_stream_has_a_length(tmp_path):
     info = probe_video(raw)
     assert info.duration > 1.5 and info.n_frames == 60
     assert len(list(iter_video_frames(raw, fps=30, size=(32, 24), gray="luma"))) >= 50
+
+
+def test_a_matroska_file_without_track_lengths_measures_the_video_it_reads(tmp_path):
+    # with two video streams (a small preview first, the main one second) the end was read from
+    # the first one's packets, not the stream probe_video reads: half the picture had no sound
+    # (found by a review of the fix above)
+    from fractions import Fraction
+
+    import av
+
+    _encoder_or_skip("libx264")
+    tagged, bare = tmp_path / "two.mkv", tmp_path / "bare.mkv"
+    with av.open(str(tagged), "w", format="matroska") as co:
+        pk = []
+        for w, h, n in ((32, 24, 60), (160, 120, 120)):
+            s = co.add_stream("libx264", rate=30)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            for i in range(n):
+                f = av.VideoFrame.from_ndarray(np.full((h, w, 3), i % 255, np.uint8), format="rgb24")
+                f.pts, f.time_base = i, Fraction(1, 30)
+                pk += [(float(q.dts * q.time_base), q) for q in s.encode(f)]
+            pk += [(float(q.dts * q.time_base), q) for q in s.encode()]
+        a = co.add_stream("pcm_s16le", rate=8000, layout="mono")
+        for k in range(0, 5 * 8000, 800):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+            f.sample_rate, f.pts = 8000, k
+            pk += [(k / 8000, q) for q in a.encode(f)]
+        for _, q in sorted(pk, key=lambda z: z[0]):
+            co.mux(q)
+    _without_matroska_tags(tagged, bare)
+    for p in (tagged, bare):
+        info = probe_video(p)
+        assert (info.width, abs(info.duration - 4.0) < 0.04) == (160, True), (p.name, info.width, info.duration)

@@ -56,7 +56,8 @@ __all__ = [
 
 
 #: how far (s) a row whose time is rounded to the millisecond may lie from the line through all
-#: the rows (rounding moves it by up to 0.5 ms; the fitted line by a little more on short files)
+#: the rows (rounding moves it by up to 0.5 ms; the fitted line by a little more on short files);
+#: in proportion for times rounded to 0.1 or 0.01 ms
 _ROUNDED_OFF = 0.8e-3
 
 
@@ -338,7 +339,7 @@ class Envelope:
             # a mono mix at -60 dBFS or less: channels out of phase (a miswired or M/S-decoded
             # recording) cancel in it, and peak normalisation then made a flat curve of the
             # leftover's noise (a review); the loudest channel, as the sampler reads a reference
-            chans = np.atleast_2d(read_audio(path, sr=config.sr, channels=None))
+            chans = np.atleast_2d(read_audio(path, sr=config.sr, channels=None, drop_lfe=True))
             peaks = np.max(np.abs(chans), axis=1) if chans.size else np.zeros(1)
             if chans.shape[0] > 1 and float(peaks.max()) >= 10 * max(float(np.max(np.abs(audio))), 1e-6):
                 k = int(np.argmax(peaks))
@@ -664,7 +665,7 @@ class Envelope:
                 f"{name}: rows are {step:g} s apart; an envelope has at least one row per second "
                 "(the time column is in seconds)"
             )
-        if step < 1e-4:  # (rows 1 us apart made a 0-sample render, "done")
+        if step < 0.99e-4:  # (rows 1 us apart made a 0-sample render, "done")
             raise EnvelopeFormatError(
                 f"{name}: rows are {step:g} s apart; an envelope has at most 10000 rows per second "
                 "(the time column is in seconds)"
@@ -675,34 +676,41 @@ class Envelope:
             log.warning("%s: the times are whole numbers %g apart, read as seconds (%g s in all); if they are "
                         "video frame numbers, divide them by the frame rate", name, step, ta[-1] - ta[0])
         tol = max(2e-6, 1e-3 * step)
-        if np.allclose(ta * 1000.0, np.round(ta * 1000.0), rtol=0.0, atol=1e-6):
-            # times written to the millisecond (a spreadsheet's rounding): at a rate that is not a
-            # whole number of ms (29.97 or 44.1 rows/s) two rows' steps differ by up to 1 ms
-            tol = max(tol, 1.0005e-3)
+        quantum = 0.0  # the rounding of the times (a spreadsheet's: 3 or 4 decimals), if coarser than a row's jitter
+        for decimals in (3, 4, 5):
+            q = 10.0 ** -decimals
+            if q > 1e-3 * step and np.allclose(ta / q, np.round(ta / q), rtol=0.0, atol=1e-3):
+                # at a rate that is not a whole number of quanta (29.97 or 44.1 rows/s) two rows'
+                # steps differ by up to one quantum
+                quantum = q
+                break
+        tol = max(tol, 1.0005 * quantum)
         bad = np.nonzero(np.abs(d - step) > tol)[0]
         if bad.size:
             k = int(bad[0])
             raise EnvelopeFormatError(
                 f"{name}: line {at[k + 1]}: non-uniform time step {d[k]:.6f} s (expected {step:.6f} s between rows)"
             )
-        rate = round((len(ta) - 1) / (ta[-1] - ta[0]), 6)
         k = np.arange(len(ta), dtype=np.float64)
-        line = ta[0] + k / rate
+        slope = (ta[-1] - ta[0]) / (len(ta) - 1)
+        line = ta[0] + k * slope
         off = 0.01 * step  # (rows are placed on this line: each must be on it, not only each step)
-        if tol > 1e-3 and len(ta) > 2:  # rounded times: the rate of the line through them all
+        if quantum and len(ta) > 2:  # rounded times: the line through them all
             slope, icpt = np.polyfit(k, ta, 1)
-            rate = round(1.0 / slope, 6)
             line = icpt + k * slope
-            off = _ROUNDED_OFF  # (rounding to the millisecond moves a row by up to 0.5 ms)
+            off = max(off, _ROUNDED_OFF * quantum / 1e-3)  # (rounding moves a row by up to half a quantum)
+        rate = round(1.0 / slope, 6)
         # steps that each pass but add up: a section re-timed to 9 ms steps in a 125 rows/s file,
         # or a 1000 rows/s file thinned to every other row, had each row's own time ignored and
-        # the sound moved by up to 0.6 s (found by a review)
+        # the sound moved by up to 0.6 s (found by a review). (The line is the exact one, not the
+        # rate rounded to 6 decimals: that had drifted 0.1 ms off folai's own 7-hour CSV at 86.13
+        # rows/s, found by a review of this check)
         dev = np.abs(ta - line)
         if float(dev.max()) > max(off, 2e-6):
             j = int(np.argmax(dev))
             raise EnvelopeFormatError(
                 f"{name}: line {at[j]}: time {ta[j]:g} is {dev[j] * 1000:.1f} ms off the even spacing of the "
-                f"whole file ({1.0 / rate:.6f} s); rows must be evenly spaced (a stretch re-timed or rows "
+                f"whole file ({slope:.6f} s); rows must be evenly spaced (a stretch re-timed or rows "
                 "taken out? resample it to the file's step)"
             )
         return cls(np.frombuffer(vals, np.float32).reshape(-1, nch).T.copy(), rate=rate, start=float(ta[0]))

@@ -429,7 +429,7 @@ def _probe_video(path: str | os.PathLike) -> VideoInfo:
             # long as it (found by a review). The end of the video's last packets, looked for
             # from the file's end back
             total = container.duration / 1_000_000 if container.duration else 0.0
-            end = _packet_end(p, origin, near=total) if total > 0 else 0.0
+            end = _packet_end(p, origin, index=vs.index, near=total) if total > 0 else 0.0
             if end <= 0:
                 end = total
         if end <= 0:
@@ -1047,6 +1047,7 @@ def read_audio(
     channels: int | None = 1,
     start: float = 0.0,
     duration: float | None = None,
+    drop_lfe: bool | None = None,
 ) -> np.ndarray:
     """Decode audio from any file PyAV opens, as ``(channels, N)`` float32 at ``sr`` Hz.
 
@@ -1055,9 +1056,11 @@ def read_audio(
         sr: output sample rate (soxr resampling); ``None`` keeps the file's rate.
         channels: 1 averages all channels; more than the file has repeats them (mono -> stereo);
             fewer keeps the first ones, except that 2 from a surround file is its left and right
-            sides (centre channels in both at -3 dB); ``None`` keeps the file's channels. A
-            surround file's low-frequency effects channel (LFE, of 5.1 or 7.1) is left out in
-            every case.
+            sides (centre channels in both at -3 dB); ``None`` keeps the file's channels.
+        drop_lfe: leave out a surround file's low-frequency effects channel (LFE, of a 5.1 or
+            7.1 layout the file declares), as ITU-R BS.775 downmixes do. Default: for the
+            downmixes (``channels`` 1 or 2), not for ``None`` (a caller that mixes the channels
+            itself passes True).
         start: seconds from the start of the file.
         duration: seconds to read (default: to the end); the result is shorter if the file ends.
 
@@ -1074,7 +1077,9 @@ def read_audio(
     x, file_sr = _decode_audio(path, start=start, duration=duration, names=names)
     if len(names) != x.shape[0] or "NONE" in names:
         names = []  # an unknown layout (a WAV without a channel mask): the channels as they come
-    if x.shape[0] > 2 and any(n.startswith("LFE") for n in names):
+    if drop_lfe is None:
+        drop_lfe = channels in (1, 2)
+    if drop_lfe and x.shape[0] > 2 and any(n.startswith("LFE") for n in names):
         # a 5.1 / 7.1 file's low-frequency effects channel is left out of every downmix (as
         # ITU-R BS.775 does): mixed at the weight of a main channel, a film's rumble became part of
         # a reference's hits and of an envelope's level
@@ -1207,12 +1212,19 @@ _CARRIES: dict[tuple, bool] = {}
 
 
 def _keeps_audio(fmt: str, stream) -> bool:
-    """Whether muxer ``fmt`` takes the audio ``stream`` copied. MP4 refuses PCM only when it writes
-    its index, at the end: a packet is muxed into memory and the file closed to find out."""
+    """Whether muxer ``fmt`` takes the audio ``stream`` copied. MP4 and QuickTime refuse a codec
+    they have no sample entry for (PCM in .mp4, FLAC or Opus in .mov) only when they write their
+    index, at the end: a packet is muxed into memory and the file closed to find out. Matroska
+    is not asked so (it takes any audio, but builds its track header from the first real packet
+    where the stream has no extradata, as an MPEG-TS's AAC: a made-up packet was refused; found
+    by a review)."""
     import io
 
+    if fmt not in ("mp4", "mov"):
+        return True
     av = _av()
-    key = ("keep", fmt, stream.codec_context.name, stream.codec_context.codec_tag)
+    key = ("keep", fmt, stream.codec_context.name, stream.codec_context.codec_tag,
+           bool(stream.codec_context.extradata))
     if key in _CARRIES:
         return _CARRIES[key]
     ok = False

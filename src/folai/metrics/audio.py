@@ -67,7 +67,7 @@ def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if not p.is_file():
         raise MediaError(f"media file not found: {p}")
     sr = int(audio_info(p)[0])
-    y = read_audio(p, sr=None, channels=None)
+    y = read_audio(p, sr=None, channels=None, drop_lfe=True)  # (mixed to mono for scoring: no LFE)
     if y.shape[-1] == 0:
         raise MediaError(f"{p} has an audio track with no samples")
     return np.ascontiguousarray(y, dtype=np.float32), sr

@@ -841,7 +841,7 @@ def _read_reference(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.exists():
         raise FolaiError(f"reference recording not found: {p}")
-    x = np.asarray(read_audio(p, sr=SR, channels=None), dtype=np.float32)
+    x = np.asarray(read_audio(p, sr=SR, channels=None, drop_lfe=True), dtype=np.float32)
     mono = x[0] if x.shape[0] == 1 else x.mean(axis=0)
     if x.shape[0] > 1:
         # channels out of phase (a miswired or M/S-decoded recording) cancel in the mean: then the
