@@ -395,6 +395,12 @@ def test_learned_timing_backend_estimates_an_envelope(clips, tmp_path):
     np.testing.assert_allclose(env.mono, classes_to_rms(cls), atol=1e-6)
     with pytest.raises(WeightsUnavailableError):
         get_timing("learned", checkpoint=str(tmp_path / "missing-run"))
+    # features from RAFT with the user's own weights file: inference had used torchvision's
+    # instead (a download, or another flow than training saw; found by a review)
+    raft = get_timing("learned", checkpoint=str(tmp_path / "run"), device="cpu")
+    raft.flow_method, raft.flow_cfg = "raft", {"method": "raft", "weights": "mine.pth", "weights_sha256": "ab12"}
+    with pytest.raises(WeightsUnavailableError, match="RAFT weights mine.pth .*--flow-weights"):
+        raft._build_encoder()
     # through the CLI, as users call it
     from folai.cli import main
     from folai.envelope import Envelope
@@ -484,3 +490,30 @@ def test_documented_examples_run():
     for mod in (folai.timing.model, folai.metrics.timing):
         res = doctest.testmod(mod, verbose=False)
         assert res.attempted > 0 and res.failed == 0, mod.__name__
+
+
+def test_encoder_weights_are_recorded_by_absolute_path_and_can_be_given_again(tmp_path, monkeypatch):
+    # features extracted with a relative --encoder-weights (as the docs show) recorded it as typed:
+    # the trained run's timing then worked only from that folder, and envelope / generate had no
+    # flag to point at the weights (found by a review)
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from folai.cli import main
+    from folai.timing.encoders import CLIPEncoder
+
+    torch.manual_seed(0)
+    cfg = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, projection_dim=8)
+    CLIPVisionModelWithProjection(cfg).save_pretrained(tmp_path / "tinyclip")
+    monkeypatch.chdir(tmp_path)
+    enc = CLIPEncoder(weights="tinyclip", device="cpu")
+    assert enc.weights == str((tmp_path / "tinyclip").resolve())
+    assert CLIPEncoder(weights=enc.weights, device="cpu").weights == enc.weights
+    # the flags exist, and are refused without the learned timing
+    from folai.testing import make_static_video
+
+    video = str(make_static_video(tmp_path / "x.mp4", duration=0.5))
+    with pytest.raises(FolaiError, match="--encoder-weights is only used with --timing learned"):
+        main(["envelope", video, "-o", "x.csv", "--encoder-weights", "tinyclip", "--debug"])
+    with pytest.raises(FolaiError, match="--flow-weights is only used with --timing learned"):
+        main(["envelope", video, "-o", "x.csv", "--flow-weights", "raft.pth", "--debug"])

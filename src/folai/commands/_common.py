@@ -66,6 +66,11 @@ def add_timing_args(p: argparse.ArgumentParser) -> None:
                         "learned: the paper's video model (needs --checkpoint)")
     g.add_argument("--roi", metavar="X,Y,W,H", help="only look at this rectangle of the frame (pixels)")
     g.add_argument("--checkpoint", metavar="RUN_OR_ID", help="learned timing: a training run folder, checkpoint file or hub id")
+    g.add_argument("--encoder-weights", metavar="PATH_OR_ID",
+                   help="learned timing: the frame encoder's weights, where they are not where the run's features "
+                        "were extracted from (a TC-CLIP checkpoint file, a CLIP folder or hub id)")
+    g.add_argument("--flow-weights", metavar="PATH",
+                   help="learned timing with RAFT features: the raft_large state dict the features were extracted with")
     g.add_argument("--device", default=None, help="torch device for neural backends (default: cuda if available, else cpu)")
     g.add_argument("--step-lead", type=float, default=None, metavar="FRACTION",
                    help="footsteps (motion timing): where a step sounds, in step periods before the lowest point "
@@ -104,9 +109,16 @@ def timing_options(args: argparse.Namespace) -> dict[str, Any]:
             raise FolaiError("--step-lead is only used with --timing motion")
         if not args.checkpoint:
             raise FolaiError("--timing learned needs --checkpoint RUN_OR_ID (a run folder, checkpoint file or hub id)")
-        return {"checkpoint": args.checkpoint, "device": args.device}
-    if args.checkpoint:
-        raise FolaiError("--checkpoint is only used with --timing learned")
+        opts = {"checkpoint": args.checkpoint, "device": args.device}
+        if args.encoder_weights:
+            opts["encoder_weights"] = args.encoder_weights
+        if args.flow_weights:
+            opts["flow_weights"] = args.flow_weights
+        return opts
+    for flag, value in (("--checkpoint", args.checkpoint), ("--encoder-weights", args.encoder_weights),
+                        ("--flow-weights", args.flow_weights)):
+        if value:
+            raise FolaiError(f"{flag} is only used with --timing learned")
     return {} if args.step_lead is None else {"step_lead": args.step_lead}
 
 
@@ -173,7 +185,9 @@ def warn_moot_timing(args: argparse.Namespace, skipped_by: str | None) -> None:
         moot = [o for o, on in (("--pan", getattr(args, "pan", False)), ("--roi", args.roi),
                                 ("--prompt", skipped_by == "--from-audio" and args.prompt),
                                 ("--step-lead", args.step_lead is not None),
-                                ("--timing", args.timing != "motion"), ("--checkpoint", args.checkpoint)) if on]
+                                ("--timing", args.timing != "motion"), ("--checkpoint", args.checkpoint),
+                                ("--encoder-weights", getattr(args, "encoder_weights", None)),
+                                ("--flow-weights", getattr(args, "flow_weights", None))) if on]
         if moot:
             log.warning("%s not used: %s skips stage 1 (the timing), which %s%s", ", ".join(moot), skipped_by,
                         "these act on" if len(moot) > 1 else "it acts on",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -189,6 +190,16 @@ class _TwoStreamEncoder(FrameEncoder):
         return {**super().describe(), "streams": self.streams}
 
 
+def _weights_id(weights: str | None) -> str | None:
+    """What a run records of its encoder weights: a local file or folder as its absolute path (a
+    relative one, as typed, had worked only from the folder of the extraction; found by a
+    review), a hub id as it is."""
+    if not weights:
+        return weights
+    p = Path(str(weights)).expanduser()
+    return str(p.resolve()) if p.exists() else str(weights)
+
+
 class CLIPEncoder(_TwoStreamEncoder):
     """CLIP ViT-B/16 frame by frame via transformers (``image_embeds``, 512-d per frame per stream).
 
@@ -222,7 +233,7 @@ class CLIPEncoder(_TwoStreamEncoder):
                     f"cannot load CLIP weights '{weights}' ({str(e).splitlines()[0]}); pass a local folder with "
                     "--encoder-weights, or connect once to download openai/clip-vit-base-patch16"
                 ) from e
-        self.weights = weights or getattr(model, "name_or_path", "") or "custom"
+        self.weights = _weights_id(weights) or getattr(model, "name_or_path", "") or "custom"
         self.model = model.to(self.device).eval()
         self.image_size = int(model.config.image_size)
         self.per_stream = int(model.config.projection_dim)
@@ -269,7 +280,7 @@ class TCCLIPEncoder(_TwoStreamEncoder):
                     "github.com/naver-ai/tc-clip (e.g. the zero-shot K-400 ViT-B/16) and pass --encoder-weights PATH"
                 )
             model = tcclip_from_checkpoint(weights, **overrides)
-        self.weights = weights or "custom"
+        self.weights = _weights_id(weights) or "custom"
         self.model = model.to(self.device).eval()
         self.image_size = model.config.image_size
         self.window = model.config.num_frames

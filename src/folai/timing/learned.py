@@ -103,6 +103,7 @@ class LearnedTiming:
         encoder_weights: str | None = None,
         flow: str | None = None,
         overlap: float = 0.5,
+        flow_weights: str | None = None,
         **_: Any,
     ):
         if checkpoint is None:
@@ -121,6 +122,7 @@ class LearnedTiming:
         flow_cfg = json.loads(feats["flow"]) if feats.get("flow") else None
         self.flow_method = flow or (flow_cfg or {}).get("method") or "dis"
         self.flow_cfg = flow_cfg or {}
+        self.flow_weights = flow_weights
         self._encoder = None
         self._flow = None
         env = self.config.get("envelope") or {}
@@ -145,7 +147,23 @@ class LearnedTiming:
                 fopts = {"device": str(self.device)}
                 if self.flow_method == "dis" and "preset" in self.flow_cfg:
                     fopts["preset"] = self.flow_cfg["preset"]
+                if self.flow_method == "raft":
+                    # the RAFT weights the features were extracted with: a file of the user's had
+                    # been replaced at inference by torchvision's (a download, or a different
+                    # flow than training saw; found by a review)
+                    trained = self.flow_cfg.get("weights_sha256")
+                    if self.flow_weights:
+                        fopts["weights"] = self.flow_weights
+                    elif trained:
+                        raise WeightsUnavailableError(
+                            f"the features of {self.checkpoint} were extracted with the RAFT weights "
+                            f"{self.flow_cfg.get('weights')} (not torchvision's): pass that file with --flow-weights PATH"
+                        )
                 self._flow = get_flow(self.flow_method, **fopts)
+                got = (self._flow.describe() or {}).get("weights_sha256") if self.flow_method == "raft" else None
+                if self.flow_method == "raft" and got != self.flow_cfg.get("weights_sha256"):
+                    log.warning("the RAFT weights differ from those the checkpoint's features were extracted with "
+                                "(%s): the flow, and so the timing, may differ", self.flow_cfg.get("weights"))
         return self._encoder, self._flow
 
     def features(self, video: str | Path, roi=None, progress: bool = False) -> np.ndarray:
