@@ -183,3 +183,32 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         grads.append([q.grad.clone() for q in cn.parameters()])
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
     assert any(a.abs().sum() > 0 for a in grads[0])
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one_and_a_used_folder_needs_resume(tmp_path):
+    # resuming restarted the data at the first epoch's first batch and reseeded the noise once:
+    # 3 + 3 steps differed from 6; a re-run on a used --out started over, leaving checkpoints a
+    # later --resume auto took; --resume auto on a new folder was an error (found by a review)
+    from safetensors.torch import load_file
+
+    from folai.errors import FolaiError
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+
+    def train(out, steps, *extra):
+        args = p.parse_args(["--tiny", "--steps", str(steps), "--batch-size", "2", "--out", str(out), "--device", "cpu",
+                             "--mixed-precision", "no", "--save-every", "2", "--log-every", "2", "--no-progress", *extra])
+        return run(args)
+
+    assert train(tmp_path / "a", 4) == 0
+    assert train(tmp_path / "b", 2, "--resume", "auto") == 0  # (a new folder: a fresh start)
+    with pytest.raises(FolaiError, match="already holds checkpoints .*--resume auto"):
+        train(tmp_path / "b", 4)
+    assert train(tmp_path / "b", 4, "--resume", "auto") == 0
+    a = load_file(str(tmp_path / "a" / "controlnet" / "controlnet.safetensors"))
+    b = load_file(str(tmp_path / "b" / "controlnet" / "controlnet.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    log_a = (tmp_path / "a" / "log.csv").read_text().splitlines()
+    assert log_a[0] == "step,loss,seconds" and [r.split(",")[0] for r in log_a[1:]] == ["2", "4"]
+    assert (tmp_path / "b" / "log.csv").read_text().splitlines()[1:][-1].split(",")[:2] == log_a[-1].split(",")[:2]

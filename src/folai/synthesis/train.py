@@ -126,6 +126,7 @@ class SynthesisTrainer:
                                 weight_decay=config.weight_decay)
         self.module, self.opt = self.acc.prepare(module, opt)
         self.step = 0
+        self._micro = 0  # micro-batches of the optimiser step under way (gradient accumulation)
         self.generator = torch.Generator(device="cpu").manual_seed(config.seed + 1000 * self.acc.process_index)
 
     # -- data -> tensors (frozen encoders, no grad)
@@ -209,8 +210,15 @@ class SynthesisTrainer:
         return torch.nn.functional.mse_loss(pred.float(), v.float())
 
     def train_step(self, batch: dict) -> float:
-        """One micro-batch: forward, backward, and an optimiser step when accumulation is complete."""
+        """One micro-batch: forward, backward, and an optimiser step when accumulation is complete.
+
+        The noise and dropout generator is seeded at the start of each optimiser step from the
+        seed and the step, so that a run resumed from a checkpoint draws what an uninterrupted one
+        would (it had been reseeded once, at the resume, and the two runs differed)."""
         self.module.train()
+        if self._micro == 0:
+            self.generator.manual_seed(self.cfg.seed + 1000 * self.acc.process_index + self.step)
+        self._micro = (self._micro + 1) % self.cfg.grad_accum
         enc = self.encode(batch)
         with self.acc.accumulate(self.module):
             loss = self.loss(enc)
@@ -235,6 +243,10 @@ class SynthesisTrainer:
 
         with atomic_output(d / "optimizer.pt") as tmp:
             torch.save(self.opt.state_dict(), tmp)
+        scaler = getattr(self.acc, "scaler", None)
+        if scaler is not None:  # (fp16: the loss scale it had reached)
+            with atomic_output(d / "scaler.pt") as tmp:
+                torch.save(scaler.state_dict(), tmp)
         with atomic_output(d / "trainer_state.json") as tmp:
             tmp.write_text(json.dumps({"step": self.step, "config": asdict(self.cfg)}, indent=2))
         net.save(self.out / "controlnet")  # the latest weights, ready for --controlnet
@@ -251,8 +263,11 @@ class SynthesisTrainer:
         net = self.acc.unwrap_model(self.module).controlnet
         load_state_dict_strict(net, load_safetensors(d / "controlnet.safetensors"), what=f"checkpoint {d}")
         self.opt.load_state_dict(torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True))
+        scaler = getattr(self.acc, "scaler", None)
+        if scaler is not None and (d / "scaler.pt").exists():
+            scaler.load_state_dict(torch.load(d / "scaler.pt", map_location="cpu", weights_only=True))
         self.step = int(json.loads((d / "trainer_state.json").read_text())["step"])
-        self.generator.manual_seed(self.cfg.seed + 1000 * self.acc.process_index + self.step)
+        self._micro = 0
         log.info("resumed from %s at step %d", d, self.step)
 
 
@@ -361,14 +376,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--num-workers", type=int, default=d.num_workers)
     p.add_argument("--seed", type=int, default=d.seed, help="training seed (the split has --split-seed)")
-    p.add_argument("--resume", metavar="DIR", default=None, help="a checkpoint folder, or the run folder ('auto' = --out)")
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="a checkpoint folder, or the run folder ('auto' = --out: its latest checkpoint, or a fresh "
+                        "start if it has none); a run folder that holds checkpoints needs it")
     p.add_argument("--device", default=None, help="cpu or cuda (default: what accelerate picks)")
     p.add_argument("--tiny", action="store_true", help="toy random model + synthetic clicks: a CPU smoke test of the whole loop")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log.csv in the run folder has the losses)")
 
 
 def _cycle(loader) -> Iterator[dict]:
     while True:
         yield from loader
+
+
+class EpochBatches:
+    """Batches of indices, endlessly: epoch ``e`` is the permutation drawn from ``(seed, e)``,
+    cut into ``batch_size`` (the last short batch dropped when there is a full one). ``start``
+    skips that many batches without loading any data: a resumed run goes on with the batches an
+    uninterrupted one would have had (the loader had restarted from the first epoch's first
+    batch; found by a review)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0) -> None:
+        self.n, self.batch_size, self.seed, self.start = int(n), int(batch_size), int(seed), int(start)
+        full = self.n // self.batch_size
+        self.per_epoch = full if full else 1
+        self.size = self.batch_size if full else self.n
+
+    def __iter__(self):
+        epoch, j = divmod(self.start, self.per_epoch)
+        while True:
+            perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            for k in range(j, self.per_epoch):
+                yield perm[k * self.batch_size : k * self.batch_size + self.size].tolist()
+            epoch, j = epoch + 1, 0
+
+    def __len__(self) -> int:
+        return self.per_epoch
 
 
 def run(args: argparse.Namespace) -> int:
@@ -390,6 +433,24 @@ def run(args: argparse.Namespace) -> int:
         raise FolaiError(f"dataset folder not found: {args.data}")
     if not (args.data or cache_given or args.tiny):
         raise FolaiError("give --data DIR (or an existing --cache DIR, or --tiny for a smoke test)")
+    out = Path(args.out)
+    done = sorted((out / "checkpoints").glob("step-*/trainer_state.json")) if not args.precompute else []
+    if done and not args.resume:
+        # (re-running on a used --out had started over, overwriting some checkpoints and leaving
+        # later ones that a --resume auto then took; found by a review)
+        raise FolaiError(f"{out} already holds checkpoints (up to {done[-1].parent.name}): pass --resume auto to go "
+                         "on from the latest, or give a new --out")
+    resume = args.resume
+    if resume == "auto" and not done:
+        log.info("no checkpoint in %s yet: starting", out)
+        resume = None
+    chunks = None
+    if args.data and not (cache_given and not args.precompute):
+        # (the dataset is read before the weights load: its errors had come after minutes of it)
+        from .data_synth import synthesis_chunks
+
+        chunks = synthesis_chunks(args, chunk_seconds=args.chunk_seconds)
+        log.info("%s", chunks.summary())
     if args.tiny:
         pipe = FolaiStableAudioPipeline.tiny(seed=cfg.seed)
     else:
@@ -402,14 +463,12 @@ def run(args: argparse.Namespace) -> int:
         pipe.controlnet = EnvelopeControlNet.from_dit(pipe.transformer, cc)
     trainer = SynthesisTrainer(pipe, cfg, args.out, device=args.device)
 
-    from .data_synth import SynthesisDataset, collate, synthesis_chunks, synthetic_items
+    from .data_synth import SynthesisDataset, collate, synthetic_items
 
     cache_ready = args.cache and (Path(args.cache) / "index.json").exists()
     if cache_ready and not args.precompute:
         dataset, coll = CachedDataset(args.cache), collate_cached
     elif args.data:
-        chunks = synthesis_chunks(args, chunk_seconds=args.chunk_seconds)
-        log.info("%s", chunks.summary())
         dataset, coll = SynthesisDataset(chunks, use_video=pipe.cavp is not None), collate
     elif args.tiny:
         seconds = args.chunk_seconds or 0.04
@@ -422,27 +481,47 @@ def run(args: argparse.Namespace) -> int:
         precompute(trainer, dataset, args.cache)
         log.info("pre-encoded %d items into %s", len(dataset), args.cache)
         return 0
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=len(dataset) >= cfg.batch_size,
-                                         collate_fn=coll, num_workers=0 if args.tiny else cfg.num_workers,
-                                         generator=torch.Generator().manual_seed(cfg.seed))
+    if resume:
+        trainer.load_checkpoint(args.out if resume == "auto" else resume)
+    if trainer.step >= cfg.steps:
+        print(f"{out}: already trained to step {trainer.step} of {cfg.steps}; nothing to do")
+        return 0
+    # every process's micro-batches so far, in the order an uninterrupted run takes them
+    batches = EpochBatches(len(dataset), cfg.batch_size, cfg.seed,
+                           start=trainer.step * cfg.grad_accum * trainer.acc.num_processes)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=coll,
+                                         num_workers=0 if args.tiny else cfg.num_workers)
     loader = trainer.acc.prepare(loader)
-    if args.resume:
-        trainer.load_checkpoint(args.out if args.resume == "auto" else args.resume)
     from tqdm.auto import tqdm
 
-    it = _cycle(loader)
-    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not trainer.acc.is_main_process, desc="train synthesis")
-    t0, losses = time.time(), []
+    it = iter(loader)
+    bar = tqdm(total=cfg.steps, initial=trainer.step, desc="train synthesis",
+               disable=not trainer.acc.is_main_process or getattr(args, "no_progress", False))
+    t0, losses, step_losses = time.time(), [], []
+    log_csv = out / "log.csv"
     while trainer.step < cfg.steps:
         before = trainer.step
-        losses.append(trainer.train_step(next(it)))
+        step_losses.append(trainer.train_step(next(it)))
         if trainer.step == before:
             continue
+        losses.append(float(np.mean(step_losses)))  # (one per optimiser step, over its micro-batches)
+        step_losses = []
         bar.update(1)
         if trainer.step % cfg.log_every == 0 or trainer.step == cfg.steps:
-            bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every:]):.4f}")
-            log.info("step %d loss %.5f (%.1f s)", trainer.step, np.mean(losses[-cfg.log_every:]), time.time() - t0)
+            loss = float(np.mean(losses[-cfg.log_every:]))
+            bar.set_postfix(loss=f"{loss:.4f}")
+            log.info("step %d loss %.5f (%.1f s)", trainer.step, loss, time.time() - t0)
+            if trainer.acc.is_main_process:  # (the run's record: it had kept none; found by a review)
+                out.mkdir(parents=True, exist_ok=True)
+                new_file = not log_csv.exists()
+                with open(log_csv, "a", encoding="utf-8") as f:
+                    if new_file:
+                        f.write("step,loss,seconds\n")
+                    f.write(f"{trainer.step},{loss:.6f},{time.time() - t0:.1f}\n")
         if trainer.step % cfg.save_every == 0 or trainer.step == cfg.steps:
             trainer.save_checkpoint()
     bar.close()
+    if trainer.acc.is_main_process:
+        print(f"trained {out}: step {trainer.step}, loss {np.mean(losses[-cfg.log_every:]):.4f} over the last "
+              f"{min(len(losses), cfg.log_every)} steps; ControlNet in {out / 'controlnet'}, log in {log_csv}")
     return 0
