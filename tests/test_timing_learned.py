@@ -369,6 +369,17 @@ def test_checkpoint_round_trip_and_resume_equals_uninterrupted(clips, tmp_path, 
 
     assert resolve_checkpoint(run).name == "best.safetensors"
     assert "el1" in load_checkpoint(run)[1]["val"]
+    # other settings on a run folder are refused, not ignored (a new --lr or model size had
+    # trained the old run on without a word), and a cosine schedule is not extended past its end
+    # (its learning rate had hit 0 and climbed again; both found by a review)
+    with pytest.raises(FolaiError, match=r"other settings \(lr 0.003 -> 0.0001"):
+        train_timing(ds, ds, run, mcfg, train_config("tiny", batch_size=3, epochs=3, lr=1e-4), device="cpu",
+                     progress=False)
+    bigger = model_config("tiny", input_dim=ds.feature_dim, conv_channels=16, lstm_hidden=8)
+    with pytest.raises(FolaiError, match="conv_channels 8 -> 16"):
+        train_timing(ds, ds, run, bigger, train_config("tiny", batch_size=3, epochs=3), device="cpu", progress=False)
+    with pytest.raises(FolaiError, match="cosine schedule was planned for 3 epochs"):
+        train_timing(ds, ds, run, mcfg, train_config("tiny", batch_size=3, epochs=5), device="cpu", progress=False)
 
 
 def test_learned_timing_backend_estimates_an_envelope(clips, tmp_path):

@@ -188,11 +188,32 @@ def train_timing(
     resuming = state_path.is_file()
     if resuming:
         saved = json.loads((out / "config.json").read_text())
-        model_cfg = VideoEnvelopeConfig.from_dict(saved["model"])
+        old_model = VideoEnvelopeConfig.from_dict(saved["model"])
         old_train = _from_dict(TrainConfig, saved["train"])
+        # options that differ from the run's were ignored without a word (a new --config, --lr or
+        # --batch-size trained the old run on; found by a review): they are an error
+        ignore = {"input_dim", "epochs", "num_workers", "max_steps_per_epoch"}
+        new_m, old_m = model_cfg.to_dict(), old_model.to_dict()
+        new_t, old_t = asdict(train_cfg), asdict(old_train)
+        differ = [f"{k} {old[k]!r} -> {new[k]!r}" for new, old in ((new_m, old_m), (new_t, old_t))
+                  for k in sorted(new) if k not in ignore and k in old and new[k] != old[k]]
+        if differ:
+            raise FolaiError(
+                f"{out} is a run with other settings ({'; '.join(differ)}): it resumes only as it was started. "
+                "Give a new --out, or --init RUN to fine-tune from it"
+            )
+        if old_train.epochs != train_cfg.epochs and old_train.lr_schedule == "cosine":
+            # (its learning rate reaches 0 at the planned last epoch and then climbs again)
+            raise FolaiError(
+                f"{out}'s cosine schedule was planned for {old_train.epochs} epochs; it cannot be extended to "
+                f"{train_cfg.epochs}. Fine-tune from it into a new --out with --init {out}"
+            )
         if old_train.epochs != train_cfg.epochs:
-            log.info("resuming with epochs %d (was %d)", train_cfg.epochs, old_train.epochs)
-        train_cfg = TrainConfig(**{**asdict(old_train), "epochs": train_cfg.epochs})
+            log.warning("resuming %s with epochs %d (was %d)", out, train_cfg.epochs, old_train.epochs)
+        model_cfg = old_model
+        train_cfg = TrainConfig(**{**old_t, "epochs": train_cfg.epochs, "num_workers": train_cfg.num_workers,
+                                   "max_steps_per_epoch": train_cfg.max_steps_per_epoch})
+        saved["train"]["epochs"] = train_cfg.epochs  # (config.json had kept the first run's)
     init_sd = None
     if init is not None and not resuming:
         init_sd, init_conf = load_checkpoint(init)
@@ -244,6 +265,11 @@ def train_timing(
         sched.load_state_dict(st["scheduler"])
         start_epoch, best, step = int(st["epoch"]) + 1, float(st["best"]), int(st["step"])
         log.info("resuming %s after epoch %d", out, start_epoch)
+        if is_main and saved["train"]["epochs"] != json.loads((out / "config.json").read_text())["train"]["epochs"]:
+            from ..paths import atomic_output
+
+            with atomic_output(out / "config.json") as tmp:
+                tmp.write_text(json.dumps(saved, indent=2))
     elif is_main:
         from ..paths import atomic_output
 
