@@ -294,7 +294,7 @@ def clips(tmp_path_factory):
         write_clip(c, data / f"c{i}.mp4", data / f"c{i}.wav")
     res = extract_folder(data, feats, encoder="flowstats", encoder_options={"image_size": 32},
                          flow_options={"preset": "ultrafast"}, progress=False)
-    assert res == {"done": 6, "skipped": 0, "total": 6}
+    assert res == {"done": 6, "skipped": 0, "total": 6, "failed": 0, "errors": []}
     return data, feats
 
 
@@ -305,7 +305,7 @@ def test_feature_cache_is_reused_and_invalidated(clips, tmp_path):
     first = {p: p.stat().st_mtime_ns for p in feats.rglob("*.safetensors")}
     again = extract_folder(data, feats, encoder="flowstats", encoder_options={"image_size": 32},
                            flow_options={"preset": "ultrafast"}, progress=False)
-    assert again == {"done": 0, "skipped": 6, "total": 6}
+    assert again == {"done": 0, "skipped": 6, "total": 6, "failed": 0, "errors": []}
     assert {p: p.stat().st_mtime_ns for p in feats.rglob("*.safetensors")} == first
     x, meta = FeatureCache(feats, data).load(data / "c0.mp4")
     assert x.shape == (60, 512) and meta["encoder"] == "flowstats" and meta["fps"] == "30.0"
@@ -327,6 +327,25 @@ def _datasets(clips):
     ch = VideoFolder(data, "all", chunk_seconds=2.0)
     ds = TimingDataset(ch, feats, progress=False)
     return ds
+
+
+def test_extract_passes_over_an_unreadable_video_and_says_so(clips, tmp_path, capsys):
+    # one truncated file among a dataset's videos stopped the whole extraction, and a re-run
+    # stopped at the same file (found by a review); now the others are extracted, the command
+    # names the bad one and exits 1
+    import shutil
+
+    from folai.cli import main
+
+    data, _ = clips
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    bad = sorted(copy.glob("*.mp4"))[0]
+    bad.write_bytes(bad.read_bytes()[:3000])
+    rc = main(["extract", str(copy), "--out", str(tmp_path / "f"), "--image-size", "32"])
+    out, err = capsys.readouterr()
+    n = len(list(copy.glob("*.mp4")))
+    assert rc == 1 and f"{n - 1} extracted" in out and "1 unreadable" in out and bad.name in err, (out, err)
 
 
 def test_checkpoint_round_trip_and_resume_equals_uninterrupted(clips, tmp_path, monkeypatch):

@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..errors import FolaiError
     from ..timing.features import extract_folder
 
     if args.encoder == "flowstats":
@@ -60,5 +61,9 @@ def run(args: argparse.Namespace) -> int:
         videos, args.out, data_root=args.videos if Path(args.videos).is_dir() else None, encoder=args.encoder, flow=args.flow, fps=args.fps,
         encoder_options=enc_opts, flow_options=flow_opts, overwrite=args.overwrite,
     )
-    print(f"features in {args.out}: {res['done']} extracted, {res['skipped']} already cached, {res['total']} videos")
+    print(f"features in {args.out}: {res['done']} extracted, {res['skipped']} already cached, {res['total']} videos"
+          + (f", {res['failed']} unreadable (skipped)" if res["failed"] else ""))
+    if res["failed"]:
+        # (the others are done: a script sees the failure, and training lists the missing ones)
+        raise FolaiError(f"{res['failed']} of {res['total']} videos could not be read; the first: {res['errors'][0]}")
     return 0

@@ -440,8 +440,13 @@ def extract_folder(
 ) -> dict[str, int]:
     """Extract and cache features for every video under ``videos``; skip finished ones.
 
-    Returns counts {"done": newly extracted, "skipped": already cached, "total": videos}.
+    Returns counts {"done": newly extracted, "skipped": already cached, "total": videos,
+    "failed": unreadable videos} and ``"errors"``: one line per unreadable video. A video that
+    cannot be read (a truncated or corrupt file among a dataset's thousand) is said and passed
+    over: it had stopped the whole run, and a re-run stopped at the same file (found by a review).
     """
+    from ..errors import MediaError
+
     from tqdm.auto import tqdm
 
     if isinstance(videos, (str, Path)):
@@ -457,12 +462,18 @@ def extract_folder(
     cache = FeatureCache(Path(out), data_root)
     sig = FeatureCache.signature(enc, fl, fps)
     done = skipped = 0
+    errors: list[str] = []
     for v in tqdm(vids, desc=f"extract {enc.name}", unit="video", disable=not progress):
         if not overwrite and cache.is_done(v, sig):
             skipped += 1
             continue
-        feats = extract_video_features(v, enc, fl, fps=fps, progress=False)
+        try:
+            feats = extract_video_features(v, enc, fl, fps=fps, progress=False)
+        except MediaError as e:
+            log.warning("skipped %s: %s", v, e)
+            errors.append(f"{v}: {e}")
+            continue
         cache.save(v, feats, sig)
         done += 1
-    log.info("features: %d extracted, %d already cached, in %s", done, skipped, out)
-    return {"done": done, "skipped": skipped, "total": len(vids)}
+    log.info("features: %d extracted, %d already cached, %d unreadable, in %s", done, skipped, len(errors), out)
+    return {"done": done, "skipped": skipped, "total": len(vids), "failed": len(errors), "errors": errors}
