@@ -152,6 +152,16 @@ def test_walking_the_maps_names_audio_and_source_split(wtm_root):
             assert {"dQw4w9W_XcQ_12_16", "dQw4w9W_XcQ_30_33"} <= stems
     assert detect_dataset(wtm_root) == "walking-the-maps"
     assert get_dataset("walking-maps", wtm_root, "all").name == "walking-the-maps"  # the older name still works
+    # a stray file among the clips (an intro.mp4) had made the layout "folder": split by file,
+    # one YouTube video's clips in every split, and no AudioSep tracks (found by a review)
+    import shutil
+
+    shutil.copy(by_name["dQw4w9W_XcQ_12_16"].video, wtm_root / "intro.mp4")
+    try:
+        assert detect_dataset(wtm_root) == "walking-the-maps"
+        assert {c.video.stem for c in get_dataset("auto", wtm_root, "all")} == set(by_name)
+    finally:
+        (wtm_root / "intro.mp4").unlink()  # (the folder is the module's)
 
 
 def test_folder_dataset(folder_root):
