@@ -43,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
         enc_opts = {"weights": args.encoder_weights, "streams": args.streams, "device": args.device}
     flow_opts = {"weights": args.flow_weights, "device": args.device} if args.flow == "raft" else {}
     if not Path(args.videos).exists():  # before creating --out: a typo leaves nothing behind
-        from ..errors import FolaiError
-
         raise FolaiError(f"video folder not found: {args.videos}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     videos = args.videos
@@ -54,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
         root = Path(args.videos)
         videos = [v for v in list_videos(root) if v.match(args.pattern)]
         if not videos:
-            from ..errors import FolaiError
-
             raise FolaiError(f"no videos matching '{args.pattern}' under {root}")
     res = extract_folder(
         videos, args.out, data_root=args.videos if Path(args.videos).is_dir() else None, encoder=args.encoder, flow=args.flow, fps=args.fps,
