@@ -547,3 +547,21 @@ def test_encoder_weights_are_recorded_by_absolute_path_and_can_be_given_again(tm
         main(["envelope", video, "-o", "x.csv", "--encoder-weights", "tinyclip", "--debug"])
     with pytest.raises(FolaiError, match="--flow-weights is only used with --timing learned"):
         main(["envelope", video, "-o", "x.csv", "--flow-weights", "raft.pth", "--debug"])
+
+
+def test_feature_cache_knows_encoder_weights_by_their_contents(tmp_path):
+    # the cache key held the weights' path: weights replaced at the same path reused the old
+    # ones' features (found by a review)
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from folai.timing.encoders import CLIPEncoder
+    from folai.timing.features import FeatureCache
+
+    cfg = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, projection_dim=8)
+    sigs = []
+    for seed in (0, 1, 0):
+        torch.manual_seed(seed)
+        CLIPVisionModelWithProjection(cfg).save_pretrained(tmp_path / "clip")  # the same path each time
+        sigs.append(FeatureCache.signature(CLIPEncoder(weights=str(tmp_path / "clip"), device="cpu"), None, 30.0))
+    assert sigs[0] != sigs[1] and sigs[0] == sigs[2]

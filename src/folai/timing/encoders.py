@@ -190,6 +190,28 @@ class _TwoStreamEncoder(FrameEncoder):
         return {**super().describe(), "streams": self.streams}
 
 
+def _weights_digest(weights: str | None) -> str | None:
+    """SHA-256 (16 hex digits) of a local weights file, or of every file of a weights folder; None
+    for a hub id. The feature cache is keyed by it: by the path alone, weights replaced at the
+    same path reused the features of the old ones (found by a review)."""
+    import hashlib
+
+    if not weights:
+        return None
+    p = Path(str(weights))
+    if not p.exists():
+        return None
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        if p.is_dir():
+            h.update(str(f.relative_to(p)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
 def _weights_id(weights: str | None) -> str | None:
     """What a run records of its encoder weights: a local file or folder as its absolute path (a
     relative one, as typed, had worked only from the folder of the extraction; found by a
@@ -249,7 +271,8 @@ class CLIPEncoder(_TwoStreamEncoder):
         return np.concatenate(outs, axis=0)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "weights": str(self.weights)}
+        digest = _weights_digest(self.weights)
+        return {**super().describe(), "weights": str(self.weights), **({"weights_sha256": digest} if digest else {})}
 
 
 class TCCLIPEncoder(_TwoStreamEncoder):
@@ -301,7 +324,9 @@ class TCCLIPEncoder(_TwoStreamEncoder):
         return np.concatenate(outs, axis=0).reshape(-1, self.per_stream)[:t]
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "weights": str(self.weights), "tcclip": json.dumps(self.model.config.to_dict())}
+        digest = _weights_digest(self.weights)
+        return {**super().describe(), "weights": str(self.weights), "tcclip": json.dumps(self.model.config.to_dict()),
+                **({"weights_sha256": digest} if digest else {})}
 
 
 ENCODERS = {"tcclip": TCCLIPEncoder, "clip": CLIPEncoder, "flowstats": FlowStatsEncoder}
