@@ -482,6 +482,20 @@ def test_extract_and_train_commands(clips, tmp_path, capsys):
     assert conf["data"]["dataset"] == "folder" and conf["model"]["duration"] == 2.0
     assert main(["train", "timing", "--features", str(feats), "--data", str(data), "--out", str(tmp_path / "r2"),
                  "--config", "nonsense"]) == 1
+    capsys.readouterr()
+    # a dataset too small to hold a validation clip out: the error says which split is empty (it
+    # said "the dataset split has no chunks"; found by a review)
+    import shutil
+
+    small = tmp_path / "small"
+    small.mkdir()
+    for name in ("c0", "c1"):
+        for suffix in (".mp4", ".wav"):
+            if (data / f"{name}{suffix}").exists():
+                shutil.copy(data / f"{name}{suffix}", small / f"{name}{suffix}")
+    assert main(["train", "timing", "--features", str(feats), "--data", str(small), "--out", str(tmp_path / "r3"),
+                 "--config", str(cfg), "--dataset", "folder", "--device", "cpu", "--no-progress"]) == 1
+    assert "the val split of" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- real weights (never in CI)

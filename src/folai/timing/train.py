@@ -436,8 +436,16 @@ def run(args: argparse.Namespace) -> int:
     tr_chunks = dataset_from_args(args, chunk_seconds=model_cfg.duration)
     va_chunks = dataset_from_args(args, args.val_split, chunk_seconds=model_cfg.duration)
     log.info("%s; %s", tr_chunks.summary(), va_chunks.summary())
+    if args.split == "all":
+        # (the validation split is part of what trains: its scores say nothing of unseen clips)
+        log.warning("--split all trains on the %s split too: its validation figures are not held out", args.val_split)
     progress = not args.no_progress
     tr = TimingDataset(tr_chunks, args.features, fps=model_cfg.fps, progress=progress)
+    if not len(va_chunks):
+        # (a small dataset: "the dataset split has no chunks" did not say which split)
+        raise FolaiError(f"the {args.val_split} split of {args.data} has no chunks ({len(tr_chunks)} train chunks): "
+                         f"the dataset is too small to hold one out; add videos, or give --split-dir with your own "
+                         f"{args.val_split}.txt")
     va = TimingDataset(va_chunks, args.features, fps=model_cfg.fps, progress=progress)
     res = train_timing(
         tr, va, args.out, model_cfg, train_cfg, init=args.init, device=args.device, progress=progress,
