@@ -26,7 +26,7 @@ from .frechet import frechet_distance, gaussian_stats
 from .onsets import OnsetMetric
 from .pairing import Pair, align_prefixed, collect
 from .report import MetricResult, Report, bootstrap_mean
-from .sync import EVAL_SR, e_l1
+from .sync import EVAL_SR, e_l1, is_silent
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def evaluate_pairs(pairs: Sequence[Pair], opts: EvalOptions | None = None, embed
         if abs(gen.size - ref.size) > 0.1 * EVAL_SR:
             len_mismatch.append(p.clip)
         row: dict = {"clip": p.clip, "generated": str(p.generated), "reference": str(p.reference)}
-        if not np.any(ref):
+        if is_silent(ref):  # (under -80 dBFS, as the onset detector counts it)
             silent_ref.append(p.clip)
         if "e_l1" in opts.metrics:
             row["e_l1"] = e_l1(gen, ref, EVAL_SR)
