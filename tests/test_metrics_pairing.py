@@ -111,3 +111,18 @@ def test_envelope_metric_from_csv_and_logits(tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((10, 3)))
     with pytest.raises(FolaiError, match=r"\(frames, 64\)"):
         m.update(tmp_path / "bad.npy", ref)
+
+
+def test_a_pattern_without_an_extension_pairs_across_containers(tmp_path):
+    # 'syncfusion_*' took the extension into the id (20.m4v), which never paired with GT_20.mp4's
+    # 20 (found by a review)
+    assert clip_id("syncfusion_20.m4v", "syncfusion_*") == "20"
+    assert clip_id("GT_20.mp4", "GT_*") == "20"
+    assert clip_id("GT_20.mp4", "GT_*.mp4") == "20" and clip_id("a_1.2.wav", "a_*") == "1.2"
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    gen.mkdir()
+    ref.mkdir()
+    (gen / "syncfusion_20.m4v").write_bytes(b"")
+    (ref / "GT_20.mp4").write_bytes(b"")
+    pairs, problems = pair_files(gen, ref, generated_pattern="syncfusion_*", reference_pattern="GT_*")
+    assert [p.clip for p in pairs] == ["20"] and not problems

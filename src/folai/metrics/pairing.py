@@ -66,7 +66,14 @@ def clip_id(name: str, pattern: str = "*") -> str | None:
         if i == wild[-1]:
             rx.append(")")
     m = re.fullmatch("".join(rx), name)
-    return m.group(1) if m else Path(name).stem
+    if not m:
+        return Path(name).stem
+    cid = m.group(1)
+    if "." not in Path(pattern).name.split("*")[-1] and cid.endswith(Path(name).suffix) and Path(name).suffix:
+        # a pattern without an extension ('syncfusion_*'): the id had kept the file's (20.m4v, which
+        # never paired with GT_20.mp4's 20; found by a review)
+        cid = cid[: -len(Path(name).suffix)]
+    return cid
 
 
 def collect(
