@@ -294,3 +294,19 @@ def test_documented_examples_run():
 
     res = doctest.testmod(folai.data.chunks, verbose=False)
     assert res.attempted > 0 and res.failed == 0
+
+
+def test_a_clip_too_short_for_a_chunk_is_said_with_its_length(tmp_path, caplog):
+    # the warning gave the shorter of the video and its audio as the video's length (found by a
+    # review of training); it now says that the audio track counts
+    import logging
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    _write(_clip(rng, 3.0), tmp_path / "long.mp4", embed=True)
+    sf.write(tmp_path / "long.wav", np.zeros(int(0.5 * 44100), np.float32), 44100)  # the audio: 0.5 s
+    with caplog.at_level(logging.WARNING, logger="folai.data.chunks"):
+        ds = VideoFolder(tmp_path, "all", chunk_seconds=2.0)
+    assert len(ds) == 0
+    assert "long.mp4 with its audio track long.wav lasts 0.50 s (the shorter of the two)" in caplog.text, caplog.text

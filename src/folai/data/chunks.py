@@ -207,7 +207,12 @@ class ChunkDataset:
         if not starts and self.min_seconds is not None and length >= self.min_seconds:
             starts = [0.0]  # one zero-padded chunk
         if not starts:
-            log.warning("%s is shorter (%.2f s) than one %.2f s chunk; skipped", video or audio, length, self.chunk_seconds)
+            # (the length is the shorter of the video and its audio: say which, the video's own
+            # length had been printed as the audio's; found by a review)
+            what = "" if video is None or audio == video else f" with its audio track {Path(audio).name}"
+            log.warning("%s%s lasts %.2f s (the shorter of the two), under one %.2f s chunk; skipped"
+                        if what else "%s%s lasts %.2f s, under one %.2f s chunk; skipped",
+                        video or audio, what, length, self.chunk_seconds)
         out = []
         for s in starts:
             prompt, meta = prompt_fn(s, s + self.chunk_seconds) if prompt_fn else (None, {})
