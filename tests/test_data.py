@@ -310,3 +310,12 @@ def test_a_clip_too_short_for_a_chunk_is_said_with_its_length(tmp_path, caplog):
         ds = VideoFolder(tmp_path, "all", chunk_seconds=2.0)
     assert len(ds) == 0
     assert "long.mp4 with its audio track long.wav lasts 0.50 s (the shorter of the two)" in caplog.text, caplog.text
+
+
+def test_phone_video_names_are_not_walking_the_maps_clips(tmp_path):
+    # VID_20240101_120000 matches <id>_<start>_<end>: half such names in a folder of home videos
+    # had made it Walking The Maps, the other videos left out (found by a review)
+    rng = np.random.default_rng(0)
+    for name in ("VID_20240101_120000", "VID_20240102_093015", "beach", "kids_party"):
+        _write(_clip(rng, 2.5), tmp_path / f"{name}.mp4", embed=True)
+    assert detect_dataset(tmp_path) == "folder"

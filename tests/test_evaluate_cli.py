@@ -228,6 +228,8 @@ def test_all_metrics_with_tiny_random_embedders(clipdirs, tmp_path):
     # interval" had lain wholly above the value (found by a review)
     assert all(rep.results[k].ci95 is None for k in ("fad_p", "fad_c", "fad_lc", "favd"))
     assert rep.results["e_l1"].ci95 is not None and "no interval" in md
+    assert "no interval" not in markdown_report([rep0.__class__(system="x", n_clips=1, results={"e_l1": rep.results["e_l1"]})])
+    EvalOptions(n_boot_set=10)  # (older callers' keyword still accepted)
 
 
 def test_a_bootstrap_of_a_frechet_distance_would_not_bracket_it():

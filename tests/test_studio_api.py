@@ -873,3 +873,20 @@ def test_a_timing_run_says_when_it_replaced_edits_made_while_it_ran(client, vide
     assert np.asarray(undone["values"], dtype=float).max() >= 0.89
     job = wait(client, sid, client.post(f"/api/s/{sid}/timing", json={"backend": "motion"}).json())
     assert job["result"]["replaced_edits"] is False
+
+
+def test_the_learned_timing_weights_reach_the_studio_backend():
+    # the CLI's envelope and generate took --encoder-weights / --flow-weights, the studio had no
+    # way to pass them, and a run from RAFT features with the user's own weights was refused
+    # there, naming a flag it did not have (found by a review)
+    import argparse
+
+    from folai.commands.studio import add_arguments
+    from folai.studio.backends import BackendOptions, timing_options
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--timing-checkpoint", "run", "--encoder-weights", "clip", "--flow-weights", "raft.pth"])
+    assert (args.encoder_weights, args.flow_weights) == ("clip", "raft.pth")
+    opts = timing_options("learned", BackendOptions(timing_checkpoint="run", encoder_weights="clip", flow_weights="raft.pth"))
+    assert opts == {"checkpoint": "run", "encoder_weights": "clip", "flow_weights": "raft.pth"}

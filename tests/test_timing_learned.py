@@ -454,6 +454,12 @@ def test_fine_tune_from_checkpoint_keeps_weights_shape(clips, tmp_path):
     sd1, conf = load_checkpoint(tmp_path / "ft" / "last.safetensors")
     assert conf["model"]["conv_channels"] == 8
     assert not torch.equal(sd0["head.weight"], sd1["head.weight"])
+    # its own command, run again, resumes (it had been refused: the preset's sizes are not the
+    # run's, found by a review), and may raise its epochs
+    out = train_timing(ds, ds, tmp_path / "ft", model_config("tiny"),
+                       train_config("tiny", batch_size=3, epochs=1, lr=1e-3), init=tmp_path / "base", device="cpu",
+                       progress=False)
+    assert "el1" not in out  # (nothing left to train)
 
 
 def test_extract_and_train_commands(clips, tmp_path, capsys):

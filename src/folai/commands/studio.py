@@ -11,6 +11,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
     p.add_argument("--timing-checkpoint", metavar="PATH", help="a trained timing model; offers the 'learned' timing backend")
+    p.add_argument("--encoder-weights", metavar="PATH_OR_ID",
+                   help="the learned timing's frame encoder weights, where not where its features were extracted from")
+    p.add_argument("--flow-weights", metavar="PATH",
+                   help="the learned timing's RAFT weights file, for features extracted with one")
     p.add_argument("--controlnet", metavar="PATH_OR_ID", help="the envelope ControlNet for the 'stable-audio' synthesis backend")
     p.add_argument("--base", metavar="ID_OR_PATH", help="Stable Audio Open base weights for 'stable-audio' (default: its hub id)")
     p.add_argument("--device", help="torch device for the neural backends (default: cuda if available, else cpu)")
@@ -42,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         workspace=workspace,
         limits=Limits(video_bytes=int(args.max_upload_mb * 2**20)),
         backend_options=BackendOptions(
-            timing_checkpoint=args.timing_checkpoint, controlnet=args.controlnet, base=args.base, device=args.device
+            timing_checkpoint=args.timing_checkpoint, controlnet=args.controlnet, base=args.base, device=args.device,
+            encoder_weights=args.encoder_weights, flow_weights=args.flow_weights,
         ),
     )
     if not is_loopback(args.host):

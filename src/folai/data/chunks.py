@@ -426,6 +426,13 @@ DATASETS: dict[str, type[ChunkDataset]] = {
 ALIASES = {"walking-maps": "walking-the-maps"}
 
 
+def _youtube_clip_name(stem: str) -> bool:
+    """A Walking The Maps clip's name proper: an 11-character YouTube id, then a start before an end
+    (a phone's VID_20240101_120000 matches the looser pattern; found by a review)."""
+    m = WTM_NAME.match(stem)
+    return bool(m) and re.fullmatch(r"[A-Za-z0-9_-]{11}", m["yt"]) is not None and float(m["start"]) < float(m["end"])
+
+
 def detect_dataset(root: str | Path) -> str:
     """Guess the layout of ``root``: greatest-hits, walking-the-maps, or folder."""
     r = Path(root)
@@ -435,7 +442,7 @@ def detect_dataset(root: str | Path) -> str:
     named = sum(1 for p in vids if WTM_NAME.match(p.stem))
     if vids and named == len(vids):
         return "walking-the-maps"
-    if vids and named >= 0.5 * len(vids):
+    if vids and sum(1 for p in vids if _youtube_clip_name(p.stem)) >= 0.5 * len(vids):
         # one stray file (an intro.mp4) among the clips had made the layout "folder": split by
         # file, the clips of one YouTube video landed in train, val and test, and the AudioSep
         # footstep tracks were not read (found by a review). The stray files are left out

@@ -72,6 +72,7 @@ class EvalOptions:
     cache_dir: Path | None = None
     device: str = "cpu"
     n_boot: int = 1000                      # bootstrap resamples for per-clip metrics
+    n_boot_set: int | None = None           # unused (FAD / FAVD have no interval); kept for older callers
     seed: int = 0
     system: str = "generated"
     progress: bool = False

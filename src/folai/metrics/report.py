@@ -119,8 +119,10 @@ def markdown_report(reports: Sequence[Report], ci: bool = True) -> str:
         if present:
             parts += ["", f"## {title}", "", markdown_table(reports, present, ci)]
     if ci:
-        parts += ["", "Cells: value [bootstrap 95% interval over clips]; FAD and FAVD are set-level values with no "
-                      "interval (resampling clips biases a Frechet distance upward)."]
+        sets = any(k in r.results for r in reports for k in ("fad_p", "fad_c", "fad_lc", "favd"))
+        parts += ["", "Cells: value [bootstrap 95% interval over clips]" + (
+            "; FAD and FAVD are set-level values with no interval (resampling clips biases a Frechet distance "
+            "upward)." if sets else ".")]
     notes = []
     for r in reports:
         for k, why in r.skipped.items():

@@ -26,6 +26,8 @@ class BackendOptions:
     """What the command line told the studio about optional backends (paths stay server-side)."""
 
     timing_checkpoint: str | None = None
+    encoder_weights: str | None = None  # the learned timing's frame encoder, where not recorded in the run
+    flow_weights: str | None = None  # ... and its RAFT weights file, for features extracted with one
     controlnet: str | None = None
     base: str | None = None
     device: str | None = None
@@ -104,6 +106,10 @@ def timing_options(name: str, opts: BackendOptions) -> dict[str, Any]:
         o: dict[str, Any] = {"checkpoint": opts.timing_checkpoint}
         if opts.device:
             o["device"] = opts.device
+        if opts.encoder_weights:
+            o["encoder_weights"] = opts.encoder_weights
+        if opts.flow_weights:  # (RAFT features from a file of the user's: refused without it)
+            o["flow_weights"] = opts.flow_weights
         return o
     return {}
 

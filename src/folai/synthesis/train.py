@@ -216,8 +216,8 @@ class SynthesisTrainer:
         seed and the step, so that a run resumed from a checkpoint draws what an uninterrupted one
         would (it had been reseeded once, at the resume, and the two runs differed)."""
         self.module.train()
-        if self._micro == 0:
-            self.generator.manual_seed(self.cfg.seed + 1000 * self.acc.process_index + self.step)
+        if self._micro == 0:  # (a prime apart per process: process 1 had drawn process 0's noise 1000 steps on)
+            self.generator.manual_seed(self.cfg.seed + 1_000_000_007 * self.acc.process_index + self.step)
         self._micro = (self._micro + 1) % self.cfg.grad_accum
         enc = self.encode(batch)
         with self.acc.accumulate(self.module):
@@ -398,16 +398,19 @@ class EpochBatches:
 
     def __init__(self, n: int, batch_size: int, seed: int, start: int = 0) -> None:
         self.n, self.batch_size, self.seed, self.start = int(n), int(batch_size), int(seed), int(start)
-        full = self.n // self.batch_size
-        self.per_epoch = full if full else 1
-        self.size = self.batch_size if full else self.n
+        self.per_epoch = max(1, self.n // self.batch_size)
 
     def __iter__(self):
         epoch, j = divmod(self.start, self.per_epoch)
         while True:
             perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            if self.n < self.batch_size:
+                # a dataset smaller than a batch: its items cycled to a full one (a short batch
+                # never came out of accelerate's shard of it, and a multi-process run hung;
+                # found by a review)
+                perm = np.resize(perm, self.batch_size)
             for k in range(j, self.per_epoch):
-                yield perm[k * self.batch_size : k * self.batch_size + self.size].tolist()
+                yield perm[k * self.batch_size : (k + 1) * self.batch_size].tolist()
             epoch, j = epoch + 1, 0
 
     def __len__(self) -> int:

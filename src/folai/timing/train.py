@@ -194,6 +194,10 @@ def train_timing(
         # --batch-size trained the old run on; found by a review): they are an error
         ignore = {"input_dim", "epochs", "num_workers", "max_steps_per_epoch"}
         new_m, old_m = model_cfg.to_dict(), old_model.to_dict()
+        if init is not None:
+            # a fine-tune's model is its --init checkpoint's (only the window comes from --config):
+            # compared with the preset, its own command had been refused (found by a review)
+            new_m = {"duration": new_m["duration"]}
         new_t, old_t = asdict(train_cfg), asdict(old_train)
         differ = [f"{k} {old[k]!r} -> {new[k]!r}" for new, old in ((new_m, old_m), (new_t, old_t))
                   for k in sorted(new) if k not in ignore and k in old and new[k] != old[k]]
