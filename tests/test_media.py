@@ -407,51 +407,47 @@ def test_mux_audio_is_in_the_files_time_when_the_video_starts_late(tmp_path):
     assert abs(_first_click(out) - 1.0) < 0.002
 
 
-@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
-def test_mux_keeps_an_iphones_hvc1_tag(tmp_path, suffix):
-    # iPhone HEVC is tagged hvc1; the copy came out hev1, which Apple's players and editors refuse
+def _hevc_clip(path, tag=None):
+    """10 frames of HEVC (libx265) in ``path``'s container, tagged ``tag`` when given."""
     import av
 
     _encoder_or_skip("libx265")
-    src = tmp_path / f"iphone{suffix}"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libx265", rate=30, options={"x265-params": "log-level=error"})
-        s.width, s.height, s.pix_fmt, s.codec_tag = 64, 48, "yuv420p", "hvc1"
-        for i in range(10):
-            img = np.full((48, 64, 3), 20 * i, np.uint8)
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    for dst in (".mov", ".mp4"):
-        out = mux_audio(src, make_tone(0.33, 44100), tmp_path / f"out{dst}", sr=44100)
-        with av.open(str(out)) as c:
-            assert c.streams.video[0].codec_tag == "hvc1"
-        assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(src)]
-
-
-def test_hevc_from_matroska_is_tagged_hvc1_in_mp4_and_mov(tmp_path):
-    # OBS / HandBrake HEVC in .mkv: the copy into .mp4 / .mov was tagged hev1, which Apple's
-    # players and editors refuse (found by a review)
-    import av
-
-    _encoder_or_skip("libx265")
-    src = tmp_path / "obs.mkv"
-    with av.open(str(src), "w") as c:
+    with av.open(str(path), "w") as c:
         s = c.add_stream("libx265", rate=30, options={"x265-params": "log-level=error"})
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        if tag:
+            s.codec_tag = tag
         for i in range(10):
             img = np.full((48, 64, 3), 20 * i, np.uint8)
             for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
+    return path
+
+
+def _copies_as_hvc1(src, tmp_path):
+    """The copies of ``src`` into .mov and .mp4 are tagged hvc1, decode, and keep every packet."""
+    import av
+
     for dst in (".mov", ".mp4"):
         out = mux_audio(src, make_tone(0.33, 44100), tmp_path / f"out{dst}", sr=44100)
         with av.open(str(out)) as c:
             assert c.streams.video[0].codec_tag == "hvc1"
             assert sum(1 for _ in c.decode(video=0)) == 10
         assert [p[0] for p in _packets(out)] == [p[0] for p in _packets(src)]
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
+def test_mux_keeps_an_iphones_hvc1_tag(tmp_path, suffix):
+    # iPhone HEVC is tagged hvc1; the copy came out hev1, which Apple's players and editors refuse
+    _copies_as_hvc1(_hevc_clip(tmp_path / f"iphone{suffix}", tag="hvc1"), tmp_path)
+
+
+def test_hevc_from_matroska_is_tagged_hvc1_in_mp4_and_mov(tmp_path):
+    # OBS / HandBrake HEVC in .mkv: the copy into .mp4 / .mov was tagged hev1, which Apple's
+    # players and editors refuse (found by a review)
+    _copies_as_hvc1(_hevc_clip(tmp_path / "obs.mkv"), tmp_path)
 
 
 def test_mux_keeps_a_prores_flavour_and_a_container_pixel_aspect(tmp_path):

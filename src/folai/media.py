@@ -1099,7 +1099,7 @@ def read_audio(
         log.warning("%s has %d isolated samples over +18 dBFS (a glitch in a damaged float file): read as 0", path,
                     int(np.count_nonzero(glitch)))
         x[glitch] = 0.0
-    if channels == 2 and x.shape[0] > 2 and len(names) == x.shape[0]:
+    if channels == 2 and x.shape[0] > 2 and names:
         x = _surround_to_stereo(x, names)
     x = _map_channels(x, channels)
     if sr is not None and int(sr) != file_sr:
@@ -1175,26 +1175,20 @@ def _out_format(out: Path) -> str:
 COPY_SUFFIXES = (".mp4", ".mkv", ".mov")
 
 
-def _carries(fmt: str, vs) -> bool:
-    """Whether muxer ``fmt`` takes the video stream ``vs`` copied as it is (no encoding). A GIF
-    never is: QuickTime files take its frames, but few players show them."""
+def _trial_mux(key: tuple, fmt: str, attempt) -> bool:
+    """Whether ``attempt(container)`` runs without the muxer refusing, on an in-memory ``fmt``
+    container (closed afterwards, quietly); answered once per ``key``."""
     import io
 
-    av = _av()
-    if vs.codec_context.name == "gif":
-        return False
-    key = (fmt, vs.codec_context.name, vs.codec_context.codec_tag)
     if key in _CARRIES:  # (generate asks before stage 1 and again when it muxes)
         return _CARRIES[key]
+    av = _av()
     try:
         c = av.open(io.BytesIO(), "w", format=fmt)
     except av.error.FFmpegError:  # pragma: no cover - the three muxers are always built
         return False
     try:
-        c.add_stream_from_template(vs, opaque=True)
-        # the header too: Matroska takes a raw YUV stream (a .y4m file's) until it writes the
-        # header, and a generate into .mkv failed there, after all its work (found by a review)
-        c.start_encoding()
+        attempt(c)
         ok = True
     except (ValueError, av.error.FFmpegError):
         ok = False
@@ -1207,7 +1201,22 @@ def _carries(fmt: str, vs) -> bool:
     return ok
 
 
-#: _carries' answers by (muxer, codec, codec tag)
+def _carries(fmt: str, vs) -> bool:
+    """Whether muxer ``fmt`` takes the video stream ``vs`` copied as it is (no encoding). A GIF
+    never is: QuickTime files take its frames, but few players show them."""
+    if vs.codec_context.name == "gif":
+        return False
+
+    def attempt(c) -> None:
+        c.add_stream_from_template(vs, opaque=True)
+        # the header too: Matroska takes a raw YUV stream (a .y4m file's) until it writes the
+        # header, and a generate into .mkv failed there, after all its work (found by a review)
+        c.start_encoding()
+
+    return _trial_mux((fmt, vs.codec_context.name, vs.codec_context.codec_tag), fmt, attempt)
+
+
+#: _carries' and _keeps_audio's answers by (muxer, codec, codec tag, ...)
 _CARRIES: dict[tuple, bool] = {}
 
 
@@ -1218,36 +1227,20 @@ def _keeps_audio(fmt: str, stream) -> bool:
     is not asked so (it takes any audio, but builds its track header from the first real packet
     where the stream has no extradata, as an MPEG-TS's AAC: a made-up packet was refused; found
     by a review)."""
-    import io
-
     if fmt not in ("mp4", "mov"):
         return True
-    av = _av()
-    key = ("keep", fmt, stream.codec_context.name, stream.codec_context.codec_tag,
-           bool(stream.codec_context.extradata))
-    if key in _CARRIES:
-        return _CARRIES[key]
-    ok = False
-    try:
-        c = av.open(io.BytesIO(), "w", format=fmt)
-    except av.error.FFmpegError:  # pragma: no cover - the three muxers are always built
-        return False
-    try:
+
+    def attempt(c) -> None:
         out = c.add_stream_from_template(stream)
         c.start_encoding()
-        pkt = av.Packet(bytes(8))
+        pkt = _av().Packet(bytes(8))
         pkt.stream, pkt.pts, pkt.dts, pkt.duration = out, 0, 0, 1
         pkt.time_base = out.time_base or Fraction(1, 48000)
         c.mux(pkt)
-        c.close()
-        ok = True
-    except (ValueError, av.error.FFmpegError):
-        try:
-            c.close()
-        except (ValueError, av.error.FFmpegError):
-            pass
-    _CARRIES[key] = ok
-    return ok
+        c.close()  # (where the refusal comes)
+
+    key = ("keep", fmt, stream.codec_context.name, stream.codec_context.codec_tag, bool(stream.codec_context.extradata))
+    return _trial_mux(key, fmt, attempt)
 
 
 #: sample-entry tags of the same codec that MP4 / QuickTime players tell apart: Apple's players and

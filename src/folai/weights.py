@@ -154,6 +154,23 @@ def from_pretrained_or_explain(
 # ----------------------------------------------------------------------------- state dicts
 
 
+def content_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, or of a folder's files (each relative name, then its bytes, in
+    sorted order): what caches know a checkpoint by, whatever its name or place."""
+    import hashlib
+
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        if p.is_dir():
+            h.update(str(f.relative_to(p)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def load_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict:
     """Read a ``.safetensors`` file into a dict of tensors."""
     from safetensors.torch import load_file

@@ -439,10 +439,10 @@ def detect_dataset(root: str | Path) -> str:
     if any(r.rglob("*_denoised.mp4")):
         return "greatest-hits"
     vids = [p for p in r.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES]
-    named = sum(1 for p in vids if WTM_NAME.match(p.stem))
-    if vids and named == len(vids):
+    if vids and all(WTM_NAME.match(p.stem) for p in vids):
         return "walking-the-maps"
-    if vids and sum(1 for p in vids if _youtube_clip_name(p.stem)) >= 0.5 * len(vids):
+    named = sum(1 for p in vids if _youtube_clip_name(p.stem))
+    if vids and named >= 0.5 * len(vids):
         # one stray file (an intro.mp4) among the clips had made the layout "folder": split by
         # file, the clips of one YouTube video landed in train, val and test, and the AudioSep
         # footstep tracks were not read (found by a review). The stray files are left out

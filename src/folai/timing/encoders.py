@@ -194,22 +194,11 @@ def _weights_digest(weights: str | None) -> str | None:
     """SHA-256 (16 hex digits) of a local weights file, or of every file of a weights folder; None
     for a hub id. The feature cache is keyed by it: by the path alone, weights replaced at the
     same path reused the features of the old ones (found by a review)."""
-    import hashlib
+    from ..weights import content_sha256
 
-    if not weights:
+    if not weights or not Path(str(weights)).exists():
         return None
-    p = Path(str(weights))
-    if not p.exists():
-        return None
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    h = hashlib.sha256()
-    for f in files:
-        if p.is_dir():
-            h.update(str(f.relative_to(p)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
+    return content_sha256(weights)[:16]
 
 
 def _weights_id(weights: str | None) -> str | None:

@@ -119,13 +119,9 @@ def _raft_device(device: str | None):
 
 
 def _file_digest(path: Path, n: int = 16) -> str:
-    import hashlib
+    from ..weights import content_sha256
 
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:n]
+    return content_sha256(path)[:n]
 
 
 class RAFTFlow:

@@ -269,7 +269,7 @@ def train_timing(
         sched.load_state_dict(st["scheduler"])
         start_epoch, best, step = int(st["epoch"]) + 1, float(st["best"]), int(st["step"])
         log.info("resuming %s after epoch %d", out, start_epoch)
-        if is_main and saved["train"]["epochs"] != json.loads((out / "config.json").read_text())["train"]["epochs"]:
+        if is_main and old_train.epochs != train_cfg.epochs:
             from ..paths import atomic_output
 
             with atomic_output(out / "config.json") as tmp:

@@ -139,18 +139,11 @@ def checkpoint_identity(path: Path) -> str:
     it, for a folder). Its name and size had been used: a fine-tuned or re-downloaded checkpoint of
     the same architecture has the same size, and the cache gave the other one's embeddings
     (found by a review). About a second per GB, once per run."""
-    import hashlib
+    from ...weights import content_sha256
 
     path = Path(path)
     files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
     key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
     if key not in _IDENTITIES:
-        h = hashlib.sha256()
-        for f in files:
-            if path.is_dir():
-                h.update(str(f.relative_to(path)).encode() + b"\0")
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-        _IDENTITIES[key] = "sha256:" + h.hexdigest()[:32]
+        _IDENTITIES[key] = "sha256:" + content_sha256(path)[:32]
     return _IDENTITIES[key]
