@@ -885,3 +885,69 @@ def test_a_video_starting_between_analysis_frames_is_timed_from_its_own_frames(t
     # (without align the grid stays at k / fps, as other readers of the frames expect)
     t = [t for t, _ in iter_video_frames(p, fps=30, size=(32, 24), gray="luma")]
     assert t[0] == 0.0 and t[1] == pytest.approx(1 / 30)
+
+
+def _beat_video(path: Path, beat: float, hits: int, heights: list[float], size=(160, 120)) -> tuple[Path, np.ndarray]:
+    """One square that falls onto a floor at a steady beat (the first hit at 0.6 s, then every
+    ``beat`` s), from ``heights[i]`` (share of the usable height) before the i-th hit: a weak strike
+    falls from low and hits slowly. Returns (video, hit times)."""
+    w, h = size
+    side, floor = 16, h - 12
+    times = 0.6 + beat * np.arange(hits)
+    rng = np.random.default_rng(0)
+    bg = np.full((h, w, 3), (40, 45, 55), np.float32) + rng.normal(0, 4, (h, w, 1)).astype(np.float32)
+    bg[floor:] = (150, 130, 100)
+    bg = np.clip(bg, 0, 255).astype(np.uint8)
+    top = floor - side
+
+    def height(t: float) -> float:
+        # falls for 0.4 s onto each hit, rests 0.1 s, rises to the next fall's height over 0.3 s
+        for i, hit in enumerate(times):
+            dt = t - hit
+            if -0.4 <= dt < 0:
+                return heights[i] * (1 - (1 - (-dt) / 0.4) ** 2)
+            if 0 <= dt < 0.1:
+                return 0.0
+            if 0.1 <= dt < 0.4:
+                nxt = heights[i + 1] if i + 1 < len(times) else heights[i]
+                return nxt * (0.5 - 0.5 * np.cos(np.pi * (dt - 0.1) / 0.3))
+        return heights[0] if t < times[0] else heights[-1]
+
+    def frame(k: int) -> np.ndarray:
+        img = bg.copy()
+        y = int(round(top - height(k / FPS) * min(60, top - 4)))  # at most ~10 px per frame
+        img[y : y + side, w // 2 - side // 2 : w // 2 + side // 2] = (220, 200, 60)
+        return img
+
+    duration = times[-1] + 0.6
+    return make_video(path, frame, fps=FPS, size=size, n_frames=int(round(duration * FPS))), times
+
+
+def test_a_weak_strike_on_the_beat_is_kept(tmp_path):
+    # six strikes at a steady 0.85 s beat; the fourth barely falls (a tenth of the others' height, a
+    # slow hit under the relative floor): alone it is dropped as too weak, on the beat it is a hit
+    heights = [1.0, 1.0, 1.0, 0.1, 1.0, 1.0]
+    p, hits = _beat_video(tmp_path / "beat.mp4", 0.85, len(heights), heights)
+    tm = MotionTiming()
+    feats = tm.features(p, progress=False)
+    plain = np.array([i.time for i in MotionTiming(rhythm=False).detect(feats)])
+    assert np.min(np.abs(plain - hits[3])) > FRAME  # the weak strike is under the floor
+    res = tm.from_features(feats)
+    ev = np.array(res.info["events"])
+    assert len(ev) == len(hits)
+    assert np.all(np.abs(ev - hits) <= FRAME + 1e-6)  # every strike within one frame, the weak one too
+    lv = np.array(res.info["levels"])
+    assert lv[3] >= 0.4 * np.median(lv)  # heard like the beat, not at its motion's tenth
+
+
+def test_swing_periods():
+    from folai.timing.motion import swing_periods
+
+    fps = 30.0
+    t = np.arange(int(20 * fps)) / fps
+    assert np.allclose(swing_periods(np.sin(2 * np.pi * t / 0.7), fps, 0.3, 2.0), 0.7, atol=1 / fps)
+    # a beat that slows down halfway: each stretch has its own period
+    x = np.where(t < 10, np.sin(2 * np.pi * t / 0.5), np.sin(2 * np.pi * t / 0.9))
+    p = swing_periods(x, fps, 0.3, 2.0)
+    assert abs(p[int(2 * fps)] - 0.5) <= 1 / fps and abs(p[-int(2 * fps)] - 0.9) <= 1 / fps
+    assert np.isnan(swing_periods(np.zeros(300), fps, 0.3, 2.0)).all()  # nothing moves: no rhythm

@@ -22,7 +22,11 @@ How it works (details and the reasons in ``docs/motion.md``):
 3. Candidates weaker than ``min_drop`` (absolute, % width/frame), than ``noise_floor`` times the
    typical frame-to-frame speed change around them, or than ``rel_threshold`` times the strongest
    candidate within ``ref_window`` seconds are dropped; of candidates closer than ``min_gap`` the
-   strongest wins. Single-pair speed spikes (flow glitches, cuts) are capped first.
+   strongest wins. Single-pair speed spikes (flow glitches, cuts) are capped first. With
+   ``rhythm`` (default), strikes repeated at a steady swing are then checked against its beat
+   (the swing's period from the autocorrelation of the motion along the strike direction): weak
+   events off the beat are dropped, a strike and its rebound are told apart by which is on the
+   beat, and weak stops on the beat that the floors rejected are kept.
 4. **Envelope**: each impact is a fast attack (``attack`` s) peaking at the contact time, then
    the two-slope decay of a real impact's smoothed RMS (``decay``, ``tail``, ``tail_share``). Its
    peak is ``level * (strength / local reference) ** level_gamma``: like the SPEC target, which is
@@ -93,6 +97,15 @@ class MotionConfig:
     reverse_ratio: float = 0.25  # ... to at least this share of the approach velocity, backwards
     reverse_bias: float = -0.5  # direction weight of bounces: clip(reverse_bias + cos(angle to the strike direction), 0, 1):
     # only bounces of things moving (nearly) straight down count, at half weight at most
+    # rhythm: strikes repeated at a steady swing (a stick beating a surface) are looked for on its
+    # beat (MotionTiming._on_the_beat): the swing's period is the first strong peak of the
+    # autocorrelation of the motion along the strike direction, within rhythm_period seconds
+    rhythm: bool = True
+    rhythm_period: tuple[float, float] = (0.3, 2.0)  # seconds: the swing periods looked for
+    rhythm_tol: float = 0.1  # share of the period a beat may be off its neighbours' (plus one frame pair)
+    rhythm_drop: float = 0.3  # a weaker event (share of the local reference) off the beat of stronger ones is dropped
+    rhythm_add: float = 0.03  # a weak stop one period from an event is a beat down to this share of the reference
+    rhythm_level: float = 0.5  # ... and heard at least at this share of its neighbours' strength
     spike: float = 1.5  # a pair faster than this times both neighbours is capped there (flow glitch)
     timing: str = "share"  # contact time: "share" of the slow interval, or "half" (half-peak crossing)
     # envelope shape and levels
@@ -132,6 +145,9 @@ class MotionConfig:
             (0 <= self.rel_threshold <= 1, "rel_threshold must be in [0, 1]"),
             (self.ref_window > 0, "ref_window must be > 0 s"),
             (self.min_gap >= 0, "min_gap must be >= 0 s"),
+            (0 < self.rhythm_period[0] < self.rhythm_period[1], "rhythm_period must be (low, high) with 0 < low < high s"),
+            (self.rhythm_tol >= 0 and self.rhythm_drop >= 0 and self.rhythm_add >= 0 and self.rhythm_level >= 0,
+             "rhythm_tol, rhythm_drop, rhythm_add and rhythm_level must be >= 0"),
             (0 < self.level <= 1, "level must be in (0, 1]"),
             (self.level_gamma >= 0, "level_gamma must be >= 0"),
             (self.attack >= 0 and self.decay > 0 and self.tail > 0, "attack must be >= 0, decay and tail > 0 s"),
@@ -590,6 +606,7 @@ class MotionTiming:
             # no stop across a cut to another shot: the pictures on either side are not one motion
             run = np.concatenate([[0], np.cumsum(np.asarray(feats.cuts, bool), dtype=np.int64)])
             cands = [c for c in cands if run[min(T, c[3] + 2)] == run[max(0, c[2] - 1)]]
+        weak = [c for c in cands if c[1] > 0]  # before the floors: stops a beat may bring back
         if cfg.noise_floor > 0 and T > 0:
             from scipy.ndimage import median_filter
 
@@ -615,13 +632,114 @@ class MotionTiming:
             if all(abs(times[i] - times[q]) >= cfg.min_gap for q in kept):
                 kept.append(i)
         kept.sort(key=lambda i: times[i])
+        chosen = [(cands[i], float(ref[i])) for i in kept]
+        if cfg.rhythm and len(chosen) >= 3:
+            chosen = self._on_the_beat(feats, strike, chosen, weak, ts, ss)
         out = []
-        for i in kept:
-            t_c, st, j, k_end, pk = cands[i]
-            level = float(np.clip(cfg.level * (st / ref[i]) ** cfg.level_gamma, 0.0, 1.0))
+        for (t_c, st, j, k_end, pk), r_i in chosen:
+            level = float(np.clip(cfg.level * (st / r_i) ** cfg.level_gamma, 0.0, 1.0))
             out.append(Impact(time=float(t_c), strength=float(st), level=level, pan=self._pan(feats, j),
                               sample=int(k_end), peak=int(j), approach=float(pk)))
         return out
+
+    def _on_the_beat(self, feats: MotionFeatures, strike: np.ndarray, chosen: list, weak: list,
+                     ts: np.ndarray, ss: np.ndarray) -> list:
+        """The chosen impacts ``[(candidate, local reference)]`` (sorted by time) checked against the
+        swing's rhythm: people beating a surface with a stick strike at a steady beat, and the
+        motion shows some strikes poorly (a blurred stick, a soft target) while the back-swing
+        and the rebound make stops of their own between the beats.
+
+        The period ``P`` is the swing's (:func:`swing_periods`, of the motion along the strike
+        direction, per stretch of video). Then, where the events themselves keep it:
+
+        * an event weaker than ``rhythm_drop`` of its reference that lies half a period from a
+          stronger one (within ``tol``, ``rhythm_tol * P`` plus one frame pair) and a whole
+          period (or two) from none is off the beat: dropped;
+        * an event near a beat (within a quarter period of one period from another event) that
+          has a rival stop within ``min_gap`` closer to that beat (by a frame pair or more, at
+          least half as strong) is moved to the rival: of a strike and its rebound the beat tells
+          which is the contact;
+        * a stop the floors rejected (``weak``: at least ``rhythm_add`` of the strongest impact
+          within ``ref_window``) one period (within ``tol``) from an event, and at least a
+          quarter period (and ``min_gap``) from every event, is a beat: kept, and heard at least
+          at ``rhythm_level`` of its neighbours' strength (the motion under-reads a poorly seen
+          strike, and a steady beat is struck alike).
+
+        Each rule looks only at events a period or two apart, so motion without a steady beat
+        (whose autocorrelation peak means little) is rarely touched.
+
+        Candidates are ``(time, strength, peak index, end index, peak speed)`` as in :meth:`detect`;
+        ``ts``, ``ss``: all candidates' times (sorted) and strengths, for the references."""
+        cfg = self.config
+        fps = feats.fps
+        proj = np.asarray(feats.vx, np.float64) * strike[:, 0] + np.asarray(feats.vy, np.float64) * strike[:, 1]
+        periods = swing_periods(proj, fps, *cfg.rhythm_period)
+        if not np.isfinite(periods).any():
+            return chosen
+        T = len(periods)
+
+        def period_at(t: float) -> float:
+            return float(periods[min(T - 1, max(0, int(round((t - feats.t0) * fps))))])
+
+        t = np.array([c[0][0] for c in chosen])
+        st = np.array([c[0][1] for c in chosen])
+        rel = st / np.array([c[1] for c in chosen])
+        # off the beat: half a period from a stronger event and not a whole one (or two) from any
+        keep = np.ones(len(chosen), bool)
+        for i in range(len(chosen)):
+            P = period_at(t[i])
+            if not (np.isfinite(P) and rel[i] < cfg.rhythm_drop):
+                continue
+            tol = cfg.rhythm_tol * P + 1.0 / fps
+            d = np.abs(t - t[i])[st > st[i]]
+            on = any(np.any(np.abs(d - m * P) <= tol) for m in (1, 2))
+            off = any(np.any(np.abs(d - (m - 0.5) * P) <= tol) for m in (1, 2))
+            keep[i] = on or not off
+        out = [c for c, k in zip(chosen, keep) if k]
+        tk = np.array([c[0][0] for c in out])
+        # of a stop and a rival within min_gap, the one nearer the beat its neighbours predict
+        for n, (c, r_c) in enumerate(out):
+            P = period_at(c[0])
+            if not np.isfinite(P) or len(tk) < 2:
+                continue
+            others = np.delete(tk, n)
+
+            def off_beat(x: float) -> float:
+                return float(np.min(np.abs(np.abs(others - x) - P)))
+
+            best, dev = c, off_beat(c[0])
+            if dev > 0.25 * P:
+                continue
+            for q in weak:
+                if 0 < abs(q[0] - c[0]) < cfg.min_gap and q[1] >= 0.5 * c[1]:
+                    dq = off_beat(q[0])
+                    if dq < dev - 1.0 / fps:
+                        best, dev = q, dq
+            if best is not c:  # the contact is the rival's; the strength stays the event's
+                out[n] = ((best[0], c[1]) + tuple(best[2:]), r_c)
+        tk = np.array([c[0][0] for c in out])
+        sk = np.array([c[0][1] for c in out])
+        # beats the floors missed: weak stops one period from an event
+        added = []
+        for c in weak:
+            P = period_at(c[0])
+            if not np.isfinite(P) or np.any(np.abs(tk - c[0]) < max(cfg.min_gap, 0.25 * P)):
+                continue  # (nearer than a quarter period to an event, a stop is its rebound)
+            lo, hi = np.searchsorted(ts, c[0] - cfg.ref_window), np.searchsorted(ts, c[0] + cfg.ref_window, side="right")
+            r_c = float(ss[lo:hi].max()) if hi > lo else float(ss.max())
+            if c[1] < cfg.rhythm_add * r_c:
+                continue
+            d = np.abs(tk - c[0])
+            tol = cfg.rhythm_tol * P + 1.0 / fps
+            if np.any(np.abs(d - P) <= tol):
+                nb = sk[d <= P + tol]
+                added.append(((c[0], max(c[1], cfg.rhythm_level * float(np.median(nb)))) + tuple(c[2:]), r_c))
+        added.sort(key=lambda a: -a[0][1])  # the strongest first; min_gap among them
+        new: list = []
+        for a in added:
+            if all(abs(a[0][0] - b[0][0]) >= cfg.min_gap for b in new):
+                new.append(a)
+        return sorted(out + new, key=lambda c: c[0][0])
 
     def _reversals(self, s: np.ndarray, vx: np.ndarray, vy: np.ndarray, fps: float, strike: np.ndarray) -> list:
         """Bounces: the moving region's velocity turns back against its approach between two pairs
@@ -702,6 +820,47 @@ def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_
     after = dt >= 0
     d = dt[after]
     out[after] = (1.0 - tail_share) * np.exp(-d / decay) + tail_share * np.exp(-d / tail)
+    return out
+
+
+#: swing_periods: the period is estimated over stretches of this many seconds (a steady beat may
+#: change its pace along a long video); shorter videos, up to 1.5 stretches, are one stretch
+RHYTHM_STRETCH = 10.0
+#: ... and is the first autocorrelation peak at least this share of the highest one (not its multiples)
+RHYTHM_FIRST = 0.8
+
+
+def swing_periods(x: np.ndarray, fps: float, lo: float, hi: float) -> np.ndarray:
+    """(T,) the period in seconds of a repeated motion ``x`` (one value per frame pair: the velocity
+    along the strike direction, which turns at each strike and each back-swing), NaN where it
+    has none: per stretch of :data:`RHYTHM_STRETCH` s (overlapping by half, each frame pair taking
+    the stretch centred nearest), the first peak of the autocorrelation between ``lo`` and ``hi``
+    seconds that reaches :data:`RHYTHM_FIRST` of the highest one there (not a multiple of the
+    period), if that autocorrelation is positive. Costs ``O(T * hi * fps)``."""
+    x = np.asarray(x, np.float64)
+    T = len(x)
+    out = np.full(T, np.nan)
+    a, b = max(1, int(math.floor(lo * fps))), int(math.ceil(hi * fps)) + 1
+    n = int(round(RHYTHM_STRETCH * fps))
+    if T <= 1.5 * n:
+        bounds = [(0, T)]
+    else:
+        starts = np.unique(np.r_[np.arange(0, T - n, n // 2), T - n])
+        bounds = [(int(s0), int(s0) + n) for s0 in starts]
+    centres = np.array([0.5 * (s0 + s1) for s0, s1 in bounds])
+    owner = np.argmin(np.abs(np.arange(T)[:, None] - centres[None, :]), axis=1)
+    for w, (s0, s1) in enumerate(bounds):
+        seg = x[s0:s1] - np.mean(x[s0:s1])
+        energy = float(np.dot(seg, seg))
+        hi_lag = min(b, len(seg) - 1)
+        if hi_lag - a < 3 or not energy > 0:
+            continue
+        ac = np.array([np.dot(seg[:-lag], seg[lag:]) for lag in range(a - 1, hi_lag + 1)]) / energy
+        peaks = np.flatnonzero((ac[1:-1] >= ac[:-2]) & (ac[1:-1] >= ac[2:]) & (ac[1:-1] > 0)) + 1
+        if not len(peaks):
+            continue
+        first = peaks[np.argmax(ac[peaks] >= RHYTHM_FIRST * ac[peaks].max())]
+        out[owner == w] = (a - 1 + first) / fps
     return out
 
 
