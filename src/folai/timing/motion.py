@@ -660,10 +660,11 @@ class MotionTiming:
           least half as strong) is moved to the rival: of a strike and its rebound the beat tells
           which is the contact;
         * a stop the floors rejected (``weak``: at least ``rhythm_add`` of the strongest impact
-          within ``ref_window``) one period (within ``tol``) from an event, and at least a
-          quarter period (and ``min_gap``) from every event, is a beat: kept, and heard at least
-          at ``rhythm_level`` of its neighbours' strength (the motion under-reads a poorly seen
-          strike, and a steady beat is struck alike).
+          within ``ref_window``) one period (within ``tol``) from an event, at least a quarter
+          period (and ``min_gap``) from every event, and inside a run of beats (an event within
+          two periods on either side, not before the beating starts) is a beat: kept, and heard
+          at least at ``rhythm_level`` of its neighbours' strength (the motion under-reads a
+          poorly seen strike, and a steady beat is struck alike).
 
         Each rule looks only at events a period or two apart, so motion without a steady beat
         (whose autocorrelation peak means little) is rarely touched.
@@ -731,7 +732,10 @@ class MotionTiming:
                 continue
             d = np.abs(tk - c[0])
             tol = cfg.rhythm_tol * P + 1.0 / fps
-            if np.any(np.abs(d - P) <= tol):
+            # within a run of beats (an event within two periods on either side), not before it
+            # starts or after it ends: one period from an event
+            inside = np.any((tk < c[0]) & (d <= 2 * P + tol)) and np.any((tk > c[0]) & (d <= 2 * P + tol))
+            if inside and np.any(np.abs(d - P) <= tol):
                 nb = sk[d <= P + tol]
                 added.append(((c[0], max(c[1], cfg.rhythm_level * float(np.median(nb)))) + tuple(c[2:]), r_c))
         added.sort(key=lambda a: -a[0][1])  # the strongest first; min_gap among them
