@@ -52,6 +52,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import math
@@ -678,9 +679,15 @@ class MotionTiming:
         if not np.isfinite(periods).any():
             return chosen
         T = len(periods)
+        far = 2.0 * cfg.rhythm_period[1] * (1.0 + cfg.rhythm_tol) + 1.0 / fps + cfg.min_gap  # no rule looks further
 
-        def period_at(t: float) -> float:
-            return float(periods[min(T - 1, max(0, int(round((t - feats.t0) * fps))))])
+        def period_at(t: float) -> float:  # (times here are from the first frame, as detect's)
+            return float(periods[min(T - 1, max(0, int(round(t * fps))))])
+
+        def near(times: np.ndarray, t: float) -> slice:
+            """The sorted ``times`` within ``far`` of ``t`` (each rule looks a period or two away:
+            the neighbours only, so that a long video's thousands of events stay linear)."""
+            return slice(int(np.searchsorted(times, t - far)), int(np.searchsorted(times, t + far, side="right")))
 
         t = np.array([c[0][0] for c in chosen])
         st = np.array([c[0][1] for c in chosen])
@@ -692,57 +699,71 @@ class MotionTiming:
             if not (np.isfinite(P) and rel[i] < cfg.rhythm_drop):
                 continue
             tol = cfg.rhythm_tol * P + 1.0 / fps
-            d = np.abs(t - t[i])[st > st[i]]
+            w = near(t, t[i])
+            d = np.abs(t[w] - t[i])[st[w] > st[i]]
             on = any(np.any(np.abs(d - m * P) <= tol) for m in (1, 2))
             off = any(np.any(np.abs(d - (m - 0.5) * P) <= tol) for m in (1, 2))
             keep[i] = on or not off
         out = [c for c, k in zip(chosen, keep) if k]
         tk = np.array([c[0][0] for c in out])
+        weak = sorted(weak, key=lambda q: q[0])
+        tw = np.array([q[0] for q in weak])
         # of a stop and a rival within min_gap, the one nearer the beat its neighbours predict
         for n, (c, r_c) in enumerate(out):
             P = period_at(c[0])
             if not np.isfinite(P) or len(tk) < 2:
                 continue
-            others = np.delete(tk, n)
+            w = near(tk, c[0])
+            others = np.delete(tk[w], n - w.start)
 
             def off_beat(x: float) -> float:
-                return float(np.min(np.abs(np.abs(others - x) - P)))
+                return float(np.min(np.abs(np.abs(others - x) - P))) if len(others) else np.inf
 
             best, dev = c, off_beat(c[0])
             if dev > 0.25 * P:
                 continue
-            for q in weak:
+            lo, hi = np.searchsorted(tw, c[0] - cfg.min_gap), np.searchsorted(tw, c[0] + cfg.min_gap, side="right")
+            for q in weak[lo:hi]:
                 if 0 < abs(q[0] - c[0]) < cfg.min_gap and q[1] >= 0.5 * c[1]:
                     dq = off_beat(q[0])
                     if dq < dev - 1.0 / fps:
                         best, dev = q, dq
             if best is not c:  # the contact is the rival's; the strength stays the event's
                 out[n] = ((best[0], c[1]) + tuple(best[2:]), r_c)
+        out.sort(key=lambda c: c[0][0])
         tk = np.array([c[0][0] for c in out])
         sk = np.array([c[0][1] for c in out])
         # beats the floors missed: weak stops one period from an event
         added = []
         for c in weak:
             P = period_at(c[0])
-            if not np.isfinite(P) or np.any(np.abs(tk - c[0]) < max(cfg.min_gap, 0.25 * P)):
+            if not np.isfinite(P):
+                continue
+            w = near(tk, c[0])
+            d = np.abs(tk[w] - c[0])
+            if np.any(d < max(cfg.min_gap, 0.25 * P)):
                 continue  # (nearer than a quarter period to an event, a stop is its rebound)
             lo, hi = np.searchsorted(ts, c[0] - cfg.ref_window), np.searchsorted(ts, c[0] + cfg.ref_window, side="right")
             r_c = float(ss[lo:hi].max()) if hi > lo else float(ss.max())
             if c[1] < cfg.rhythm_add * r_c:
                 continue
-            d = np.abs(tk - c[0])
             tol = cfg.rhythm_tol * P + 1.0 / fps
             # within a run of beats (an event within two periods on either side), not before it
             # starts or after it ends: one period from an event
-            inside = np.any((tk < c[0]) & (d <= 2 * P + tol)) and np.any((tk > c[0]) & (d <= 2 * P + tol))
+            before, after = tk[w] < c[0], tk[w] > c[0]
+            inside = np.any(before & (d <= 2 * P + tol)) and np.any(after & (d <= 2 * P + tol))
             if inside and np.any(np.abs(d - P) <= tol):
-                nb = sk[d <= P + tol]
+                nb = sk[w][d <= P + tol]
                 added.append(((c[0], max(c[1], cfg.rhythm_level * float(np.median(nb)))) + tuple(c[2:]), r_c))
         added.sort(key=lambda a: -a[0][1])  # the strongest first; min_gap among them
         new: list = []
+        taken: list[float] = []  # the times of ``new``, sorted
         for a in added:
-            if all(abs(a[0][0] - b[0][0]) >= cfg.min_gap for b in new):
+            x = a[0][0]
+            i = bisect.bisect_left(taken, x)
+            if (i == 0 or x - taken[i - 1] >= cfg.min_gap) and (i == len(taken) or taken[i] - x >= cfg.min_gap):
                 new.append(a)
+                taken.insert(i, x)
         return sorted(out + new, key=lambda c: c[0][0])
 
     def _reversals(self, s: np.ndarray, vx: np.ndarray, vy: np.ndarray, fps: float, strike: np.ndarray) -> list:
@@ -852,7 +873,8 @@ def swing_periods(x: np.ndarray, fps: float, lo: float, hi: float) -> np.ndarray
         starts = np.unique(np.r_[np.arange(0, T - n, n // 2), T - n])
         bounds = [(int(s0), int(s0) + n) for s0 in starts]
     centres = np.array([0.5 * (s0 + s1) for s0, s1 in bounds])
-    owner = np.argmin(np.abs(np.arange(T)[:, None] - centres[None, :]), axis=1)
+    # each frame pair's nearest centre (ties to the earlier), without a (T, stretches) table
+    owner = np.searchsorted(0.5 * (centres[:-1] + centres[1:]), np.arange(T), side="left")
     for w, (s0, s1) in enumerate(bounds):
         seg = x[s0:s1] - np.mean(x[s0:s1])
         energy = float(np.dot(seg, seg))
