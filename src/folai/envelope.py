@@ -519,7 +519,12 @@ class Envelope:
         x = self.mono
         if x.size < 3:
             return []
-        peaks, props = find_peaks(x, height=threshold, distance=max(1, int(round(min_gap * self.rate))))
+        gap = max(1, int(round(min_gap * self.rate)))
+        peaks = list(find_peaks(x, height=threshold, distance=gap)[0])
+        # a hit on the first frame, falling from there (a curve that starts with a sound): the
+        # sampler sounds it, and it had no dot in the studio to drag (found by a review)
+        if x[0] >= threshold and x[0] > x[1] and (not peaks or peaks[0] >= gap or x[peaks[0]] < x[0]):
+            peaks = [0] + [p for p in peaks if p >= gap]
         return [(float(self.start + p / self.rate), float(x[p])) for p in peaks]
 
     # -- file I/O

@@ -282,21 +282,9 @@ class FoleyPipeline:
             else:
                 env = envelope if isinstance(envelope, Envelope) else Envelope.load_csv(envelope)
                 events = None
-                if env.start >= info.duration:
-                    raise FolaiError(f"the envelope starts at {env.start:.3f} s, after the video's end ({info.duration:.3f} s)")
-                if env.end <= 0.5 / env.rate:  # (nothing of it in the video: it had written an empty CSV)
-                    raise FolaiError(f"the envelope ends at {env.end:.3f} s, before the video starts (0 s); "
-                                     "its times are in seconds from the video's start")
-                if abs(env.end - info.duration) > 1.0 / env.rate or env.start < -0.5 / env.rate:
-                    log.warning("envelope covers %.3f to %.3f s but the video lasts %.3f s: cut to the video (silent "
-                                "where the envelope has no rows)", env.start, env.end, info.duration)
-            # the envelope written beside the render covers what is rendered: the video's time
-            # (one that starts later, as a CSV may, keeps its start: it is silent before it), to
-            # the video's end (one that starts elsewhere was only cut: the CSV of a curve shifted
-            # by -0.3 s ended 0.3 s early, and its render was that much short; found by a review)
-            if env.start != 0:
-                env = env.crop(max(0.0, env.start), info.duration)
-            env = env.fit(info.duration - env.start)
+            env, note = envelope_for_video(env, info.duration)  # (stage 1's covers the video: no note)
+            if note and envelope is not None:
+                log.warning("%s", note)
             # with --pan the CSV and plot carry the pan: (left, right) levels as the render pans
             # them, so that the curve passed back with --envelope after an edit renders panned
             written = _panned(env, pan_curve) if pan and pan_curve is not None else env
@@ -412,6 +400,30 @@ class FoleyPipeline:
                 yield audio[:, i : i + n]
         if got != total:
             raise FolaiError(f"internal: rendered {got} samples, expected {total}")
+
+
+def envelope_for_video(env: Envelope, duration: float) -> tuple[Envelope, str | None]:
+    """``env`` as rendered for a video of ``duration`` seconds, and a sentence when it did not cover
+    the video (None when it did). An envelope that lies wholly outside the video is an error.
+
+    The result covers the video's time to its end: one that starts later, as a CSV may, keeps its
+    start (silent before it); one that starts earlier is cut at 0 (the CSV of a curve shifted by
+    -0.3 s had ended 0.3 s early, and its render was that much short; found by a review); one that
+    ends early is padded with silence, one that ends late is cut. ``folai generate --envelope`` and
+    the studio's CSV loading share this rule.
+    """
+    if env.start >= duration:
+        raise FolaiError(f"the envelope starts at {env.start:.3f} s, after the video's end ({duration:.3f} s)")
+    if env.end <= 0.5 / env.rate:  # (nothing of it in the video: it had written an empty CSV)
+        raise FolaiError(f"the envelope ends at {env.end:.3f} s, before the video starts (0 s); "
+                         "its times are in seconds from the video's start")
+    note = None
+    if abs(env.end - duration) > 1.0 / env.rate or env.start < -0.5 / env.rate:
+        note = (f"envelope covers {env.start:.3f} to {env.end:.3f} s but the video lasts {duration:.3f} s: "
+                "cut to the video (silent where the envelope has no rows)")
+    if env.start != 0:
+        env = env.crop(max(0.0, env.start), duration)
+    return env.fit(duration - env.start), note
 
 
 def _panned(env: Envelope, pan: np.ndarray) -> Envelope:

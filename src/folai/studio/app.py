@@ -8,6 +8,7 @@ id; files are addressed by ids and server-made names only. Errors come back as
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -99,10 +100,22 @@ def _as_named(names: dict[Path, str]):
         raise type(e)(text) from e
 
 
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime in ns) of ``path``, or None when it is gone: whether a file was replaced."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _audio_seconds(path: Path) -> float:
     from ..media import read_audio
 
     a = read_audio(path, sr=16000, channels=1)
+    if a.size and float(np.max(np.abs(a - np.mean(a)))) < 1e-4:  # (as the sampler refuses it, at the upload:
+        # a silent file had been taken, and refused only by the render it was chosen for; found by a review)
+        raise FolaiError(f"the recording {path} is silent; give a recording of the sound you want")
     return a.shape[-1] / 16000.0
 
 
@@ -123,12 +136,17 @@ def create_app(
     """
     limits = limits or Limits()
     opts = backend_options or BackendOptions()
-    start_video: tuple[Path, Any] | None = None
+    start_video: tuple[Path, Any, Any] | None = None
     if video is not None:
         from ..paths import check_input
 
         vp = check_input(video, "video")
-        start_video = (vp.resolve(), _probe(vp))
+        start_video = (vp.resolve(), _probe(vp), _file_stamp(vp))
+        if start_video[1].duration > limits.video_seconds:  # (each new session had been refused instead)
+            raise FolaiError(
+                f"the video '{vp.name}' is {start_video[1].duration:.0f} s long; the studio accepts up to "
+                f"{limits.video_seconds:.0f} s: cut it first (e.g. ffmpeg -ss START -t 1800 -i IN -c copy OUT)"
+            )
     own_root = workspace is None
     root = Path(tempfile.mkdtemp(prefix="folai-studio-")) if own_root else Path(workspace)
     store = SessionStore(root, limits)
@@ -185,6 +203,13 @@ def create_app(
         if allowed_hosts is not None and hostname not in allowed_hosts and host not in allowed_hosts:
             return JSONResponse({"error": f"host '{host}' is not served here"}, status_code=403)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # the JSON routes' bodies are small (uploads stream to disk under their own limits): a
+            # 200 MiB render request had been parsed whole, 1.2 GB of memory (found by a review)
+            declared = request.headers.get("content-length", "")
+            if (request.headers.get("content-type", "").startswith("application/json") or not _upload_route(request.url.path)) \
+                    and declared.isdigit() and int(declared) > limits.json_bytes:
+                return JSONResponse({"error": f"the request is larger than the limit of {limits.json_bytes / 2**20:.0f} MiB"},
+                                    status_code=413)
             origin = request.headers.get("origin")
             # ("null": a sandboxed frame or a file:// page, another site as far as we can tell; it
             # could create sessions until a user's live one was evicted)
@@ -222,6 +247,8 @@ def create_app(
             "can_undo": s.history.can_undo,
             "can_redo": s.history.can_redo,
             "version": s.version,
+            # whether the last render was made from this curve (by content: an Undo back to it too)
+            "rendered": s.render is not None and _same_envelope(s.render.envelope, env),
         }
 
     def state_json(s: Session) -> dict[str, Any]:
@@ -277,7 +304,8 @@ def create_app(
             raise FolaiError(f"the {what} is empty")
         return n
 
-    def open_video(s: Session, path: Path, name: str, info: Any, owned: bool) -> None:
+    def open_video(s: Session, path: Path, name: str, info: Any, owned: bool) -> str | None:
+        """Make ``path`` the session's video; a sentence on what became of the envelope, if anything."""
         if info.duration <= 0:
             raise FolaiError(f"the video '{name}' has no duration")
         if info.duration > limits.video_seconds:
@@ -294,14 +322,40 @@ def create_app(
             if item is not None:
                 Path(item).unlink(missing_ok=True)
         s.detected, s.pan, s.timing_backend, s.render, s.export_path = [], None, None, None, None
-        s.set_envelope(Envelope.zeros(info.duration), reset=True)
+        # the envelope in hand is kept when it fits the new video (a CSV loaded before the video,
+        # as after a restart; the same clip opened again), and otherwise stays one Undo away: it
+        # had been dropped with its history, without a word (found by a review)
+        env = s.envelope
+        if env is None:
+            s.set_envelope(Envelope.zeros(info.duration), reset=True)
+            return None
+        if abs(env.start) < 0.5 / env.rate and abs(env.end - info.duration) <= 1.0 / env.rate:
+            return "the envelope in the editor fits this video: kept"
+        s.set_envelope(Envelope.zeros(info.duration))
+        return (f"the envelope in the editor covered {env.start:.2f}-{env.end:.2f} s, not this video's "
+                f"{info.duration:.2f} s: a silent one replaces it (Undo brings it back)")
 
     def new_session() -> Session:
+        nonlocal start_video
         s = store.create()
-        if start_video is not None:
-            path, info = start_video
-            with s.lock:
-                open_video(s, path, display_name(path.name), info, owned=False)
+        try:
+            if start_video is not None:
+                path, info, stamp = start_video
+                # the file named at startup may have been replaced (a new export of the cut) or
+                # removed since: probed again when it changed (its startup probe had been kept: an
+                # 8 s state for a 3 s file; found by a review)
+                now = _file_stamp(path)
+                if now is None:
+                    raise FolaiError(f"the video '{display_name(path.name)}' given when the studio started is no "
+                                     "longer there; open a video in the page, or start the studio again")
+                if now != stamp:
+                    info = _probe(path)
+                    start_video = (path, info, now)
+                with s.lock:
+                    open_video(s, path, display_name(path.name), info, owned=False)
+        except BaseException:
+            store.discard(s.id)  # (a half-made session had stayed, counting toward the limit)
+            raise
         return s
 
     # ------------------------------------------------------------------ page
@@ -352,8 +406,11 @@ def create_app(
             with _as_named({dest: display_name(name)}):
                 info = _probe(dest)
             with s.lock:
-                open_video(s, dest, display_name(name), info, owned=True)
-                return state_json(s)
+                note = open_video(s, dest, display_name(name), info, owned=True)
+                out = state_json(s)
+            if note:
+                out["note"] = note
+            return out
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
@@ -378,7 +435,7 @@ def create_app(
             raise FolaiError(f"unknown timing backend '{req.backend}'; choose one of: {', '.join(table)}")
         if not table[req.backend]["available"]:
             raise FolaiError(f"timing backend '{req.backend}' is unavailable: {table[req.backend]['reason']}")
-        video_path, duration = s.video.path, s.video.info.duration
+        video_path, duration, video_name = s.video.path, s.video.info.duration, s.video.name
         roi = None
         if req.roi is not None:
             x, y, w, h = req.roi
@@ -397,8 +454,15 @@ def create_app(
             job.update(f"timing ({req.backend})")
             from ..synthesis.presets import timing_prompt
 
-            result = cache.timing(req.backend).estimate(video_path, roi=roi, progress=True,
-                                                        prompt=timing_prompt(req.prompt, req.references))
+            try:
+                with _as_named({video_path: video_name}):  # (never the workspace's path)
+                    result = cache.timing(req.backend).estimate(video_path, roi=roi, progress=True,
+                                                                prompt=timing_prompt(req.prompt, req.references))
+            except FolaiError:
+                with s.lock:
+                    if s.video is None or s.video.path != video_path:  # (its file went with it: "not found")
+                        raise FolaiError("the video changed while the timing ran; run it again") from None
+                raise
             env = result.envelope
             if env.start == 0:  # as the pipeline does: exactly the video's length
                 env = env.fit(duration)
@@ -473,8 +537,23 @@ def create_app(
                 f"{display_name(name)} ends at {env.end:.0f} s; the studio renders up to {limits.video_seconds:.0f} s"
             )
         with s.lock:
+            note = None
+            if s.video is not None:
+                # as `folai generate --envelope` takes it: fitted to the video, refused when it lies
+                # outside it (a 2 s CSV on an 8 s video, one from 100 s, had been taken as they were)
+                from ..pipeline import envelope_for_video
+
+                try:
+                    env, note = envelope_for_video(env, float(s.video.info.duration))
+                except FolaiError as e:
+                    raise FolaiError(f"{display_name(name)}: {e} of {s.video.name}") from None
+                if note:
+                    note = f"{display_name(name)}: {note}"
             s.set_envelope(env, reset=s.envelope is None)
-            return envelope_json(s)
+            out = envelope_json(s)
+            if note:
+                out["note"] = note
+            return out
 
     @app.get("/api/s/{sid}/envelope.csv")
     def save_csv(sid: str) -> Response:
@@ -487,7 +566,7 @@ def create_app(
         return PlainTextResponse(
             text,
             media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{_ascii(stem)}.envelope.csv"'},
+            headers={"Content-Disposition": _attachment(f"{stem}.envelope.csv")},
         )
 
     # ------------------------------------------------------------------ references
@@ -558,10 +637,9 @@ def create_app(
         if prompt and req.synth == "sampler" and not refs:
             from ..synthesis.presets import match_preset
 
-            try:  # the sound the prompt names: "Footsteps on gravel" re-rendered all of a render
-                said = "preset:" + match_preset(prompt)
-            except FolaiError:
-                pass  # said when the render checks it
+            # the sound the prompt names ("Footsteps on gravel" re-rendered all of a render); a
+            # prompt no preset matches is said now, not by the job it would have queued
+            said = "preset:" + match_preset(prompt)
         key = (req.synth, said, tuple(str(p) for p in refs), req.seed, pan_version, duration, str(video_path))
 
         def work(job: Job) -> dict[str, Any]:
@@ -638,10 +716,11 @@ def create_app(
     @app.get("/api/s/{sid}/audio.wav")
     def get_audio(sid: str) -> FileResponse:
         s = session(sid)
-        if s.render is None:
-            raise HTTPException(404, "nothing has been rendered yet")
-        stem = Path(s.video.name).stem if s.video else "folai"
-        return FileResponse(s.render.path, media_type="audio/wav", filename=f"{_ascii(stem)}.foley.wav")
+        with s.lock:
+            if s.render is None:
+                raise HTTPException(404, "nothing has been rendered yet")
+            stem = Path(s.video.name).stem if s.video else "folai"
+            return _download(s, s.render.path, f"{stem}.foley.wav", media_type="audio/wav")
 
     # ------------------------------------------------------------------ export
     @app.post("/api/s/{sid}/export")
@@ -665,6 +744,7 @@ def create_app(
                 # read when the request came, an export behind a render muxed the render before it
                 if s.render is None:
                     raise FolaiError("render the audio first; export puts the last render onto the video")
+                _check_current(s)  # (when the job runs: a render queued before it may make it current)
                 audio, sr, rendered = s.render.audio, s.render.sample_rate, s.render
             out = s.file(f"export-{new_id()}{suffix}")
             mux_audio(video_path, audio, out, sr=sr)
@@ -686,10 +766,11 @@ def create_app(
     @app.get("/api/s/{sid}/export")
     def get_export(sid: str) -> FileResponse:
         s = session(sid)
-        if s.export_path is None or s.video is None:
-            raise HTTPException(404, "nothing has been exported yet")
-        stem = Path(s.video.name).stem
-        return FileResponse(s.export_path, filename=f"{_ascii(stem)}.foley{s.export_path.suffix}")
+        with s.lock:
+            if s.export_path is None or s.video is None:
+                raise HTTPException(404, "nothing has been exported yet")
+            stem = Path(s.video.name).stem
+            return _download(s, s.export_path, f"{stem}.foley{s.export_path.suffix}")
 
     # ------------------------------------------------------------------ jobs
     @app.get("/api/s/{sid}/jobs/{jid}")
@@ -738,8 +819,61 @@ def _peaks(audio: np.ndarray, sr: int, rate: float = PEAK_RATE) -> np.ndarray:
     return np.maximum.reduceat(a, starts[starts < a.size]).astype(np.float32)
 
 
+def _upload_route(path: str) -> bool:
+    """Whether ``path`` is one of the routes that take a file's bytes as the body."""
+    return path.startswith("/api/s/") and path.rsplit("/", 1)[-1] in ("video", "envelope.csv", "references")
+
+
+def _same_envelope(a: Envelope | None, b: Envelope | None) -> bool:
+    """Whether two envelopes are the same curve (rate, start and values)."""
+    if a is None or b is None:
+        return a is b
+    return (a is b) or (a.rate == b.rate and a.start == b.start and a.values.shape == b.values.shape
+                        and bool(np.array_equal(a.values, b.values)))
+
+
+def _check_current(s: Session) -> None:
+    """Raise unless the session's last render was made from its envelope as it is now (under the lock)."""
+    if not _same_envelope(s.render.envelope, s.envelope):
+        # (an export after an edit had muxed the render before it and said it was ready; found by a review)
+        raise FolaiError("the envelope changed since the last render; render again, then export "
+                         "(export puts the last render onto the video)")
+
+
+def _download(s: Session, path: Path, filename: str, media_type: str | None = None) -> FileResponse:
+    """A response sending ``path`` (called under the session's lock) as ``filename``, from a hard link
+    of its own in the workspace: a render or export that replaces the file meanwhile (and unlinks
+    it) does not cut the download off (a 500 'does not exist' had raced a finishing job; found by a
+    review). The link goes when the response is sent."""
+    from starlette.background import BackgroundTask
+
+    link = s.file(f"send-{new_id()}{path.suffix}")
+    try:
+        os.link(path, link)
+    except FileNotFoundError:
+        raise HTTPException(404, "that file is no longer there; render or export again") from None
+    except OSError:  # (a file system without hard links: the file itself)
+        link = None
+    headers = {"content-disposition": _attachment(filename)}
+    if link is None:
+        return FileResponse(path, media_type=media_type, headers=headers)
+    return FileResponse(link, media_type=media_type, headers=headers,
+                        background=BackgroundTask(lambda: link.unlink(missing_ok=True)))
+
+
 def _no_job() -> dict[str, Any]:
     raise HTTPException(404, "no such job")
+
+
+def _attachment(filename: str) -> str:
+    """A Content-Disposition header for ``filename``: an ASCII stand-in, and the name itself in RFC
+    5987 form when it is not plain ASCII (``撮影 Straße.wav`` had come down as ``___Stra_e.wav``)."""
+    from urllib.parse import quote
+
+    plain = _ascii(filename)
+    if plain == filename:
+        return f'attachment; filename="{plain}"'
+    return f"attachment; filename=\"{plain}\"; filename*=utf-8''{quote(filename, safe='')}"
 
 
 def _ascii(stem: str) -> str:

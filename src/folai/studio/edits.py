@@ -108,16 +108,20 @@ def apply_edit(env: Envelope, edit: dict[str, Any]) -> Envelope:
     op = edit.get("op")
     if op not in EDIT_OPS:
         raise FolaiError(f"unknown edit '{op}'; expected one of: {', '.join(EDIT_OPS)}")
-    last = env.end - 1.0 / env.rate  # a click at the timeline's very end (where the UI clamps it) is the last frame
+    # a click at the timeline's very end (where the UI clamps a drag) is the last frame where a hit
+    # can be: the one before the last, as a peak needs a frame to fall on (one put on the last
+    # frame had no dot to drag and was not heard; found by a review)
+    last = env.end - 2.0 / env.rate
+    last_frame = env.end - 1.0 / env.rate  # (a drawn curve reaches the very end)
     if op == "add_event":
         t = _num(edit, "time")
         if not env.start <= t <= env.end:
-            raise FolaiError(f"event time {t:.3f} s is outside the envelope ({env.start:.2f}-{env.end:.2f} s)")
+            raise FolaiError(f"event time {t:.6g} s is outside the envelope ({env.start:.2f}-{env.end:.2f} s)")
         return env.add_event(min(t, last), _num(edit, "level"), decay=_num(edit, "decay", 0.08))
     if op == "move_event":
         to = _num(edit, "to_time")
         if not env.start <= to <= env.end:
-            raise FolaiError(f"event time {to:.3f} s is outside the envelope ({env.start:.2f}-{env.end:.2f} s)")
+            raise FolaiError(f"event time {to:.6g} s is outside the envelope ({env.start:.2f}-{env.end:.2f} s)")
         to = min(to, last)
         t = _num(edit, "time")
         if not env.start <= t <= env.end:  # (a far-off time overflowed finding the event)
@@ -147,5 +151,5 @@ def apply_edit(env: Envelope, edit: dict[str, Any]) -> Envelope:
     lv = np.asarray([_num({"op": "draw", "l": v}, "l") for v in levels])
     if t.size:
         keep = (t >= env.start) & (t <= env.end)
-        t, lv = np.minimum(t[keep], last), lv[keep]
+        t, lv = np.minimum(t[keep], last_frame), lv[keep]
     return env.draw(t, lv)

@@ -83,7 +83,10 @@ class StudioServer:
         self.sock = sock
         self.port = sock.getsockname()[1]
         if is_loopback(host):
-            app_options.setdefault("allowed_hosts", LOOPBACK_NAMES)
+            # the loopback names, and the address listened on itself (--host 127.0.0.2 had served
+            # only 403s; found by a review)
+            own = host.strip("[]")
+            app_options.setdefault("allowed_hosts", tuple(dict.fromkeys((*LOOPBACK_NAMES, own, f"[{own}]"))))
         self.app = create_app(**app_options)
         # (a bounded graceful shutdown: a browser tab holding a video download or a stalled upload
         # had kept a hung-up or terminated studio, and its port and workspace, for as long as it

@@ -37,16 +37,26 @@ def valid_id(value: str) -> bool:
     return bool(ID_RE.match(value or ""))
 
 
-def display_name(name: str | None, default: str = "file") -> str:
-    """A file name fit for showing in the page only (never for a path): base name, printable, short."""
+def _base_name(name: str | None) -> str:
     base = re.split(r"[\\/]", name or "")[-1]
-    base = "".join(ch for ch in base if ch.isprintable()).strip()
-    return (base or default)[:120]
+    return "".join(ch for ch in base if ch.isprintable()).strip()
+
+
+def display_name(name: str | None, default: str = "file") -> str:
+    """A file name fit for showing in the page only (never for a path): base name, printable, short
+    (a long one keeps its suffix: ``Scene_12_take_3_xxx....mp4``)."""
+    base = _base_name(name) or default
+    if len(base) <= 120:
+        return base
+    suffix = Path(base).suffix
+    suffix = suffix if 1 < len(suffix) <= 10 else ""
+    return base[: 120 - len(suffix) - 3] + "..." + suffix
 
 
 def suffix_of(name: str | None, allowed: tuple[str, ...], what: str) -> str:
-    """The lower-case suffix of ``name`` if it is one of ``allowed``, else a clear error."""
-    suffix = Path(display_name(name)).suffix.lower()
+    """The lower-case suffix of ``name`` if it is one of ``allowed``, else a clear error. The suffix is
+    read from the whole name (a name over the 120 characters shown had lost it; found by a review)."""
+    suffix = Path(_base_name(name)).suffix.lower()
     if suffix not in allowed:
         raise FolaiError(
             f"{what} must be one of {', '.join(allowed)}; got '{display_name(name)}'"
@@ -61,6 +71,7 @@ class Limits:
     video_bytes: int = 512 * 1024 * 1024
     audio_bytes: int = 64 * 1024 * 1024
     csv_bytes: int = 16 * 1024 * 1024
+    json_bytes: int = 8 * 1024 * 1024  # a request of edits or options (a drawn curve of 100 000 points: ~3 MiB)
     max_references: int = 16
     max_sessions: int = 8
     video_seconds: float = 30 * 60.0
@@ -222,6 +233,13 @@ class SessionStore:
             s = self._sessions[sid]
         s.touched = time.time()
         return s
+
+    def discard(self, sid: str) -> None:
+        """Close and forget session ``sid`` (one that could not be set up)."""
+        with self._lock:
+            s = self._sessions.pop(sid, None)
+        if s is not None:
+            s.close()
 
     def close_all(self) -> None:
         with self._lock:

@@ -166,15 +166,17 @@ function updateButtons() {
   for (const id of ["btn-delete", "btn-scale", "btn-gate"]) has(id, env && S.sel);
   has("btn-timing", !b && st && st.video && optionAvailable("sel-timing"));
   has("btn-render", !b && env && optionAvailable("sel-synth"));
-  has("btn-export", !b && st && st.video && st.render);
+  // export puts the last render onto the video: only while it is the envelope's (an edit since
+  // had exported the render before it)
+  has("btn-export", !b && st && st.video && st.render && env && env.rendered);
   for (const id of ["link-wav"]) $(id).classList.toggle("disabled", !(st && st.render));
   for (const id of ["link-csv", "link-csv2"]) $(id).classList.toggle("disabled", !env);
   $("sel-label").textContent = S.sel ? `${S.sel[0].toFixed(3)}–${S.sel[1].toFixed(3)} s` : "no selection";
   const note = $("render-note");
   if (st && st.render && env) {
-    note.textContent = st.render.envelope_version === env.version
+    note.textContent = env.rendered
       ? "the render matches the envelope"
-      : "the envelope changed since the last render; render again to hear it";
+      : "the envelope changed since the last render; render again to hear it (and to export it)";
   } else note.textContent = "";
 }
 
@@ -506,15 +508,18 @@ $("file-video").addEventListener("change", (ev) => {
     setState(st);
     setRoi(null);
     progress(`opened ${st.video.name}`, 1);
+    if (st.note) message(st.note, "info");
   });
 });
 $("file-csv").addEventListener("change", (ev) => {
   const f = ev.target.files[0]; ev.target.value = "";
   if (!f) return;
   task("load envelope", async () => {
-    setEnvelope(await upload("/envelope.csv", f, "envelope"), false);
+    const env = await upload("/envelope.csv", f, "envelope");
+    setEnvelope(env, false);
     S.state = await api("GET", "/state"); setState(S.state);
     progress(`loaded ${f.name}`, 1);
+    if (env.note) message(env.note, "info");
   });
 });
 $("file-ref").addEventListener("change", (ev) => {
