@@ -990,3 +990,20 @@ def test_swing_periods_memory_is_linear_in_the_length():
     tracemalloc.stop()
     assert np.allclose(p, 0.8, atol=1 / fps)
     assert peak < 20 * x.nbytes, peak  # (a few copies of the signal, not a table)
+
+
+def test_spaced_keeps_what_comparing_with_every_kept_time_keeps():
+    # the greedy min_gap thinning of the impacts (strongest first) by nearest neighbours, as the
+    # quadratic rule it replaced: random times, ties, repeated times, a gap of 0
+    from folai.timing.motion import spaced
+
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        n = int(rng.integers(0, 60))
+        times = list(np.round(rng.uniform(0, 5, n), int(rng.integers(1, 4))))
+        gap = float(rng.choice([0.0, 0.05, 0.13, 0.5]))
+        brute: list[int] = []
+        for i, x in enumerate(times):
+            if all(abs(x - times[q]) >= gap for q in brute):
+                brute.append(i)
+        assert spaced(times, gap) == brute, (times, gap)

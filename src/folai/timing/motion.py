@@ -628,10 +628,7 @@ class MotionTiming:
         ref[order_t] = [ss[a:b].max() for a, b in zip(lo, hi)]
         keep_mask = strength >= cfg.rel_threshold * ref
         order = [i for i in np.argsort(-strength) if keep_mask[i]]
-        kept: list[int] = []
-        for i in order:
-            if all(abs(times[i] - times[q]) >= cfg.min_gap for q in kept):
-                kept.append(i)
+        kept = [order[n] for n in spaced([times[i] for i in order], cfg.min_gap)]
         kept.sort(key=lambda i: times[i])
         chosen = [(cands[i], float(ref[i])) for i in kept]
         if cfg.rhythm and len(chosen) >= 3:
@@ -756,14 +753,7 @@ class MotionTiming:
                 nb = sk[w][d <= P + tol]
                 added.append(((c[0], max(c[1], cfg.rhythm_level * float(np.median(nb)))) + tuple(c[2:]), r_c))
         added.sort(key=lambda a: -a[0][1])  # the strongest first; min_gap among them
-        new: list = []
-        taken: list[float] = []  # the times of ``new``, sorted
-        for a in added:
-            x = a[0][0]
-            i = bisect.bisect_left(taken, x)
-            if (i == 0 or x - taken[i - 1] >= cfg.min_gap) and (i == len(taken) or taken[i] - x >= cfg.min_gap):
-                new.append(a)
-                taken.insert(i, x)
+        new = [added[n] for n in spaced([a[0][0] for a in added], cfg.min_gap)]
         return sorted(out + new, key=lambda c: c[0][0])
 
     def _reversals(self, s: np.ndarray, vx: np.ndarray, vy: np.ndarray, fps: float, strike: np.ndarray) -> list:
@@ -845,6 +835,21 @@ def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_
     after = dt >= 0
     d = dt[after]
     out[after] = (1.0 - tail_share) * np.exp(-d / decay) + tail_share * np.exp(-d / tail)
+    return out
+
+
+def spaced(times: list[float], gap: float) -> list[int]:
+    """Greedy thinning: the indices of ``times``, taken in the order given (the strongest first),
+    of each time at least ``gap`` from every one taken before it. Linear in practice (a sorted list
+    of the times taken and their nearest neighbours; comparing with every time taken before had
+    made an hour of video's detection quadratic: 10 s of its 15)."""
+    out: list[int] = []
+    taken: list[float] = []  # sorted
+    for n, x in enumerate(times):
+        i = bisect.bisect_left(taken, x)
+        if (i == 0 or x - taken[i - 1] >= gap) and (i == len(taken) or taken[i] - x >= gap):
+            out.append(n)
+            taken.insert(i, x)
     return out
 
 
