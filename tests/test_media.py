@@ -1381,3 +1381,53 @@ def test_a_matroska_file_without_track_lengths_measures_the_video_it_reads(tmp_p
     for p in (tagged, bare):
         info = probe_video(p)
         assert (info.width, abs(info.duration - 4.0) < 0.04) == (160, True), (p.name, info.width, info.duration)
+
+
+@pytest.mark.parametrize("limit", [0, 3000])
+def test_held_audio_packets_go_to_a_temporary_file_and_mux_to_the_same_bytes(tmp_path, monkeypatch, limit):
+    # AudioMux held every encoded packet in memory until close (an hour of AAC: ~270 MB more than
+    # 10 minutes, found by a review); past HELD_PACKETS_BYTES they now wait in a temporary file.
+    # generate's path (two encoder branches, a video that starts late) gives the same file either way
+    import hashlib
+    from fractions import Fraction
+
+    import folai.media as media_mod
+    from folai.pipeline import FoleyPipeline
+
+    hv = make_hit_video(tmp_path / "in.mp4", duration=6.0, hit_times=[0.5, 2.0, 3.1, 4.4, 5.5], size=(96, 64),
+                        with_audio=False)
+    digests, held = [], []
+    real = media_mod._HeldPackets
+
+    class Spy(real):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            held.append(self)
+
+    monkeypatch.setattr(media_mod, "_HeldPackets", Spy)
+    for lim in (None, limit):
+        if lim is not None:
+            monkeypatch.setattr(media_mod, "HELD_PACKETS_BYTES", lim)
+        held.clear()
+        out = tmp_path / f"out{lim}.mp4"
+        FoleyPipeline().generate(hv.path, out, seed=0, progress=False, plot=False)
+        digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
+        if lim is not None:
+            assert len(held) >= 2  # (the encoder branched: its packets were held too)
+            assert all(h._file is None for h in held)  # closed (and the files gone) after the mux
+            assert sum(h._pos for h in held) > 1000  # the payloads went to the files (not kept as objects)
+    assert digests[0] == digests[1]
+    h = real(limit=100)
+    pk = []
+    for i in range(50):
+        q = media_mod._av().Packet(bytes([i]) * 40)
+        q.pts = q.dts = 1024 * i
+        q.duration = 1024
+        q.time_base = Fraction(1, 44100)
+        pk.append(q)
+    h.extend(pk)
+    assert len(h._mem) == 2 and h._file is not None and len(h) == 50 and h._pos == 48 * 40 and not h._objects
+    h.keep(1024 * 10, 1024 * 20)
+    back = list(h)
+    assert [bytes(q) for q in back] == [bytes(q) for q in pk[10:20]] and [q.pts for q in back] == [q.pts for q in pk[10:20]]
+    h.close()

@@ -1719,6 +1719,121 @@ def _packet_seconds(q) -> float | None:
     return t * tb.numerator / tb.denominator
 
 
+#: encoded audio held in memory (payload bytes) before the rest goes to a temporary file
+HELD_PACKETS_BYTES = 8 << 20
+_NONE = -(1 << 62)  # a timestamp that is None, in the held packets' integer arrays
+
+
+class _HeldPackets:
+    """The encoded audio packets an :class:`AudioMux` keeps until :meth:`AudioMux.close` muxes them
+    with the video, in order: in memory up to :data:`HELD_PACKETS_BYTES` of payload, then each
+    payload in an anonymous temporary file and its timing in flat integer arrays. An hour of AAC
+    had held every packet object in memory, ~270 MB more at 60 minutes than at 10 (found by a
+    review); the arrays take 48 bytes a packet. Iterating gives the packets back (rebuilt ones
+    mux to the same bytes: payload, pts, dts, duration, time base, key-frame flag); a packet with
+    side data is kept as it is."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        from array import array
+
+        self._limit = HELD_PACKETS_BYTES if limit is None else int(limit)
+        self._mem: list = []  # the first packets, as they are
+        self._bytes = 0
+        self._file = None  # the payloads past the limit
+        self._pos = 0
+        self._meta = array("q")  # per packet past the limit: offset, size, pts, dts, duration, key frame
+        self._objects: dict[int, object] = {}  # packets past the limit kept as objects (by index)
+        self._tb: Fraction | None = None  # the spilled packets' time base
+        self.time_base: Fraction | None = None  # set on every packet given back, when not None
+
+    def __len__(self) -> int:
+        return len(self._mem) + len(self._meta) // 6
+
+    def extend(self, packets) -> None:
+        for q in packets:
+            self.append(q)
+
+    def append(self, q) -> None:
+        if self._file is None and self._bytes + q.size <= self._limit:
+            self._mem.append(q)
+            self._bytes += q.size
+            return
+        if self._file is None:
+            import tempfile
+
+            self._file = tempfile.TemporaryFile(prefix="folai-aac-")
+            self._tb = q.time_base
+        n = len(self._meta) // 6
+        if any(True for _ in q.iter_sidedata()) or q.time_base != self._tb:
+            self._objects[n] = q
+            self._meta.extend((0, -1, 0, 0, 0, 0))
+            return
+        data = bytes(q)
+        self._file.write(data)
+        pts, dts = q.pts, q.dts
+        self._meta.extend((self._pos, len(data), _NONE if pts is None else pts, _NONE if dts is None else dts,
+                           q.duration or 0, int(bool(q.is_keyframe))))
+        self._pos += len(data)
+
+    def keep(self, start: int | None, end: int | None) -> None:
+        """Keep only the packets whose pts lies in ``[start, end)`` (None: open; a packet without
+        pts is before ``start``'s cut and within ``end``'s, as AudioMux._keep had it)."""
+        from array import array
+
+        def kept(pts) -> bool:
+            return (start is None or pts is not None and pts >= start) and (end is None or pts is None or pts < end)
+
+        self._mem = [q for q in self._mem if kept(q.pts)]
+        if not self._meta and not self._objects:
+            return
+        m, objects = self._meta, self._objects
+        meta, keep_objects = array("q"), {}
+        for i in range(len(m) // 6):
+            obj = objects.get(i)
+            pts = obj.pts if obj is not None else (None if m[6 * i + 2] == _NONE else m[6 * i + 2])
+            if kept(pts):
+                if obj is not None:
+                    keep_objects[len(meta) // 6] = obj
+                meta.extend(m[6 * i : 6 * i + 6])
+        self._meta, self._objects = meta, keep_objects
+
+    def __iter__(self):
+        av = _av()
+        tb = self.time_base
+        for q in self._mem:
+            if tb is not None:
+                q.time_base = tb
+            yield q
+        if self._file is None:
+            return
+        self._file.flush()
+        self._file.seek(0)
+        m = self._meta
+        for i in range(len(m) // 6):
+            obj = self._objects.get(i)
+            if obj is not None:
+                q = obj
+            else:
+                off, size, pts, dts, dur, key = m[6 * i : 6 * i + 6]
+                if self._file.tell() != off:
+                    self._file.seek(off)
+                q = av.Packet(self._file.read(size))
+                q.pts = None if pts == _NONE else pts
+                q.dts = None if dts == _NONE else dts
+                q.duration = dur
+                q.time_base = self._tb
+                q.is_keyframe = bool(key)
+            if tb is not None:
+                q.time_base = tb
+            yield q
+
+    def close(self) -> None:
+        self._mem, self._objects = [], {}
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 class AudioMux:
     """Write ``out``: the video stream of ``video`` copied packet for packet plus a new audio track
     whose samples arrive chunk by chunk.
@@ -1789,7 +1904,7 @@ class AudioMux:
         self._have = 0  # samples taken so far (after trimming)
         self._buf: list[np.ndarray] = []  # samples not yet encoded (less than one block)
         self._buffered = 0
-        self._pending: list = []  # encoded audio packets, muxed in order with the video at the end
+        self._pending = _HeldPackets()  # encoded audio packets, muxed in order with the video at the end
         self._done = False
         self._cout = None
         self._branches: list[AudioMux] = []  # second encoders for later stretches (branch())
@@ -1926,7 +2041,7 @@ class AudioMux:
         b.out, b.sr, b.channels, b.codec = self.out, self.sr, self.channels, self.codec
         b.duration, b.n_samples, b.lead = self.duration, self.n_samples, self.lead
         b._have = int(at) - self.BRANCH_PREROLL
-        b._buf, b._buffered, b._pending, b._done = [], 0, [], False
+        b._buf, b._buffered, b._pending, b._done = [], 0, _HeldPackets(), False
         b._cout = b._src = None
         b._branches, b._end = [], None
         b._pts0, b._block, b._opts = self._pts0, self._block, self._opts
@@ -1982,24 +2097,26 @@ class AudioMux:
         """Keep the packets of this encoder's stretch of the track: from its seam (a branch) up to
         ``end`` (None: the end of the track)."""
         start = getattr(self, "_keep_from", None)
-        self._pending = [q for q in self._pending
-                         if (start is None or q.pts is not None and q.pts >= start)
-                         and (end is None or q.pts is None or q.pts < end)]
+        self._pending.keep(start, end)
         if start is not None:  # a branch
-            for q in self._pending:
-                q.time_base = Fraction(1, self.sr)
+            self._pending.time_base = Fraction(1, self.sr)
             self._finished = True
 
     def _branch_packets(self) -> list:
-        """The packets of this mux's branches (and theirs), in time order."""
+        """The held packets of this mux's branches (and theirs), in time order."""
         out = []
         for b in self._branches:
             if not b._finished:
                 raise ValueError("internal: a branch of the mux was not finished")
-            out += b._pending
+            out.append(b._pending)
             out += b._branch_packets()
-            b._pending = []
         return out
+
+    def _release(self) -> None:
+        """Drop the held packets (this mux's and its branches'; their temporary files go)."""
+        self._pending.close()
+        for b in self._branches:
+            b._release()
 
     # ------------------------------------------------------------------ finishing
     def close(self) -> Path:
@@ -2012,24 +2129,29 @@ class AudioMux:
             if self._oas is not None and self._end is None:
                 self._pad_to_end()
                 self._flush_encoder()
-            later = self._branch_packets()  # they follow this encoder's, in time order
-            for q in later:
-                q.stream = self._oas
-            self._pending.extend(later)
-            pending, omap = self._pending, self._omap
+            held = [self._pending, *self._branch_packets()]  # the branches' follow, in time order
+            omap = self._omap
             fixers = {i: _DtsFixer() for i in omap}
-            # each audio packet's time, once: it is compared with every video packet's
-            atimes = [_packet_seconds(q) for q in pending]
-            ai = 0
+            oas = self._oas
+
+            def audio():
+                for h in held:
+                    for q in h:
+                        q.stream = oas  # (a branch's, or one rebuilt from the temporary file)
+                        # each audio packet's time, once: it is compared with every video packet's
+                        yield _packet_seconds(q), q
+
+            it = audio()
+            nxt = next(it, None)
 
             def mux_new_until(t_sec: float | None):
-                nonlocal ai
-                while ai < len(pending):
-                    qt = atimes[ai]
+                nonlocal nxt
+                while nxt is not None:
+                    qt, q = nxt
                     if t_sec is not None and qt is not None and qt > t_sec:
                         break
-                    cout.mux(pending[ai])
-                    ai += 1
+                    cout.mux(q)
+                    nxt = next(it, None)
 
             for pkt in src:
                 ost = omap[pkt.stream.index]
@@ -2057,7 +2179,7 @@ class AudioMux:
             self.abort()
             raise
         self._done = True
-        self._pending = []
+        self._release()
         src.close()
         return self.out
 
@@ -2067,7 +2189,7 @@ class AudioMux:
         if self._done:
             return
         self._done = True
-        self._pending = []
+        self._release()
         if self._cout is not None:
             try:
                 self._cout.close()
