@@ -1431,3 +1431,26 @@ def test_held_audio_packets_go_to_a_temporary_file_and_mux_to_the_same_bytes(tmp
     back = list(h)
     assert [bytes(q) for q in back] == [bytes(q) for q in pk[10:20]] and [q.pts for q in back] == [q.pts for q in pk[10:20]]
     h.close()
+
+
+def test_audio_too_long_for_a_wav_is_written_as_rf64(tmp_path, monkeypatch):
+    # a WAV's sizes are 32-bit: past 4 GiB of samples (6.8 h of 16-bit stereo at 44.1 kHz) its
+    # header had been saturated and readers lost the rest (found by a review)
+    import soundfile as sf
+
+    import folai.media as media_mod
+    from folai.envelope import Envelope
+    from folai.media import wav_format
+    from folai.pipeline import FoleyPipeline
+
+    hours = 6.8 * 3600 * 44100
+    assert wav_format(int(0.99 * hours), 2) == "WAV" and wav_format(int(1.01 * hours), 2) == "RF64"
+    assert wav_format(int(0.45 * hours), 2, "FLOAT") == "WAV" and wav_format(int(0.55 * hours), 2, "FLOAT") == "RF64"
+    monkeypatch.setattr(media_mod, "WAV_MAX_DATA", 1000)  # (so a second of audio is "too long")
+    env = Envelope.zeros(1.0).add_event(0.3, 0.5)
+    for path in (FoleyPipeline().render_to_file(env, tmp_path / "r.wav", progress=False),
+                 write_audio(tmp_path / "w.wav", np.full((2, 44100), 0.1, np.float32), 44100)):
+        info = sf.info(str(path))
+        assert info.format == "RF64" and info.frames == 44100, info
+        assert path.read_bytes()[:4] == b"RF64"
+        assert read_audio(path, 44100, channels=2).shape == (2, 44100)

@@ -1124,6 +1124,18 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, float]:
 
 _SF_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 _SF_SUBTYPES = {"PCM_16", "PCM_24", "FLOAT"}
+_SF_BYTES = {"PCM_16": 2, "PCM_24": 3, "FLOAT": 4}
+#: the most audio data a plain RIFF WAV can describe (its sizes are 32-bit), less room for its header
+WAV_MAX_DATA = 0xFFFFFFFF - 1024
+
+
+def wav_format(frames: int, channels: int, subtype: str = "PCM_16") -> str:
+    """``"WAV"``, or ``"RF64"`` for audio too long for a WAV's 32-bit sizes (over 4 GiB of samples:
+    6.8 h of 16-bit 44.1 kHz stereo). Past that a WAV's header had been saturated and readers lost
+    the rest (found by a review); RF64 (EBU Tech 3306) is the same file with 64-bit sizes, read by
+    FFmpeg, libsndfile, sox and the usual audio editors, under the same .wav name."""
+    size = int(frames) * int(channels) * _SF_BYTES.get(subtype.upper(), 4)
+    return "RF64" if size > WAV_MAX_DATA else "WAV"
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
@@ -1153,6 +1165,8 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: st
         raise ValueError("audio contains NaN or infinite values")
     if subtype != "FLOAT":
         x = np.clip(x, -1.0, 1.0)
+    if fmt == "WAV":
+        fmt = wav_format(x.shape[1], x.shape[0], subtype)
     with atomic_output(p) as tmp:
         sf.write(str(tmp), x.T, int(sr), subtype=subtype, format=fmt)
     return p

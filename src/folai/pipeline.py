@@ -187,8 +187,11 @@ class FoleyPipeline:
         duration = envelope.end if duration is None else float(duration)
         if duration <= 0:
             raise FolaiError(f"nothing to render: duration is {duration:.3f} s")
+        from .media import wav_format
+
         sr = getattr(self.synth, "sample_rate", SAMPLE_RATE)
-        with sf.SoundFile(path, "w", samplerate=sr, channels=2, subtype=subtype, format="FLAC" if flac else "WAV") as f:
+        fmt = "FLAC" if flac else wav_format(round(duration * sr), 2, subtype)
+        with sf.SoundFile(path, "w", samplerate=sr, channels=2, subtype=subtype, format=fmt) as f:
             for chunk in self._render_chunks(envelope, duration, step=CHUNK_SECONDS, bar_from=0.0,
                                              progress=progress, **render_kwargs):
                 f.write(chunk.T)
@@ -221,7 +224,7 @@ class FoleyPipeline:
         """
         import soundfile as sf
 
-        from .media import check_copy, probe_video
+        from .media import check_copy, probe_video, wav_format
 
         video = check_input(video, "video")
         for r in references:
@@ -294,7 +297,8 @@ class FoleyPipeline:
             if prep_job is not None:
                 prep_job.result()
             peaks = _Peaks() if plot else None
-            wav = stack.enter_context(sf.SoundFile(tmp["wav"], "w", samplerate=sr, channels=2, subtype="PCM_16", format="WAV"))
+            wav = stack.enter_context(sf.SoundFile(tmp["wav"], "w", samplerate=sr, channels=2, subtype="PCM_16",
+                                                   format=wav_format(round(info.duration * sr), 2)))
             # files (CSV, WAV) and the AAC encoder each get a thread: rendering goes on meanwhile.
             # The encoder is the slowest part of stage 2, so at the first silence past each of
             # BRANCH_AFTER's shares of the track another encoder takes over the rest in a thread
