@@ -401,6 +401,13 @@ def test_bad_references_are_clear_errors(tmp_path):
         with pytest.raises(FolaiError) as err:
             s.render(env, duration=1.0, references=[path], progress=False)
         assert str(path.name) in str(err.value), what
+    # a real but very quiet take (-86 dBFS) is refused with its level and the floor, not just "silent"
+    quiet = tmp_path / "quiet.wav"
+    sf.write(str(quiet), (5e-5 * np.sin(np.arange(SR) * 0.3) * np.hanning(SR)).astype(np.float32), SR, subtype="FLOAT")
+    with pytest.raises(FolaiError, match=r"quiet.wav is silent \(peak -86 dBFS, under the -80 dBFS floor\)"):
+        s.render(env, duration=1.0, references=[quiet], progress=False)
+    with pytest.raises(FolaiError, match=r"all zeros"):
+        s.render(env, duration=1.0, references=[cases["silent"]], progress=False)
 
 
 def _takes_file(tmp_path, freqs=(300.0, 520.0, 850.0, 1400.0)):

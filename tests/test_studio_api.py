@@ -1022,7 +1022,7 @@ def test_edge_events_silent_references_loopback_hosts_and_big_bodies(client, vid
     silent = io.BytesIO()
     sf.write(silent, np.zeros(44100, np.float32), 44100, format="WAV")
     r = client.post(f"/api/s/{sid}/references", params={"name": "quiet take.wav"}, content=silent.getvalue())
-    assert r.status_code == 400 and "'quiet take.wav' is silent" in r.json()["error"]
+    assert r.status_code == 400 and "'quiet take.wav' is silent (all zeros, under the -80 dBFS floor)" in r.json()["error"]
     r = client.post(f"/api/s/{sid}/render", content=b'{"seed": 1, "junk": "' + b"x" * (9 * 2**20) + b'"}',
                     headers={"content-type": "application/json"})
     assert r.status_code == 413 and "limit" in r.json()["error"]

@@ -113,9 +113,12 @@ def _audio_seconds(path: Path) -> float:
     from ..media import read_audio
 
     a = read_audio(path, sr=16000, channels=1)
-    if a.size and float(np.max(np.abs(a - np.mean(a)))) < 1e-4:  # (as the sampler refuses it, at the upload:
-        # a silent file had been taken, and refused only by the render it was chosen for; found by a review)
-        raise FolaiError(f"the recording {path} is silent; give a recording of the sound you want")
+    peak = float(np.max(np.abs(a - np.mean(a)))) if a.size else 0.0
+    if peak < 1e-4:  # (as the sampler refuses it, at the upload: a silent file had been taken, and
+        # refused only by the render it was chosen for; found by a review)
+        level = f"peak {20 * np.log10(peak):.0f} dBFS" if peak > 0 else "all zeros"
+        raise FolaiError(f"the recording {path} is silent ({level}, under the -80 dBFS floor); give a recording "
+                         "of the sound you want, or raise a very quiet one's gain first")
     return a.shape[-1] / 16000.0
 
 

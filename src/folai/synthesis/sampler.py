@@ -687,7 +687,10 @@ class _ReferenceSource:
             y = _no_dc(y)
             peak = float(np.max(np.abs(y))) if y.size else 0.0
             if peak < 1e-4:
-                raise FolaiError(f"reference recording {f} is silent; give a recording of the sound you want")
+                # (the level said: a real but very quiet 24-bit take had been called "silent"; found by a review)
+                level = f"peak {20 * np.log10(peak):.0f} dBFS" if peak > 0 else "all zeros"
+                raise FolaiError(f"reference recording {f} is silent ({level}, under the -80 dBFS floor); give a "
+                                 "recording of the sound you want, or raise a very quiet one's gain first")
             y /= peak  # (in place: a long recording is not held twice)
             raw = _onsets(y)
             on = _rising_onsets(y, raw, hum=_low_hum(y))
