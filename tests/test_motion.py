@@ -480,6 +480,39 @@ def test_elastic_bounces_are_impacts(tmp_path):
     assert len(ev) <= len(bounces) + 1  # the apexes of the arcs make no sound
 
 
+def test_a_bounce_that_turns_within_the_contact_frame_is_an_impact():
+    """A stick that rebounds in the middle of a frame interval: the pair holding the contact moves
+    on a little (or back a little) and only the next pair moves back. The picture's mean speed
+    stays up (a hand and the rest of the arm keep moving), so only the turn shows the contact:
+    found where the velocity crosses zero, as a turn within one pair is."""
+    from folai.timing.motion import MotionFeatures
+
+    fps, T, k = 30.0, 40, 20
+
+    def feats(mid: float) -> MotionFeatures:
+        vy = np.zeros(T)
+        vy[k - 5 : k] = 3.0  # falling, % of the width per frame
+        vy[k] = mid  # the contact pair: a little further on (> 0) or a little back (< 0)
+        vy[k + 1 :] = -2.0  # the rebound (on to the end)
+        speed = np.full(T, 0.1)
+        speed[k - 5 :] = 2.0  # the picture's mean speed does not halve: no stop
+        return MotionFeatures(speed=speed, vx=np.zeros(T), vy=vy, cx=np.full(T, 0.5),
+                              moving=np.full(T, 0.3), fps=fps)
+
+    # 0.6: the one-pair rule a pair later finds it too; -0.3: only the two-pair turn (a one-pair turn
+    # needs the pair back by a quarter of the approach, -0.75)
+    for mid in (0.6, -0.3):
+        # zero crossing between the centres of pairs k and k+1 (k - 0.5, k + 0.5), or k-1 and k
+        zero = k - 0.5 + mid / (mid + 2.0) if mid > 0 else k - 1.5 + 3.0 / (3.0 - mid)
+        ev = [i.time for i in MotionTiming(rhythm=False).detect(feats(mid))]
+        assert len(ev) == 1 and abs(ev[0] - zero / fps) < 1e-6, (mid, ev)
+        assert MotionTiming(rhythm=False, reversal=False).detect(feats(mid)) == []
+    # a fall that slows within a pair and goes on the same way is no bounce
+    f = feats(0.6)
+    f.vy[k + 1 :] = 0.5
+    assert MotionTiming(rhythm=False).detect(f) == []
+
+
 def test_sliding_after_a_contact_is_sustained_and_stops_with_the_motion(tmp_path):
     p = _drop_video(tmp_path / "d.mp4", 3.0, [(30, [0.8], 1.0)])
     still = MotionTiming().estimate(p, progress=False)

@@ -11,7 +11,8 @@ How it works (details and the reasons in ``docs/motion.md``):
    decoding the video.
 2. **Impacts** are where motion stops abruptly: the speed falls from a peak to at most
    ``drop_ratio`` of it within ``window`` frames (or, a bounce, the moving region's velocity turns
-   back against a near-vertical downward approach). The contact is placed inside the frame
+   back against a near-vertical downward approach, within one frame pair or over two when the
+   contact falls mid-interval). The contact is placed inside the frame
    interval where the object stopped, at the share of it the object still travelled (sub-frame).
    Its strength is the speed lost, weighted by the direction of approach: things fall and are
    struck downwards, while an upward movement that stops (a stick at the top of its back-swing, a
@@ -758,10 +759,14 @@ class MotionTiming:
 
     def _reversals(self, s: np.ndarray, vx: np.ndarray, vy: np.ndarray, fps: float, strike: np.ndarray) -> list:
         """Bounces: the moving region's velocity turns back against its approach between two pairs
-        (a struck stick rebounding within one frame shows no drop in speed, only a turn)."""
+        (a struck stick rebounding within one frame shows no drop in speed, only a turn), or over
+        the next two, when the pair that holds the contact still moves on (or back) a little: the
+        frame falls mid-turn, part approach and part rebound. The contact is where the velocity
+        along the approach crosses zero (linear between the pair centres)."""
         cfg = self.config
         out = []
-        for k in range(3, len(s)):
+        T = len(s)
+        for k in range(3, T):
             ax, ay = vx[k - 2] + vx[k - 1], vy[k - 2] + vy[k - 1]
             na = float(np.hypot(ax, ay))
             if na <= 0:
@@ -769,14 +774,23 @@ class MotionTiming:
             ux, uy = ax / na, ay / na
             p_prev2 = vx[k - 2] * ux + vy[k - 2] * uy
             p_prev = vx[k - 1] * ux + vy[k - 1] * uy
+            if not (p_prev > 0 and p_prev2 > 0):
+                continue
+            back = -cfg.reverse_ratio * p_prev
             p_now = vx[k] * ux + vy[k] * uy
-            if p_prev > 0 and p_prev2 > 0 and p_now < -cfg.reverse_ratio * p_prev:
-                pk = max(s[k - 2], s[k - 1])
-                if pk <= 0 or s[k - 2] < cfg.approach * pk:
-                    continue
-                weight = float(np.clip(cfg.reverse_bias + ux * strike[k - 1, 0] + uy * strike[k - 1, 1], 0.0, 1.0))
-                frac = p_prev / (p_prev - p_now)  # zero crossing between the pair centres
-                out.append(((k - 1.5 + frac) / fps, pk * weight, k - 1, k, pk))
+            if p_now < back:
+                end, t = k, k - 1.5 + p_prev / (p_prev - p_now)
+            elif k + 1 < T and (p_next := vx[k + 1] * ux + vy[k + 1] * uy) < back:
+                # the turn spans pair k: back only in the pair after it
+                end = k + 1
+                t = k - 0.5 + p_now / (p_now - p_next) if p_now > 0 else k - 1.5 + p_prev / (p_prev - p_now)
+            else:
+                continue
+            pk = max(s[k - 2], s[k - 1])
+            if pk <= 0 or s[k - 2] < cfg.approach * pk:
+                continue
+            weight = float(np.clip(cfg.reverse_bias + ux * strike[k - 1, 0] + uy * strike[k - 1, 1], 0.0, 1.0))
+            out.append((t / fps, pk * weight, k - 1, end, pk))
         return out
 
     def _pan(self, feats: MotionFeatures, j: int) -> float:
