@@ -1040,3 +1040,49 @@ def test_spaced_keeps_what_comparing_with_every_kept_time_keeps():
             if all(abs(x - times[q]) >= gap for q in brute):
                 brute.append(i)
         assert spaced(times, gap) == brute, (times, gap)
+
+
+def _beat_features(P: float = 0.5, seconds: float = 6.0, fps: float = 30.0):
+    from folai.timing.motion import MotionFeatures
+
+    k = np.arange(int(seconds * fps))
+    vy = np.sin(2 * np.pi * k / fps / P)
+    n = k.size
+    return MotionFeatures(speed=np.abs(vy), vx=np.zeros(n), vy=vy, cx=np.full(n, 0.5), moving=np.full(n, 0.1), fps=fps)
+
+
+def _beat_check(tm: MotionTiming, feats, chosen_times, strong, weak_extra) -> list:
+    def cand(t, s):
+        j = int(t * feats.fps)
+        return (t, s, j, j + 1, s)
+
+    ev = sorted([cand(t, 1.0) for t in chosen_times] + [cand(t, s) for t, s in strong])
+    weak = sorted(ev + [cand(t, s) for t, s in weak_extra])
+    ts = np.array([e[0] for e in weak])
+    ss = np.array([e[1] for e in weak])
+    out = tm._on_the_beat(feats, feats.strike_direction(tm.config), [(e, 1.0) for e in ev], weak, ts, ss)
+    return [(round(o[0][0], 3), o[0][1]) for o in out]
+
+
+def test_the_beat_check_never_gives_two_hits_for_one_beat():
+    # found by a review: two events either side of a beat both moved onto the one rival stop there
+    # (two impacts at 2.0 s), and two weak stops 0.14 s apart both filled one missing beat
+    tm = MotionTiming()
+    feats = _beat_features()
+    beats = (0.5, 1.0, 1.5, 2.5, 3.0, 3.5)
+    out = [t for t, _ in _beat_check(tm, feats, beats, [(1.93, 0.9), (2.07, 0.9)], [(2.0, 0.8)])]
+    assert np.all(np.diff(out) >= tm.config.min_gap - 1e-9), out
+    out = [t for t, _ in _beat_check(tm, feats, beats, [], [(1.94, 0.05), (2.08, 0.05)])]
+    assert len([t for t in out if 1.8 < t < 2.2]) == 1, out  # the missing beat, once
+
+
+@pytest.mark.parametrize("fps", [5, 6])
+def test_a_low_frame_rate_video_is_timed_with_the_beat_check(tmp_path, fps):
+    # a timelapse or slide show is analysed at its own rate: under ~6.7 frames/s the period search
+    # had read a lag of 0 and crashed (ValueError) once three impacts were found (found by a review)
+    from folai.timing.motion import swing_periods
+
+    p = make_hit_video(tmp_path / "low.mp4", duration=6.0, fps=fps, hit_times=[1, 2, 3, 4, 5], with_audio=False).path
+    res = MotionTiming().estimate(p, progress=False)
+    assert len(res.info["events"]) >= 3
+    assert swing_periods(np.zeros(0), 30.0, 0.3, 2.0).shape == (0,)

@@ -891,7 +891,9 @@ def resample_audio(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     # hour of 48 kHz stereo)
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim == 1:
-        return soxr.resample(np.ascontiguousarray(x), int(sr_in), int(sr_out), quality="HQ").astype(np.float32, copy=False)
+        x = x[None]  # (a 1-D input comes back (1, M), as it always had)
+    if x.shape[0] == 0:
+        return np.zeros((0, int(round(x.shape[1] * int(sr_out) / int(sr_in)))), np.float32)
     y = None
     for i, c in enumerate(x):
         r = soxr.resample(np.ascontiguousarray(c), int(sr_in), int(sr_out), quality="HQ")

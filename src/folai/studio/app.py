@@ -41,6 +41,7 @@ from .session import (
     Session,
     SessionStore,
     VideoItem,
+    base_name,
     display_name,
     new_id,
     suffix_of,
@@ -112,8 +113,10 @@ def _file_stamp(path: Path) -> tuple[int, int, int] | None:
 def _audio_seconds(path: Path) -> float:
     from ..media import read_audio
 
-    a = read_audio(path, sr=16000, channels=1)
-    peak = float(np.max(np.abs(a - np.mean(a)))) if a.size else 0.0
+    a = read_audio(path, sr=16000, channels=None, drop_lfe=True)
+    # per channel: a stereo take whose channels cancel in a mixdown is not silent (the sampler
+    # then reads its loudest channel; found by a review)
+    peak = float(np.max(np.abs(a - np.mean(a, axis=1, keepdims=True)))) if a.size else 0.0
     if peak < 1e-4:  # (as the sampler refuses it, at the upload: a silent file had been taken, and
         # refused only by the render it was chosen for; found by a review)
         level = f"peak {20 * np.log10(peak):.0f} dBFS" if peak > 0 else "all zeros"
@@ -307,7 +310,7 @@ def create_app(
             raise FolaiError(f"the {what} is empty")
         return n
 
-    def open_video(s: Session, path: Path, name: str, info: Any, owned: bool) -> str | None:
+    def open_video(s: Session, path: Path, name: str, info: Any, owned: bool, full_name: str | None = None) -> str | None:
         """Make ``path`` the session's video; a sentence on what became of the envelope, if anything."""
         if info.duration <= 0:
             raise FolaiError(f"the video '{name}' has no duration")
@@ -316,7 +319,7 @@ def create_app(
                 f"the video '{name}' is {info.duration:.0f} s long; the studio accepts up to {limits.video_seconds:.0f} s"
             )
         old = s.video
-        s.video = VideoItem(path=path, name=name, info=info, owned=owned)
+        s.video = VideoItem(path=path, name=name, info=info, owned=owned, full_name=full_name or name)
         if old is not None and old.owned and old.path != path:
             old.path.unlink(missing_ok=True)
         # the last video's render and export go with it (they were left in the workspace, each up to
@@ -332,11 +335,20 @@ def create_app(
         if env is None:
             s.set_envelope(Envelope.zeros(info.duration), reset=True)
             return None
-        if abs(env.start) < 0.5 / env.rate and abs(env.end - info.duration) <= 1.0 / env.rate:
+        # as a CSV loaded beside the video is taken (generate --envelope's rule): fitted to the
+        # video when it lies in it (a late-starting CSV, as generate writes them, had been replaced)
+        from ..pipeline import envelope_for_video
+
+        try:
+            fitted, note = envelope_for_video(env, float(info.duration))
+        except FolaiError:
+            s.set_envelope(Envelope.zeros(info.duration))
+            return (f"the envelope in the editor covered {env.start:.2f}-{env.end:.2f} s, outside this video's "
+                    f"{info.duration:.2f} s: a silent one replaces it (Undo brings it back)")
+        if note is None and fitted.start == env.start and fitted.n_frames == env.n_frames:
             return "the envelope in the editor fits this video: kept"
-        s.set_envelope(Envelope.zeros(info.duration))
-        return (f"the envelope in the editor covered {env.start:.2f}-{env.end:.2f} s, not this video's "
-                f"{info.duration:.2f} s: a silent one replaces it (Undo brings it back)")
+        s.set_envelope(fitted)
+        return f"the envelope in the editor was kept: {note or 'fitted to the video'} (Undo brings the old one back)"
 
     def new_session() -> Session:
         nonlocal start_video
@@ -355,7 +367,7 @@ def create_app(
                     info = _probe(path)
                     start_video = (path, info, now)
                 with s.lock:
-                    open_video(s, path, display_name(path.name), info, owned=False)
+                    open_video(s, path, display_name(path.name), info, owned=False, full_name=path.name)
         except BaseException:
             store.discard(s.id)  # (a half-made session had stayed, counting toward the limit)
             raise
@@ -409,7 +421,7 @@ def create_app(
             with _as_named({dest: display_name(name)}):
                 info = _probe(dest)
             with s.lock:
-                note = open_video(s, dest, display_name(name), info, owned=True)
+                note = open_video(s, dest, display_name(name), info, owned=True, full_name=base_name(name) or None)
                 out = state_json(s)
             if note:
                 out["note"] = note
@@ -565,7 +577,7 @@ def create_app(
             if s.envelope is None:
                 raise HTTPException(404, "there is no envelope yet")
             text = s.envelope.to_csv_string()
-            stem = Path(s.video.name).stem if s.video else "folai"
+            stem = Path(s.video.full_name).stem if s.video else "folai"
         return PlainTextResponse(
             text,
             media_type="text/csv",
@@ -722,7 +734,7 @@ def create_app(
         with s.lock:
             if s.render is None:
                 raise HTTPException(404, "nothing has been rendered yet")
-            stem = Path(s.video.name).stem if s.video else "folai"
+            stem = Path(s.video.full_name).stem if s.video else "folai"  # (the whole name, not the page's "...")
             return _download(s, s.render.path, f"{stem}.foley.wav", media_type="audio/wav")
 
     # ------------------------------------------------------------------ export
@@ -772,7 +784,7 @@ def create_app(
         with s.lock:
             if s.export_path is None or s.video is None:
                 raise HTTPException(404, "nothing has been exported yet")
-            stem = Path(s.video.name).stem
+            stem = Path(s.video.full_name).stem
             return _download(s, s.export_path, f"{stem}.foley{s.export_path.suffix}")
 
     # ------------------------------------------------------------------ jobs

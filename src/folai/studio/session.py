@@ -37,6 +37,11 @@ def valid_id(value: str) -> bool:
     return bool(ID_RE.match(value or ""))
 
 
+def base_name(name: str | None) -> str:
+    """The printable base name of a name the browser sent (never a path), at its whole length."""
+    return _base_name(name)
+
+
 def _base_name(name: str | None) -> str:
     base = re.split(r"[\\/]", name or "")[-1]
     return "".join(ch for ch in base if ch.isprintable()).strip()
@@ -128,6 +133,7 @@ class VideoItem:
     name: str
     info: Any  # folai.media.VideoInfo
     owned: bool  # True when it lives in the workspace (uploaded), False for the command-line video
+    full_name: str = ""  # the base name as given (``name`` is shortened for the page): downloads' names
 
 
 @dataclass

@@ -728,6 +728,11 @@ class MotionTiming:
                         best, dev = q, dq
             if best is not c:  # the contact is the rival's; the strength stays the event's
                 out[n] = ((best[0], c[1]) + tuple(best[2:]), r_c)
+        # two events either side of a beat may both have moved onto the same rival stop, or one
+        # next to another event: of events closer than min_gap the strongest stays, as in detect
+        # (found by a review)
+        out.sort(key=lambda c: -c[0][1])
+        out = [out[n] for n in spaced([c[0][0] for c in out], cfg.min_gap)]
         out.sort(key=lambda c: c[0][0])
         tk = np.array([c[0][0] for c in out])
         sk = np.array([c[0][1] for c in out])
@@ -754,7 +759,10 @@ class MotionTiming:
                 nb = sk[w][d <= P + tol]
                 added.append(((c[0], max(c[1], cfg.rhythm_level * float(np.median(nb)))) + tuple(c[2:]), r_c))
         added.sort(key=lambda a: -a[0][1])  # the strongest first; min_gap among them
-        new = [added[n] for n in spaced([a[0][0] for a in added], cfg.min_gap)]
+        # one beat per missing beat: added beats at least half the shortest period apart (min_gap
+        # had let two stops 0.14 s apart fill one slot of a 0.5 s beat; found by a review)
+        half = 0.5 * float(np.nanmin(periods))
+        new = [added[n] for n in spaced([a[0][0] for a in added], max(cfg.min_gap, half))]
         return sorted(out + new, key=lambda c: c[0][0])
 
     def _reversals(self, s: np.ndarray, vx: np.ndarray, vy: np.ndarray, fps: float, strike: np.ndarray) -> list:
@@ -884,7 +892,11 @@ def swing_periods(x: np.ndarray, fps: float, lo: float, hi: float) -> np.ndarray
     x = np.asarray(x, np.float64)
     T = len(x)
     out = np.full(T, np.nan)
-    a, b = max(1, int(math.floor(lo * fps))), int(math.ceil(hi * fps)) + 1
+    if T == 0:
+        return out
+    # (lags from 1: the search reads one lag either side of its range, and a lag of 0 had been
+    # an empty slice under ~6.7 frames/s, a crash; found by a review)
+    a, b = max(2, int(math.floor(lo * fps))), int(math.ceil(hi * fps)) + 1
     n = int(round(RHYTHM_STRETCH * fps))
     if T <= 1.5 * n:
         bounds = [(0, T)]
