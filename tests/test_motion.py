@@ -1086,3 +1086,12 @@ def test_a_low_frame_rate_video_is_timed_with_the_beat_check(tmp_path, fps):
     res = MotionTiming().estimate(p, progress=False)
     assert len(res.info["events"]) >= 3
     assert swing_periods(np.zeros(0), 30.0, 0.3, 2.0).shape == (0,)
+
+
+def test_a_missing_beat_is_filled_by_the_stop_nearest_it_not_the_strongest():
+    # found by a review: of two stops qualifying for one missing beat the stronger won, and a
+    # rebound can move more than the poorly seen strike: the real strike on the beat was dropped
+    tm = MotionTiming()
+    feats = _beat_features(P=1.0, seconds=9.0)
+    out = _beat_check(tm, feats, (1.0, 2.0, 3.0, 5.0, 6.0, 7.0), [], [(3.88, 0.08), (4.02, 0.05)])
+    assert [t for t, _ in out if 3.5 < t < 4.5] == [4.02], out

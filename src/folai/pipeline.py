@@ -422,7 +422,8 @@ def envelope_for_video(env: Envelope, duration: float) -> tuple[Envelope, str | 
         raise FolaiError(f"the envelope ends at {env.end:.3f} s, before the video starts (0 s); "
                          "its times are in seconds from the video's start")
     note = None
-    if abs(env.end - duration) > 1.0 / env.rate or env.start < -0.5 / env.rate:
+    eps = 1e-6  # (float slack: a curve this rule cut once, which starts within half a frame of 0, fits)
+    if abs(env.end - duration) > 1.0 / env.rate + eps or env.start < -0.5 / env.rate - eps:
         note = (f"envelope covers {env.start:.3f} to {env.end:.3f} s but the video lasts {duration:.3f} s: "
                 "cut to the video (silent where the envelope has no rows)")
     if env.start != 0:

@@ -339,16 +339,19 @@ def create_app(
         # video when it lies in it (a late-starting CSV, as generate writes them, had been replaced)
         from ..pipeline import envelope_for_video
 
+        eps = 1e-6  # (a curve fitted once starts within half a frame of 0: it fits, as it is)
+        if abs(env.start) <= 0.5 / env.rate + eps and abs(env.end - info.duration) <= 1.0 / env.rate + eps:
+            return "the envelope in the editor fits this video: kept"
         try:
             fitted, note = envelope_for_video(env, float(info.duration))
         except FolaiError:
             s.set_envelope(Envelope.zeros(info.duration))
-            return (f"the envelope in the editor covered {env.start:.2f}-{env.end:.2f} s, outside this video's "
-                    f"{info.duration:.2f} s: a silent one replaces it (Undo brings it back)")
+            return (f"the envelope in the editor covered {env.start:.2f} to {env.end:.2f} s, outside this video's "
+                    f"0 to {info.duration:.2f} s: a silent one replaces it (Undo brings it back)")
         if note is None and fitted.start == env.start and fitted.n_frames == env.n_frames:
             return "the envelope in the editor fits this video: kept"
         s.set_envelope(fitted)
-        return f"the envelope in the editor was kept: {note or 'fitted to the video'} (Undo brings the old one back)"
+        return f"the envelope in the editor was fitted to this video: {note or 'cut to it'} (Undo brings the old one back)"
 
     def new_session() -> Session:
         nonlocal start_video

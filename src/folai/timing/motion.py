@@ -755,14 +755,16 @@ class MotionTiming:
             # starts or after it ends: one period from an event
             before, after = tk[w] < c[0], tk[w] > c[0]
             inside = np.any(before & (d <= 2 * P + tol)) and np.any(after & (d <= 2 * P + tol))
-            if inside and np.any(np.abs(d - P) <= tol):
+            dev = np.abs(d - P)
+            if inside and np.any(dev <= tol):
                 nb = sk[w][d <= P + tol]
-                added.append(((c[0], max(c[1], cfg.rhythm_level * float(np.median(nb)))) + tuple(c[2:]), r_c))
-        added.sort(key=lambda a: -a[0][1])  # the strongest first; min_gap among them
-        # one beat per missing beat: added beats at least half the shortest period apart (min_gap
-        # had let two stops 0.14 s apart fill one slot of a 0.5 s beat; found by a review)
-        half = 0.5 * float(np.nanmin(periods))
-        new = [added[n] for n in spaced([a[0][0] for a in added], max(cfg.min_gap, half))]
+                beat = ((c[0], max(c[1], cfg.rhythm_level * float(np.median(nb)))) + tuple(c[2:]), r_c)
+                added.append((float(dev.min()), -c[1], beat, max(cfg.min_gap, 0.5 * P)))
+        # one beat per missing beat: of stops closer than half the local period (min_gap had let two
+        # stops 0.14 s apart fill one slot of a 0.5 s beat), the one nearest the beat, then the
+        # strongest (a rebound can move more than the poorly seen strike; found by reviews)
+        added.sort(key=lambda a: a[:2])
+        new = [added[n][2] for n in spaced([a[2][0][0] for a in added], [a[3] for a in added])]
         return sorted(out + new, key=lambda c: c[0][0])
 
     def _reversals(self, s: np.ndarray, vx: np.ndarray, vy: np.ndarray, fps: float, strike: np.ndarray) -> list:
@@ -860,14 +862,18 @@ def impact_shape(dt: np.ndarray, attack: float, decay: float, tail: float, tail_
     return out
 
 
-def spaced(times: list[float], gap: float) -> list[int]:
+def spaced(times: list[float], gap) -> list[int]:
     """Greedy thinning: the indices of ``times``, taken in the order given (the strongest first),
-    of each time at least ``gap`` from every one taken before it. Linear in practice (a sorted list
+    of each time at least ``gap`` (one for all, or one per time: its own) from every one taken
+    before it. Linear in practice (a sorted list
     of the times taken and their nearest neighbours; comparing with every time taken before had
     made an hour of video's detection quadratic: 10 s of its 15)."""
     out: list[int] = []
     taken: list[float] = []  # sorted
+    gaps = gap if isinstance(gap, (list, tuple, np.ndarray)) else None
     for n, x in enumerate(times):
+        if gaps is not None:
+            gap = gaps[n]
         i = bisect.bisect_left(taken, x)
         if (i == 0 or x - taken[i - 1] >= gap) and (i == len(taken) or taken[i] - x >= gap):
             out.append(n)
