@@ -1085,3 +1085,14 @@ def test_opening_the_same_video_again_keeps_a_fitted_envelope_as_it_is(client, v
     st = open_video(client, sid, video)
     assert "fits this video: kept" in st["note"], st["note"]
     assert st["envelope"]["values"] == before["values"] and st["envelope"]["start"] == before["start"]
+
+
+def test_an_envelope_a_frame_short_of_the_video_is_fitted_when_the_video_opens(client, video):
+    # (found by a review of the keep-as-it-is rule: a frame short or long had been kept as it was,
+    # where loading the same CSV after the video fits it)
+    for frames in (int(DURATION * 125) - 1, int(DURATION * 125) + 1):
+        sid = new_session(client)
+        env = Envelope(np.full((1, frames), 0.2, np.float32), rate=125.0, start=0.0)
+        client.post(f"/api/s/{sid}/envelope.csv", params={"name": "e.csv"}, content=env.to_csv_string())
+        st = open_video(client, sid, video)
+        assert len(st["envelope"]["values"]) == int(DURATION * 125) and "fitted" in st["note"], st["note"]

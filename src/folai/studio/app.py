@@ -340,7 +340,7 @@ def create_app(
         from ..pipeline import envelope_for_video
 
         eps = 1e-6  # (a curve fitted once starts within half a frame of 0: it fits, as it is)
-        if abs(env.start) <= 0.5 / env.rate + eps and abs(env.end - info.duration) <= 1.0 / env.rate + eps:
+        if abs(env.start) <= 0.5 / env.rate + eps and env.n_frames == round((info.duration - env.start) * env.rate):
             return "the envelope in the editor fits this video: kept"
         try:
             fitted, note = envelope_for_video(env, float(info.duration))
