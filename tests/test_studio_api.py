@@ -964,7 +964,7 @@ def test_a_csv_loaded_beside_a_video_is_fitted_to_it_as_generate_does(client, vi
     open_video(client, sid, video)
     short = Envelope.zeros(0.5).add_event(0.2, 0.6)
     r = client.post(f"/api/s/{sid}/envelope.csv", params={"name": "short.csv"}, content=short.to_csv_string())
-    assert r.status_code == 200 and "short.csv" in r.json()["note"] and "cut to the video" in r.json()["note"]
+    assert r.status_code == 200 and "short.csv" in r.json()["note"] and "silent where it has no rows" in r.json()["note"]
     env = r.json()
     assert env["start"] == 0 and env["duration"] == pytest.approx(DURATION, abs=0.01)
     late = Envelope(np.full((1, 10), 0.3, np.float32), rate=125.0, start=100.0)
@@ -1096,3 +1096,12 @@ def test_an_envelope_a_frame_short_of_the_video_is_fitted_when_the_video_opens(c
         client.post(f"/api/s/{sid}/envelope.csv", params={"name": "e.csv"}, content=env.to_csv_string())
         st = open_video(client, sid, video)
         assert len(st["envelope"]["values"]) == int(DURATION * 125) and "fitted" in st["note"], st["note"]
+
+
+def test_a_very_long_name_downloads_under_a_file_systems_limit():
+    from folai.studio.app import _attachment
+
+    cd = _attachment("x" * 300 + ".foley.wav")
+    name = cd.split('filename="')[1].split('"')[0]
+    assert len(name) <= 200 and name.endswith(".foley.wav")
+    assert _attachment("take 1.envelope.csv") == 'attachment; filename="take_1.envelope.csv"; filename*=utf-8\'\'take%201.envelope.csv'

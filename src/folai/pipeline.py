@@ -425,7 +425,7 @@ def envelope_for_video(env: Envelope, duration: float) -> tuple[Envelope, str | 
     eps = 1e-6  # (float slack: a curve this rule cut once, which starts within half a frame of 0, fits)
     if abs(env.end - duration) > 1.0 / env.rate + eps or env.start < -0.5 / env.rate - eps:
         note = (f"envelope covers {env.start:.3f} to {env.end:.3f} s but the video lasts {duration:.3f} s: "
-                "cut to the video (silent where the envelope has no rows)")
+                "fitted to the video (cut where it runs past it, silent where it has no rows)")
     if env.start != 0:
         env = env.crop(max(0.0, env.start), duration)
     return env.fit(duration - env.start), note

@@ -351,7 +351,7 @@ def create_app(
         if note is None and fitted.start == env.start and fitted.n_frames == env.n_frames:
             return "the envelope in the editor fits this video: kept"
         s.set_envelope(fitted)
-        return f"the envelope in the editor was fitted to this video: {note or 'cut to it'} (Undo brings the old one back)"
+        return f"the envelope in the editor was fitted to this video: {note or 'cut or padded to it'} (Undo brings the old one back)"
 
     def new_session() -> Session:
         nonlocal start_video
@@ -888,6 +888,11 @@ def _attachment(filename: str) -> str:
     5987 form when it is not plain ASCII (``撮影 Straße.wav`` had come down as ``___Stra_e.wav``)."""
     from urllib.parse import quote
 
+    if len(filename) > 200:  # (a whole 300-character upload name passes most file systems' 255)
+        stem, dot, rest = filename.partition(".foley")
+        if not dot:
+            stem, dot, rest = filename.partition(".envelope")
+        filename = stem[: 200 - len(dot + rest)] + dot + rest
     plain = _ascii(filename)
     if plain == filename:
         return f'attachment; filename="{plain}"'
