@@ -1033,7 +1033,7 @@ def test_a_download_survives_the_file_being_replaced(client, video, workspace):
     from folai.studio import app as studio_app
 
     with s.lock:
-        resp = studio_app._download(s, s.render.path, "x.wav", media_type="audio/wav")
+        resp = studio_app._download(s, s.render.path, ".foley.wav", media_type="audio/wav")
         s.render.path.unlink()  # the job replacing it, before the response is sent
     assert Path(resp.path).exists() and Path(resp.path) != s.render.path
     resp.background.func()  # (sent: the link goes)
@@ -1101,7 +1101,7 @@ def test_an_envelope_a_frame_short_of_the_video_is_fitted_when_the_video_opens(c
 def test_a_very_long_name_downloads_under_a_file_systems_limit():
     from folai.studio.app import _attachment
 
-    cd = _attachment("x" * 300 + ".foley.wav")
+    cd = _attachment("x" * 300, ".foley.wav")
     name = cd.split('filename="')[1].split('"')[0]
     assert len(name) <= 200 and name.endswith(".foley.wav")
-    assert _attachment("take 1.envelope.csv") == 'attachment; filename="take_1.envelope.csv"; filename*=utf-8\'\'take%201.envelope.csv'
+    assert _attachment("take 1", ".envelope.csv") == 'attachment; filename="take_1.envelope.csv"; filename*=utf-8\'\'take%201.envelope.csv'

@@ -941,9 +941,6 @@ class _Samples:
         self._n = 0
         self._list: list[np.ndarray] | None = None if expect else []
 
-    def __len__(self) -> int:
-        return self._n if self._list is None else len(self._list)
-
     def append(self, x: np.ndarray) -> None:
         if self._list is None:
             if self._arr is None:
@@ -999,10 +996,9 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None,
         # past it are codec padding, cut below anyway): a long file had been held twice, its
         # chunks and then their concatenation
         expect = None
-        if header_end is not None:
-            n_hdr = int(round((header_end - start) * sr))
-            if n_hdr > 0 and (want is None or want <= n_hdr):
-                expect = n_hdr if want is None else want
+        n_hdr = int(round((header_end - start) * sr)) if header_end is not None else None
+        if n_hdr is not None and n_hdr > 0 and (want is None or want <= n_hdr):
+            expect = n_hdr if want is None else want
         chunks = _Samples(expect)
         have = 0  # samples collected (from `start` on)
         pos = None  # index, relative to `start`, of the next decoded sample (from the first pts only)
@@ -1045,14 +1041,13 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None,
                 if want is not None and have >= want:
                     done = True
                     break
-        if not chunks:
+        if have == 0:
             if start > 0:
                 raise MediaError(f"start {start:.3f} s is at or after the end of the audio in {p}.")
             raise MediaError(f"{p} has zero duration: its audio stream contains no samples.")
         x = chunks.result()
         del chunks
-        if header_end is not None and want is None:
-            n_hdr = int(round((header_end - start) * sr))
+        if n_hdr is not None and want is None:
             if x.shape[1] > n_hdr > 0:
                 x = x[:, :n_hdr]  # codec padding past the stream's stated end (AAC)
             elif x.shape[1] < n_hdr - max(_TRUNC_ABS, _TRUNC_REL * header_end) * sr:

@@ -422,11 +422,13 @@ def envelope_for_video(env: Envelope, duration: float) -> tuple[Envelope, str | 
         raise FolaiError(f"the envelope ends at {env.end:.3f} s, before the video starts (0 s); "
                          "its times are in seconds from the video's start")
     note = None
-    eps = 1e-6  # (float slack: a curve this rule cut once, which starts within half a frame of 0, fits)
-    if abs(env.end - duration) > 1.0 / env.rate + eps or env.start < -0.5 / env.rate - eps:
+    # (float slack: a curve this rule fitted once starts within half a frame of 0, at most a hair
+    # under -0.5 frame by float error: it fits as it is, with no note and no frame cut again)
+    early = env.start < -0.5 / env.rate - 1e-6
+    if abs(env.end - duration) > 1.0 / env.rate + 1e-6 or early:
         note = (f"envelope covers {env.start:.3f} to {env.end:.3f} s but the video lasts {duration:.3f} s: "
                 "fitted to the video (cut where it runs past it, silent where it has no rows)")
-    if env.start != 0:
+    if env.start > 0 or early:
         env = env.crop(max(0.0, env.start), duration)
     return env.fit(duration - env.start), note
 

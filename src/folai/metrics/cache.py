@@ -22,15 +22,11 @@ from ..paths import atomic_output
 log = logging.getLogger(__name__)
 
 
-def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
+def file_hash(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (:func:`folai.weights.content_sha256`)."""
+    from ..weights import content_sha256
+
+    return content_sha256(path)
 
 
 def model_key(name: str, **options) -> str:

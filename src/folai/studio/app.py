@@ -101,27 +101,18 @@ def _as_named(names: dict[Path, str]):
         raise type(e)(text) from e
 
 
-def _file_stamp(path: Path) -> tuple[int, int, int] | None:
-    """(inode, size, mtime in ns) of ``path``, or None when it is gone: whether a file was replaced."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
 def _audio_seconds(path: Path) -> float:
     from ..media import read_audio
+    from ..metrics.sync import SILENT_PEAK
+    from ..synthesis.sampler import silent_recording
 
     a = read_audio(path, sr=16000, channels=None, drop_lfe=True)
     # per channel: a stereo take whose channels cancel in a mixdown is not silent (the sampler
     # then reads its loudest channel; found by a review)
     peak = float(np.max(np.abs(a - np.mean(a, axis=1, keepdims=True)))) if a.size else 0.0
-    if peak < 1e-4:  # (as the sampler refuses it, at the upload: a silent file had been taken, and
-        # refused only by the render it was chosen for; found by a review)
-        level = f"peak {20 * np.log10(peak):.0f} dBFS" if peak > 0 else "all zeros"
-        raise FolaiError(f"the recording {path} is silent ({level}, under the -80 dBFS floor); give a recording "
-                         "of the sound you want, or raise a very quiet one's gain first")
+    if peak < SILENT_PEAK:  # (as the sampler refuses it, at the upload: a silent file had been taken,
+        # and refused only by the render it was chosen for; found by a review)
+        raise silent_recording(f"the recording {path}", peak)
     return a.shape[-1] / 16000.0
 
 
@@ -142,12 +133,12 @@ def create_app(
     """
     limits = limits or Limits()
     opts = backend_options or BackendOptions()
-    start_video: tuple[Path, Any, Any] | None = None
+    start_video: tuple[Path, Any] | None = None
     if video is not None:
         from ..paths import check_input
 
         vp = check_input(video, "video")
-        start_video = (vp.resolve(), _probe(vp), _file_stamp(vp))
+        start_video = (vp.resolve(), _probe(vp))
         if start_video[1].duration > limits.video_seconds:  # (each new session had been refused instead)
             raise FolaiError(
                 f"the video '{vp.name}' is {start_video[1].duration:.0f} s long; the studio accepts up to "
@@ -310,8 +301,9 @@ def create_app(
             raise FolaiError(f"the {what} is empty")
         return n
 
-    def open_video(s: Session, path: Path, name: str, info: Any, owned: bool, full_name: str | None = None) -> str | None:
+    def open_video(s: Session, path: Path, full_name: str, info: Any, owned: bool) -> str | None:
         """Make ``path`` the session's video; a sentence on what became of the envelope, if anything."""
+        name = display_name(full_name)
         if info.duration <= 0:
             raise FolaiError(f"the video '{name}' has no duration")
         if info.duration > limits.video_seconds:
@@ -319,7 +311,7 @@ def create_app(
                 f"the video '{name}' is {info.duration:.0f} s long; the studio accepts up to {limits.video_seconds:.0f} s"
             )
         old = s.video
-        s.video = VideoItem(path=path, name=name, info=info, owned=owned, full_name=full_name or name)
+        s.video = VideoItem(path=path, full_name=full_name, info=info, owned=owned)
         if old is not None and old.owned and old.path != path:
             old.path.unlink(missing_ok=True)
         # the last video's render and export go with it (they were left in the workspace, each up to
@@ -339,9 +331,6 @@ def create_app(
         # video when it lies in it (a late-starting CSV, as generate writes them, had been replaced)
         from ..pipeline import envelope_for_video
 
-        eps = 1e-6  # (a curve fitted once starts within half a frame of 0: it fits, as it is)
-        if abs(env.start) <= 0.5 / env.rate + eps and env.n_frames == round((info.duration - env.start) * env.rate):
-            return "the envelope in the editor fits this video: kept"
         try:
             fitted, note = envelope_for_video(env, float(info.duration))
         except FolaiError:
@@ -354,23 +343,20 @@ def create_app(
         return f"the envelope in the editor was fitted to this video: {note or 'cut or padded to it'} (Undo brings the old one back)"
 
     def new_session() -> Session:
-        nonlocal start_video
         s = store.create()
         try:
             if start_video is not None:
-                path, info, stamp = start_video
+                path = start_video[0]
                 # the file named at startup may have been replaced (a new export of the cut) or
-                # removed since: probed again when it changed (its startup probe had been kept: an
-                # 8 s state for a 3 s file; found by a review)
-                now = _file_stamp(path)
-                if now is None:
+                # removed since: probed again (probe_video remembers an unchanged file by its size,
+                # time and inode, so this is free; the startup probe had been kept: an 8 s state
+                # for a 3 s file; found by a review)
+                if not path.exists():
                     raise FolaiError(f"the video '{display_name(path.name)}' given when the studio started is no "
                                      "longer there; open a video in the page, or start the studio again")
-                if now != stamp:
-                    info = _probe(path)
-                    start_video = (path, info, now)
+                info = _probe(path)
                 with s.lock:
-                    open_video(s, path, display_name(path.name), info, owned=False, full_name=path.name)
+                    open_video(s, path, path.name, info, owned=False)
         except BaseException:
             store.discard(s.id)  # (a half-made session had stayed, counting toward the limit)
             raise
@@ -424,7 +410,7 @@ def create_app(
             with _as_named({dest: display_name(name)}):
                 info = _probe(dest)
             with s.lock:
-                note = open_video(s, dest, display_name(name), info, owned=True, full_name=base_name(name) or None)
+                note = open_video(s, dest, base_name(name) or display_name(name), info, owned=True)
                 out = state_json(s)
             if note:
                 out["note"] = note
@@ -580,11 +566,11 @@ def create_app(
             if s.envelope is None:
                 raise HTTPException(404, "there is no envelope yet")
             text = s.envelope.to_csv_string()
-            stem = Path(s.video.full_name).stem if s.video else "folai"
+            stem = _download_stem(s)
         return PlainTextResponse(
             text,
             media_type="text/csv",
-            headers={"Content-Disposition": _attachment(f"{stem}.envelope.csv")},
+            headers={"Content-Disposition": _attachment(stem, ".envelope.csv")},
         )
 
     # ------------------------------------------------------------------ references
@@ -600,8 +586,6 @@ def create_app(
         try:
             with _as_named({dest: display_name(name)}):
                 seconds = _audio_seconds(dest)
-            if seconds <= 0:
-                raise FolaiError(f"the recording '{display_name(name)}' has no audio")
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
@@ -737,8 +721,7 @@ def create_app(
         with s.lock:
             if s.render is None:
                 raise HTTPException(404, "nothing has been rendered yet")
-            stem = Path(s.video.full_name).stem if s.video else "folai"  # (the whole name, not the page's "...")
-            return _download(s, s.render.path, f"{stem}.foley.wav", media_type="audio/wav")
+            return _download(s, s.render.path, ".foley.wav", media_type="audio/wav")
 
     # ------------------------------------------------------------------ export
     @app.post("/api/s/{sid}/export")
@@ -787,8 +770,7 @@ def create_app(
         with s.lock:
             if s.export_path is None or s.video is None:
                 raise HTTPException(404, "nothing has been exported yet")
-            stem = Path(s.video.full_name).stem
-            return _download(s, s.export_path, f"{stem}.foley{s.export_path.suffix}")
+            return _download(s, s.export_path, f".foley{s.export_path.suffix}")
 
     # ------------------------------------------------------------------ jobs
     @app.get("/api/s/{sid}/jobs/{jid}")
@@ -858,8 +840,14 @@ def _check_current(s: Session) -> None:
                          "(export puts the last render onto the video)")
 
 
-def _download(s: Session, path: Path, filename: str, media_type: str | None = None) -> FileResponse:
-    """A response sending ``path`` (called under the session's lock) as ``filename``, from a hard link
+def _download_stem(s: Session) -> str:
+    """The stem downloads are named from: the video's whole name (not the page's shortened one)."""
+    return Path(s.video.full_name).stem if s.video else "folai"
+
+
+def _download(s: Session, path: Path, ending: str, media_type: str | None = None) -> FileResponse:
+    """A response sending ``path`` (called under the session's lock) as the session's
+    :func:`_download_stem` + ``ending``, from a hard link
     of its own in the workspace: a render or export that replaces the file meanwhile (and unlinks
     it) does not cut the download off (a 500 'does not exist' had raced a finishing job; found by a
     review). The link goes when the response is sent."""
@@ -872,7 +860,7 @@ def _download(s: Session, path: Path, filename: str, media_type: str | None = No
         raise HTTPException(404, "that file is no longer there; render or export again") from None
     except OSError:  # (a file system without hard links: the file itself)
         link = None
-    headers = {"content-disposition": _attachment(filename)}
+    headers = {"content-disposition": _attachment(_download_stem(s), ending)}
     if link is None:
         return FileResponse(path, media_type=media_type, headers=headers)
     return FileResponse(link, media_type=media_type, headers=headers,
@@ -883,16 +871,14 @@ def _no_job() -> dict[str, Any]:
     raise HTTPException(404, "no such job")
 
 
-def _attachment(filename: str) -> str:
-    """A Content-Disposition header for ``filename``: an ASCII stand-in, and the name itself in RFC
-    5987 form when it is not plain ASCII (``撮影 Straße.wav`` had come down as ``___Stra_e.wav``)."""
+def _attachment(stem: str, ending: str) -> str:
+    """A Content-Disposition header for the file ``stem + ending``: an ASCII stand-in, and the name
+    itself in RFC 5987 form when it is not plain ASCII (``撮影 Straße.wav`` had come down as
+    ``___Stra_e.wav``). A stem that would make the name over 200 characters is shortened (a whole
+    300-character upload name passed most file systems' 255)."""
     from urllib.parse import quote
 
-    if len(filename) > 200:  # (a whole 300-character upload name passes most file systems' 255)
-        stem, dot, rest = filename.partition(".foley")
-        if not dot:
-            stem, dot, rest = filename.partition(".envelope")
-        filename = stem[: 200 - len(dot + rest)] + dot + rest
+    filename = stem[: max(0, 200 - len(ending))] + ending
     plain = _ascii(filename)
     if plain == filename:
         return f'attachment; filename="{plain}"'

@@ -39,10 +39,6 @@ def valid_id(value: str) -> bool:
 
 def base_name(name: str | None) -> str:
     """The printable base name of a name the browser sent (never a path), at its whole length."""
-    return _base_name(name)
-
-
-def _base_name(name: str | None) -> str:
     base = re.split(r"[\\/]", name or "")[-1]
     return "".join(ch for ch in base if ch.isprintable()).strip()
 
@@ -50,7 +46,7 @@ def _base_name(name: str | None) -> str:
 def display_name(name: str | None, default: str = "file") -> str:
     """A file name fit for showing in the page only (never for a path): base name, printable, short
     (a long one keeps its suffix: ``Scene_12_take_3_xxx....mp4``)."""
-    base = _base_name(name) or default
+    base = base_name(name) or default
     if len(base) <= 120:
         return base
     suffix = Path(base).suffix
@@ -61,7 +57,7 @@ def display_name(name: str | None, default: str = "file") -> str:
 def suffix_of(name: str | None, allowed: tuple[str, ...], what: str) -> str:
     """The lower-case suffix of ``name`` if it is one of ``allowed``, else a clear error. The suffix is
     read from the whole name (a name over the 120 characters shown had lost it; found by a review)."""
-    suffix = Path(_base_name(name)).suffix.lower()
+    suffix = Path(base_name(name)).suffix.lower()
     if suffix not in allowed:
         raise FolaiError(
             f"{what} must be one of {', '.join(allowed)}; got '{display_name(name)}'"
@@ -130,10 +126,14 @@ class History:
 @dataclass
 class VideoItem:
     path: Path
-    name: str
+    full_name: str  # the base name as given: downloads are named from it
     info: Any  # folai.media.VideoInfo
     owned: bool  # True when it lives in the workspace (uploaded), False for the command-line video
-    full_name: str = ""  # the base name as given (``name`` is shortened for the page): downloads' names
+
+    @property
+    def name(self) -> str:
+        """The name shown in the page (shortened)."""
+        return display_name(self.full_name)
 
 
 @dataclass

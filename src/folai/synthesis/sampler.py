@@ -56,6 +56,7 @@ from scipy import ndimage
 from ..envelope import DEFAULT as ENV_DEFAULT
 from ..envelope import Envelope, smooth
 from ..errors import FolaiError
+from ..metrics.sync import SILENT_PEAK
 from .presets import DEFAULT_PRESET, Preset, get_preset, list_presets, match_preset
 
 __all__ = ["SamplerSynth", "list_presets", "match_preset", "detect_events", "Event"]
@@ -588,6 +589,14 @@ def _blocks(n: int):
         yield a, b, max(0, (a - M) // 512 * 512), min(n, b + M)
 
 
+def silent_recording(what: str, peak: float) -> FolaiError:
+    """The error for a recording whose peak is under :data:`SILENT_PEAK` (-80 dBFS), with its level
+    (a real but very quiet 24-bit take had been called just "silent"; found by a review)."""
+    level = f"peak {20 * np.log10(peak):.0f} dBFS" if peak > 0 else "all zeros"
+    return FolaiError(f"{what} is silent ({level}, under the -80 dBFS floor); give a recording of the sound "
+                      "you want, or raise a very quiet one's gain first")
+
+
 def _no_dc(y: np.ndarray) -> np.ndarray:
     """``y`` without its DC offset and what lies under 20 Hz (zero-phase Butterworth high-pass, so
     attacks stay where they are). An offset of even -46 dBFS had defeated the take cutting (the
@@ -686,11 +695,8 @@ class _ReferenceSource:
                 y = np.pad(y, (0, int(0.05 * SR) - y.size))
             y = _no_dc(y)
             peak = float(np.max(np.abs(y))) if y.size else 0.0
-            if peak < 1e-4:
-                # (the level said: a real but very quiet 24-bit take had been called "silent"; found by a review)
-                level = f"peak {20 * np.log10(peak):.0f} dBFS" if peak > 0 else "all zeros"
-                raise FolaiError(f"reference recording {f} is silent ({level}, under the -80 dBFS floor); give a "
-                                 "recording of the sound you want, or raise a very quiet one's gain first")
+            if peak < SILENT_PEAK:
+                raise silent_recording(f"reference recording {f}", peak)
             y /= peak  # (in place: a long recording is not held twice)
             raw = _onsets(y)
             on = _rising_onsets(y, raw, hum=_low_hum(y))

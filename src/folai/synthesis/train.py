@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -382,11 +382,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: what accelerate picks)")
     p.add_argument("--tiny", action="store_true", help="toy random model + synthetic clicks: a CPU smoke test of the whole loop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log.csv in the run folder has the losses)")
-
-
-def _cycle(loader) -> Iterator[dict]:
-    while True:
-        yield from loader
 
 
 class EpochBatches:

@@ -900,8 +900,8 @@ def swing_periods(x: np.ndarray, fps: float, lo: float, hi: float) -> np.ndarray
     out = np.full(T, np.nan)
     if T == 0:
         return out
-    # (lags from 1: the search reads one lag either side of its range, and a lag of 0 had been
-    # an empty slice under ~6.7 frames/s, a crash; found by a review)
+    # (lags from 2: the search reads one lag either side of its range, from a - 1, and a lag of 0
+    # had been an empty slice under ~6.7 frames/s, a crash; found by a review)
     a, b = max(2, int(math.floor(lo * fps))), int(math.ceil(hi * fps)) + 1
     n = int(round(RHYTHM_STRETCH * fps))
     if T <= 1.5 * n:
