@@ -796,6 +796,36 @@ def test_luma_shrink_option(tmp_path):
         next(iter_video_frames(hv.path, gray="luma", size=(128, 95), shrink="nearest"))
 
 
+def test_lazy_frames_and_frame_threads_give_the_same_pictures(tmp_path):
+    # the motion timing's decoding path for small pictures: frames decoded one at a time and made
+    # by the consumer (lazy), against the default; the same times, the same pixels
+    hv = make_hit_video(tmp_path / "v.mp4", duration=0.6, hit_times=[0.3], size=(344, 256))
+    kw = dict(fps=30, gray="luma", size=(128, 95), shrink="blocks", source_times=True, align=True)
+    ref = list(iter_video_frames(hv.path, **kw))
+    lazy = list(iter_video_frames(hv.path, lazy=True, frame_threads=False, **kw))
+    assert len(ref) == len(lazy) == 18
+    assert all(callable(f) and not isinstance(f, np.ndarray) for _, f, _ in lazy)
+    made = [(t, f(), s) for t, f, s in lazy]  # (made after the decoder has closed the file)
+    assert [(t, s) for t, _, s in made] == [(t, s) for t, _, s in ref]
+    assert all(np.array_equal(a, b) for (_, a, _), (_, b, _) in zip(made, ref))
+    full = list(iter_video_frames(hv.path, fps=30, gray="luma", frame_threads=False))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(full, iter_video_frames(hv.path, fps=30, gray="luma")))
+
+
+def test_motion_decoding_is_lazy_for_small_pictures_only(tmp_path):
+    from folai.timing._flow import SMALL_PICTURE, iter_small_gray
+
+    small = make_hit_video(tmp_path / "s.mp4", duration=0.3, hit_times=[0.1], size=(344, 256))
+    big = make_hit_video(tmp_path / "b.mp4", duration=0.3, hit_times=[0.1], size=(800, 608))
+    assert 344 * 256 <= SMALL_PICTURE < 800 * 608
+    _, f = next(iter_small_gray(small.path, lazy=None))
+    assert callable(f) and f().shape == (95, 128)
+    _, g = next(iter_small_gray(big.path, lazy=None))
+    assert isinstance(g, np.ndarray) and g.shape == (97, 128)
+    _, h = next(iter_small_gray(small.path))  # the default: arrays
+    assert isinstance(h, np.ndarray) and np.array_equal(h, f())
+
+
 def test_crop_is_in_display_pixels_of_a_rotated_video(tmp_path):
     w, h = 64, 48
     img = np.zeros((h, w, 3), np.uint8)

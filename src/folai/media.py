@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import heapq
 import logging
 import math
@@ -651,6 +652,8 @@ def iter_video_frames(
     shrink: str = "area",
     source_times: bool = False,
     align: bool = False,
+    lazy: bool = False,
+    frame_threads: bool = True,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream frames at a fixed rate, chosen by timestamp.
 
@@ -679,6 +682,13 @@ def iter_video_frames(
             comes a few ms after the file's start (MPEG-TS, browser and OBS recordings, an audio
             track with an encoder delay) then shows frame k at output k, not k - 1: the motion
             timing had placed every sound up to one frame late there (found by a review).
+        lazy: yield, in place of each frame, a function of no arguments that makes it (the
+            conversion from the decoded picture runs where it is called: in the consumer's
+            thread when this iterator decodes in another, see :func:`folai.timing._flow.threaded`).
+        frame_threads: let FFmpeg decode several frames at once in threads of its own (its
+            ``AUTO`` threading). Off, it decodes a frame at a time (slices of one frame in
+            threads, where the codec has them): less CPU in all, for a consumer that keeps the
+            other core busy with pictures that decode quickly.
 
     Yields:
         ``(t, frame)`` (``(t, frame, source_t)`` with ``source_times``): ``t = start + k / fps``
@@ -701,7 +711,7 @@ def iter_video_frames(
     p, container = _open(path, "video")
     try:
         vs = _video_stream(container, p)
-        vs.thread_type = "AUTO"
+        vs.thread_type = "AUTO" if frame_threads else "SLICE"
         tb = vs.time_base
         origin = _origin(container)
         header_end = _stream_end(container, vs, origin)
@@ -732,7 +742,7 @@ def iter_video_frames(
             nonlocal conv
             if conv is None:
                 conv = _Converter(frame, vs, p, size, gray, crop, shrink == "blocks")
-            return conv(frame)
+            return functools.partial(conv, frame) if lazy else conv(frame)
 
         demux = container.demux(vs)
         restamp = _Restamp(_stamps_in_decode_order(container, vs))
@@ -754,8 +764,12 @@ def iter_video_frames(
                 ) from e
             for frame, pts in restamp.stamped(frames, end=done):
                 n_decoded += 1
-                if pts is not None and frame.time_base is not None:
-                    ft = float(pts * frame.time_base) - origin
+                # (the frame's time base read once: PyAV makes a new Fraction at each read, and
+                # int / int is the same correctly rounded float as float(Fraction), at a tenth of
+                # the cost on the decoding thread)
+                ftb = frame.time_base
+                if pts is not None and ftb is not None:
+                    ft = pts * ftb.numerator / ftb.denominator - origin
                 else:
                     ft = (prev_t + last_dur) if prev_t is not None else 0.0
                 if _past_header(ft, header_end):
@@ -784,8 +798,8 @@ def iter_video_frames(
                 if end is not None and t_k >= end - 1e-9:
                     return
                 prev, prev_t = frame, ft
-                if frame.duration and frame.time_base is not None:
-                    last_dur = float(frame.duration * frame.time_base)
+                if frame.duration and ftb is not None:
+                    last_dur = frame.duration * ftb.numerator / ftb.denominator
         if prev is None:
             if n_decoded == 0 and start > 0:
                 raise MediaError(f"start {start:.3f} s is at or after the end of {p}.")
@@ -1595,10 +1609,12 @@ class _SourcePackets:
                     # edit list hides them; the copy keeps them and the muxer hides them again).
                     # Counted, they put the new audio's start, and every sound, early by as much
                     continue
-                s0 = pkt.pts * tb
-                e = (pkt.pts + (pkt.duration or self._frame)) * tb
+                s0 = pkt.pts  # (ticks: made Fractions of seconds once, below)
+                e = pkt.pts + (pkt.duration or self._frame)
                 first = s0 if first is None else min(first, s0)
                 last_end = e if last_end is None else max(last_end, e)
+            if first is not None and last_end is not None:
+                first, last_end = first * tb, last_end * tb
             if first is None or last_end is None or last_end <= first:
                 raise MediaError(f"{p} has zero duration: its video stream contains no frames.")
             origin = _origin(cin)
@@ -2051,11 +2067,12 @@ class AudioMux:
         cc = self._enc_cc
         fmt, layout = cc.format.name, cc.layout.name
         pos = self._have - self._buffered  # index of x[:, 0] in the track
+        tb = Fraction(1, self.sr)  # (one Fraction: they are slow to make)
         try:
             for s0 in range(0, n, self._block):
                 frame = _float_to_frame(x[:, s0 : s0 + self._block], fmt, layout)
                 frame.sample_rate = self.sr
-                frame.time_base = Fraction(1, self.sr)
+                frame.time_base = tb
                 frame.pts = self._pts0 + pos + s0
                 self._pending.extend(self._enc.encode(frame))
         except av.error.FFmpegError as e:
