@@ -1059,6 +1059,15 @@ def test_edge_events_silent_references_loopback_hosts_and_big_bodies(client, vid
     r = client.post(f"/api/s/{sid}/render", content=b'{"seed": 1, "junk": "' + b"x" * (9 * 2**20) + b'"}',
                     headers={"content-type": "application/json"})
     assert r.status_code == 413 and "limit" in r.json()["error"]
+    # the same body in chunks (no length said): refused before it is read, not parsed whole
+    r = client.post(f"/api/s/{sid}/render", content=iter([b'{"seed": 1, "junk": "', b"x" * (9 * 2**20), b'"}']),
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 411 and "Content-Length" in r.json()["error"]
+    r = client.post(f"/api/s/{sid}/render", content=iter([b'{"seed": 1}']), headers={"content-type": "application/json"})
+    assert r.status_code == 411  # (small or large: the length is what is checked)
+    # uploads still take chunked bodies (the limit is counted as they stream to disk)
+    r = client.post(f"/api/s/{sid}/references", params={"name": "take.wav"}, content=iter([silent.getvalue()]))
+    assert r.status_code == 400 and "silent" in r.json()["error"]
 
 
 def test_a_loopback_host_other_than_127_0_0_1_is_served(tmp_path):

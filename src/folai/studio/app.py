@@ -203,10 +203,16 @@ def create_app(
             # the JSON routes' bodies are small (uploads stream to disk under their own limits): a
             # 200 MiB render request had been parsed whole, 1.2 GB of memory (found by a review)
             declared = request.headers.get("content-length", "")
-            if (request.headers.get("content-type", "").startswith("application/json") or not _upload_route(request.url.path)) \
-                    and declared.isdigit() and int(declared) > limits.json_bytes:
+            small = request.headers.get("content-type", "").startswith("application/json") or not _upload_route(request.url.path)
+            if small and declared.isdigit() and int(declared) > limits.json_bytes:
                 return JSONResponse({"error": f"the request is larger than the limit of {limits.json_bytes / 2**20:.0f} MiB"},
                                     status_code=413)
+            if small and not declared and "transfer-encoding" in request.headers:
+                # a body sent in chunks says no length to check: it was parsed whole, however large
+                # (found by a review). Browsers send a length with a JSON body; uploads stream to
+                # disk under their own limits
+                return JSONResponse({"error": "send the request with a Content-Length (a chunked body is taken "
+                                              "by the upload routes only)"}, status_code=411)
             origin = request.headers.get("origin")
             # ("null": a sandboxed frame or a file:// page, another site as far as we can tell; it
             # could create sessions until a user's live one was evicted)
