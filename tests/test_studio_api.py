@@ -1042,6 +1042,23 @@ def test_a_download_survives_the_file_being_replaced(client, video, workspace):
     assert r.status_code == 404 and "no longer there" in r.json()["error"]
 
 
+def test_downloads_answer_head_requests(client, video, workspace):
+    # download managers (and some browsers) ask with HEAD first: it had been 405 Method Not Allowed
+    sid = new_session(client)
+    open_video(client, sid, video)
+    client.post(f"/api/s/{sid}/edit", json={"op": "add_event", "time": 1.0, "level": 0.5})
+    assert wait(client, sid, client.post(f"/api/s/{sid}/render", json={}).json())["state"] == "done"
+    before = files_in(workspace)
+    for url in ("audio.wav", "envelope.csv", "video"):
+        got = client.get(f"/api/s/{sid}/{url}")
+        head = client.head(f"/api/s/{sid}/{url}")
+        assert got.status_code == head.status_code == 200, url
+        assert head.content == b"" and head.headers["content-length"] == str(len(got.content)), url
+        assert head.headers.get("content-disposition") == got.headers.get("content-disposition"), url
+    assert files_in(workspace) == before  # (the download's hard link goes after a HEAD too)
+    assert client.head(f"/api/s/{sid}/export").status_code == 404  # nothing exported: the same answer as GET
+
+
 def test_edge_events_silent_references_loopback_hosts_and_big_bodies(client, video):
     from folai.studio.edits import apply_edit
 

@@ -425,7 +425,7 @@ def create_app(
             dest.unlink(missing_ok=True)
             raise
 
-    @app.get("/api/s/{sid}/video")
+    @app.api_route("/api/s/{sid}/video", methods=["GET", "HEAD"])  # (HEAD: download managers ask first)
     def get_video(sid: str) -> FileResponse:
         s = session(sid)
         if s.video is None:
@@ -565,7 +565,7 @@ def create_app(
                 out["note"] = note
             return out
 
-    @app.get("/api/s/{sid}/envelope.csv")
+    @app.api_route("/api/s/{sid}/envelope.csv", methods=["GET", "HEAD"])  # (HEAD: download managers ask first)
     def save_csv(sid: str) -> Response:
         s = session(sid)
         with s.lock:
@@ -721,7 +721,7 @@ def create_app(
 
         return jobs.submit(s.id, "render", work).to_json()
 
-    @app.get("/api/s/{sid}/audio.wav")
+    @app.api_route("/api/s/{sid}/audio.wav", methods=["GET", "HEAD"])  # (HEAD: download managers ask first)
     def get_audio(sid: str) -> FileResponse:
         s = session(sid)
         with s.lock:
@@ -770,7 +770,7 @@ def create_app(
 
         return jobs.submit(s.id, "export", work).to_json()
 
-    @app.get("/api/s/{sid}/export")
+    @app.api_route("/api/s/{sid}/export", methods=["GET", "HEAD"])  # (HEAD: download managers ask first)
     def get_export(sid: str) -> FileResponse:
         s = session(sid)
         with s.lock:
