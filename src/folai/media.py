@@ -688,19 +688,51 @@ def iter_video_frames(
         frame_threads: let FFmpeg decode several frames at once in threads of its own (its
             ``AUTO`` threading). Off, it decodes a frame at a time (slices of one frame in
             threads, where the codec has them): less CPU in all, for a consumer that keeps the
-            other core busy with pictures that decode quickly.
+            other core busy with pictures that decode quickly. A packet that then does not decode
+            (frame threads conceal some damage) starts the decoding again with frame threads,
+            past the frames already given: the file is taken, or refused in the same words, as
+            with frame threads.
 
     Yields:
         ``(t, frame)`` (``(t, frame, source_t)`` with ``source_times``): ``t = start + k / fps``
         and the source frame shown at ``t`` (the last
         one with presentation time ``<= t``; before the first frame, the first frame), as
-        ``(H, W, 3)`` or ``(H, W)`` uint8. Frames are yielded while ``t`` is before the end of
+        ``(H, W, 3)`` or ``(H, W)`` uint8 (``lazy``: a function of no arguments that returns it). Frames are yielded while ``t`` is before the end of
         the last source frame, so a 4.0 s clip gives 120 frames at 30 fps.
 
     Raises:
         MediaError: missing / non-media file, no video stream, zero duration, a stream that stops
             early (truncated file) or cannot be decoded.
     """
+    args = (path, fps, size, start, end, gray, crop, shrink, source_times, align, lazy)
+    if frame_threads:
+        yield from _video_frames(*args, frame_threads=True)
+        return
+    given = 0
+    try:
+        for item in _video_frames(*args, frame_threads=False):
+            yield item
+            given += 1
+    except _Undecodable as e:
+        # A packet the one-frame-at-a-time decoder refuses. FFmpeg's frame threads conceal some:
+        # a damaged VP8 frame, or a truncated file's last packet, which then gets its own message.
+        # Those files had been taken (or refused in those words) before this decoder was used for
+        # small pictures (found by a review): decode again as the default does, from the start,
+        # and go on after what was given. (On damaged files the frame threads' own pictures differ
+        # from run to run where they conceal; on intact ones the two decoders agree bit for bit.)
+        log.debug("%s: decoding again with frame threads after %d frames (%s)", path, given, e.__cause__)
+        for n, item in enumerate(_video_frames(*args, frame_threads=True)):
+            if n >= given:
+                yield item
+
+
+class _Undecodable(Exception):
+    """Raised by :func:`_video_frames` without frame threads where a packet does not decode."""
+
+
+def _video_frames(path, fps, size, start, end, gray, crop, shrink, source_times, align, lazy, *, frame_threads: bool):
+    """:func:`iter_video_frames`, decoding with or without FFmpeg's frame threads (without them, a
+    packet that does not decode raises :class:`_Undecodable`)."""
     av = _av()
     if not fps or fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
@@ -758,6 +790,8 @@ def iter_video_frames(
                 done = True
                 frames = []
             except av.error.FFmpegError as e:
+                if not frame_threads:
+                    raise _Undecodable() from e
                 at = prev_t if prev_t is not None else 0.0
                 raise MediaError(
                     f"{p} cannot be decoded past {at:.2f} s ({_reason(e)}); the file is truncated or corrupt."

@@ -137,7 +137,8 @@ def iter_small_gray(
     picture decodes about as fast as the flow consumes it, so the two threads share the work
     evenly on two cores, and FFmpeg's frame threads would only add CPU. A larger picture is
     decoded with frame threads and shrunk here (its decoding is the slower part; and the queue
-    between the threads holds small pictures, not whole decoded frames).
+    between the threads holds small pictures, not whole decoded frames). ``lazy=True`` yields
+    functions at any size (a small picture decoded a frame at a time, as with None).
     """
     from .. import media
     from ..errors import FolaiError
