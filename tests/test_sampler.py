@@ -436,6 +436,22 @@ def test_references_round_robin_never_repeats_a_take(tmp_path):
     assert len(set(used)) >= 3, used
 
 
+def test_cutting_a_long_reference_shows_a_bar(tmp_path, capsys, monkeypatch):
+    # an hour of reference is cut into takes in about a minute: it had shown nothing meanwhile
+    import folai.synthesis.sampler as sampler
+    from folai.pipeline import FoleyPipeline
+
+    ref = _takes_file(tmp_path, (300.0, 520.0, 850.0))
+    monkeypatch.setattr(sampler, "_BAR_FROM", 1)  # (a short file stands for a long one)
+    FoleyPipeline().check(references=[ref], progress=False)
+    assert "cutting takes" not in capsys.readouterr().err
+    FoleyPipeline().check(references=[ref], progress=True)
+    assert f"cutting takes from {ref.name}" in capsys.readouterr().err
+    monkeypatch.setattr(sampler, "_BAR_FROM", 3)
+    FoleyPipeline().check(references=[ref], progress=True)  # one block: too short for a bar
+    assert "cutting takes" not in capsys.readouterr().err
+
+
 def test_noisy_decay_is_one_take_and_distinct_knocks_are_each_one(tmp_path):
     """A noise burst decaying over ~0.4 s (a scrape, a crumple): librosa marks its flux every
     35-80 ms, and cut there every piece was shorter than a take, so the recording was refused.

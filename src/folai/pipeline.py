@@ -136,11 +136,16 @@ class FoleyPipeline:
         return self.timing.estimate(video, roi=roi, progress=progress, prompt=prompt)
 
     # ---------------------------------------------------------------- stage 2
-    def check(self, prompt: str | None = None, references: Sequence[str | os.PathLike] = ()) -> None:
-        """Fail fast on conditions the synthesis backend cannot use (before stage 1 runs)."""
+    def check(self, prompt: str | None = None, references: Sequence[str | os.PathLike] = (),
+              progress: bool = False) -> None:
+        """Fail fast on conditions the synthesis backend cannot use (before stage 1 runs).
+        ``progress``: a bar where the backend takes long (cutting a long recording into takes)."""
+        import inspect
+
         check = getattr(self.synth, "check", None)
         if check is not None:
-            check(prompt=prompt, references=list(references))
+            extra = {"progress": progress} if "progress" in inspect.signature(check).parameters else {}
+            check(prompt=prompt, references=list(references), **extra)
 
     def render(
         self,
@@ -245,7 +250,7 @@ class FoleyPipeline:
             if key == "video" and not write_video:
                 continue
             check_output(p, ins)
-        self.check(prompt=prompt, references=references)
+        self.check(prompt=prompt, references=references, progress=progress)
         info = probe_video(video)  # remembered: the timing stage asks again for free
         if write_video:
             check_copy(video, paths["video"])  # a codec the output cannot carry: said before stage 1

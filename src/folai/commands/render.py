@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                     "the first %.3f s (the times are seconds from the video's start)", env.start, env.start)
     warn_moot_prompt(args, stage1=False)
     pipe = FoleyPipeline(synth=args.synth, synth_options=synth_options(args))
-    pipe.check(prompt=args.prompt, references=args.reference)
+    pipe.check(prompt=args.prompt, references=args.reference, progress=True)
     pipe.render_to_file(
         env, args.output, args.duration or env.end, inputs=[args.envelope, *args.reference, args.video],
         subtype=args.subtype, prompt=args.prompt, references=args.reference, video=args.video, seed=args.seed,

@@ -93,6 +93,7 @@ _BANK, _BANK_LEN = 3, int(2.5 * SR)  # textures are stretches of a few stored on
 #: length (with 1 s of context each side), so that memory does not grow with its length: a
 #: 20-minute recording analysed at once took 2.1 GB (librosa's spectrogram of it, twice)
 _REF_BLOCK = 60.0
+_BAR_FROM = 3  # blocks of a recording from which cutting it into takes shows a progress bar
 #: the texture's grains come from at most this much of each recording (s): a longer one gives
 #: evenly spread excerpts of _MATERIAL_PIECE s
 _MATERIAL_MAX, _MATERIAL_PIECE = 300.0, 10.0
@@ -615,14 +616,17 @@ def _no_dc(y: np.ndarray) -> np.ndarray:
     return out
 
 
-def _onsets(y: np.ndarray) -> np.ndarray:
+def _onsets(y: np.ndarray, bar: str | None = None) -> np.ndarray:
     """librosa's onsets (samples, backtracked) of ``y``; in :func:`_blocks` for a long recording
     (each block's onsets found with 1 s of context; the detector's threshold is then relative to
-    the block, not to the whole recording)."""
+    the block, not to the whole recording). ``bar``: a progress bar of that title over the blocks
+    of a recording of :data:`_BAR_FROM` blocks or more (an hour takes about a minute)."""
     import librosa
+    from tqdm.auto import tqdm
 
     parts = []
-    for a, b, lo, hi in _blocks(y.size):
+    blocks = list(_blocks(y.size))
+    for a, b, lo, hi in tqdm(blocks, desc=bar, unit="min", disable=bar is None or len(blocks) < _BAR_FROM, leave=False):
         on = librosa.onset.onset_detect(y=y[lo:hi], sr=SR, units="samples", backtrack=True) + lo
         parts.append(on[(on >= a) & (on < b)])
     return np.concatenate(parts).astype(np.int64)
@@ -677,7 +681,7 @@ def _starts_with_attack(seg: np.ndarray) -> bool:
 class _ReferenceSource:
     """Takes cut from the user's recordings by onset detection, used round-robin."""
 
-    def __init__(self, files: Sequence[str | Path]):
+    def __init__(self, files: Sequence[str | Path], progress: bool = False):
         self.key: tuple = ("references", tuple(str(f) for f in files))  # names the texture bank
         self.takes: list[np.ndarray] = []
         material: list[np.ndarray] = []
@@ -698,7 +702,7 @@ class _ReferenceSource:
             if peak < SILENT_PEAK:
                 raise silent_recording(f"reference recording {f}", peak)
             y /= peak  # (in place: a long recording is not held twice)
-            raw = _onsets(y)
+            raw = _onsets(y, f"cutting takes from {Path(f).name}" if progress else None)
             on = _rising_onsets(y, raw, hum=_low_hum(y))
             # the file's start is a take too if a sound starts there (a trimmed one-shot); room
             # noise, hum or an offset before the first hit is not: such a head had become a take,
@@ -1061,16 +1065,17 @@ class SamplerSynth:
         return bank
 
     # ------------------------------------------------------------------ planning (frame rate, global)
-    def check(self, prompt: str | None = None, references: Sequence[str | Path] = ()) -> None:
-        """Raise a :class:`FolaiError` now for a prompt or recordings the render could not use."""
-        self._source(prompt, references)
+    def check(self, prompt: str | None = None, references: Sequence[str | Path] = (), progress: bool = False) -> None:
+        """Raise a :class:`FolaiError` now for a prompt or recordings the render could not use
+        (``progress``: a bar while a long recording is cut into takes)."""
+        self._source(prompt, references, progress=progress)
 
-    def _source(self, prompt, references):
+    def _source(self, prompt, references, progress: bool = False):
         if references:
             key = tuple(str(Path(r).resolve()) for r in references)
             stamp = tuple(Path(r).stat().st_mtime_ns if Path(r).exists() else -1 for r in references)
             if self._refs is None or self._refs[0] != (key, stamp):
-                src = _ReferenceSource(list(references))
+                src = _ReferenceSource(list(references), progress=progress)
                 src.key = ("references", key, stamp)
                 self._refs = ((key, stamp), src)
             return self._refs[1]
