@@ -207,10 +207,11 @@ def create_app(
             if small and declared.isdigit() and int(declared) > limits.json_bytes:
                 return JSONResponse({"error": f"the request is larger than the limit of {limits.json_bytes / 2**20:.0f} MiB"},
                                     status_code=413)
-            if small and not declared and "transfer-encoding" in request.headers:
+            if small and "transfer-encoding" in request.headers:
                 # a body sent in chunks says no length to check: it was parsed whole, however large
-                # (found by a review). Browsers send a length with a JSON body; uploads stream to
-                # disk under their own limits
+                # (found by a review), also when a Content-Length came with it (the server reads the
+                # chunks and ignores the length). Browsers send a length with a JSON body; uploads
+                # stream to disk under their own limits
                 return JSONResponse({"error": "send the request with a Content-Length (a chunked body is taken "
                                               "by the upload routes only)"}, status_code=411)
             origin = request.headers.get("origin")
@@ -425,7 +426,7 @@ def create_app(
             dest.unlink(missing_ok=True)
             raise
 
-    @app.api_route("/api/s/{sid}/video", methods=["GET", "HEAD"])  # (HEAD: download managers ask first)
+    @app.get("/api/s/{sid}/video")
     def get_video(sid: str) -> FileResponse:
         s = session(sid)
         if s.video is None:
@@ -565,7 +566,7 @@ def create_app(
                 out["note"] = note
             return out
 
-    @app.api_route("/api/s/{sid}/envelope.csv", methods=["GET", "HEAD"])  # (HEAD: download managers ask first)
+    @app.get("/api/s/{sid}/envelope.csv")
     def save_csv(sid: str) -> Response:
         s = session(sid)
         with s.lock:
@@ -721,7 +722,7 @@ def create_app(
 
         return jobs.submit(s.id, "render", work).to_json()
 
-    @app.api_route("/api/s/{sid}/audio.wav", methods=["GET", "HEAD"])  # (HEAD: download managers ask first)
+    @app.get("/api/s/{sid}/audio.wav")
     def get_audio(sid: str) -> FileResponse:
         s = session(sid)
         with s.lock:
@@ -770,13 +771,19 @@ def create_app(
 
         return jobs.submit(s.id, "export", work).to_json()
 
-    @app.api_route("/api/s/{sid}/export", methods=["GET", "HEAD"])  # (HEAD: download managers ask first)
+    @app.get("/api/s/{sid}/export")
     def get_export(sid: str) -> FileResponse:
         s = session(sid)
         with s.lock:
             if s.export_path is None or s.video is None:
                 raise HTTPException(404, "nothing has been exported yet")
             return _download(s, s.export_path, f".foley{s.export_path.suffix}")
+
+    # the downloads answer HEAD too (download managers ask first; it had been 405), as routes of their
+    # own out of the API's schema (one route for both had given GET and HEAD one operation id)
+    for path, fn in (("/api/s/{sid}/video", get_video), ("/api/s/{sid}/envelope.csv", save_csv),
+                     ("/api/s/{sid}/audio.wav", get_audio), ("/api/s/{sid}/export", get_export)):
+        app.add_api_route(path, fn, methods=["HEAD"], include_in_schema=False)
 
     # ------------------------------------------------------------------ jobs
     @app.get("/api/s/{sid}/jobs/{jid}")
@@ -869,8 +876,21 @@ def _download(s: Session, path: Path, ending: str, media_type: str | None = None
     headers = {"content-disposition": _attachment(_download_stem(s), ending)}
     if link is None:
         return FileResponse(path, media_type=media_type, headers=headers)
-    return FileResponse(link, media_type=media_type, headers=headers,
-                        background=BackgroundTask(lambda: link.unlink(missing_ok=True)))
+    return _LinkResponse(link, media_type=media_type, headers=headers,
+                         background=BackgroundTask(lambda: link.unlink(missing_ok=True)))
+
+
+class _LinkResponse(FileResponse):
+    """A FileResponse of a download's own hard link, removed however the response ends. Starlette
+    answers a Range it cannot serve (416, or 400 for a malformed one) and a dropped connection
+    without running the background task: such links had stayed in the workspace (found by a
+    review)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            Path(self.path).unlink(missing_ok=True)
 
 
 def _no_job() -> dict[str, Any]:
