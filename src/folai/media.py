@@ -690,8 +690,10 @@ def iter_video_frames(
             threads, where the codec has them): less CPU in all, for a consumer that keeps the
             other core busy with pictures that decode quickly. A packet that then does not decode
             (frame threads conceal some damage) starts the decoding again with frame threads,
-            past the frames already given: the file is taken, or refused in the same words, as
-            with frame threads.
+            past the frames already given. A damaged H.264 file is then taken, or refused in
+            the same words, as with frame threads; other codecs' decoders may differ the other
+            way too (a damaged VP9 stream decoded a frame at a time hides damage that its frame
+            threads refuse), which is why the motion timing uses this for H.264 only.
 
     Yields:
         ``(t, frame)`` (``(t, frame, source_t)`` with ``source_times``): ``t = start + k / fps``

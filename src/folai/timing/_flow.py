@@ -80,7 +80,7 @@ def single_threaded_cv2():
         cv2.setNumThreads(old)
 
 
-#: pixels: a video picture up to this size (640 x 480) decodes a frame at a time for the motion
+#: pixels: an H.264 picture up to this size (640 x 480) decodes a frame at a time for the motion
 #: timing, shrunk in the flow's thread (:func:`iter_small_gray`'s ``lazy=None``). Measured on 10 s
 #: Greatest Hits clips, 2 cores: stage 1 alone 10 % faster at 344 x 256, even at 640 x 480; FFmpeg's
 #: frame threads were 8 % faster at 1280 x 720
@@ -131,8 +131,8 @@ def iter_small_gray(
     with ``source_times`` it yields ``(t, gray, source_t)``, and with ``align`` starts at the first
     frame's phase, as that function does.
 
-    ``lazy=None``: for a consumer in another thread (:func:`threaded`). A picture of at most
-    SMALL_PICTURE pixels is then decoded a frame at a time, and yielded as a function that makes
+    ``lazy=None``: for a consumer in another thread (:func:`threaded`). An H.264 picture of at
+    most SMALL_PICTURE pixels is then decoded a frame at a time, and yielded as a function that makes
     ``gray`` (``lazy=True`` of that function), so that the consumer's thread shrinks it: such a
     picture decodes about as fast as the flow consumes it, so the two threads share the work
     evenly on two cores, and FFmpeg's frame threads would only add CPU. A larger picture is
@@ -177,7 +177,10 @@ def iter_small_gray(
     if geometry is not None:
         geometry.append(FrameGeometry(dw, dh, r, (out_w, out_h)))
     crop = None if r == (0, 0, dw, dh) else r
-    small = dw * dh <= SMALL_PICTURE
+    # (H.264 only: a damaged VP9 stream decoded a frame at a time hides damage its frame threads
+    # refuse, and vice versa for VP8, found by a review; H.264 decodes alike but for a truncated
+    # last packet, which iter_video_frames then decodes again with frame threads)
+    small = dw * dh <= SMALL_PICTURE and info.codec == "h264"
     if lazy is None:
         lazy = small
     yield from media.iter_video_frames(path, fps=fps, size=(out_w, out_h), gray="luma", crop=crop, shrink=shrink,
