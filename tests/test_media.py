@@ -857,6 +857,28 @@ def test_damage_decodes_the_same_with_or_without_frame_threads(tmp_path, caplog)
     assert taken >= 1  # (damaged files that are taken, not only refused ones)
 
 
+def test_lazy_frames_of_a_damaged_h264_file_are_read_as_they_come(tmp_path):
+    # the H.264 decoder goes on concealing damage into pictures it has given out: lazy frames made
+    # after the decoder moved on had other pixels (and the motion timing other events) from run to
+    # run (found by a review). Each is read (copied) as it comes
+    src = make_hit_video(tmp_path / "h.mp4", duration=3.0, hit_times=[1.0, 2.0], size=(344, 256)).path
+    data = src.read_bytes()
+    kw = dict(fps=30, size=(128, 96), gray="luma", lazy=True, frame_threads=False)
+    for seed in range(4):
+        rng = np.random.default_rng(seed + 1000)
+        bad = bytearray(data)
+        for pos in rng.integers(len(data) // 10, len(data), int(rng.integers(1, 30))):
+            bad[pos] = rng.integers(0, 256)
+        v = tmp_path / f"d{seed}.mp4"
+        v.write_bytes(bytes(bad))
+        try:
+            now = [f() for _, f in iter_video_frames(v, **kw)]
+            later = [f() for f in [f for _, f in iter_video_frames(v, **kw)]]
+        except MediaError:
+            continue
+        assert len(now) == len(later) and all(np.array_equal(a, b) for a, b in zip(now, later)), seed
+
+
 def test_lazy_frames_made_in_another_thread_while_decoding_goes_on(tmp_path):
     import time
 

@@ -621,6 +621,21 @@ class _Converter:
         self.blocks = bool(blocks) and gray == "luma"
 
     def __call__(self, frame) -> np.ndarray:
+        return self.finish(self.take(frame))
+
+    def later(self, frame):
+        """A function of no arguments that returns ``self(frame)``, for another thread to call:
+        the picture is read from ``frame`` now (copied where it would be a view of the decoder's
+        buffer: a damaged H.264 stream's decoder goes on concealing into pictures it has given
+        out, so that a frame read later had other pixels from run to run; found by a review), and
+        only the shrinking is left."""
+        arr = self.take(frame)
+        if self.fast and self.gray == "luma":
+            arr = arr.copy()
+        return functools.partial(self.finish, arr)
+
+    def take(self, frame) -> np.ndarray:
+        """What of ``frame`` the output is made from (a view of its luma plane for ``"luma"``)."""
         if not self.fast:
             return _frame_to_array(frame, self.size, bool(self.gray), self.rot, self.sar, self.mirrored)
         if self.gray == "luma":
@@ -633,6 +648,12 @@ class _Converter:
         if self.src is not None:
             sx, sy, sw, sh = self.src
             arr = arr[sy : sy + sh, sx : sx + sw]
+        return arr
+
+    def finish(self, arr: np.ndarray) -> np.ndarray:
+        """The output from :meth:`take`'s array: resized, mirrored and turned upright."""
+        if not self.fast:
+            return arr
         arr = _resize(arr, *self.target, fast=self.blocks)
         if self.mirrored:
             arr = arr[:, ::-1]
@@ -776,7 +797,7 @@ def _video_frames(path, fps, size, start, end, gray, crop, shrink, source_times,
             nonlocal conv
             if conv is None:
                 conv = _Converter(frame, vs, p, size, gray, crop, shrink == "blocks")
-            return functools.partial(conv, frame) if lazy else conv(frame)
+            return conv.later(frame) if lazy else conv(frame)
 
         demux = container.demux(vs)
         restamp = _Restamp(_stamps_in_decode_order(container, vs))
