@@ -261,6 +261,23 @@ def test_generate_stays_in_sync_when_the_video_starts_after_the_file(tmp_path, s
     assert wav.shape[0] == 3 * 44100  # the WAV keeps the file's time, from t = 0
 
 
+def test_commands_run_with_stderr_closed(tmp_path, hit_video):
+    # `folai ... 2>&-` (some service managers and cron jobs start programs so): Python has no
+    # sys.stderr then, and the first progress bar failed with an internal error (found by a review)
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(pipeline_mod.__file__).parents[1]))
+    out = tmp_path / "out.mp4"
+    for argv in (["generate", str(hit_video), "-o", str(out)], ["render", str(out.with_suffix(".envelope.csv")),
+                                                                 "-o", str(tmp_path / "r.wav")]):
+        r = subprocess.run([sys.executable, "-m", "folai", *argv], env=env, stdout=subprocess.PIPE,
+                           preexec_fn=lambda: os.close(2), timeout=120)
+        assert r.returncode == 0, (argv, r.stdout)
+    assert out.exists() and out.with_suffix(".wav").exists() and (tmp_path / "r.wav").exists()
+
+
 @pytest.mark.parametrize(("signame", "rc"), [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
 def test_generate_stopped_by_a_signal_leaves_nothing_behind(tmp_path, signame, rc):
     # `timeout`, `kill`, a job queue or `docker stop` send SIGTERM: partial outputs used to stay

@@ -450,6 +450,21 @@ def test_cutting_a_long_reference_shows_a_bar(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sampler, "_BAR_FROM", 3)
     FoleyPipeline().check(references=[ref], progress=True)  # one block: too short for a bar
     assert "cutting takes" not in capsys.readouterr().err
+    # a backend's check of any form: given progress where it takes it, called either way
+    got = []
+
+    class Keywords:
+        def check(self, **kw):
+            got.append(kw)
+
+    pipe = FoleyPipeline()
+    for backend, want in ((Keywords(), True), (type("Plain", (), {"check": lambda self, prompt, references: got.append(1)})(), 1)):
+        pipe._synth = backend
+        pipe.check(prompt="wood", progress=True)
+        assert got.pop() == ({"prompt": "wood", "references": [], "progress": True} if want is True else want)
+    pipe._synth = type("Builtin", (), {})()
+    pipe._synth.check = {}.update  # (no signature to read)
+    pipe.check(prompt="wood", progress=True)
 
 
 def test_noisy_decay_is_one_take_and_distinct_knocks_are_each_one(tmp_path):

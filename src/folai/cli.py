@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from . import __version__
@@ -90,6 +91,12 @@ def build_parser(load: str | None = "*") -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _ARGV[:] = argv
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            # run with the stream closed (`2>&-`, some service managers): Python has no sys.stderr
+            # then, and the first progress bar or message failed with an internal error (found by
+            # a review); what would be written there goes nowhere instead
+            setattr(sys, name, open(os.devnull, "w"))
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(load=chosen if chosen in COMMANDS else None)
     args = parser.parse_args(argv)
@@ -100,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # third-party libraries' retry chatter would bury our one-line error message; the env vars
         # hold for libraries imported later (they reset their loggers' levels on import)
-        import os
         import warnings
 
         for var in ("HF_HUB_VERBOSITY", "TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):

@@ -144,8 +144,12 @@ class FoleyPipeline:
 
         check = getattr(self.synth, "check", None)
         if check is not None:
-            extra = {"progress": progress} if "progress" in inspect.signature(check).parameters else {}
-            check(prompt=prompt, references=list(references), **extra)
+            try:
+                params = inspect.signature(check).parameters.values()
+            except (TypeError, ValueError):  # (a callable without a signature to read)
+                params = ()
+            takes = any(p.name == "progress" or p.kind is p.VAR_KEYWORD for p in params)
+            check(prompt=prompt, references=list(references), **({"progress": progress} if takes else {}))
 
     def render(
         self,

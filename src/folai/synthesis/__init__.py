@@ -12,7 +12,8 @@ progress=True) -> np.ndarray`` of shape (2, round(duration * sample_rate)), floa
 Backends that can re-render a stretch alone also expose ``render_span(envelope, start, end, **same)``
 returning exactly the samples [round(start*sr), round(end*sr)) of the full render with the same
 arguments (the studio uses it for local re-rendering). Backends may also expose
-``check(prompt=None, references=())``, which raises :class:`FolaiError` for conditions they cannot
+``check(prompt=None, references=(), progress=False)`` (``progress`` optional: a bar where the
+check takes long), which raises :class:`FolaiError` for conditions they cannot
 use (unknown prompt, silent reference...) before any work is done; the pipeline calls it first.
 """
 

@@ -93,7 +93,7 @@ _BANK, _BANK_LEN = 3, int(2.5 * SR)  # textures are stretches of a few stored on
 #: length (with 1 s of context each side), so that memory does not grow with its length: a
 #: 20-minute recording analysed at once took 2.1 GB (librosa's spectrogram of it, twice)
 _REF_BLOCK = 60.0
-_BAR_FROM = 3  # blocks of a recording from which cutting it into takes shows a progress bar
+_BAR_FROM = 3  # blocks (of _REF_BLOCK) from which cutting a recording shows a progress bar: over 2 minutes
 #: the texture's grains come from at most this much of each recording (s): a longer one gives
 #: evenly spread excerpts of _MATERIAL_PIECE s
 _MATERIAL_MAX, _MATERIAL_PIECE = 300.0, 10.0
