@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import heapq
 import logging
 import math
@@ -621,21 +620,6 @@ class _Converter:
         self.blocks = bool(blocks) and gray == "luma"
 
     def __call__(self, frame) -> np.ndarray:
-        return self.finish(self.take(frame))
-
-    def later(self, frame):
-        """A function of no arguments that returns ``self(frame)``, for another thread to call:
-        the picture is read from ``frame`` now (copied where it would be a view of the decoder's
-        buffer: a damaged H.264 stream's decoder goes on concealing into pictures it has given
-        out, so that a frame read later had other pixels from run to run; found by a review), and
-        only the shrinking is left."""
-        arr = self.take(frame)
-        if self.fast and self.gray == "luma":
-            arr = arr.copy()
-        return functools.partial(self.finish, arr)
-
-    def take(self, frame) -> np.ndarray:
-        """What of ``frame`` the output is made from (a view of its luma plane for ``"luma"``)."""
         if not self.fast:
             return _frame_to_array(frame, self.size, bool(self.gray), self.rot, self.sar, self.mirrored)
         if self.gray == "luma":
@@ -648,12 +632,6 @@ class _Converter:
         if self.src is not None:
             sx, sy, sw, sh = self.src
             arr = arr[sy : sy + sh, sx : sx + sw]
-        return arr
-
-    def finish(self, arr: np.ndarray) -> np.ndarray:
-        """The output from :meth:`take`'s array: resized, mirrored and turned upright."""
-        if not self.fast:
-            return arr
         arr = _resize(arr, *self.target, fast=self.blocks)
         if self.mirrored:
             arr = arr[:, ::-1]
@@ -673,8 +651,6 @@ def iter_video_frames(
     shrink: str = "area",
     source_times: bool = False,
     align: bool = False,
-    lazy: bool = False,
-    frame_threads: bool = True,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream frames at a fixed rate, chosen by timestamp.
 
@@ -703,59 +679,18 @@ def iter_video_frames(
             comes a few ms after the file's start (MPEG-TS, browser and OBS recordings, an audio
             track with an encoder delay) then shows frame k at output k, not k - 1: the motion
             timing had placed every sound up to one frame late there (found by a review).
-        lazy: yield, in place of each frame, a function of no arguments that makes it (the
-            conversion from the decoded picture runs where it is called: in the consumer's
-            thread when this iterator decodes in another, see :func:`folai.timing._flow.threaded`).
-        frame_threads: let FFmpeg decode several frames at once in threads of its own (its
-            ``AUTO`` threading). Off, it decodes a frame at a time (slices of one frame in
-            threads, where the codec has them): less CPU in all, for a consumer that keeps the
-            other core busy with pictures that decode quickly. A packet that then does not decode
-            (frame threads conceal some damage) starts the decoding again with frame threads,
-            past the frames already given. A damaged H.264 file is then taken, or refused in
-            the same words, as with frame threads; other codecs' decoders may differ the other
-            way too (a damaged VP9 stream decoded a frame at a time hides damage that its frame
-            threads refuse), which is why the motion timing uses this for H.264 only.
 
     Yields:
         ``(t, frame)`` (``(t, frame, source_t)`` with ``source_times``): ``t = start + k / fps``
         and the source frame shown at ``t`` (the last
         one with presentation time ``<= t``; before the first frame, the first frame), as
-        ``(H, W, 3)`` or ``(H, W)`` uint8 (``lazy``: a function of no arguments that returns it). Frames are yielded while ``t`` is before the end of
+        ``(H, W, 3)`` or ``(H, W)`` uint8. Frames are yielded while ``t`` is before the end of
         the last source frame, so a 4.0 s clip gives 120 frames at 30 fps.
 
     Raises:
         MediaError: missing / non-media file, no video stream, zero duration, a stream that stops
             early (truncated file) or cannot be decoded.
     """
-    args = (path, fps, size, start, end, gray, crop, shrink, source_times, align, lazy)
-    if frame_threads:
-        yield from _video_frames(*args, frame_threads=True)
-        return
-    given = 0
-    try:
-        for item in _video_frames(*args, frame_threads=False):
-            yield item
-            given += 1
-    except _Undecodable as e:
-        # A packet the one-frame-at-a-time decoder refuses. FFmpeg's frame threads conceal some:
-        # a damaged VP8 frame, or a truncated file's last packet, which then gets its own message.
-        # Those files had been taken (or refused in those words) before this decoder was used for
-        # small pictures (found by a review): decode again as the default does, from the start,
-        # and go on after what was given. (On damaged files the frame threads' own pictures differ
-        # from run to run where they conceal; on intact ones the two decoders agree bit for bit.)
-        log.debug("%s: decoding again with frame threads after %d frames (%s)", path, given, e.__cause__)
-        for n, item in enumerate(_video_frames(*args, frame_threads=True)):
-            if n >= given:
-                yield item
-
-
-class _Undecodable(Exception):
-    """Raised by :func:`_video_frames` without frame threads where a packet does not decode."""
-
-
-def _video_frames(path, fps, size, start, end, gray, crop, shrink, source_times, align, lazy, *, frame_threads: bool):
-    """:func:`iter_video_frames`, decoding with or without FFmpeg's frame threads (without them, a
-    packet that does not decode raises :class:`_Undecodable`)."""
     av = _av()
     if not fps or fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
@@ -766,7 +701,7 @@ def _video_frames(path, fps, size, start, end, gray, crop, shrink, source_times,
     p, container = _open(path, "video")
     try:
         vs = _video_stream(container, p)
-        vs.thread_type = "AUTO" if frame_threads else "SLICE"
+        vs.thread_type = "AUTO"
         tb = vs.time_base
         origin = _origin(container)
         header_end = _stream_end(container, vs, origin)
@@ -797,7 +732,7 @@ def _video_frames(path, fps, size, start, end, gray, crop, shrink, source_times,
             nonlocal conv
             if conv is None:
                 conv = _Converter(frame, vs, p, size, gray, crop, shrink == "blocks")
-            return conv.later(frame) if lazy else conv(frame)
+            return conv(frame)
 
         demux = container.demux(vs)
         restamp = _Restamp(_stamps_in_decode_order(container, vs))
@@ -813,8 +748,6 @@ def _video_frames(path, fps, size, start, end, gray, crop, shrink, source_times,
                 done = True
                 frames = []
             except av.error.FFmpegError as e:
-                if not frame_threads:
-                    raise _Undecodable() from e
                 at = prev_t if prev_t is not None else 0.0
                 raise MediaError(
                     f"{p} cannot be decoded past {at:.2f} s ({_reason(e)}); the file is truncated or corrupt."
@@ -822,8 +755,7 @@ def _video_frames(path, fps, size, start, end, gray, crop, shrink, source_times,
             for frame, pts in restamp.stamped(frames, end=done):
                 n_decoded += 1
                 # (the frame's time base read once: PyAV makes a new Fraction at each read, and
-                # int / int is the same correctly rounded float as float(Fraction), at a tenth of
-                # the cost on the decoding thread)
+                # int / int is the same correctly rounded float as float(Fraction))
                 ftb = frame.time_base
                 if pts is not None and ftb is not None:
                     ft = pts * ftb.numerator / ftb.denominator - origin

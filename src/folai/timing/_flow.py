@@ -11,9 +11,8 @@ Two pieces, run as a two-stage pipeline so decoding and optical flow overlap on 
 * :class:`FlowFeatures` turns consecutive frames into a few numbers per frame pair (dense DIS
   flow): mean speed, the velocity and horizontal position of the fastest-moving region.
 
-Memory is constant in the video's length: one previous frame and a bounded queue of small frames
-(for pictures of up to 640 x 480, decoded frames whose shrinking waits for the flow's thread); the
-per-frame features (a few floats per frame) are all that accumulates.
+Memory is constant in the video's length: one previous frame and a bounded queue of small frames;
+the per-frame features (5 floats per frame) are all that accumulates.
 """
 
 from __future__ import annotations
@@ -80,11 +79,6 @@ def single_threaded_cv2():
         cv2.setNumThreads(old)
 
 
-#: pixels: an H.264 picture up to this size (640 x 480) decodes a frame at a time for the motion
-#: timing, shrunk in the flow's thread (:func:`iter_small_gray`'s ``lazy=None``). Measured on 10 s
-#: Greatest Hits clips, 2 cores: stage 1 alone 10 % faster at 344 x 256, even at 640 x 480; FFmpeg's
-#: frame threads were 8 % faster at 1280 x 720
-SMALL_PICTURE = 640 * 480
 MIN_FLOW_SIDE = 32  # px: the shorter side of an analysis frame (DIS needs it)
 MIN_ROI_SIDE = 16  # px: smaller regions carry no usable motion
 MAX_ROI_ASPECT = 16  # longest / shortest side of a region
@@ -118,7 +112,6 @@ def iter_small_gray(
     shrink: str = "area",
     source_times: bool = False,
     align: bool = False,
-    lazy: bool | None = False,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(t, gray)`` at ``fps``: ``(h, w)`` uint8 luma of the display picture (or of ``roi``),
     shrunk so that its width is at most ``width`` pixels, but enlarged where needed so that its
@@ -130,15 +123,6 @@ def iter_small_gray(
     is :func:`folai.media.iter_video_frames`' (``"blocks"``: faster, nearly the same picture);
     with ``source_times`` it yields ``(t, gray, source_t)``, and with ``align`` starts at the first
     frame's phase, as that function does.
-
-    ``lazy=None``: for a consumer in another thread (:func:`threaded`). An H.264 picture of at
-    most SMALL_PICTURE pixels is then decoded a frame at a time, and yielded as a function that makes
-    ``gray`` (``lazy=True`` of that function), so that the consumer's thread shrinks it: such a
-    picture decodes about as fast as the flow consumes it, so the two threads share the work
-    evenly on two cores, and FFmpeg's frame threads would only add CPU. A larger picture is
-    decoded with frame threads and shrunk here (its decoding is the slower part; and the queue
-    between the threads holds small pictures, not whole decoded frames). ``lazy=True`` yields
-    functions at any size (a small picture decoded a frame at a time, as with None).
     """
     from .. import media
     from ..errors import FolaiError
@@ -177,15 +161,8 @@ def iter_small_gray(
     if geometry is not None:
         geometry.append(FrameGeometry(dw, dh, r, (out_w, out_h)))
     crop = None if r == (0, 0, dw, dh) else r
-    # (H.264 only: a damaged VP9 stream decoded a frame at a time hides damage its frame threads
-    # refuse, and vice versa for VP8, found by a review; H.264 decodes alike but for a truncated
-    # last packet, which iter_video_frames then decodes again with frame threads)
-    small = dw * dh <= SMALL_PICTURE and info.codec == "h264"
-    if lazy is None:
-        lazy = small
     yield from media.iter_video_frames(path, fps=fps, size=(out_w, out_h), gray="luma", crop=crop, shrink=shrink,
-                                       source_times=source_times, align=align, lazy=lazy,
-                                       frame_threads=not (lazy and small))
+                                       source_times=source_times, align=align)
 
 
 def threaded(it: Iterator, maxsize: int = 16, batch: int = 4) -> Iterator:

@@ -348,7 +348,7 @@ class MotionTiming:
         vel = getattr(flow, "velocity_columns", slice(None))
         with single_threaded_cv2(), tqdm(total=total, desc=desc, unit="frame", disable=not progress, leave=False) as bar:
             frames = threaded(iter_small_gray(video, fps=rate, width=cfg.width, roi=roi, geometry=geometry,
-                                              shrink=shrink, source_times=True, align=True, lazy=None))
+                                              shrink=shrink, source_times=True, align=True))
             t0 = None  # the time of the first output frame
             last_t = None  # time of the last source frame analysed
             repeats = 0  # output slots since then that showed that frame again
@@ -362,7 +362,7 @@ class MotionTiming:
                         # new motion to measure, and a pair without motion would read as a stop
                         repeats += 1
                         continue
-                    row = flow(gray() if callable(gray) else gray)  # (small pictures: shrunk here)
+                    row = flow(gray)
                     if last_t is not None:
                         # the motion since the last picture, per output slot: frames further apart
                         # than 1 / rate (dropped) moved further, repeated slots share the motion
