@@ -364,6 +364,16 @@ def test_envelope_and_render_edge_cases_found_by_a_review(hit_video, tmp_path, c
         (tmp_path / "tc.csv").write_text("time_s,rms\n3600.000,0.5\n3600.008,0\n")
         assert main(["render", str(tmp_path / "tc.csv"), "-o", str(tmp_path / "tc.wav"), "--duration", "1"]) == 0
         assert "starts at" not in caplog.text  # (--duration given: the user chose the span)
+        assert "wholly outside the render's 0 to 1.000 s (--duration): the render is silent" in caplog.text
+        caplog.clear()
+        (tmp_path / "neg.csv").write_text("time_s,rms\n-2.000,0.5\n-1.992,0\n")
+        assert main(["render", str(tmp_path / "neg.csv"), "-o", str(tmp_path / "neg.wav"), "--duration", "1"]) == 0
+        assert "wholly outside" in caplog.text
+        caplog.clear()
+        (tmp_path / "in.csv").write_text("time_s,rms\n0.500,0.5\n0.508,0\n")
+        assert main(["render", str(tmp_path / "in.csv"), "-o", str(tmp_path / "t3.wav"), "--duration", "1"]) == 0
+        assert "wholly outside" not in caplog.text
+        caplog.clear()
         with monkeypatch.context() as m:  # (not an hour of audio in a test: the render is not the point)
             from folai.pipeline import FoleyPipeline as P
 

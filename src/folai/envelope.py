@@ -82,6 +82,8 @@ def _lines(text: str):
 
 def _header_hint(header: list[str]) -> str:
     """What a bad header most likely is, as a hint for the error message."""
+    if not any(c.strip() for c in header):
+        return " (the first line has no names in it)"
     try:
         [float(c) for c in header]
         return " (the header line is missing: the first line must be the column names)"
@@ -580,15 +582,29 @@ class Envelope:
             first = next(reader, None)
         except csv.Error as e:
             raise EnvelopeFormatError(f"{name}: not a CSV file ({e}); expected header 'time_s,rms'") from None
+        def blank(row) -> bool:
+            return not row or all(not c.strip() for c in row)
+
+        try:
+            while first is not None and blank(first):  # (blank lines before the header: skipped, as after it)
+                first = next(reader, None)
+        except csv.Error as e:
+            raise EnvelopeFormatError(f"{name}: not a CSV file ({e}); expected header 'time_s,rms'") from None
         if first is None:
             raise EnvelopeFormatError(f"{name}: file is empty (expected header 'time_s,rms')")
+        header_line = reader.line_num
         decimal_comma = False
         if len(first) == 1 and (";" in first[0] or "\t" in first[0]):
             # a spreadsheet's CSV in a locale that writes "0,25" (LibreOffice and Excel take the
             # separators from the system's settings, not from the save dialog): semicolons or tabs
             # between the columns, decimal commas in the cells. Unambiguous with this header
             reader = csv.reader(_lines(text), delimiter=";" if ";" in first[0] else "\t")
-            first = next(reader)
+            first = next(reader, None)
+            while first is not None and blank(first):
+                first = next(reader, None)
+            if first is None:  # (a separator alone on its line: no names)
+                raise EnvelopeFormatError(f"{name}: line {header_line}: bad header; expected 'time_s,rms' or "
+                                          "'time_s,rms_left,rms_right' (the first line has no names in it)")
             decimal_comma = True
         header = [h.strip() for h in _without_trailing_empty(first)]  # (a spreadsheet's empty last column)
         if header == ["time_s", "rms"]:
@@ -597,7 +613,7 @@ class Envelope:
             nch = 2
         else:
             raise EnvelopeFormatError(
-                f"{name}: line 1: bad header {','.join(header)!r}; expected 'time_s,rms' or "
+                f"{name}: line {header_line}: bad header {','.join(header)!r}; expected 'time_s,rms' or "
                 f"'time_s,rms_left,rms_right'{_header_hint(header)}"
             )
         times = array.array("d")
@@ -612,7 +628,7 @@ class Envelope:
                 raise EnvelopeFormatError(f"{name}: line {reader.line_num}: not a CSV line ({e})") from None
 
         for lineno, row in rows_of(reader):
-            if not row or all(not c.strip() for c in row):
+            if blank(row):
                 continue
             row = _without_trailing_empty(row, nch + 1)
             if len(row) != nch + 1:
@@ -693,8 +709,22 @@ class Envelope:
         bad = np.nonzero(np.abs(d - step) > tol)[0]
         if bad.size:
             k = int(bad[0])
+            # (a fine grid, 24-125 rows/s, written with 2 decimals)
+            rounded = step < 0.1 and bool(np.allclose(ta * 100.0, np.round(ta * 100.0), rtol=0.0, atol=1e-6))
+            hint = (" (the times look rounded to 2 decimals: write the time column with 3 or more decimals)"
+                    if rounded else "")
+            if d.size - bad.size >= max(2, bad.size):
+                # most rows keep one step: the row that breaks it
+                raise EnvelopeFormatError(
+                    f"{name}: line {at[k + 1]}: this row is {d[k]:.6f} s after the previous one, where the rows "
+                    f"are {step:.6f} s apart; the rows must be evenly spaced in time{hint}"
+                )
+            # (too few rows, or no one step among them, to say which row is off: the median had been
+            # given as the step expected, a step found nowhere in the file; found by a review)
+            steps = ", ".join(f"{x:.6g}" for x in d[:6]) + (", ..." if d.size > 6 else "")
             raise EnvelopeFormatError(
-                f"{name}: line {at[k + 1]}: non-uniform time step {d[k]:.6f} s (expected {step:.6f} s between rows)"
+                f"{name}: the rows must be evenly spaced in time (one row every 1/rate s, e.g. 0.008 s as "
+                f"folai writes them); the steps between its rows are {steps} s{hint}"
             )
         k = np.arange(len(ta), dtype=np.float64)
         slope = (ta[-1] - ta[0]) / (len(ta) - 1)
