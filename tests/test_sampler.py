@@ -436,6 +436,26 @@ def test_references_round_robin_never_repeats_a_take(tmp_path):
     assert len(set(used)) >= 3, used
 
 
+@pytest.mark.parametrize("rate", [24.0, 25.0, 30.0])
+def test_a_level_typed_at_a_video_frame_rate_starts_on_its_row(rate):
+    # one row per video frame, 0 until 1.0 s then 0.3 held: the 33-42 ms ramp between two rows had
+    # read as a box-smoothed rise, and the sound began ~34 ms late and held 2.5 dB loud (a review)
+    def box(r):
+        t = np.arange(int(3 * r) + 1) / r
+        v = np.where((t >= 1.0 - 1e-9) & (t < 2.0 - 1e-9), 0.3, 0.0)
+        return Envelope.from_csv_string("time_s,rms\n" + "".join(f"{a:.6f},{b}\n" for a, b in zip(t, v)))
+
+    def read(y):
+        y = y.mean(axis=0)
+        first = np.nonzero(np.abs(y) > 0.01)[0][0] / SR
+        return first, float(np.sqrt(np.mean(y[int(1.2 * SR) : int(1.9 * SR)] ** 2)))
+
+    want_first, want_held = read(SamplerSynth().render(box(125.0), duration=3.0, progress=False))
+    first, held = read(SamplerSynth().render(box(rate), duration=3.0, progress=False))
+    assert abs(want_first - 1.0) < 0.005 and abs(first - want_first) < 0.002, (first, want_first)
+    assert held == pytest.approx(want_held, rel=0.03)
+
+
 def test_cutting_a_long_reference_shows_a_bar(tmp_path, capsys, monkeypatch):
     # an hour of reference is cut into takes in about a minute: it had shown nothing meanwhile
     import folai.synthesis.sampler as sampler

@@ -551,8 +551,12 @@ def _mostly_sharp(events: Sequence[Event], seg: np.ndarray, n_seg: int) -> np.nd
     return (n_all > 0) & (n_sharp > n_all / 2)
 
 
-#: an envelope with fewer rows per second is typed by hand: see _upsample_coarse
-_COARSE_RATE = 20.0
+#: an envelope with fewer rows per second is typed by hand, or at a video's frame rate: see
+#: _upsample_coarse. (Up to 20 until a review found a level typed on one row per video frame, 24-30
+#: rows/s, sounding ~34 ms late and 2.5 dB loud: the 33-42 ms ramp between the rows read as a
+#: box-smoothed rise, as drawn ramps of 32-64 ms do. From 32 rows/s a row's ramp is under 31 ms,
+#: read as the one-frame jump it is)
+_COARSE_RATE = 32.0
 
 
 def _upsample_coarse(env: Envelope, rate: float) -> Envelope:
