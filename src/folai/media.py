@@ -1981,7 +1981,10 @@ class AudioMux:
         self._branches: list[AudioMux] = []  # second encoders for later stretches (branch())
         self._end: int | None = None  # track sample where this encoder stopped (end_at())
         try:
-            self._cout = cout = av.open(str(self.out), "w", format=fmt)
+            # (Matroska: without +bitexact the muxer writes random segment and track UIDs, so the
+            # same seed gave other bytes each run; found by a review. MP4 and MOV have none)
+            self._cout = cout = av.open(str(self.out), "w", format=fmt,
+                                        options={"fflags": "+bitexact"} if fmt in ("matroska", "webm") else None)
             # opaque: the copy takes the source's codec as it is; otherwise PyAV looks for an
             # encoder of the decoder's name, and a video decoded by a library (AV1 by libdav1d)
             # has none, although copying its packets needs no encoder at all
