@@ -141,8 +141,7 @@ def test_envelope_and_render_commands(hit_video, tmp_path, capsys):
 def test_bad_input_one_line_no_partial_files(hit_video, tmp_path, capsys, argv, message):
     (tmp_path / "bad.csv").write_text("time,rms\n0,0\n")
     (tmp_path / "notmedia.mp4").write_text("this is not a video\n")
-    (tmp_path / "o.envelope.csv").write_text("time_s,rms\n0.000,0\n0.008,0.5\n")  # an earlier take's:
-    (tmp_path / "o.mp4").write_bytes(Path(hit_video).read_bytes())  # (beside its video, as generate leaves them)
+    (tmp_path / "o.envelope.csv").write_text("time_s,rms\n0.000,0\n0.008,0.5\n")
     (tmp_path / "early.csv").write_text("time_s,rms\n" + "".join(f"{-10 + i / 125:.6f},0.5\n" for i in range(750)))
     before = set(tmp_path.iterdir())
     argv = [a.format(tmp=tmp_path, video=hit_video) for a in argv]
@@ -152,26 +151,6 @@ def test_bad_input_one_line_no_partial_files(hit_video, tmp_path, capsys, argv, 
     assert message in err, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert set(tmp_path.iterdir()) == before  # nothing written, nothing partial
-
-
-def test_files_beside_the_output_that_no_take_wrote_are_kept(hit_video, tmp_path, capsys):
-    # -o clip.mp4 beside the camera's clip.mov: the separately recorded clip.wav had been replaced by
-    # the render without a word (found by a review). Beside an earlier take they are that take's
-    clip = tmp_path / "clip.mov"
-    clip.write_bytes(Path(hit_video).read_bytes())
-    own = tmp_path / "clip.wav"
-    own.write_bytes(b"RIFF the recordist's own sound")
-    assert main(["generate", str(clip), "-o", str(tmp_path / "clip.mp4"), "-q"]) == 1
-    err = capsys.readouterr().err
-    assert "clip.wav already exists, and no video of that name does" in err and len(err.strip().splitlines()) == 1
-    assert own.read_bytes() == b"RIFF the recordist's own sound" and not (tmp_path / "clip.mp4").exists()
-    # an earlier take, in this container or another: its files are replaced, as a new take should
-    assert main(["generate", str(clip), "-o", str(tmp_path / "take.mp4"), "-q"]) == 0
-    assert main(["generate", str(clip), "-o", str(tmp_path / "take.mp4"), "--seed", "2", "-q"]) == 0
-    assert main(["generate", str(clip), "-o", str(tmp_path / "take.mkv"), "-q"]) == 0
-    # no video written: the WAV is what is asked for
-    assert main(["generate", str(clip), "-o", str(tmp_path / "clip.mp4"), "--no-video", "-q"]) == 0
-    assert own.read_bytes() != b"RIFF the recordist's own sound"
 
 
 def test_output_names_keep_dotted_stems(tmp_path):

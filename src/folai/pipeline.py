@@ -254,25 +254,6 @@ class FoleyPipeline:
             if key == "video" and not write_video:
                 continue
             check_output(p, ins)
-        def earlier_take() -> bool:  # a video of this name folai may have written: not the input
-            base = paths["video"].with_suffix("")
-            for suffix in (".mp4", ".mov", ".mkv", ".m4v"):
-                v = Path(f"{base}{suffix}")
-                if v.exists() and not os.path.samefile(v, video):
-                    return True
-            return False
-
-        if write_video and not earlier_take():
-            # the files written beside the video are named from it: with -o clip.mp4 next to the
-            # camera's clip.mov, a separately recorded clip.wav had been replaced without a word
-            # (found by a review). Beside an earlier take (in any container) they are that take's
-            for key in ("wav", "csv", "png") if plot else ("wav", "csv"):
-                if paths[key].exists():
-                    raise FolaiError(
-                        f"{paths[key]} already exists, and no video of that name does: it is not from an earlier "
-                        f"take, and generate would replace it (it writes {paths['wav'].name}, {paths['csv'].name} and "
-                        f"{paths['png'].name} beside the video); choose another -o, or move that file away"
-                    )
         self.check(prompt=prompt, references=references, progress=progress)
         info = probe_video(video)  # remembered: the timing stage asks again for free
         if write_video:
