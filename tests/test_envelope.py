@@ -171,6 +171,8 @@ def test_blank_lines_before_the_header_are_skipped():
         # too few rows to tell which is off: the steps are said, not a median found nowhere (a review)
         ("time_s,rms\n0,0\n1.0,0.5\n1.05,0\n", r"evenly spaced in time .*the steps between its rows are 1, 0.05 s$"),
         ("time_s,rms\n0.00,0\n0.04,0\n0.08,0\n0.13,0\n0.17,0\n0.21,0\n", "line 5: .* rounded to 2 decimals"),
+        # an exact 2-decimal grid with a row missing: not the rounding (a review)
+        ("time_s,rms\n0.00,0\n0.04,0\n0.08,0\n0.16,0\n0.20,0\n0.24,0\n", r"line 5: this row is 0.080000 s .*time$"),
         ("\n\n;\n", "line 3: bad header"),
         ("time_s,rms\n", "no data rows"),
     ],

@@ -379,6 +379,11 @@ def test_envelope_and_render_edge_cases_found_by_a_review(hit_video, tmp_path, c
         assert main(["render", str(tmp_path / "neg.csv"), "-o", str(tmp_path / "neg.wav"), "--duration", "1"]) == 0
         assert "wholly outside" in caplog.text
         caplog.clear()
+        # rows before 0 whose last one lasts past it (10 rows/s): it sounds, so no warning (a review)
+        (tmp_path / "n10.csv").write_text("time_s,rms\n-0.26,0.8\n-0.16,0.8\n-0.06,0.8\n")
+        assert main(["render", str(tmp_path / "n10.csv"), "-o", str(tmp_path / "n10.wav"), "--duration", "1"]) == 0
+        assert "wholly outside" not in caplog.text
+        caplog.clear()
         (tmp_path / "in.csv").write_text("time_s,rms\n0.500,0.5\n0.508,0\n")
         assert main(["render", str(tmp_path / "in.csv"), "-o", str(tmp_path / "t3.wav"), "--duration", "1"]) == 0
         assert "wholly outside" not in caplog.text

@@ -709,8 +709,10 @@ class Envelope:
         bad = np.nonzero(np.abs(d - step) > tol)[0]
         if bad.size:
             k = int(bad[0])
-            # (a fine grid, 24-125 rows/s, written with 2 decimals)
-            rounded = step < 0.1 and bool(np.allclose(ta * 100.0, np.round(ta * 100.0), rtol=0.0, atol=1e-6))
+            # (a fine grid, 24-125 rows/s, written with 2 decimals: steps off by the rounding only;
+            # not an exact 2-decimal grid with a row missing, which the rounding would not explain)
+            rounded = (step < 0.1 and bool(np.allclose(ta * 100.0, np.round(ta * 100.0), rtol=0.0, atol=1e-6))
+                       and bool(np.all(np.abs(d - step) <= 0.0100001)))
             hint = (" (the times look rounded to 2 decimals: write the time column with 3 or more decimals)"
                     if rounded else "")
             if d.size - bad.size >= max(2, bad.size):

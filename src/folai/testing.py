@@ -152,7 +152,8 @@ def make_video(
         if audio.ndim != 2 or audio.shape[0] not in (1, 2):
             raise ValueError(f"audio must be (N,) or (C, N) with C in (1, 2), got {audio.shape}")
 
-    container = av.open(str(path), "w", format=fmt)
+    # (+bitexact: Matroska's muxer writes random UIDs otherwise; the same call, the same bytes)
+    container = av.open(str(path), "w", format=fmt, options={"fflags": "+bitexact"} if fmt in ("matroska", "webm") else None)
     try:
         vstream = None
         if not audio_only:

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             f"--duration must be a number of seconds from one sample (1/44100) to {MAX_DURATION:.0f} "
             f"(24 hours), got {args.duration}"
         )
-    if args.duration is not None and (env.start >= args.duration or env.end <= 0.5 / env.rate):
+    if args.duration is not None and (env.start >= args.duration or env.end <= 0):  # (end: the last row's end)
         # (the user chose the span, which may be meant to be silent; but a curve wholly outside it had
         # rendered silence without a word, where generate --envelope refuses it: found by a review)
         log.warning("the envelope covers %.3f to %.3f s, wholly outside the render's 0 to %.3f s (--duration): "
