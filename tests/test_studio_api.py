@@ -1036,7 +1036,15 @@ def test_a_download_survives_the_file_being_replaced(client, video, workspace):
         resp = studio_app._download(s, s.render.path, ".foley.wav", media_type="audio/wav")
         s.render.path.unlink()  # the job replacing it, before the response is sent
     assert Path(resp.path).exists() and Path(resp.path) != s.render.path
-    resp.background.func()  # (sent: the link goes)
+    import asyncio
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        pass
+
+    asyncio.run(resp({"type": "http", "method": "GET", "headers": []}, receive, send))  # (sent: the link goes)
     assert not Path(resp.path).exists()
     r = client.get(f"/api/s/{sid}/audio.wav")  # the file itself gone: a clear 404, not a 500
     assert r.status_code == 404 and "no longer there" in r.json()["error"]

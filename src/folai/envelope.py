@@ -577,15 +577,12 @@ class Envelope:
         # 830 MB for a 3-hour envelope; found by a review), each with the file line it ends on (a
         # blank line, or a quoted cell over two lines, is not a row: the time-step error had named
         # the wrong line after blank lines)
-        reader = csv.reader(_lines(text))
-        try:
-            first = next(reader, None)
-        except csv.Error as e:
-            raise EnvelopeFormatError(f"{name}: not a CSV file ({e}); expected header 'time_s,rms'") from None
         def blank(row) -> bool:
             return not row or all(not c.strip() for c in row)
 
+        reader = csv.reader(_lines(text))
         try:
+            first = next(reader, None)
             while first is not None and blank(first):  # (blank lines before the header: skipped, as after it)
                 first = next(reader, None)
         except csv.Error as e:
@@ -599,12 +596,9 @@ class Envelope:
             # separators from the system's settings, not from the save dialog): semicolons or tabs
             # between the columns, decimal commas in the cells. Unambiguous with this header
             reader = csv.reader(_lines(text), delimiter=";" if ";" in first[0] else "\t")
-            first = next(reader, None)
-            while first is not None and blank(first):
-                first = next(reader, None)
-            if first is None:  # (a separator alone on its line: no names)
-                raise EnvelopeFormatError(f"{name}: line {header_line}: bad header; expected 'time_s,rms' or "
-                                          "'time_s,rms_left,rms_right' (the first line has no names in it)")
+            first = next(reader)
+            while reader.line_num < header_line:  # the header line found above, split again
+                first = next(reader)
             decimal_comma = True
         header = [h.strip() for h in _without_trailing_empty(first)]  # (a spreadsheet's empty last column)
         if header == ["time_s", "rms"]:

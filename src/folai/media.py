@@ -26,6 +26,8 @@ import heapq
 import logging
 import math
 import os
+import tempfile
+from array import array
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -246,7 +248,7 @@ def _packet_end(path: str | Path, origin: float, index: int | None = None, near:
         return n / float(rate) if n and rate else 0.0
     if not last_dur and len(times) > 1:
         last_dur = int(np.median(np.diff(np.unique(np.asarray(times, np.int64)))))
-    return float((last + last_dur) * tb.numerator / tb.denominator - origin)
+    return float(_seconds(last + last_dur, tb) - origin)
 
 
 def _stamps_in_decode_order(container, vs) -> bool:
@@ -758,7 +760,7 @@ def iter_video_frames(
                 # int / int is the same correctly rounded float as float(Fraction))
                 ftb = frame.time_base
                 if pts is not None and ftb is not None:
-                    ft = pts * ftb.numerator / ftb.denominator - origin
+                    ft = _seconds(pts, ftb) - origin
                 else:
                     ft = (prev_t + last_dur) if prev_t is not None else 0.0
                 if _past_header(ft, header_end):
@@ -788,7 +790,7 @@ def iter_video_frames(
                     return
                 prev, prev_t = frame, ft
                 if frame.duration and ftb is not None:
-                    last_dur = frame.duration * ftb.numerator / ftb.denominator
+                    last_dur = _seconds(frame.duration, ftb)
         if prev is None:
             if n_decoded == 0 and start > 0:
                 raise MediaError(f"start {start:.3f} s is at or after the end of {p}.")
@@ -1027,7 +1029,7 @@ def _decode_audio(path, start: float = 0.0, duration: float | None = None,
                 if pos is None:
                     ft = 0.0
                     if frame.pts is not None and frame.time_base is not None:
-                        ft = float(frame.pts * frame.time_base) - origin
+                        ft = _seconds(frame.pts, frame.time_base) - origin
                     pos = int(round((ft - start) * sr))
                     if pos > 0:  # the audio starts after `start`: silence before it
                         chunks.append(np.zeros((x.shape[0], pos), np.float32))
@@ -1178,7 +1180,6 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, float]:
 
 
 _SF_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
-_SF_SUBTYPES = {"PCM_16", "PCM_24", "FLOAT"}
 _SF_BYTES = {"PCM_16": 2, "PCM_24": 3, "FLOAT": 4}
 #: the most audio data a plain RIFF WAV can describe (its sizes are 32-bit), less room for its header
 WAV_MAX_DATA = 0xFFFFFFFF - 1024
@@ -1207,7 +1208,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: st
     if fmt is None:
         raise MediaError(f"cannot write audio to {p}: use a .wav or .flac file name.")
     subtype = subtype.upper()
-    if subtype not in _SF_SUBTYPES:
+    if subtype not in _SF_BYTES:
         raise MediaError(f"unknown audio subtype {subtype!r}; use PCM_16, PCM_24 or FLOAT.")
     if fmt == "FLAC" and subtype == "FLOAT":
         raise MediaError("FLAC cannot store float samples; use PCM_16 or PCM_24, or write a .wav file.")
@@ -1229,6 +1230,13 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: st
 
 # --------------------------------------------------------------------------------------------
 # muxing
+
+
+def mux_options(fmt: str) -> dict[str, str] | None:
+    """Options for writing a ``fmt`` container: Matroska's muxer writes random segment and track
+    UIDs unless told +bitexact (the same seed had given another .mkv each run; found by a review).
+    MP4 and MOV have none."""
+    return {"fflags": "+bitexact"} if fmt in ("matroska", "webm") else None
 
 
 def _out_format(out: Path) -> str:
@@ -1430,8 +1438,6 @@ def _reencoded(p: Path, vs, keep_existing: bool) -> Path:
     """A temporary QuickTime file with the video stream of ``p`` encoded as H.264 (same frames,
     same timestamps; its audio streams copied when ``keep_existing``). For a codec that no output
     container carries; the caller deletes the file."""
-    import tempfile
-
     av = _av()
     codec = "libx264"
     try:
@@ -1786,7 +1792,14 @@ def _packet_seconds(q) -> float | None:
     t = q.dts if q.dts is not None else q.pts
     if t is None:
         return None
-    tb = q.time_base
+    return _seconds(t, q.time_base)
+
+
+def _seconds(t: int, tb) -> float:
+    """``t`` ticks of the time base ``tb`` (a Fraction) in seconds: the same float as
+    ``float(t * tb)`` (int / int rounds correctly), without making Fractions (PyAV makes a new one
+    at each read of a ``time_base``; on the decoding and muxing loops they had cost a third of the
+    work)."""
     return t * tb.numerator / tb.denominator
 
 
@@ -1805,8 +1818,6 @@ class _HeldPackets:
     side data is kept as it is."""
 
     def __init__(self, limit: int | None = None) -> None:
-        from array import array
-
         self._limit = HELD_PACKETS_BYTES if limit is None else int(limit)
         self._mem: list = []  # the first packets, as they are
         self._bytes = 0
@@ -1830,8 +1841,6 @@ class _HeldPackets:
             self._bytes += q.size
             return
         if self._file is None:
-            import tempfile
-
             self._file = tempfile.TemporaryFile(prefix="folai-aac-")
             self._tb = q.time_base
         n = len(self._meta) // 6
@@ -1849,8 +1858,6 @@ class _HeldPackets:
     def keep(self, start: int | None, end: int | None) -> None:
         """Keep only the packets whose pts lies in ``[start, end)`` (None: open; a packet without
         pts is before ``start``'s cut and within ``end``'s, as AudioMux._keep had it)."""
-        from array import array
-
         def kept(pts) -> bool:
             return (start is None or pts is not None and pts >= start) and (end is None or pts is None or pts < end)
 
@@ -1892,7 +1899,8 @@ class _HeldPackets:
                 q.pts = None if pts == _NONE else pts
                 q.dts = None if dts == _NONE else dts
                 q.duration = dur
-                q.time_base = self._tb
+                if tb is None:
+                    q.time_base = self._tb
                 q.is_keyframe = bool(key)
             if tb is not None:
                 q.time_base = tb
@@ -1981,10 +1989,7 @@ class AudioMux:
         self._branches: list[AudioMux] = []  # second encoders for later stretches (branch())
         self._end: int | None = None  # track sample where this encoder stopped (end_at())
         try:
-            # (Matroska: without +bitexact the muxer writes random segment and track UIDs, so the
-            # same seed gave other bytes each run; found by a review. MP4 and MOV have none)
-            self._cout = cout = av.open(str(self.out), "w", format=fmt,
-                                        options={"fflags": "+bitexact"} if fmt in ("matroska", "webm") else None)
+            self._cout = cout = av.open(str(self.out), "w", format=fmt, options=mux_options(fmt))
             # opaque: the copy takes the source's codec as it is; otherwise PyAV looks for an
             # encoder of the decoder's name, and a video decoded by a library (AV1 by libdav1d)
             # has none, although copying its packets needs no encoder at all

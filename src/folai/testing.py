@@ -152,8 +152,9 @@ def make_video(
         if audio.ndim != 2 or audio.shape[0] not in (1, 2):
             raise ValueError(f"audio must be (N,) or (C, N) with C in (1, 2), got {audio.shape}")
 
-    # (+bitexact: Matroska's muxer writes random UIDs otherwise; the same call, the same bytes)
-    container = av.open(str(path), "w", format=fmt, options={"fflags": "+bitexact"} if fmt in ("matroska", "webm") else None)
+    from .media import mux_options
+
+    container = av.open(str(path), "w", format=fmt, options=mux_options(fmt))  # (the same call, the same bytes)
     try:
         vstream = None
         if not audio_only:

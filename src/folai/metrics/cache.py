@@ -22,13 +22,6 @@ from ..paths import atomic_output
 log = logging.getLogger(__name__)
 
 
-def file_hash(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (:func:`folai.weights.content_sha256`)."""
-    from ..weights import content_sha256
-
-    return content_sha256(path)
-
-
 def model_key(name: str, **options) -> str:
     """A short, filesystem-safe key for a model and the options that change its output."""
     text = name + "|" + "|".join(f"{k}={options[k]}" for k in sorted(options))
@@ -49,7 +42,9 @@ class EmbeddingCache:
         got = self._hashes.get(path)
         if got and got[:2] == (st.st_mtime, st.st_size):
             return got[2]
-        h = file_hash(path)
+        from ..weights import content_sha256
+
+        h = content_sha256(path)
         self._hashes[path] = (st.st_mtime, st.st_size, h)
         return h
 

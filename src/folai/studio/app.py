@@ -864,8 +864,6 @@ def _download(s: Session, path: Path, ending: str, media_type: str | None = None
     of its own in the workspace: a render or export that replaces the file meanwhile (and unlinks
     it) does not cut the download off (a 500 'does not exist' had raced a finishing job; found by a
     review). The link goes when the response is sent."""
-    from starlette.background import BackgroundTask
-
     link = s.file(f"send-{new_id()}{path.suffix}")
     try:
         os.link(path, link)
@@ -876,15 +874,13 @@ def _download(s: Session, path: Path, ending: str, media_type: str | None = None
     headers = {"content-disposition": _attachment(_download_stem(s), ending)}
     if link is None:
         return FileResponse(path, media_type=media_type, headers=headers)
-    return _LinkResponse(link, media_type=media_type, headers=headers,
-                         background=BackgroundTask(lambda: link.unlink(missing_ok=True)))
+    return _LinkResponse(link, media_type=media_type, headers=headers)
 
 
 class _LinkResponse(FileResponse):
-    """A FileResponse of a download's own hard link, removed however the response ends. Starlette
-    answers a Range it cannot serve (416, or 400 for a malformed one) and a dropped connection
-    without running the background task: such links had stayed in the workspace (found by a
-    review)."""
+    """A FileResponse of a download's own hard link, removed however the response ends (a
+    background task was skipped by Starlette's answers to a Range it cannot serve, 416 or 400, and
+    by a dropped connection: such links had stayed in the workspace; found by a review)."""
 
     async def __call__(self, scope, receive, send) -> None:
         try:
