@@ -769,6 +769,7 @@ class Envelope:
         """
         import cv2
 
+        from .marks import png_with_software
         from .paths import atomic_output
 
         W = width or int(min(2400, max(800, self.duration * 120)))
@@ -851,5 +852,5 @@ class Envelope:
         if not ok:  # pragma: no cover
             raise FolaiError("could not encode the envelope plot as PNG")
         with atomic_output(path) as tmp:
-            tmp.write_bytes(buf.tobytes())
+            tmp.write_bytes(png_with_software(buf.tobytes()))  # (marked: generate replaces its own plots only)
         return Path(path)

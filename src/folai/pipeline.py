@@ -73,6 +73,34 @@ def output_paths(out: str | os.PathLike, video: bool = True) -> dict[str, Path]:
     }
 
 
+def refuse_foreign_outputs(paths: dict[str, Path], out: str | os.PathLike, *, plot: bool = True) -> None:
+    """Refuse (before any work) to replace a file that generate names after OUT but did not write.
+
+    ``-o clip.mp4`` also writes clip.wav, clip.envelope.csv and clip.envelope.png. clip.wav is what
+    a camera's or a recorder's own sound is often called, and clip.envelope.csv may hold the user's
+    edit: each is replaced only when an earlier take wrote it and it was not edited since
+    (:mod:`folai.marks`). The file named by ``-o`` itself is the caller's choice and is replaced.
+    """
+    from .marks import csv_state, png_is_ours, wav_is_ours
+
+    hint = "choose another -o, move it away, or pass --overwrite to replace it"
+    wav, csv, png = paths["wav"], paths["csv"], paths["png"]
+    if wav != Path(out) and wav.exists() and not wav_is_ours(wav):
+        raise FolaiError(f"{wav} exists and was not written by folai (a camera's or recorder's own sound?); "
+                         f"this run would replace it with its audio: {hint}")
+    state = csv_state(csv, wav) if csv.exists() else "ours"
+    if state != "ours":
+        video = paths["video"]
+        take = video.with_name(f"{video.stem}.take2{video.suffix}")
+        why = {"edited": "was edited since folai wrote it",
+               "no-wav": f"cannot be told from an edit (the WAV written with it, {wav.name}, is gone)",
+               }.get(state, f"was not written by folai with {wav.name}")
+        raise FolaiError(f"{csv} {why}; this run would replace it with a new envelope. To render it, pass "
+                         f"--envelope {csv} -o {take}; otherwise {hint}")
+    if plot and png.exists() and not png_is_ours(png):
+        raise FolaiError(f"{png} exists and was not written by folai; this run would replace it with its plot: {hint}")
+
+
 def default_output(video: str | os.PathLike) -> Path:
     """``clip.mp4`` -> ``clip.foley.mp4`` next to it (``.mov``, ``.mkv`` and ``.m4v`` keep their
     suffix). Other files get the first of ``.mp4``, ``.mkv``, ``.mov`` that can carry their video
@@ -220,19 +248,24 @@ class FoleyPipeline:
         write_video: bool = True,
         plot: bool = True,
         progress: bool = True,
+        overwrite: bool = False,
     ) -> GenerateResult:
         """Video -> OUT.mp4 (video stream copied, new audio), OUT.wav, OUT.envelope.csv, OUT.envelope.png.
 
         Independent work overlaps: the video is probed once and its packets are read for the copy
         while stage 1 runs; the audio is rendered chunk by chunk while one thread writes the
         previous chunk to the WAV file (and the CSV) and another encodes it into the video's new
-        track. No file is read back, and memory stays flat for long videos. ``seconds`` holds
+        track. No file is read back, and memory stays flat for long videos. OUT.wav, OUT.envelope.csv
+        and OUT.envelope.png (names the caller did not give) replace existing files only where an
+        earlier take wrote them, unedited (:func:`refuse_foreign_outputs`), or with ``overwrite``.
+        ``seconds`` holds
         wall times: ``timing``, ``synthesis`` (the rendering), ``plot``, ``encode`` (the encoder
         threads' time, the longer of the two, alongside ``synthesis``) and ``mux`` (what is left after the plot: the
         last chunk's encoding and writing the video file).
         """
         import soundfile as sf
 
+        from .marks import mark_wav
         from .media import check_copy, probe_video, wav_format
 
         video = check_input(video, "video")
@@ -260,6 +293,14 @@ class FoleyPipeline:
             check_copy(video, paths["video"])  # a codec the output cannot carry: said before stage 1
         if info.duration <= 0:
             raise FolaiError(f"video {video} has zero duration")
+        given = None
+        if envelope is not None:  # read and fitted before any work: a bad CSV is said first
+            given = envelope if isinstance(envelope, Envelope) else Envelope.load_csv(envelope)
+            given, note = envelope_for_video(given, info.duration)
+            if note:
+                log.warning("%s", note)
+        if not overwrite:  # inputs first, then what this run would replace
+            refuse_foreign_outputs(paths, out, plot=plot)
         seconds: dict[str, float] = {}
 
         with contextlib.ExitStack() as stack:
@@ -291,12 +332,10 @@ class FoleyPipeline:
                 timing_info = result.info
                 pan_curve = result.pan
                 events = result.info.get("events")
+                env, _ = envelope_for_video(env, info.duration)  # (it covers the video: no note)
             else:
-                env = envelope if isinstance(envelope, Envelope) else Envelope.load_csv(envelope)
+                env = given
                 events = None
-            env, note = envelope_for_video(env, info.duration)  # (stage 1's covers the video: no note)
-            if note and envelope is not None:
-                log.warning("%s", note)
             # with --pan the CSV and plot carry the pan: (left, right) levels as the render pans
             # them, so that the curve passed back with --envelope after an edit renders panned
             written = _panned(env, pan_curve) if pan and pan_curve is not None else env
@@ -320,7 +359,14 @@ class FoleyPipeline:
             with contextlib.ExitStack() as workers:
                 files = workers.enter_context(_Worker("folai-files"))
                 encs = [workers.enter_context(_Worker(f"folai-encode{i or ''}")) for i in range(len(marks) + 1)]
-                files.submit(lambda: tmp["csv"].write_text(written.to_csv_string()))
+                def write_csv():
+                    # the take's WAV records the CSV's hash: a later generate replaces both only if
+                    # the CSV was not edited since (folai.marks); as bytes, so the hash is the file's
+                    data = written.to_csv_string().encode("utf-8")
+                    tmp["csv"].write_bytes(data)
+                    mark_wav(wav, data)  # (before the first chunk is written: same thread, in order)
+
+                files.submit(write_csv)
                 t = time.perf_counter()
                 pos = 0  # track sample of the chunk's start
                 # the render is in the file's time; the video's track starts at its first frame

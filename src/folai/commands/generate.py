@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "envelope CSV is then stereo (time_s,rms_left,rms_right), so an edited one passed back with "
                    "--envelope keeps the pan")
     p.add_argument("--no-video", action="store_true", help="write only the WAV and envelope files, no muxed video")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.wav, OUT.envelope.csv and OUT.envelope.png "
+                   "even when folai did not write them or the CSV was edited since (without it such files are "
+                   "kept and the run refused: a camera's clip.wav beside clip.mov, an edited envelope)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_timing_args(p)
     add_synth_args(p)
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     res = pipe.generate(
         args.video, args.output, prompt=args.prompt, references=args.reference, envelope=args.envelope,
         seed=args.seed, roi=parse_roi(args.roi), pan=args.pan, write_video=not args.no_video,
-        progress=not args.quiet,
+        progress=not args.quiet, overwrite=args.overwrite,
     )
     if not args.quiet:
         if res.timing_info is not None:

@@ -1,0 +1,117 @@
+"""generate replaces OUT.wav, OUT.envelope.csv and OUT.envelope.png (names the user did not type)
+only where an earlier take wrote them and the CSV was not edited since (folai.marks)."""
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+
+from folai import marks
+from folai.cli import main
+from folai.envelope import Envelope
+from folai.testing import make_hit_video
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    p = tmp_path_factory.mktemp("g") / "clip.mp4"
+    make_hit_video(p, duration=2.0, hit_times=[0.6, 1.4], size=(160, 120), with_audio=False)
+    return p
+
+
+def sha(p: Path) -> str:
+    return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+
+def gen(video, *extra):
+    return main(["generate", str(video), "-q", *map(str, extra)])
+
+
+def test_rerun_replaces_its_own_take_and_marks_it(video, tmp_path):
+    out = tmp_path / "take.mp4"
+    assert gen(video, "-o", out, "--seed", 1) == 0
+    with sf.SoundFile(tmp_path / "take.wav") as f:
+        assert f.software.startswith("folai")
+        assert f.comment == marks.wav_comment((tmp_path / "take.envelope.csv").read_bytes())
+    assert marks.png_is_ours(tmp_path / "take.envelope.png")
+    assert cv2.imread(str(tmp_path / "take.envelope.png")) is not None  # the marked PNG still reads
+    first = sha(tmp_path / "take.wav")
+    assert gen(video, "-o", out, "--seed", 2) == 0  # an unedited take of its own: replaced
+    assert sha(tmp_path / "take.wav") != first
+    # a --no-video preview, then the full run under the same name
+    prev = tmp_path / "prev.mp4"
+    assert gen(video, "-o", prev, "--no-video") == 0 and not prev.exists()
+    assert gen(video, "-o", prev) == 0 and prev.exists()
+
+
+def test_cameras_wav_beside_the_output_is_kept(video, tmp_path, capsys):
+    cam = tmp_path / "clip.wav"
+    sf.write(cam, np.zeros((4410, 2)), 44100)
+    before = {p.name: sha(p) for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    assert gen(video, "-o", tmp_path / "clip.mp4") == 1
+    err = capsys.readouterr().err
+    assert "clip.wav exists and was not written by folai" in err and "--overwrite" in err
+    assert len(err.strip().splitlines()) == 1
+    assert {p.name: sha(p) for p in tmp_path.iterdir()} == before  # nothing written, nothing replaced
+    assert gen(video, "-o", tmp_path / "clip.mp4", "--overwrite") == 0
+    assert sha(cam) != before["clip.wav"] and marks.wav_is_ours(cam)
+
+
+def test_named_wav_is_the_callers_choice(video, tmp_path):
+    wav = tmp_path / "mine.wav"
+    sf.write(wav, np.zeros((4410, 2)), 44100)
+    assert gen(video, "-o", wav, "--no-video") == 0  # -o names it: replaced, as any -o is
+    assert marks.wav_is_ours(wav)
+
+
+def test_edited_envelope_is_kept_and_the_way_to_render_it_said(video, tmp_path, capsys):
+    out = tmp_path / "e.mp4"
+    assert gen(video, "-o", out) == 0
+    csv = tmp_path / "e.envelope.csv"
+    env = Envelope.load_csv(csv)
+    env.gain(0.5).save_csv(csv)  # the user's edit, in place
+    edited = sha(csv)
+    capsys.readouterr()
+    assert gen(video, "-o", out) == 1
+    err = capsys.readouterr().err
+    assert "was edited since folai wrote it" in err and f"--envelope {csv}" in err
+    assert sha(csv) == edited
+    # what it says to do works, and the edit is still there
+    take2 = tmp_path / "e.take2.mp4"
+    assert f"-o {take2}" in err
+    assert gen(video, "--envelope", csv, "-o", take2) == 0
+    assert sha(csv) == edited
+
+
+def test_envelope_without_its_wav_or_foreign_png(video, tmp_path, capsys):
+    out = tmp_path / "n.mp4"
+    assert gen(video, "-o", out) == 0
+    (tmp_path / "n.wav").unlink()
+    capsys.readouterr()
+    assert gen(video, "-o", out) == 1
+    assert "is gone" in capsys.readouterr().err
+    assert gen(video, "-o", out, "--overwrite") == 0
+    png = tmp_path / "n.envelope.png"
+    ok, buf = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+    png.write_bytes(buf.tobytes())  # somebody else's picture of that name
+    assert gen(video, "-o", out) == 1
+    assert "n.envelope.png exists and was not written by folai" in capsys.readouterr().err
+    assert not marks.png_is_ours(png)
+
+
+def test_marks_read_only_what_they_mean(tmp_path):
+    ok, buf = cv2.imencode(".png", np.full((5, 7, 3), 9, np.uint8))
+    png = tmp_path / "a.png"
+    png.write_bytes(marks.png_with_software(buf.tobytes()))
+    assert marks.png_is_ours(png)
+    assert cv2.imread(str(png)).shape == (5, 7, 3)
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    assert not marks.png_is_ours(tmp_path / "b.png")
+    (tmp_path / "c.wav").write_bytes(b"RIFF junk")
+    assert not marks.wav_is_ours(tmp_path / "c.wav")
+    assert marks.csv_state(tmp_path / "x.csv", tmp_path / "none.wav") == "no-wav"
+    assert marks.csv_state(tmp_path / "x.csv", tmp_path / "c.wav") == "foreign"
