@@ -1604,3 +1604,31 @@ def test_a_texture_skirt_never_swells_over_the_curve_it_ends():
         assert np.all(sk[edge] <= tg[edge - 1] + 1e-12), seed
         edge = np.flatnonzero((tg[1:] > 0) & (tg[:-1] == 0))
         assert np.all(sk[edge] <= tg[edge + 1] + 1e-12), seed
+
+
+@pytest.mark.parametrize("codec, rate", [("libmp3lame", 44100), ("aac", 48000), ("libopus", 48000)])
+def test_a_lossy_copy_of_a_reference_adds_no_takes(tmp_path, codec, rate):
+    # the same recording given as .wav and .mp3 (or resampled to 48 kHz): its takes differ in
+    # their samples, so the digest kept both, and the round robin played one knock twice in a row,
+    # once from each file
+    import soundfile as sf
+
+    from folai.synthesis.sampler import _ReferenceSource
+    from folai.testing import make_audio_file
+
+    wav = _knocks(tmp_path / "k.wav", noise=0.002)
+    y, sr = sf.read(wav, always_2d=True)
+    if rate != sr:
+        import soxr
+
+        y = soxr.resample(y, sr, rate)
+    ext = {"libmp3lame": ".mp3", "aac": ".m4a", "libopus": ".mkv"}[codec]
+    copy = make_audio_file(tmp_path / f"k{ext}", y.T.astype(np.float32), rate, codec=codec)
+    alone = _ReferenceSource([wav]).takes
+    assert len(alone) == 5
+    assert len(_ReferenceSource([copy]).takes) == 5  # the copy alone: its own five
+    assert len(_ReferenceSource([wav, copy]).takes) == 5
+    assert len(_ReferenceSource([copy, wav]).takes) == 5
+    # another recording of other knocks keeps its takes beside them
+    other = _knocks(tmp_path / "o.wav", freqs=(200.0, 390.0, 610.0), seed=1, noise=0.002)
+    assert len(_ReferenceSource([wav, copy, other]).takes) == 8
