@@ -38,6 +38,8 @@ def test_rerun_replaces_its_own_take_and_marks_it(video, tmp_path):
         assert f.comment == marks.wav_comment((tmp_path / "take.envelope.csv").read_bytes())
     assert marks.png_is_ours(tmp_path / "take.envelope.png")
     assert cv2.imread(str(tmp_path / "take.envelope.png")) is not None  # the marked PNG still reads
+    with sf.SoundFile(tmp_path / "take.wav", "r+"):  # the mark after the data: read/write still opens
+        pass
     first = sha(tmp_path / "take.wav")
     assert gen(video, "-o", out, "--seed", 2) == 0  # an unedited take of its own: replaced
     assert sha(tmp_path / "take.wav") != first
@@ -54,7 +56,7 @@ def test_cameras_wav_beside_the_output_is_kept(video, tmp_path, capsys):
     capsys.readouterr()
     assert gen(video, "-o", tmp_path / "clip.mp4") == 1
     err = capsys.readouterr().err
-    assert "clip.wav exists and was not written by folai" in err and "--overwrite" in err
+    assert "clip.wav (no mark of folai generate" in err and "--overwrite" in err
     assert len(err.strip().splitlines()) == 1
     assert {p.name: sha(p) for p in tmp_path.iterdir()} == before  # nothing written, nothing replaced
     assert gen(video, "-o", tmp_path / "clip.mp4", "--overwrite") == 0
@@ -78,7 +80,7 @@ def test_edited_envelope_is_kept_and_the_way_to_render_it_said(video, tmp_path, 
     capsys.readouterr()
     assert gen(video, "-o", out) == 1
     err = capsys.readouterr().err
-    assert "was edited since folai wrote it" in err and f"--envelope {csv}" in err
+    assert "e.envelope.csv (edited since folai wrote it)" in err and f"--envelope {csv}" in err
     assert sha(csv) == edited
     # what it says to do works, and the edit is still there
     take2 = tmp_path / "e.take2.mp4"
@@ -93,13 +95,13 @@ def test_envelope_without_its_wav_or_foreign_png(video, tmp_path, capsys):
     (tmp_path / "n.wav").unlink()
     capsys.readouterr()
     assert gen(video, "-o", out) == 1
-    assert "is gone" in capsys.readouterr().err
+    assert "n.envelope.csv (no take of folai generate beside it records it" in capsys.readouterr().err
     assert gen(video, "-o", out, "--overwrite") == 0
     png = tmp_path / "n.envelope.png"
     ok, buf = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
     png.write_bytes(buf.tobytes())  # somebody else's picture of that name
     assert gen(video, "-o", out) == 1
-    assert "n.envelope.png exists and was not written by folai" in capsys.readouterr().err
+    assert "n.envelope.png (no mark of folai)" in capsys.readouterr().err
     assert not marks.png_is_ours(png)
 
 
@@ -113,5 +115,47 @@ def test_marks_read_only_what_they_mean(tmp_path):
     assert not marks.png_is_ours(tmp_path / "b.png")
     (tmp_path / "c.wav").write_bytes(b"RIFF junk")
     assert not marks.wav_is_ours(tmp_path / "c.wav")
-    assert marks.csv_state(tmp_path / "x.csv", tmp_path / "none.wav") == "no-wav"
-    assert marks.csv_state(tmp_path / "x.csv", tmp_path / "c.wav") == "foreign"
+    assert marks.take_digest(tmp_path / "c.wav") is None and marks.file_digest(tmp_path / "none.csv") is None
+
+
+def test_a_renamed_take_and_every_file_in_the_way_are_named(video, tmp_path, capsys):
+    assert gen(video, "-o", tmp_path / "take3.mp4", "--seed", 3) == 0
+    (tmp_path / "take3.wav").rename(tmp_path / "scene.wav")  # a take kept under another name
+    ok, buf = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "scene.envelope.png").write_bytes(buf.tobytes())
+    kept = sha(tmp_path / "scene.wav")
+    capsys.readouterr()
+    assert gen(video, "-o", tmp_path / "scene.mp4") == 1
+    err = capsys.readouterr().err.strip()
+    assert "scene.wav (no scene.envelope.csv of its take beside it" in err
+    assert "scene.envelope.png (no mark of folai)" in err and len(err.splitlines()) == 1
+    assert sha(tmp_path / "scene.wav") == kept
+
+
+@pytest.mark.parametrize("extra, said", [(("--roi", "0,0,1,1"), "too small"), (("--step-lead", "5"), "step_lead"),
+                                         (("--envelope", "{short}"), "would replace")])
+def test_bad_input_is_said_before_the_refusal(video, tmp_path, capsys, extra, said):
+    sf.write(tmp_path / "clip.wav", np.zeros((4410, 2)), 44100)
+    short = tmp_path / "short.csv"
+    short.write_text("time_s,rms\n0,0.1\n0.008,0.2\n0.016,0.1\n")  # fitted to the video: a note
+    capsys.readouterr()
+    assert gen(video, "-o", tmp_path / "clip.mov", *[a.format(short=short) for a in extra]) == 1
+    err = capsys.readouterr().err.strip()
+    assert said in err and len(err.splitlines()) == 1, err
+
+
+def test_the_way_to_render_an_edit_works_with_spaces_in_its_path(video, tmp_path, capsys):
+    import shlex
+
+    d = tmp_path / "my takes"
+    d.mkdir()
+    out = d / "scene 1.mp4"
+    assert gen(video, "-o", out) == 0
+    csv = d / "scene 1.envelope.csv"
+    Envelope.load_csv(csv).gain(0.5).save_csv(csv)
+    capsys.readouterr()
+    assert gen(video, "-o", out) == 1
+    err = capsys.readouterr().err
+    hint = err[err.index("--envelope"):].rstrip().rstrip(")")
+    assert main(["generate", str(video), "-q", *shlex.split(hint)]) == 0
+    assert (d / "scene 1.take2.mp4").exists()

@@ -6,9 +6,11 @@ names the user did not type. ``clip.wav`` in particular is what a camera or a re
 calls its own sound. Those files are replaced only when they carry the mark of an earlier take:
 
 * the WAV: its INFO chunk's software field (``ISFT``) starts with ``folai``, and its comment
-  (``ICMT``) holds the SHA-256 of the envelope CSV written with it;
+  (``ICMT``) holds the SHA-256 of the envelope CSV written with it (set after the last frames:
+  libsndfile refuses to open a file read/write whose strings precede its data);
 * the CSV (whose format, ``time_s,rms``, has no room for a mark): its bytes still hash to what the
-  WAV beside it recorded, i.e. it was not edited since;
+  WAV beside it recorded, i.e. it was not edited since (and the WAV is that CSV's take, not
+  another file renamed);
 * the PNG: a ``tEXt`` chunk ``Software`` = ``folai``.
 """
 
@@ -56,20 +58,20 @@ def wav_is_ours(path: str | os.PathLike) -> bool:
     return s is not None and s[0].startswith(SOFTWARE)
 
 
-def csv_state(path: str | os.PathLike, wav: str | os.PathLike) -> str:
-    """How the CSV stands against the take's WAV beside it, which records the hash of the CSV
-    written with it: ``"ours"`` (unchanged since), ``"edited"`` (that WAV's CSV, changed since),
-    ``"no-wav"`` (no WAV to tell by) or ``"foreign"`` (the WAV was not written with a CSV by folai)."""
-    if not Path(wav).exists():
-        return "no-wav"
+def take_digest(wav: str | os.PathLike) -> str | None:
+    """The SHA-256 of the envelope CSV that ``wav`` was written with, as ``generate`` records it;
+    None for a file that is not a take of ``generate`` (unreadable, unmarked, or another program's)."""
     s = _wav_strings(wav)
     if s is None or not s[0].startswith(SOFTWARE) or not s[1].startswith(_CSV_TAG):
-        return "foreign"
+        return None
+    return s[1][len(_CSV_TAG):]
+
+
+def file_digest(path: str | os.PathLike) -> str | None:
     try:
-        data = Path(path).read_bytes()
+        return csv_digest(Path(path).read_bytes())
     except OSError:
-        return "foreign"
-    return "ours" if s[1] == wav_comment(data) else "edited"
+        return None
 
 
 def png_with_software(png: bytes) -> bytes:

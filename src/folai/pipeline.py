@@ -78,27 +78,39 @@ def refuse_foreign_outputs(paths: dict[str, Path], out: str | os.PathLike, *, pl
 
     ``-o clip.mp4`` also writes clip.wav, clip.envelope.csv and clip.envelope.png. clip.wav is what
     a camera's or a recorder's own sound is often called, and clip.envelope.csv may hold the user's
-    edit: each is replaced only when an earlier take wrote it and it was not edited since
-    (:mod:`folai.marks`). The file named by ``-o`` itself is the caller's choice and is replaced.
+    edit: they are replaced only as an earlier take of generate, unedited: the WAV carries folai's
+    mark and the SHA-256 of the CSV written with it, and the CSV beside it still has that hash
+    (:mod:`folai.marks`). The PNG needs folai's mark. The file named by ``-o`` itself is the
+    caller's choice and is replaced. Every file in the way is named in one message.
     """
-    from .marks import csv_state, png_is_ours, wav_is_ours
+    import shlex
 
-    hint = "choose another -o, move it away, or pass --overwrite to replace it"
+    from .marks import file_digest, png_is_ours, take_digest
+
     wav, csv, png = paths["wav"], paths["csv"], paths["png"]
-    if wav != Path(out) and wav.exists() and not wav_is_ours(wav):
-        raise FolaiError(f"{wav} exists and was not written by folai (a camera's or recorder's own sound?); "
-                         f"this run would replace it with its audio: {hint}")
-    state = csv_state(csv, wav) if csv.exists() else "ours"
-    if state != "ours":
+    wav_named = wav == Path(out)  # --no-video -o clip.wav: the caller's choice
+    recorded = take_digest(wav) if wav.exists() else None
+    csv_ok = csv.exists() and recorded is not None and recorded == file_digest(csv)
+    problems = []
+    csv_problem = csv.exists() and not csv_ok
+    if wav.exists() and not wav_named and recorded is None:
+        problems.append(f"{wav} (no mark of folai generate: another program's, a camera's or recorder's own sound, "
+                        "or a take of an older folai)")
+    elif wav.exists() and not wav_named and not csv.exists():
+        problems.append(f"{wav} (no {csv.name} of its take beside it: renamed, or its envelope removed)")
+    if csv_problem:
+        problems.append(f"{csv} (edited since folai wrote it)" if recorded is not None else
+                        f"{csv} (no take of folai generate beside it records it, so an edit cannot be told)")
+    if plot and png.exists() and not png_is_ours(png):
+        problems.append(f"{png} (no mark of folai)")
+    if not problems:
+        return
+    msg = "this run would replace " + "; ".join(problems) + ": choose another -o, move them away, or pass --overwrite"
+    if csv_problem:
         video = paths["video"]
         take = video.with_name(f"{video.stem}.take2{video.suffix}")
-        why = {"edited": "was edited since folai wrote it",
-               "no-wav": f"cannot be told from an edit (the WAV written with it, {wav.name}, is gone)",
-               }.get(state, f"was not written by folai with {wav.name}")
-        raise FolaiError(f"{csv} {why}; this run would replace it with a new envelope. To render it, pass "
-                         f"--envelope {csv} -o {take}; otherwise {hint}")
-    if plot and png.exists() and not png_is_ours(png):
-        raise FolaiError(f"{png} exists and was not written by folai; this run would replace it with its plot: {hint}")
+        msg += f" (to render that envelope: --envelope {shlex.quote(str(csv))} -o {shlex.quote(str(take))})"
+    raise FolaiError(msg)
 
 
 def default_output(video: str | os.PathLike) -> Path:
@@ -293,14 +305,20 @@ class FoleyPipeline:
             check_copy(video, paths["video"])  # a codec the output cannot carry: said before stage 1
         if info.duration <= 0:
             raise FolaiError(f"video {video} has zero duration")
-        given = None
+        given = note = None
         if envelope is not None:  # read and fitted before any work: a bad CSV is said first
             given = envelope if isinstance(envelope, Envelope) else Envelope.load_csv(envelope)
             given, note = envelope_for_video(given, info.duration)
-            if note:
-                log.warning("%s", note)
+        else:  # stage 1's options too (--step-lead's range, a region of interest off the picture)
+            _ = self.timing
+            if self.timing_name == "motion":
+                from .timing._flow import resolve_roi
+
+                resolve_roi(roi, info.width, info.height, warn=False)
         if not overwrite:  # inputs first, then what this run would replace
             refuse_foreign_outputs(paths, out, plot=plot)
+        if note:  # (after the refusal: a refused run says one line)
+            log.warning("%s", note)
         seconds: dict[str, float] = {}
 
         with contextlib.ExitStack() as stack:
@@ -359,12 +377,12 @@ class FoleyPipeline:
             with contextlib.ExitStack() as workers:
                 files = workers.enter_context(_Worker("folai-files"))
                 encs = [workers.enter_context(_Worker(f"folai-encode{i or ''}")) for i in range(len(marks) + 1)]
+                csv_bytes: list[bytes] = []
+
                 def write_csv():
-                    # the take's WAV records the CSV's hash: a later generate replaces both only if
-                    # the CSV was not edited since (folai.marks); as bytes, so the hash is the file's
-                    data = written.to_csv_string().encode("utf-8")
-                    tmp["csv"].write_bytes(data)
-                    mark_wav(wav, data)  # (before the first chunk is written: same thread, in order)
+                    # as bytes: the take's WAV records their hash (folai.marks)
+                    csv_bytes.append(written.to_csv_string().encode("utf-8"))
+                    tmp["csv"].write_bytes(csv_bytes[0])
 
                 files.submit(write_csv)
                 t = time.perf_counter()
@@ -397,6 +415,9 @@ class FoleyPipeline:
                             encoder = nxt
                             branched += 1
                     pos += chunk.shape[1]
+                # the mark after the last frames: strings set before them go into the header, and
+                # libsndfile then refuses to open the file read/write (found by a review)
+                files.submit(lambda: mark_wav(wav, csv_bytes[0]))
                 files.submit(wav.close)
                 if branched:
                     encs[branched].submit(encoder.finish)

@@ -103,6 +103,40 @@ def check_roi_shape(w: int, h: int, whole_picture: bool = False) -> None:
         )
 
 
+def resolve_roi(roi: tuple[int, int, int, int] | None, dw: int, dh: int, warn: bool = True) -> tuple[int, int, int, int]:
+    """The rectangle analysed in a ``dw`` x ``dh`` picture: ``roi`` (x, y, w, h, display pixels)
+    clipped to it (said with a warning), or the whole picture; a :class:`~folai.errors.FolaiError`
+    for one that misses the picture or is too small to measure motion in. Asked before any work
+    by ``generate`` too."""
+    from ..errors import FolaiError
+
+    if roi is None:
+        r = (0, 0, dw, dh)
+    else:
+        x, y, w, h = (int(v) for v in roi)
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(dw, x + w), min(dh, y + h)
+        if x1 <= x0 or y1 <= y0:  # (one that overlaps the picture but is thin: check_roi_shape says so)
+            raise FolaiError(
+                f"the region of interest {x},{y},{w},{h} lies outside the {dw}x{dh} video; "
+                "give x,y,w,h inside the picture"
+            )
+        r = (x0, y0, x1 - x0, y1 - y0)
+        if r != (x, y, w, h):
+            # (clipped without a word, and a region left too small was said in the clipped size,
+            # not the one typed; found by a review)
+            try:
+                check_roi_shape(r[2], r[3])
+            except FolaiError as e:
+                raise FolaiError(f"the region of interest {x},{y},{w},{h} runs off the {dw}x{dh} picture; inside it "
+                                 f"it is {r[2]}x{r[3]} px: {str(e).split('; ', 1)[-1]}") from None
+            if warn:
+                log.warning("the region of interest %d,%d,%d,%d runs off the %dx%d picture: using %d,%d,%d,%d",
+                            x, y, w, h, dw, dh, *r)
+    check_roi_shape(r[2], r[3], whole_picture=roi is None)
+    return r
+
+
 def iter_small_gray(
     path: str | Path,
     fps: float = 30.0,
@@ -125,33 +159,10 @@ def iter_small_gray(
     frame's phase, as that function does.
     """
     from .. import media
-    from ..errors import FolaiError
 
     info = media.probe_video(path)  # remembered: the pipeline has usually probed this file already
     dw, dh = info.width, info.height
-    if roi is None:
-        r = (0, 0, dw, dh)
-    else:
-        x, y, w, h = (int(v) for v in roi)
-        x0, y0 = max(0, x), max(0, y)
-        x1, y1 = min(dw, x + w), min(dh, y + h)
-        if x1 <= x0 or y1 <= y0:  # (one that overlaps the picture but is thin: check_roi_shape says so)
-            raise FolaiError(
-                f"the region of interest {x},{y},{w},{h} lies outside the {dw}x{dh} video; "
-                "give x,y,w,h inside the picture"
-            )
-        r = (x0, y0, x1 - x0, y1 - y0)
-        if r != (x, y, w, h):
-            # (clipped without a word, and a region left too small was said in the clipped size,
-            # not the one typed; found by a review)
-            try:
-                check_roi_shape(r[2], r[3])
-            except FolaiError as e:
-                raise FolaiError(f"the region of interest {x},{y},{w},{h} runs off the {dw}x{dh} picture; inside it "
-                                 f"it is {r[2]}x{r[3]} px: {str(e).split('; ', 1)[-1]}") from None
-            log.warning("the region of interest %d,%d,%d,%d runs off the %dx%d picture: using %d,%d,%d,%d",
-                        x, y, w, h, dw, dh, *r)
-    check_roi_shape(r[2], r[3], whole_picture=roi is None)
+    r = resolve_roi(roi, dw, dh)
     scale = min(1.0, width / float(r[2]))
     # OpenCV's DIS flow crashes the process on frames under ~32 px high (e.g. 100x20): enlarge
     # small or flat analysis frames so their shorter side is at least MIN_FLOW_SIDE.
