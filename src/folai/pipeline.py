@@ -290,10 +290,12 @@ class FoleyPipeline:
                 and os.path.samefile(envelope, paths["csv"]):
             # the edit loop (generate, edit OUT.envelope.csv, generate --envelope it) with the same -o
             # (found by a review): said as such, with a name for the new take
+            import shlex
+
             take = paths["video"].with_name(f"{paths['video'].stem}.take2{paths['video'].suffix}")
             raise FolaiError(
                 f"the envelope {envelope} is the one this output writes ({paths['csv'].name}); inputs are never "
-                f"overwritten: write the new take under another name, e.g. -o {take}"
+                f"overwritten: write the new take under another name, e.g. -o {shlex.quote(str(take))}"
             )
         for key, p in paths.items():
             if key == "video" and not write_video:

@@ -8,9 +8,8 @@ metric (FAD, FAVD) is recomputed from the resampled clips' embeddings.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 

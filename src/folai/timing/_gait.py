@@ -40,7 +40,6 @@ Pipeline:
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 
