@@ -1606,11 +1606,12 @@ def test_a_texture_skirt_never_swells_over_the_curve_it_ends():
         assert np.all(sk[edge] <= tg[edge + 1] + 1e-12), seed
 
 
-@pytest.mark.parametrize("codec, rate", [("libmp3lame", 44100), ("aac", 48000), ("libopus", 48000)])
-def test_a_lossy_copy_of_a_reference_adds_no_takes(tmp_path, codec, rate):
-    # the same recording given as .wav and .mp3 (or resampled to 48 kHz): its takes differ in
-    # their samples, so the digest kept both, and the round robin played one knock twice in a row,
-    # once from each file
+@pytest.mark.parametrize("codec, rate", [("libmp3lame", 44100), ("aac", 48000), ("libopus", 48000), ("pad", 44100),
+                                         ("flip", 44100)])
+def test_a_copy_of_a_reference_adds_no_takes(tmp_path, codec, rate):
+    # the same recording given as .wav and .mp3 (or resampled to 48 kHz, or with silence added in
+    # front, or its polarity flipped): its takes differ in their samples, so the digest kept both,
+    # and the round robin played one knock twice in a row, once from each file
     import soundfile as sf
 
     from folai.synthesis.sampler import _ReferenceSource
@@ -1622,13 +1623,45 @@ def test_a_lossy_copy_of_a_reference_adds_no_takes(tmp_path, codec, rate):
         import soxr
 
         y = soxr.resample(y, sr, rate)
-    ext = {"libmp3lame": ".mp3", "aac": ".m4a", "libopus": ".mkv"}[codec]
-    copy = make_audio_file(tmp_path / f"k{ext}", y.T.astype(np.float32), rate, codec=codec)
-    alone = _ReferenceSource([wav]).takes
-    assert len(alone) == 5
+    if codec == "pad":
+        copy = _write(tmp_path / "k2.wav", np.pad(y[:, 0], (2205 + 17, 0)))  # 50 ms and a bit
+    elif codec == "flip":
+        copy = _write(tmp_path / "k2.wav", -y[:, 0])
+    else:
+        ext = {"libmp3lame": ".mp3", "aac": ".m4a", "libopus": ".mkv"}[codec]
+        copy = make_audio_file(tmp_path / f"k{ext}", y.T.astype(np.float32), rate, codec=codec)
+    assert len(_ReferenceSource([wav]).takes) == 5
     assert len(_ReferenceSource([copy]).takes) == 5  # the copy alone: its own five
     assert len(_ReferenceSource([wav, copy]).takes) == 5
     assert len(_ReferenceSource([copy, wav]).takes) == 5
     # another recording of other knocks keeps its takes beside them
     other = _knocks(tmp_path / "o.wav", freqs=(200.0, 390.0, 610.0), seed=1, noise=0.002)
     assert len(_ReferenceSource([wav, copy, other]).takes) == 8
+
+
+def test_takes_alike_in_other_files_are_kept_unless_the_file_is_a_copy(tmp_path):
+    # what is not a copy: the same knocks recorded again at other times (a second performance),
+    # other sounds on the very same grid (a pattern exported once per sound), one-shot files of one
+    # object (a sample pack's round robin: no timing to tell a copy by)
+    from folai.synthesis.sampler import _ReferenceSource
+
+    a = _knocks(tmp_path / "a.wav", noise=0.002)
+    again = _knocks(tmp_path / "b.wav", noise=0.002, seed=3, lead=0.45, gap=0.7)
+    grid = _knocks(tmp_path / "c.wav", freqs=(1900.0, 2300.0, 2900.0, 3700.0, 4700.0), noise=0.002)
+    assert len(_ReferenceSource([a, again]).takes) == 10
+    assert len(_ReferenceSource([a, grid]).takes) == 10
+    shots = [_knocks(tmp_path / f"s{i}.wav", freqs=(440.0,), noise=0.002, seed=i) for i in range(3)]
+    assert len(_ReferenceSource(shots).takes) == 3
+
+
+@pytest.mark.parametrize("room", [dict(noise=0.03), dict(hum=0.1)])
+def test_a_reference_given_twice_adds_no_head_of_room_noise(tmp_path, room):
+    # a file whose hits were all given before had added its head (room noise, hum) as a take,
+    # scaled to full scale (found by a review)
+    import shutil
+
+    from folai.synthesis.sampler import _ReferenceSource
+
+    wav = _knocks(tmp_path / "k.wav", **room)
+    shutil.copy(wav, tmp_path / "k2.wav")
+    assert len(_ReferenceSource([wav, tmp_path / "k2.wav"]).takes) == 5

@@ -647,19 +647,21 @@ def _material(y: np.ndarray) -> np.ndarray:
     return np.concatenate([y[a : a + piece] for a in starts])
 
 
-def _trim_take(seg: np.ndarray) -> np.ndarray:
+def _trim_take(seg: np.ndarray) -> tuple[np.ndarray, int]:
     """A stretch of a recording as a take: from 1 ms before its attack (its first 1 ms a tenth of
     its loudest) to where it falls 40 dB under its loudest 10 ms (the rest is room noise), faded
     out over its last 20 ms, peak 1. Onsets come backtracked to the quiet up to tens of ms before a
     hit, and that pre-roll, placed at the event, put the hit late behind texture the level matching
-    filled it with (a flam)."""
+    filled it with (a flam). Also returns where in ``seg`` the take starts."""
     n1 = seg.size // 44
     r1 = np.sqrt(np.mean(seg[: n1 * 44].reshape(n1, 44) ** 2, axis=1))
     hot = np.nonzero(r1 >= 0.1 * r1.max())[0]
+    head = 0
     if hot.size:
         # (at least 20 ms kept: a crackly stretch whose loudest crackle came at its end was cut to
         # under 10 ms, and the level below then failed on no 10 ms block at all, an internal error)
-        seg = seg[min(max(0, int(hot[0]) - 1) * 44, max(0, seg.size - int(0.02 * SR))) :]
+        head = min(max(0, int(hot[0]) - 1) * 44, max(0, seg.size - int(0.02 * SR)))
+        seg = seg[head:]
     m = seg.size // 441
     if m:
         r10 = np.sqrt(np.mean(seg[: m * 441].reshape(m, 441) ** 2, axis=1))
@@ -668,7 +670,7 @@ def _trim_take(seg: np.ndarray) -> np.ndarray:
     seg = seg.copy()
     fade = min(seg.size // 4, int(0.02 * SR))
     seg[seg.size - fade :] *= np.linspace(1, 0, fade, dtype=np.float32)
-    return seg / (np.max(np.abs(seg)) + 1e-12)
+    return seg / (np.max(np.abs(seg)) + 1e-12), head
 
 
 def _starts_with_attack(seg: np.ndarray) -> bool:
@@ -690,9 +692,9 @@ class _ReferenceSource:
         self.takes: list[np.ndarray] = []
         material: list[np.ndarray] = []
         seen: set[bytes] = set()  # digests of the takes kept (the same file given twice, a copy)
-        prints = _TakePrints() if len(files) > 1 else None  # (a lossy or resampled copy of a file)
+        copies = _FileCopies() if len(files) > 1 else None  # (a lossy or resampled copy of a file)
         material_onsets = None
-        for file_no, f in enumerate(files):
+        for f in files:
             y = _read_reference(f)
             if y.size < int(0.02 * SR):
                 raise FolaiError(f"reference recording {f} is too short ({1000 * y.size / SR:.1f} ms); a take needs at "
@@ -715,7 +717,7 @@ class _ReferenceSource:
             head = on.size == 0 or on[0] > 0
             on = np.unique(np.concatenate([[0], on]))
             bounds = list(on) + [y.size]
-            n_before = len(self.takes)
+            new: list[tuple[int, np.ndarray]] = []  # (start in the file, take) of the takes not seen before
             spare = None  # the head, if it is kept only when the file has nothing else
             # takes of 0.1 s or more (a shorter stretch is a flam or a glitch); a file whose
             # stretches are mostly shorter (a click train at 12-20 Hz: 50-83 ms), or that has no
@@ -733,20 +735,23 @@ class _ReferenceSource:
                     if a == 0 and head and not _starts_with_attack(seg):
                         spare = seg
                         continue
-                    seg = _trim_take(seg)
+                    seg, cut = _trim_take(seg)
                     found = True
                     digest = _digest(seg)
                     if digest in seen:
                         continue
                     seen.add(digest)
-                    if prints is not None and prints.copy_of_earlier(seg, file_no):
-                        continue
-                    self.takes.append(seg)
+                    new.append((a + cut, seg))
                 if found or spare is not None:
                     break
-            if len(self.takes) == n_before and spare is not None and (digest := _digest(spare)) not in seen \
-                    and not (prints is not None and prints.copy_of_earlier(spare, file_no)):
-                # no hit in the whole file: a sustained sound (a scrape, rain), used as it is
+            if copies is not None and new:
+                drop = copies.copies([t for t, _ in new], [x for _, x in new])
+                new = [n for i, n in enumerate(new) if i not in drop]
+            self.takes.extend(x for _, x in new)
+            if not found and spare is not None and (digest := _digest(spare)) not in seen:
+                # no hit in the whole file: a sustained sound (a scrape, rain), used as it is (a file
+                # whose hits were all given before, the same file twice, had added its head of room
+                # noise or hum as a take, scaled to full scale: found by a review)
                 seen.add(digest)
                 self.takes.append(spare / (np.max(np.abs(spare)) + 1e-12))
             if not found and spare is None:
@@ -841,56 +846,84 @@ class _ReferenceSource:
         return (out / (np.sqrt(np.mean(out * out)) + 1e-12)).astype(np.float32)
 
 
-class _TakePrints:
-    """Tells a take that is a copy of one from an *earlier file* through a lossy or resampling
-    codec (the same recording given as .wav and .mp3, or at 48 and 44.1 kHz): the samples differ,
-    so the digest misses it, and the round robin played the one hit twice in a row, once from
-    each file. A take's print is its first 100 ms, low-passed and decimated to 11.025 kHz (what
-    such codecs keep), unit norm; a copy matches one of the earlier files' prints with a normalised
-    correlation of at least ``SAME`` at a lag within 5 ms (the takes are cut at their attacks to
-    1 ms; a codec's cut may differ by a few). Measured on three Greatest Hits recordings (10-24
-    takes each): copies through MP3 at 64-128 kbit/s, AAC at 44.1/48 kHz and Opus matched their
-    take at 0.94-0.999, while distinct hits of one recording never passed 0.83. Takes of the same
-    file are told apart only by their digest (a performance's repeats are the user's)."""
+class _FileCopies:
+    """Tells the takes of a file that copy those of an *earlier file* through a lossy or resampling
+    codec, or with silence added or cut at its start (the same recording given as .wav and .mp3,
+    or at 48 kHz): their samples differ, so the digest misses them, and the round robin played one
+    hit twice in a row, once from each file.
 
-    SAME = 0.9
-    _N = 1102  # 100 ms at 11.025 kHz
-    _LAG = 55  # 5 ms
+    A copy is told by its **timing**, then its sound. Its takes start where the earlier file's do,
+    shifted by one common offset (within 2 TOL = 6 ms: a take's start moves by a few ms with
+    where the onsets cut its stretch): at least 4 of them, and 60 % of the file's takes; two
+    performances do not share their timing like that, where a likeness of single takes could not
+    tell them apart (distinct hits of one object, recorded one after another, correlate up to
+    0.98 at the waveform, as much as an MP3 copy; found by a review). Then each matched pair must
+    sound alike: the normalised correlation of their first 46 ms under 5 kHz (what such codecs
+    keep), at the best lag within 6 ms and either polarity, at least 0.5 (the pairs' median at
+    least 0.6), so that two different sounds placed on one grid (a kick and a snare exported from
+    one pattern) stay two. Files of fewer than 4 takes (one-shots from a sample pack: the same
+    object's round-robin hits) are never merged: with no timing to tell by, a copy of a one-shot
+    stays a take of its own. Figures in docs/sampler.md.
+    """
+
+    TOL = int(0.003 * SR)
+    MIN_MATCHED = 4
+    SHARE = 0.6
+    PAIR, MEDIAN = 0.5, 0.6
+    _N, _FFT = 2048, 4096
+    _KEEP = int(5000 * 4096 / SR) + 1  # bins under 5 kHz
 
     def __init__(self) -> None:
-        self.prints: list[np.ndarray] = []
-        self.shapes: list[np.ndarray] = []
-        self.files: list[int] = []
+        self.files: list[tuple[np.ndarray, np.ndarray]] = []  # per earlier file: (take starts, low bands)
 
-    def _print(self, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from scipy.signal import resample_poly
+    def _bands(self, takes: Sequence[np.ndarray]) -> np.ndarray:
+        X = np.zeros((len(takes), self._KEEP), np.complex128)
+        for i, t in enumerate(takes):
+            X[i] = np.fft.rfft(t[: self._N].astype(np.float64), self._FFT)[: self._KEEP]
+        return X
 
-        x = take[: int(0.1 * SR) + 400].astype(np.float64)
-        d = resample_poly(x, 1, 4)[: self._N]
-        d = np.pad(d, (0, self._N - d.size))
-        shape = np.sqrt(np.mean(d[: 20 * 55].reshape(20, 55) ** 2, axis=1))
-        return d / (np.linalg.norm(d) + 1e-12), shape / (np.linalg.norm(shape) + 1e-12)
+    def _likeness(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """Row by row: the largest |normalised cross-correlation| of the low bands within +-2 TOL."""
+        c = np.fft.irfft(A * np.conj(B), self._FFT, axis=1)
+        ea = np.fft.irfft(np.abs(A) ** 2, self._FFT, axis=1)[:, 0]
+        eb = np.fft.irfft(np.abs(B) ** 2, self._FFT, axis=1)[:, 0]
+        lag = 2 * self.TOL  # (the two takes' starts may differ by as much as their files' offsets)
+        near = np.concatenate([c[:, : lag + 1], c[:, -lag:]], axis=1)
+        return np.max(np.abs(near), axis=1) / np.sqrt(np.maximum(ea * eb, 1e-30))
 
-    def copy_of_earlier(self, take: np.ndarray, file: int) -> bool:
-        """Whether ``take`` (from file number ``file``) copies a take of an earlier file; if not, it
-        is remembered."""
-        d, shape = self._print(take)
-        earlier = [i for i, f in enumerate(self.files) if f < file]
-        if earlier:
-            shapes = np.stack([self.shapes[i] for i in earlier])
-            near = [earlier[k] for k in np.nonzero(shapes @ shape >= 0.95)[0]]  # a cheap first look
-            if near:
-                L, n = self._LAG, self._N
-                lags = np.stack([np.roll(d, k) for k in range(-L, L + 1)])[:, L : n - L]
-                for i in near:
-                    p = self.prints[i][L : n - L]
-                    c = lags @ p / (np.linalg.norm(lags, axis=1) * np.linalg.norm(p) + 1e-12)
-                    if float(c.max()) >= self.SAME:
-                        return True
-        self.prints.append(d)
-        self.shapes.append(shape)
-        self.files.append(file)
-        return False
+    def copies(self, starts: Sequence[int], takes: Sequence[np.ndarray]) -> set[int]:
+        """Indices of this file's takes (``starts``: where each begins in the file, in samples) that
+        copy an earlier file's; this file is then remembered."""
+        tb = np.asarray(starts, np.int64)
+        bands = None
+        out: set[int] = set()
+        if tb.size >= self.MIN_MATCHED:
+            bands = self._bands(takes)
+            need = max(self.MIN_MATCHED, int(math.ceil(self.SHARE * tb.size)))
+            for ta, band_a in self.files:
+                if ta.size < self.MIN_MATCHED:
+                    continue
+                # the common offset: the densest cluster (+-TOL) of the differences between the two
+                # files' take starts, from up to 64 of this file's (a take's start moves by a few ms
+                # with where the onsets cut: its attack is found against the loudest of its stretch)
+                d = np.sort((ta[:, None] - tb[None, :64]).ravel())
+                dense = np.searchsorted(d, d + self.TOL, side="right") - np.searchsorted(d, d - self.TOL)
+                best = int(np.argmax(dense))
+                around = d[np.searchsorted(d, d[best] - self.TOL) : np.searchsorted(d, d[best] + self.TOL, side="right")]
+                shifted = tb + int(np.median(around))
+                j = np.clip(np.searchsorted(ta, shifted), 1, ta.size - 1)
+                j = np.where(np.abs(ta[j - 1] - shifted) <= np.abs(ta[j] - shifted), j - 1, j)
+                hit = np.nonzero(np.abs(ta[j] - shifted) <= 2 * self.TOL)[0]
+                if hit.size < need:
+                    continue
+                like = self._likeness(band_a[j[hit]], bands[hit])
+                if float(np.median(like)) >= self.MEDIAN:
+                    out |= {int(i) for i in hit[like >= self.PAIR]}
+                    break
+        if bands is None:
+            bands = self._bands(takes)
+        self.files.append((tb, bands))
+        return out
 
 
 def _digest(x: np.ndarray) -> bytes:
