@@ -80,7 +80,7 @@ def test_edited_envelope_is_kept_and_the_way_to_render_it_said(video, tmp_path, 
     capsys.readouterr()
     assert gen(video, "-o", out) == 1
     err = capsys.readouterr().err
-    assert "e.envelope.csv (edited since folai wrote it)" in err and f"--envelope {csv}" in err
+    assert "e.envelope.csv and " in err and "(not one take: the CSV edited since" in err and f"--envelope {csv}" in err
     assert sha(csv) == edited
     # what it says to do works, and the edit is still there
     take2 = tmp_path / "e.take2.mp4"
@@ -159,3 +159,50 @@ def test_the_way_to_render_an_edit_works_with_spaces_in_its_path(video, tmp_path
     hint = err[err.index("--envelope"):].rstrip().rstrip(")")
     assert main(["generate", str(video), "-q", *shlex.split(hint)]) == 0
     assert (d / "scene 1.take2.mp4").exists()
+
+
+def test_an_envelope_edited_during_the_run_is_kept(video, tmp_path, monkeypatch):
+    # checked once more before the files are put in place: a long analysis leaves minutes to edit
+    from folai.pipeline import FoleyPipeline
+
+    out = tmp_path / "d.mp4"
+    assert gen(video, "-o", out) == 0
+    csv = tmp_path / "d.envelope.csv"
+    estimate = FoleyPipeline.estimate
+
+    def edit_meanwhile(self, *a, **k):
+        Envelope.load_csv(csv).gain(0.5).save_csv(csv)
+        return estimate(self, *a, **k)
+
+    monkeypatch.setattr(FoleyPipeline, "estimate", edit_meanwhile)
+    edited_wav = sha(tmp_path / "d.wav")
+    assert gen(video, "-o", out, "--seed", 4) == 1
+    assert Envelope.load_csv(csv).values.max() > 0 and sha(tmp_path / "d.wav") == edited_wav
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.envelope.csv", "d.envelope.png", "d.mp4", "d.wav"]
+
+
+def test_a_wav_preview_is_told_to_stay_a_wav(video, tmp_path, capsys):
+    import shlex
+
+    w = tmp_path / "w.wav"
+    assert gen(video, "-o", w, "--no-video") == 0
+    csv = tmp_path / "w.envelope.csv"
+    Envelope.load_csv(csv).gain(0.5).save_csv(csv)
+    capsys.readouterr()
+    assert gen(video, "-o", w, "--no-video") == 1
+    err = capsys.readouterr().err
+    assert "edited since folai wrote it with w.wav" in err
+    hint = err[err.index("--envelope"):].rstrip().rstrip(")")
+    assert hint.endswith("--no-video")
+    assert main(["generate", str(video), "-q", *shlex.split(hint)]) == 0
+    assert (tmp_path / "w.take2.wav").exists() and not (tmp_path / "w.take2.mp4").exists()
+
+
+def test_a_take_renamed_over_another_takes_envelope_names_both(video, tmp_path, capsys):
+    assert gen(video, "-o", tmp_path / "a.mp4") == 0
+    assert gen(video, "-o", tmp_path / "b.mp4", "--roi", "0,0,120,90") == 0
+    (tmp_path / "a.wav").replace(tmp_path / "b.wav")
+    capsys.readouterr()
+    assert gen(video, "-o", tmp_path / "b.mp4") == 1
+    err = capsys.readouterr().err
+    assert f"b.envelope.csv and {tmp_path / 'b.wav'} (not one take" in err and "move them away" in err

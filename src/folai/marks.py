@@ -36,7 +36,8 @@ def wav_comment(csv_bytes: bytes) -> str:
 
 
 def mark_wav(f, csv_bytes: bytes | None = None) -> None:
-    """Mark an open ``soundfile.SoundFile`` (written, before its first frames)."""
+    """Mark an open ``soundfile.SoundFile`` being written, after its last frames (strings set
+    before them go into the header, and libsndfile then refuses to open the file read/write)."""
     f.software = SOFTWARE
     if csv_bytes is not None:
         f.comment = wav_comment(csv_bytes)

@@ -98,18 +98,26 @@ def refuse_foreign_outputs(paths: dict[str, Path], out: str | os.PathLike, *, pl
                         "or a take of an older folai)")
     elif wav.exists() and not wav_named and not csv.exists():
         problems.append(f"{wav} (no {csv.name} of its take beside it: renamed, or its envelope removed)")
-    if csv_problem:
-        problems.append(f"{csv} (edited since folai wrote it)" if recorded is not None else
-                        f"{csv} (no take of folai generate beside it records it, so an edit cannot be told)")
+    if csv_problem and recorded is not None:
+        # the WAV is a take, but of other bytes than this CSV's: the CSV was edited since, or the
+        # WAV was renamed from another take (the hashes cannot say which: both named)
+        problems.append(f"{csv} and {wav} (not one take: the CSV edited since folai wrote them, or the WAV "
+                        "renamed from another take)" if not wav_named else
+                        f"{csv} (edited since folai wrote it with {wav.name}, or {wav.name} is another take's)")
+    elif csv_problem:
+        problems.append(f"{csv} (no take of folai generate beside it records it, so an edit cannot be told)")
     if plot and png.exists() and not png_is_ours(png):
         problems.append(f"{png} (no mark of folai)")
     if not problems:
         return
-    msg = "this run would replace " + "; ".join(problems) + ": choose another -o, move them away, or pass --overwrite"
+    them = "them" if len(problems) > 1 or " and " in problems[0].split(" (")[0] else "it"
+    msg = (f"this run would replace {'; '.join(problems)}: choose another -o, move {them} away, or pass "
+           "--overwrite")
     if csv_problem:
-        video = paths["video"]
-        take = video.with_name(f"{video.stem}.take2{video.suffix}")
-        msg += f" (to render that envelope: --envelope {shlex.quote(str(csv))} -o {shlex.quote(str(take))})"
+        named = wav if wav_named else paths["video"]  # (--no-video -o w.wav: a WAV, not a video)
+        take = named.with_name(f"{named.stem}.take2{named.suffix}")
+        msg += (f" (to render that envelope: --envelope {shlex.quote(str(csv))} -o {shlex.quote(str(take))}"
+                + (" --no-video)" if wav_named else ")"))
     raise FolaiError(msg)
 
 
@@ -442,6 +450,8 @@ class FoleyPipeline:
                 t = time.perf_counter()
                 mux_audio(video, tmp["wav"], tmp["video"])
                 seconds["mux"] += time.perf_counter() - t
+            if not overwrite:  # again before the files are put in place: one edited meanwhile is kept
+                refuse_foreign_outputs(paths, out, plot=plot)
         video_out = paths["video"] if write_video else None
         png = paths["png"] if plot else None
         return GenerateResult(
