@@ -745,7 +745,7 @@ class _ReferenceSource:
                 if found or spare is not None:
                     break
             if copies is not None and new:
-                drop = copies.copies([t for t, _ in new], [x for _, x in new])
+                drop = copies.copies([t for t, _ in new], [x for _, x in new], Path(f).name)
                 new = [n for i, n in enumerate(new) if i not in drop]
             self.takes.extend(x for _, x in new)
             if not found and spare is not None and (digest := _digest(spare)) not in seen:
@@ -853,20 +853,23 @@ class _FileCopies:
     hit twice in a row, once from each file.
 
     A copy is told by its **timing**, then its sound. Its takes start where the earlier file's do,
-    shifted by one common offset (within 2 TOL = 6 ms: a take's start moves by a few ms with
-    where the onsets cut its stretch): at least 4 of them, and 60 % of the file's takes; two
-    performances do not share their timing like that, where a likeness of single takes could not
-    tell them apart (distinct hits of one object, recorded one after another, correlate up to
-    0.98 at the waveform, as much as an MP3 copy; found by a review). Then each matched pair must
-    sound alike: the normalised correlation of their first 46 ms under 5 kHz (what such codecs
-    keep), at the best lag within 6 ms and either polarity, at least 0.5 (the pairs' median at
-    least 0.6), so that two different sounds placed on one grid (a kick and a snare exported from
-    one pattern) stay two. Files of fewer than 4 takes (one-shots from a sample pack: the same
-    object's round-robin hits) are never merged: with no timing to tell by, a copy of a one-shot
-    stays a take of its own. Figures in docs/sampler.md.
+    shifted by one common offset (within MATCH = 12 ms: a codec's pre-echo moves a cut attack by
+    up to ~10 ms): at least 4 of them, and 60 % of the file's takes, and at no other offset a gap
+    away half as many (two performances on one steady grid line up at every step: not copies; a
+    copy of such a file is missed). Two performances do not share their timing like that, where a
+    likeness of single takes could not tell them apart (distinct hits of one object, recorded one
+    after another, correlate up to 0.98 at the waveform, as much as an MP3 copy; found by a
+    review). Then each matched pair must sound alike: the normalised correlation of their first
+    46 ms under 5 kHz (what such codecs keep), at the best lag within MATCH and either polarity,
+    at least 0.5 (the pairs' median at least 0.6), so that different sounds placed on one pattern
+    stay apart. Timing is not used against a file whose takes are so dense that one lands within
+    MATCH by chance one time in 10. Files of fewer than 4 takes (one-shots from a sample pack: the
+    same object's round-robin hits) are never merged: with no timing to tell by, a copy of a
+    one-shot stays a take of its own. Figures in docs/sampler.md.
     """
 
     TOL = int(0.003 * SR)
+    MATCH = 4 * TOL  # a lossy codec's pre-echo moves a take's cut attack by up to ~10 ms
     MIN_MATCHED = 4
     SHARE = 0.6
     PAIR, MEDIAN = 0.5, 0.6
@@ -874,7 +877,7 @@ class _FileCopies:
     _KEEP = int(5000 * 4096 / SR) + 1  # bins under 5 kHz
 
     def __init__(self) -> None:
-        self.files: list[tuple[np.ndarray, np.ndarray]] = []  # per earlier file: (take starts, low bands)
+        self.files: list[tuple[np.ndarray, np.ndarray, str]] = []  # per earlier file: take starts, low bands, name
 
     def _bands(self, takes: Sequence[np.ndarray]) -> np.ndarray:
         X = np.zeros((len(takes), self._KEEP), np.complex128)
@@ -883,46 +886,72 @@ class _FileCopies:
         return X
 
     def _likeness(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        """Row by row: the largest |normalised cross-correlation| of the low bands within +-2 TOL."""
+        """Row by row: the largest |normalised cross-correlation| of the low bands within +-MATCH."""
         c = np.fft.irfft(A * np.conj(B), self._FFT, axis=1)
         ea = np.fft.irfft(np.abs(A) ** 2, self._FFT, axis=1)[:, 0]
         eb = np.fft.irfft(np.abs(B) ** 2, self._FFT, axis=1)[:, 0]
-        lag = 2 * self.TOL  # (the two takes' starts may differ by as much as their files' offsets)
+        lag = self.MATCH  # (the two takes' starts may differ by as much)
         near = np.concatenate([c[:, : lag + 1], c[:, -lag:]], axis=1)
         return np.max(np.abs(near), axis=1) / np.sqrt(np.maximum(ea * eb, 1e-30))
 
-    def copies(self, starts: Sequence[int], takes: Sequence[np.ndarray]) -> set[int]:
+    def copies(self, starts: Sequence[int], takes: Sequence[np.ndarray], name: str = "") -> set[int]:
         """Indices of this file's takes (``starts``: where each begins in the file, in samples) that
-        copy an earlier file's; this file is then remembered."""
+        copy an earlier file's; this file is then remembered (as ``name``, for the log)."""
         tb = np.asarray(starts, np.int64)
         bands = None
         out: set[int] = set()
         if tb.size >= self.MIN_MATCHED:
             bands = self._bands(takes)
             need = max(self.MIN_MATCHED, int(math.ceil(self.SHARE * tb.size)))
-            for ta, band_a in self.files:
+            # up to 64 of this file's takes, spread over it, tell the offset
+            sample = tb[np.unique(np.linspace(0, tb.size - 1, min(64, tb.size)).astype(np.int64))]
+            for ta, band_a, earlier in self.files:
                 if ta.size < self.MIN_MATCHED:
                     continue
+                # timing tells nothing where the earlier file's takes are so dense that a start
+                # lands within +-MATCH of one by chance one time in 10 (over 4 takes a second)
+                span = max(int(ta[-1] - ta[0]), 1)
+                if (2 * self.MATCH + 1) * ta.size / span > 0.1:
+                    continue
                 # the common offset: the densest cluster (+-TOL) of the differences between the two
-                # files' take starts, from up to 64 of this file's (a take's start moves by a few ms
-                # with where the onsets cut: its attack is found against the loudest of its stretch)
-                d = np.sort((ta[:, None] - tb[None, :64]).ravel())
+                # files' take starts (a take's start moves by a few ms with where the onsets cut:
+                # its attack is found against the loudest of its stretch) ...
+                d = np.sort((ta[:, None] - sample[None, :]).ravel())
                 dense = np.searchsorted(d, d + self.TOL, side="right") - np.searchsorted(d, d - self.TOL)
+
+                def matched(k: int) -> tuple[np.ndarray, np.ndarray]:
+                    """This file's takes within MATCH of one of the earlier file's, at the offset
+                    of the cluster around d[k], and their counterparts."""
+                    around = d[np.searchsorted(d, d[k] - self.TOL) : np.searchsorted(d, d[k] + self.TOL, side="right")]
+                    shifted = tb + int(np.median(around))
+                    j = np.clip(np.searchsorted(ta, shifted), 1, ta.size - 1)
+                    j = np.where(np.abs(ta[j - 1] - shifted) <= np.abs(ta[j] - shifted), j - 1, j)
+                    hit = np.nonzero(np.abs(ta[j] - shifted) <= self.MATCH)[0]
+                    return hit, j[hit]
+
                 best = int(np.argmax(dense))
-                around = d[np.searchsorted(d, d[best] - self.TOL) : np.searchsorted(d, d[best] + self.TOL, side="right")]
-                shifted = tb + int(np.median(around))
-                j = np.clip(np.searchsorted(ta, shifted), 1, ta.size - 1)
-                j = np.where(np.abs(ta[j - 1] - shifted) <= np.abs(ta[j] - shifted), j - 1, j)
-                hit = np.nonzero(np.abs(ta[j] - shifted) <= 2 * self.TOL)[0]
+                hit, pair = matched(best)
                 if hit.size < need:
                     continue
-                like = self._likeness(band_a[j[hit]], bands[hit])
+                # ... and only one such offset: takes on a steady grid (a metronome, a sequencer)
+                # line up at every multiple of its step too, and a second performance on that grid
+                # is not a copy (found by a review: one object's hits on a 0.5 s grid, merged). The
+                # best other offsets, a gap away, must match under half as many takes
+                gap = max(2 * self.MATCH, int(np.median(np.diff(ta))) // 2)
+                far = np.nonzero(np.abs(d - d[best]) > gap)[0]
+                wide = np.searchsorted(d, d + self.MATCH, side="right") - np.searchsorted(d, d - self.MATCH)
+                rivals = far[np.argsort(-wide[far], kind="stable")[:4]]  # (+-MATCH: a jittered grid's too)
+                if any(2 * matched(int(k))[0].size > hit.size for k in rivals):
+                    continue
+                like = self._likeness(band_a[pair], bands[hit])
                 if float(np.median(like)) >= self.MEDIAN:
                     out |= {int(i) for i in hit[like >= self.PAIR]}
+                    log.info("reference %s copies %s (a lossy, resampled or shifted copy?): %d of its %d takes "
+                             "left out", name, earlier, len(out), tb.size)
                     break
         if bands is None:
             bands = self._bands(takes)
-        self.files.append((tb, bands))
+        self.files.append((tb, bands, name))
         return out
 
 
