@@ -1661,6 +1661,23 @@ def test_takes_alike_in_other_files_are_kept_unless_the_file_is_a_copy(tmp_path)
     played = [_knocks(tmp_path / f"g{i}.wav", freqs=tuple(600 * (1 + 0.01 * rng.standard_normal(6))), gap=0.5,
                       noise=0.002, seed=10 + i) for i in range(2)]
     assert len(_ReferenceSource(played).takes) == 12
+    # ... or in one irregular phrase (a sequenced part rendered twice): distinct hits of one object,
+    # each striking its modes in other proportions, with a burst of noise (a third review had them
+    # merged under a looser likeness)
+    phrase = [0.3, 0.95, 1.32, 2.1, 2.55, 3.4, 3.71, 4.52]
+    modes = np.array([420.0, 1130.0, 2310.0, 3700.0])
+    k = np.arange(int(0.3 * SR)) / SR
+    for take in range(2):
+        rng = np.random.default_rng(20 + take)
+        y = 0.002 * rng.standard_normal(int(5.2 * SR))
+        for t0 in phrase:
+            amp = rng.uniform(0.4, 1.0, modes.size)
+            hit = (amp[:, None] * np.sin(2 * np.pi * modes[:, None] * k) * np.exp(-k / 0.08)).sum(axis=0)
+            hit[:220] += 0.5 * rng.standard_normal(220)
+            p = int(t0 * SR)
+            y[p : p + k.size] += 0.25 * hit
+        _write(tmp_path / f"p{take}.wav", y)
+    assert len(_ReferenceSource([tmp_path / "p0.wav", tmp_path / "p1.wav"]).takes) == 16
 
 
 @pytest.mark.parametrize("room", [dict(noise=0.03), dict(hum=0.1)])

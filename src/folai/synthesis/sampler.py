@@ -859,10 +859,12 @@ class _FileCopies:
     copy of such a file is missed). Two performances do not share their timing like that, where a
     likeness of single takes could not tell them apart (distinct hits of one object, recorded one
     after another, correlate up to 0.98 at the waveform, as much as an MP3 copy; found by a
-    review). Then each matched pair must sound alike: the normalised correlation of their first
-    46 ms under 5 kHz (what such codecs keep), at the best lag within MATCH and either polarity,
-    at least 0.5 (the pairs' median at least 0.6), so that different sounds placed on one pattern
-    stay apart. Timing is not used against a file whose takes are so dense that one lands within
+    review). Then the matched pairs must sound the same: the normalised correlation of their
+    first 46 ms under 5 kHz (what such codecs keep), at the best lag within MATCH and either
+    polarity, at least 0.8 each and 0.95 in the median, so that two performances of one object in
+    one rhythm that is no steady grid (a sequenced pattern, a ball dropped twice) stay apart
+    (their distinct hits measured a median 0.69-0.92: a third review); copies at 32 kbit/s or
+    less are missed for it. Timing is not used against a file whose takes are so dense that one lands within
     MATCH by chance one time in 10. Files of fewer than 4 takes (one-shots from a sample pack: the
     same object's round-robin hits) are never merged: with no timing to tell by, a copy of a
     one-shot stays a take of its own. Figures in docs/sampler.md.
@@ -872,7 +874,7 @@ class _FileCopies:
     MATCH = 4 * TOL  # a lossy codec's pre-echo moves a take's cut attack by up to ~10 ms
     MIN_MATCHED = 4
     SHARE = 0.6
-    PAIR, MEDIAN = 0.5, 0.6
+    PAIR, MEDIAN = 0.8, 0.95
     _N, _FFT = 2048, 4096
     _KEEP = int(5000 * 4096 / SR) + 1  # bins under 5 kHz
 
@@ -946,8 +948,8 @@ class _FileCopies:
                 like = self._likeness(band_a[pair], bands[hit])
                 if float(np.median(like)) >= self.MEDIAN:
                     out |= {int(i) for i in hit[like >= self.PAIR]}
-                    log.info("reference %s copies %s (a lossy, resampled or shifted copy?): %d of its %d takes "
-                             "left out", name, earlier, len(out), tb.size)
+                    log.warning("reference %s copies %s (a lossy, resampled or shifted copy?): %d of its %d takes "
+                                "left out", name, earlier, len(out), tb.size)
                     break
         if bands is None:
             bands = self._bands(takes)
