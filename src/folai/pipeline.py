@@ -110,7 +110,7 @@ def refuse_foreign_outputs(paths: dict[str, Path], out: str | os.PathLike, *, pl
         problems.append(f"{png} (no mark of folai)")
     if not problems:
         return
-    them = "them" if len(problems) > 1 or " and " in problems[0].split(" (")[0] else "it"
+    them = "them" if len(problems) > 1 or (csv_problem and recorded is not None and not wav_named) else "it"
     msg = (f"this run would replace {'; '.join(problems)}: choose another -o, move {them} away, or pass "
            "--overwrite")
     if csv_problem:
@@ -556,19 +556,13 @@ def _abort_mux(job: "_Background | None") -> None:
     if job is None:
         return
     job.cancel()  # (a finished job is not affected)
-    try:
-        mux = job.result()
-    except BaseException:
-        return
+    mux = job.outcome()
     if mux is not None:
         mux.abort()
 
 
 def _join_quietly(job: "_Background") -> None:
-    try:
-        job.result()
-    except BaseException:
-        pass
+    job.outcome()
 
 
 class _Background:
@@ -603,6 +597,14 @@ class _Background:
         if self._error is not None:
             raise self._error
         return self._value
+
+    def outcome(self):
+        """Wait for the job; its value, or None where it failed (its error is not wanted). A signal
+        that lands while waiting still propagates: the clean-up that waits here had caught every
+        exception around the wait, and a SIGTERM landing in it was lost, the run finishing with
+        exit 0 (seen under load in the signal test)."""
+        self._done.wait()
+        return None if self._error is not None else self._value
 
 
 #: seconds a worker thread waits on its queue before looking again (see _Worker._run)
