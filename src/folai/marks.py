@@ -20,7 +20,6 @@ import hashlib
 import os
 import struct
 import zlib
-from pathlib import Path
 
 SOFTWARE = "folai"
 _CSV_TAG = "folai envelope sha256:"
@@ -35,12 +34,11 @@ def wav_comment(csv_bytes: bytes) -> str:
     return _CSV_TAG + csv_digest(csv_bytes)
 
 
-def mark_wav(f, csv_bytes: bytes | None = None) -> None:
+def mark_wav(f, csv_bytes: bytes) -> None:
     """Mark an open ``soundfile.SoundFile`` being written, after its last frames (strings set
     before them go into the header, and libsndfile then refuses to open the file read/write)."""
     f.software = SOFTWARE
-    if csv_bytes is not None:
-        f.comment = wav_comment(csv_bytes)
+    f.comment = wav_comment(csv_bytes)
 
 
 def _wav_strings(path: str | os.PathLike) -> tuple[str, str] | None:
@@ -69,8 +67,11 @@ def take_digest(wav: str | os.PathLike) -> str | None:
 
 
 def file_digest(path: str | os.PathLike) -> str | None:
+    """:func:`folai.weights.content_sha256` of a file, None where it cannot be read."""
+    from .weights import content_sha256
+
     try:
-        return csv_digest(Path(path).read_bytes())
+        return content_sha256(path)
     except OSError:
         return None
 

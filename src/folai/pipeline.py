@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,16 +84,13 @@ def refuse_foreign_outputs(paths: dict[str, Path], out: str | os.PathLike, *, pl
     (:mod:`folai.marks`). The PNG needs folai's mark. The file named by ``-o`` itself is the
     caller's choice and is replaced. Every file in the way is named in one message.
     """
-    import shlex
-
     from .marks import file_digest, png_is_ours, take_digest
 
     wav, csv, png = paths["wav"], paths["csv"], paths["png"]
     wav_named = wav == Path(out)  # --no-video -o clip.wav: the caller's choice
     recorded = take_digest(wav) if wav.exists() else None
-    csv_ok = csv.exists() and recorded is not None and recorded == file_digest(csv)
+    csv_problem = csv.exists() and (recorded is None or recorded != file_digest(csv))
     problems = []
-    csv_problem = csv.exists() and not csv_ok
     if wav.exists() and not wav_named and recorded is None:
         problems.append(f"{wav} (no mark of folai generate: another program's, a camera's or recorder's own sound, "
                         "or a take of an older folai)")
@@ -114,11 +112,15 @@ def refuse_foreign_outputs(paths: dict[str, Path], out: str | os.PathLike, *, pl
     msg = (f"this run would replace {'; '.join(problems)}: choose another -o, move {them} away, or pass "
            "--overwrite")
     if csv_problem:
-        named = wav if wav_named else paths["video"]  # (--no-video -o w.wav: a WAV, not a video)
-        take = named.with_name(f"{named.stem}.take2{named.suffix}")
+        take = _second_take(wav if wav_named else paths["video"])  # (--no-video -o w.wav: a WAV, not a video)
         msg += (f" (to render that envelope: --envelope {shlex.quote(str(csv))} -o {shlex.quote(str(take))}"
                 + (" --no-video)" if wav_named else ")"))
     raise FolaiError(msg)
+
+
+def _second_take(path: Path) -> Path:
+    """clip.mp4 -> clip.take2.mp4: the name suggested for a take that must not replace ``path``."""
+    return path.with_name(f"{path.stem}.take2{path.suffix}")
 
 
 def default_output(video: str | os.PathLike) -> Path:
@@ -298,9 +300,7 @@ class FoleyPipeline:
                 and os.path.samefile(envelope, paths["csv"]):
             # the edit loop (generate, edit OUT.envelope.csv, generate --envelope it) with the same -o
             # (found by a review): said as such, with a name for the new take
-            import shlex
-
-            take = paths["video"].with_name(f"{paths['video'].stem}.take2{paths['video'].suffix}")
+            take = _second_take(paths["video"])
             raise FolaiError(
                 f"the envelope {envelope} is the one this output writes ({paths['csv'].name}); inputs are never "
                 f"overwritten: write the new take under another name, e.g. -o {shlex.quote(str(take))}"
@@ -346,7 +346,7 @@ class FoleyPipeline:
             if callable(prepare):
                 prep_job = _Background(lambda: prepare(duration=info.duration, prompt=prompt,
                                                        references=list(references), seed=seed))
-                stack.callback(lambda: _join_quietly(prep_job))
+                stack.callback(prep_job.outcome)
 
             t = time.perf_counter()
             pan_curve = None
@@ -559,10 +559,6 @@ def _abort_mux(job: "_Background | None") -> None:
     mux = job.outcome()
     if mux is not None:
         mux.abort()
-
-
-def _join_quietly(job: "_Background") -> None:
-    job.outcome()
 
 
 class _Background:

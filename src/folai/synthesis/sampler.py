@@ -900,10 +900,9 @@ class _FileCopies:
         """Indices of this file's takes (``starts``: where each begins in the file, in samples) that
         copy an earlier file's; this file is then remembered (as ``name``, for the log)."""
         tb = np.asarray(starts, np.int64)
-        bands = None
+        bands = self._bands(takes)
         out: set[int] = set()
         if tb.size >= self.MIN_MATCHED:
-            bands = self._bands(takes)
             need = max(self.MIN_MATCHED, int(math.ceil(self.SHARE * tb.size)))
             # up to 64 of this file's takes, spread over it, tell the offset
             sample = tb[np.unique(np.linspace(0, tb.size - 1, min(64, tb.size)).astype(np.int64))]
@@ -951,8 +950,6 @@ class _FileCopies:
                     log.warning("reference %s copies %s (a lossy, resampled or shifted copy?): %d of its %d takes "
                                 "left out", name, earlier, len(out), tb.size)
                     break
-        if bands is None:
-            bands = self._bands(takes)
         self.files.append((tb, bands, name))
         return out
 
